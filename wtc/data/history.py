@@ -1,0 +1,360 @@
+"""Read and validate WTC actions-history files into one sparse representation, parsed once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wtc.data import cache
+from wtc.data.names import campaign_of, request_date_of, task_type_of, workflow_of
+from wtc.data.targets import ACTION_GROUPS, memory_bucket, normalise_splitting, normalise_xrootd
+from wtc.data.vocabulary import code_sort_key
+
+log = logging.getLogger(__name__)
+
+#: Bump when the parsed representation changes, so stale caches are never read.
+LOADER_VERSION = 1
+KNOWN_STATUSES = ("good", "bad")
+PARAMETER_FIELDS = ("action", "splitting", "xrootd", "memory", "sites", "cores")
+
+
+class HistoryError(ValueError):
+    """A history file that cannot be read; ``str()`` is one line naming file, task and field."""
+
+    def __init__(self, path, message: str, task: str | None = None, field: str | None = None):
+        self.path, self.task, self.field, self.message = str(path), task, field, message
+        where = [self.path]
+        if task is not None:
+            where.append(f"task {task!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(": ".join(where) + ": " + message)
+
+
+class _TaskError(Exception):
+    """Raised inside the parser for one bad task; becomes a HistoryError or a skip."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+@dataclass
+class History:
+    """A parsed actions history: tasks in file order and their error counts as COO entries.
+
+    Each non-zero count is one entry ``(task, status, code, site, count)``; nothing here is
+    ever a dense task × code × site array, so memory grows with the non-zeros.
+    """
+
+    path: Path
+    content_hash: str
+    tasks: list[str]
+    statuses: list[str]
+    codes: list[str]
+    sites: list[str]
+    entry_task: np.ndarray
+    entry_status: np.ndarray
+    entry_code: np.ndarray
+    entry_site: np.ndarray
+    entry_count: np.ndarray
+    parameter_records: list[dict | None]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.entry_count.size)
+
+    @cached_property
+    def workflows(self) -> list[str]:
+        """The workflow of each task (first path component)."""
+        return [workflow_of(t) for t in self.tasks]
+
+    @cached_property
+    def campaigns(self) -> list[str]:
+        """The campaign of each task, parsed from its workflow name."""
+        per_workflow = {w: campaign_of(w) for w in dict.fromkeys(self.workflows)}
+        return [per_workflow[w] for w in self.workflows]
+
+    @cached_property
+    def task_types(self) -> list[str]:
+        """The task type of each task (DataProcessing, Production, Merge, Cleanup, ...)."""
+        return [task_type_of(t) for t in self.tasks]
+
+    @cached_property
+    def request_dates(self) -> pd.Series:
+        """Request date encoded in each task's workflow name (NaT when absent)."""
+        per_workflow = {w: request_date_of(w) for w in dict.fromkeys(self.workflows)}
+        return pd.Series(pd.to_datetime([per_workflow[w] for w in self.workflows]), index=self.tasks)
+
+    @cached_property
+    def labelled(self) -> np.ndarray:
+        """Boolean mask of tasks that carry operator ``parameters``."""
+        return np.fromiter((p is not None for p in self.parameter_records), dtype=bool, count=self.n_tasks)
+
+    @cached_property
+    def parameters(self) -> pd.DataFrame:
+        """The raw operator parameters, one row per task (all missing for unlabelled tasks)."""
+        rows = [
+            {k: (p.get(k) if p is not None else None) for k in PARAMETER_FIELDS}
+            for p in self.parameter_records
+        ]
+        return pd.DataFrame(rows, index=pd.Index(self.tasks, name="task"), columns=list(PARAMETER_FIELDS))
+
+    def summary(self) -> dict:
+        """Counts a researcher looks at first (used by ``wtc data describe``)."""
+        from wtc.data.targets import TARGETS, build_target
+
+        status_nnz = np.bincount(self.entry_status, minlength=len(self.statuses))
+        classes = {}
+        for target in TARGETS:
+            y, names = build_target(self, target)
+            counts = np.bincount(y[y >= 0], minlength=len(names))
+            classes[target] = {name: int(c) for name, c in zip(names, counts)}
+        return {
+            "path": str(self.path),
+            "content_hash": self.content_hash,
+            "tasks": self.n_tasks,
+            "labelled": int(self.labelled.sum()),
+            "unlabelled": int((~self.labelled).sum()),
+            "skipped": len(self.skipped),
+            "workflows": len(set(self.workflows)),
+            "campaigns": dict(Counter(self.campaigns).most_common()),
+            "task_types": dict(Counter(self.task_types).most_common()),
+            "statuses": self.statuses,
+            "codes": len(self.codes),
+            "sites": len(self.sites),
+            "nonzeros": self.nnz,
+            "nonzeros_by_status": {s: int(n) for s, n in zip(self.statuses, status_nnz)},
+            "total_errors": int(self.entry_count.sum()),
+            "classes": classes,
+        }
+
+
+def load_history(path, strict: bool = True, use_cache: bool = True) -> History:
+    """Read a WTC actions-history JSON file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The actions-history file: ``{task: {"errors": {status: matrix}, "parameters": {...}}}``
+        where each matrix is sparse (``{code: {site: count}}``) or dense
+        (``{"codes": [...], "sites": [...], "matrix": [[count per site] per code]}``).
+    strict : bool
+        When True (default) the first malformed task raises :class:`HistoryError`. When False
+        malformed tasks are skipped and listed in ``History.skipped`` with the reason.
+    use_cache : bool
+        Reuse the parsed form cached under the file's content hash (see ``wtc.data.cache``).
+
+    Returns
+    -------
+    History
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise HistoryError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    digest = cache.content_hash(raw, f"v{LOADER_VERSION}-strict{int(strict)}")
+    if use_cache:
+        cached = cache.read(digest)
+        if cached is not None:
+            return History(path=path, content_hash=digest, **cached)
+    history = _parse(path, raw, digest, strict)
+    if use_cache:
+        cache.write(digest, _cache_payload(history))
+    return history
+
+
+def _cache_payload(history: History) -> dict:
+    return {
+        name: getattr(history, name)
+        for name in ("tasks", "statuses", "codes", "sites", "entry_task", "entry_status", "entry_code",
+                     "entry_site", "entry_count", "parameter_records", "skipped")
+    }
+
+
+def _decode(path: Path, raw: bytes) -> dict:
+    if not raw.strip():
+        raise HistoryError(path, "the file is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HistoryError(path, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HistoryError(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise HistoryError(path, f"the top level must be an object of tasks, got {type(data).__name__}")
+    # json keeps the last of duplicate keys silently; task names are the only keys that start
+    # with "/", so a cheap byte count tells whether the slow duplicate search is needed.
+    if raw.count(b'"/') > len(data):
+        _find_duplicate_task(path, text)
+    return data
+
+
+def _find_duplicate_task(path: Path, text: str) -> None:
+    def top_level_hook(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen and key.startswith("/"):
+                raise HistoryError(path, "duplicate task name", task=key)
+            seen.add(key)
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=top_level_hook)
+
+
+def _status_name(key: str) -> str:
+    return key[: -len("_sites")] if key.endswith("_sites") else key
+
+
+def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
+    data = _decode(path, raw)
+    if not data:
+        raise HistoryError(path, "the file holds no tasks")
+    status_index = {s: i for i, s in enumerate(KNOWN_STATUSES)}
+    code_index: dict[str, int] = {}
+    site_index: dict[str, int] = {}
+    e_task: list[int] = []
+    e_status: list[int] = []
+    e_code: list[int] = []
+    e_site: list[int] = []
+    e_count: list[int] = []
+    tasks: list[str] = []
+    params: list[dict | None] = []
+    skipped: list[tuple[str, str]] = []
+
+    for task, record in data.items():
+        mark = len(e_count)
+        try:
+            if not task.startswith("/") or len(task.strip("/").split("/")) < 2:
+                raise _TaskError("<name>", "task names look like /<workflow>/<task>")
+            if type(record) is not dict:
+                raise _TaskError("<task>", f"must be an object, got {type(record).__name__}")
+            errors = record.get("errors")
+            if type(errors) is not dict:
+                raise _TaskError("errors", "missing or not an object of status -> matrix")
+            t = len(tasks)
+            for status_key, matrix in errors.items():
+                s = status_index.setdefault(_status_name(status_key), len(status_index))
+                where = f"errors.{status_key}"
+                if type(matrix) is dict and "matrix" in matrix:
+                    matrix = _dense_to_sparse(matrix, where)
+                elif type(matrix) is not dict:
+                    raise _TaskError(where, f"must be an object {{code: {{site: count}}}}, got {type(matrix).__name__}")
+                for code, row in matrix.items():
+                    c = code_index.get(code)
+                    if c is None:
+                        _check_code(code, f"{where}.{code}")
+                        c = code_index.setdefault(code, len(code_index))
+                    if type(row) is not dict:
+                        raise _TaskError(f"{where}.{code}", f"must be an object {{site: count}}, got {type(row).__name__}")
+                    counts = list(row.values())
+                    if not all(type(n) is int for n in counts) or (counts and min(counts) < 0):
+                        bad_site = next(k for k, n in row.items() if type(n) is not int or n < 0)
+                        raise _TaskError(f"{where}.{code}.{bad_site}",
+                                         f"count must be a non-negative integer, got {row[bad_site]!r}")
+                    for site, n in row.items():
+                        if n:
+                            e_site.append(site_index.setdefault(site, len(site_index)))
+                            e_count.append(n)
+                    added = len(e_count) - len(e_task)
+                    e_task.extend([t] * added)
+                    e_status.extend([s] * added)
+                    e_code.extend([c] * added)
+            params.append(_check_parameters(record.get("parameters"), "parameters" in record))
+            tasks.append(task)
+        except _TaskError as exc:
+            if strict:
+                raise HistoryError(path, exc.message, task=task, field=exc.field) from None
+            for column in (e_task, e_status, e_code, e_site, e_count):
+                del column[mark:]
+            skipped.append((task, f"{exc.field}: {exc.message}"))
+    if skipped:
+        log.warning("%s: skipped %d malformed task(s); first: %s: %s", path, len(skipped), *skipped[0])
+    if not tasks:
+        raise HistoryError(path, f"no valid task (skipped {len(skipped)})")
+    return _assemble(path, digest, tasks, status_index, code_index, site_index,
+                     (e_task, e_status, e_code, e_site, e_count), params, skipped)
+
+
+def _check_code(code: str, where: str) -> None:
+    body = code[1:] if code.startswith("-") else code
+    if not body.isdigit():
+        raise _TaskError(where, f"exit code must be an integer, got {code!r}")
+
+
+def _dense_to_sparse(dense: dict, where: str) -> dict:
+    codes, sites, matrix = dense.get("codes"), dense.get("sites"), dense.get("matrix")
+    if not (isinstance(codes, list) and isinstance(sites, list) and isinstance(matrix, list)):
+        raise _TaskError(where, 'a dense matrix needs lists "codes", "sites" and "matrix"')
+    if len(matrix) != len(codes):
+        raise _TaskError(f"{where}.matrix", f"has {len(matrix)} rows for {len(codes)} codes")
+    sparse: dict = {}
+    for code, row in zip(codes, matrix):
+        if not isinstance(row, list) or len(row) != len(sites):
+            raise _TaskError(f"{where}.matrix", f"row of code {code!r} must list {len(sites)} counts")
+        sparse[str(code)] = {str(site): n for site, n in zip(sites, row)}
+    return sparse
+
+
+def _check_parameters(parameters, present: bool) -> dict | None:
+    if parameters is None:
+        if present:
+            raise _TaskError("parameters", "is null; leave it out for an unlabelled task")
+        return None
+    if type(parameters) is not dict:
+        raise _TaskError("parameters", f"must be an object, got {type(parameters).__name__}")
+    action = parameters.get("action")
+    if action not in ACTION_GROUPS:
+        raise _TaskError("parameters.action", f"must be one of {', '.join(ACTION_GROUPS)}, got {action!r}")
+    for name, check in (("splitting", normalise_splitting), ("xrootd", normalise_xrootd), ("memory", memory_bucket)):
+        try:
+            check(parameters.get(name))
+        except ValueError as exc:
+            raise _TaskError(f"parameters.{name}", str(exc)) from None
+    sites = parameters.get("sites")
+    if sites is not None and not (isinstance(sites, list) and all(isinstance(s, str) for s in sites)):
+        raise _TaskError("parameters.sites", "must be a list of site names")
+    return parameters
+
+
+def _assemble(path, digest, tasks, status_index, code_index, site_index, entries, params, skipped) -> History:
+    e_task, e_status, e_code, e_site, e_count = entries
+    statuses = list(status_index)
+    # Vocabularies are sorted (codes numerically) so the same content always gives the same
+    # columns, whatever the order of tasks in the file.
+    codes = sorted(code_index, key=code_sort_key)
+    sites = sorted(site_index)
+    code_remap = np.empty(len(code_index), dtype=np.int32)
+    code_remap[[code_index[c] for c in codes]] = np.arange(len(codes), dtype=np.int32)
+    site_remap = np.empty(len(site_index), dtype=np.int32)
+    site_remap[[site_index[s] for s in sites]] = np.arange(len(sites), dtype=np.int32)
+    return History(
+        path=path,
+        content_hash=digest,
+        tasks=tasks,
+        statuses=statuses,
+        codes=codes,
+        sites=sites,
+        entry_task=np.asarray(e_task, dtype=np.int32),
+        entry_status=np.asarray(e_status, dtype=np.int8),
+        entry_code=code_remap[np.asarray(e_code, dtype=np.int64)] if e_code else np.zeros(0, np.int32),
+        entry_site=site_remap[np.asarray(e_site, dtype=np.int64)] if e_site else np.zeros(0, np.int32),
+        entry_count=np.asarray(e_count, dtype=np.int64),
+        parameter_records=params,
+        skipped=skipped,
+    )

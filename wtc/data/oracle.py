@@ -1,0 +1,45 @@
+"""The exact oracle of a synthetic history: true class posteriors aligned with build_target."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wtc.data.history import HistoryError, load_history
+from wtc.data.targets import build_target
+
+
+def load_oracle(history_path, target: str) -> tuple[np.ndarray, list[str]]:
+    """The oracle's ``P(class | observed task)`` for every task of a generated history.
+
+    Rows follow the history's tasks, columns ``build_target``'s classes (those present among
+    the labelled tasks, in canonical order). Oracle mass on classes absent from the history is
+    dropped and each row renormalised, since no model trained on the file can predict them.
+
+    Raises
+    ------
+    HistoryError
+        When the history has no oracle sidecar (only generated histories do) or it does not
+        match the history's tasks.
+    """
+    from wtc.data.synthetic import load_oracle_table, oracle_path
+
+    history = load_history(history_path)
+    table = load_oracle_table(history_path)
+    sidecar = oracle_path(history_path)
+    if len(table) != history.n_tasks or list(table["task"]) != history.tasks:
+        raise HistoryError(sidecar, "the oracle's tasks do not match the history's (regenerate both)")
+    _, classes = build_target(history, target)
+    columns = [f"{target}/{c}" for c in classes]
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise HistoryError(sidecar, f"no oracle column for {missing[0]!r}", field=target)
+    proba = table[columns].to_numpy(dtype=np.float64)
+    total = proba.sum(axis=1, keepdims=True)
+    return proba / np.where(total > 0, total, 1.0), classes
+
+
+def has_oracle(history_path) -> bool:
+    """Whether a history comes with an oracle sidecar (synthetic benchmarks do)."""
+    from wtc.data.synthetic import oracle_path
+
+    return oracle_path(history_path).exists()
