@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Set up .venv (once, and again when pyproject.toml changes) and run the main job or the tests.
+
+    python3 dev.py run     # the default sweep on the generated benchmark, then how to open MLflow
+    python3 dev.py test    # the test suite (pytest)
+    python3 dev.py setup   # only the virtual environment
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".wtc-installed"
+
+
+def setup() -> None:
+    """Create the venv and install the project with its test extras, when anything changed."""
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted and PYTHON.exists():
+        return
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"wtc needs Python 3.11 (this is {sys.version.split()[0]}); run dev.py with python3.11")
+    if not PYTHON.exists():
+        print("creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    print("installing wtc and its dependencies into .venv (a few minutes the first time) ...", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(pip + ["--upgrade", "pip"], check=True)
+    subprocess.run(pip + ["-e", f"{ROOT}[test]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "run"
+    setup()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    if command == "setup":
+        return 0
+    if command == "test":
+        return subprocess.run([str(PYTHON), "-m", "pytest", *argv[1:]], cwd=ROOT, env=env).returncode
+    if command == "run":
+        code = subprocess.run([str(PYTHON), "run.py", "-m", "+experiment=default_sweep", *argv[1:]],
+                              cwd=ROOT, env=env).returncode
+        if code == 0:
+            print("\nDone. Compare the runs in the MLflow UI:\n"
+                  f"  {VENV}/bin/mlflow ui --backend-store-uri sqlite:///{ROOT}/mlruns/mlflow.db\n"
+                  "then open http://127.0.0.1:5000 (experiment wtc-binary).")
+        return code
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,181 @@
+"""End-to-end runs of wtc.experiment.run on a small generated history, tracked in a temp store."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from tests import spies
+from wtc.data import load_history
+from wtc.data.synthetic import write_benchmark
+from wtc.experiment import load_dataset, run
+from wtc.splits import cv_folds, holdout_split
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+FAST = {
+    "xgboost": ["model.estimator.n_estimators=30", "model.space.n_estimators.high=60"],
+    "seed_xgb": [],
+    "lightgbm": ["model.estimator.n_estimators=30", "model.space.n_estimators.high=60"],
+    "random_forest": ["model.estimator.n_estimators=30"],
+    "gradient_boosting": ["model.estimator.n_estimators=20", "model.space.n_estimators.high=40"],
+    "dnn": ["model.estimator.max_epochs=3", "model.space.n_neurons.high=32"],
+    "seed_dnn": ["model.estimator.max_epochs=3"],
+    "logreg": [], "svm": [], "dummy": [], "rules": [],
+}
+
+
+@pytest.fixture(scope="module")
+def history_path(tmp_path_factory):
+    return write_benchmark(tmp_path_factory.mktemp("bench") / "history.json", n_tasks=700, seed=3)
+
+
+def make_cfg(history_path, store, overrides=()):
+    base = [
+        f"data.path={history_path}",
+        f"tracking.uri=sqlite:///{store}/mlruns/mlflow.db",
+        "search.n_trials=2",
+        "cv.n_splits=2",
+        "n_jobs=1",
+        "tracking.log_plots=false",
+        "tracking.log_model=false",
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=base + list(overrides))
+
+
+def runs_of(store, experiment="wtc-binary"):
+    client = mlflow.MlflowClient(f"sqlite:///{store}/mlruns/mlflow.db")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+METRIC_NAMES = ["roc_auc", "log_loss", "accuracy", "precision", "recall", "f1_weighted", "f1_macro", "gmean"]
+
+
+@pytest.mark.parametrize("model", sorted(FAST))
+def test_every_model_family_runs_end_to_end(history_path, tmp_path, model):
+    cfg = make_cfg(history_path, tmp_path, [f"model={model}", "search=tpe", *FAST[model]])
+    metrics = run(cfg)
+    for name in METRIC_NAMES:
+        assert math.isfinite(metrics[f"test/{name}"]), name
+        assert f"cv/{name}_mean" in metrics and f"cv/{name}_std" in metrics
+        assert math.isfinite(metrics[f"oracle/{name}"]), name
+    assert 0 <= metrics["test/ks"] <= 1
+    client, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    n_trials = 1 if model in ("dummy", "rules", "seed_dnn", "seed_xgb") else 2
+    assert len(children) == n_trials
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert all("cv/roc_auc_mean" in c.data.metrics for c in children)
+    assert parent.data.metrics["test/roc_auc"] == pytest.approx(metrics["test/roc_auc"])
+    assert parent.data.params["model.name"] == model
+    assert len(parent.data.params["data.content_hash"]) == 64
+    assert parent.data.params["git.commit"]
+
+
+def test_baselines_are_beaten_and_oracle_is_the_limit(history_path, tmp_path):
+    dummy = run(make_cfg(history_path, tmp_path, ["model=dummy", "search=none"]))
+    xgb = run(make_cfg(history_path, tmp_path, ["model=seed_xgb", "search=none"]))
+    assert dummy["test/roc_auc"] == pytest.approx(0.5)
+    assert xgb["test/roc_auc"] > dummy["test/roc_auc"]
+    assert xgb["oracle/log_loss"] < dummy["test/log_loss"]
+    assert xgb["oracle/roc_auc"] == dummy["oracle/roc_auc"]  # same test rows, same oracle
+
+
+def test_model_and_plots_are_logged_and_reload(history_path, tmp_path):
+    cfg = make_cfg(history_path, tmp_path, ["model=xgboost", "search=gp", "resample=smote",
+                                            "tracking.log_model=true", "tracking.log_plots=true", *FAST["xgboost"]])
+    run(cfg)
+    client, parents, _ = runs_of(tmp_path)
+    parent = parents[0]
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/roc.png", "plots/confusion_matrix.png", "plots/calibration.png",
+            "plots/score_distribution.png", "plots/convergence.png"} <= plots
+    assert "config.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    models = client.search_logged_models([parent.info.experiment_id])
+    assert len(models) == 1 and models[0].source_run_id == parent.info.run_id
+    model = mlflow.pyfunc.load_model(models[0].model_uri)
+    data = load_dataset(cfg)
+    proba = model.predict(data.X[:7].toarray().astype(np.float32))
+    assert list(proba.columns) == data.classes and proba.shape == (7, len(data.classes))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.metadata.signature is not None
+
+
+def test_same_seed_same_numbers(history_path, tmp_path):
+    overrides = ["model=logreg", "search=gp", "resample=smote"]
+    first = run(make_cfg(history_path, tmp_path / "a", overrides))
+    second = run(make_cfg(history_path, tmp_path / "b", overrides))
+    for key in first:
+        if not key.startswith("time/"):
+            assert first[key] == second[key] or (math.isnan(first[key]) and math.isnan(second[key])), key
+    other = run(make_cfg(history_path, tmp_path / "c", overrides + ["seed=1"]))
+    assert other["test/log_loss"] != first["test/log_loss"]
+
+
+def test_failed_run_is_marked_failed(history_path, tmp_path):
+    cfg = make_cfg(history_path, tmp_path, ["model=logreg", "search=none", "model.estimator.C=-1.0"])
+    with pytest.raises(Exception, match="C"):
+        run(cfg)
+    _, parents, children = runs_of(tmp_path)
+    assert [p.info.status for p in parents] == ["FAILED"]
+    assert "C" in parents[0].data.tags["error"]
+    assert all(c.info.status != "RUNNING" for c in children)
+
+
+def test_no_workflow_straddles_train_and_test(history_path, tmp_path):
+    data = load_dataset(make_cfg(history_path, tmp_path))
+    train, test = holdout_split(data.y, data.groups, 0.2, 0, data.dates)
+    assert not set(data.groups[train]) & set(data.groups[test])
+    assert abs(len(test) / len(data.y) - 0.2) < 0.05
+    for kind in ("grouped", "temporal"):
+        for tr, va in cv_folds(kind, 3, data.y[train], data.groups[train], 0, data.dates.iloc[train]):
+            assert not set(data.groups[train][tr]) & set(data.groups[train][va])
+    temporal_train, temporal_test = holdout_split(data.y, data.groups, 0.2, 0, data.dates, temporal=True)
+    assert data.dates.iloc[temporal_train].max() <= data.dates.iloc[temporal_test].min()
+
+
+def test_resampling_sees_only_training_rows(history_path, tmp_path):
+    """A recording sampler in the resample slot: every fit sees training rows only."""
+    history = load_history(history_path)
+    cfg = make_cfg(history_path, tmp_path, ["model=logreg", "search=none", "scaler=none", "data.extras=[total]",
+                                            "+resample._target_=tests.spies.RecordingSampler"])
+    data = load_dataset(cfg)
+    # Replace the extra column by a row id so the spy can tell which rows it was given.
+    data_ids = np.arange(1, len(data.y) + 1, dtype=np.float32)
+    import wtc.experiment as experiment
+
+    original = experiment.load_dataset
+
+    def with_ids(cfg_):
+        loaded = original(cfg_)
+        X = loaded.X.tolil()
+        X[:, -1] = data_ids[:, None]
+        loaded.X = X.tocsr()
+        return loaded
+
+    spies.SEEN.clear()
+    experiment_load = experiment.load_dataset
+    experiment.load_dataset = with_ids
+    try:
+        run(cfg)
+    finally:
+        experiment.load_dataset = experiment_load
+    train, test = holdout_split(data.y, data.groups, 0.2, 0, data.dates)
+    test_ids = set(data_ids[test])
+    folds = cv_folds("grouped", 2, data.y[train], data.groups[train], 0)
+    assert len(spies.SEEN) == len(folds) + 1  # each CV fold, then the refit
+    for seen, (tr, va) in zip(spies.SEEN, folds):
+        assert set(seen) == set(data_ids[train][tr])
+        assert not set(seen) & set(data_ids[train][va]) and not set(seen) & test_ids
+    assert set(spies.SEEN[-1]) == set(data_ids[train])
+    assert len(history.tasks) == len(data.y) + data.n_unlabelled

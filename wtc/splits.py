@@ -1,0 +1,73 @@
+"""Held-out test split and cross-validation folds that keep a workflow's tasks together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+CV_KINDS = ("stratified", "grouped", "temporal")
+
+
+def holdout_split(
+    y: np.ndarray, groups: np.ndarray, test_size: float, seed: int, dates: pd.Series | None = None,
+    temporal: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and test rows; no workflow (group) is in both.
+
+    The test share is ``test_size``, stratified by class over workflows (one fold of a
+    ``StratifiedGroupKFold`` with ``round(1 / test_size)`` folds). With ``temporal`` the test
+    rows are the latest workflows by request date instead.
+    """
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
+    if temporal:
+        order = _workflows_by_date(groups, dates)
+        n_test = max(1, int(round(len(order) * test_size)))
+        test_groups = set(order[-n_test:])
+        is_test = np.fromiter((g in test_groups for g in groups), dtype=bool, count=len(groups))
+        return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    n_splits = max(2, int(round(1 / test_size)))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    train, test = next(splitter.split(np.zeros(len(y)), y, groups))
+    return train, test
+
+
+def cv_folds(
+    kind: str, n_splits: int, y: np.ndarray, groups: np.ndarray, seed: int, dates: pd.Series | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, validation) index pairs over the rows given (the training split).
+
+    ``grouped``: StratifiedGroupKFold by workflow. ``stratified``: StratifiedKFold on tasks
+    (workflows may straddle folds: optimistic, kept for comparison). ``temporal``: expanding
+    window over workflows ordered by date; fold k trains on the first k blocks, validates on
+    block k + 1.
+    """
+    if kind not in CV_KINDS:
+        raise ValueError(f"unknown cv kind {kind!r}; choose one of {', '.join(CV_KINDS)}")
+    if n_splits < 2:
+        raise ValueError(f"cv.n_splits must be at least 2, got {n_splits}")
+    X = np.zeros(len(y))
+    if kind == "grouped":
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        return [(tr, va) for tr, va in splitter.split(X, y, groups)]
+    if kind == "stratified":
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        return [(tr, va) for tr, va in splitter.split(X, y)]
+    order = _workflows_by_date(groups, dates)
+    blocks = np.array_split(np.asarray(order, dtype=object), n_splits + 1)
+    block_of = {g: b for b, members in enumerate(blocks) for g in members}
+    block = np.fromiter((block_of[g] for g in groups), dtype=np.int64, count=len(groups))
+    return [(np.flatnonzero(block <= k), np.flatnonzero(block == k + 1)) for k in range(n_splits)]
+
+
+def _workflows_by_date(groups: np.ndarray, dates: pd.Series | None) -> list:
+    if dates is None or pd.isna(dates).any():
+        missing = int(pd.isna(dates).sum()) if dates is not None else len(groups)
+        raise ValueError(
+            f"temporal splits need a request date in every workflow name (_YYMMDD_HHMMSS_); "
+            f"{missing} task(s) have none: use cv=grouped"
+        )
+    first = pd.Series(np.asarray(dates)).groupby(np.asarray(groups)).min()
+    # Ties broken by workflow name so the order is deterministic.
+    return list(first.sort_index().sort_values(kind="stable").index)
