@@ -15,10 +15,10 @@ def main(cfg: DictConfig) -> float:
     from wtc.experiment import ConfigError, run
 
     try:
-        metrics = run(cfg)
+        result = run(cfg)
     except (HistoryError, ConfigError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    return metrics["objective"]
+    return result.metrics["objective"]
 
 
 if __name__ == "__main__":

@@ -59,3 +59,23 @@ def write_json(path, obj) -> str:
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def _migrated_store(tmp_path_factory):
+    """An MLflow SQLite database with its schema created once (migrations take ~10 s)."""
+    import mlflow
+
+    folder = tmp_path_factory.mktemp("store-template")
+    mlflow.MlflowClient(f"sqlite:///{folder}/mlflow.db").search_experiments()
+    return folder / "mlflow.db"
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, _migrated_store):
+    """A fresh tracking store for one test: ``sqlite:///<tmp>/mlruns/mlflow.db``."""
+    import shutil
+
+    (tmp_path / "mlruns").mkdir()
+    shutil.copy(_migrated_store, tmp_path / "mlruns" / "mlflow.db")
+    return f"sqlite:///{tmp_path}/mlruns/mlflow.db"

@@ -22,7 +22,7 @@ FAST = {
     "seed_xgb": [],
     "lightgbm": ["model.estimator.n_estimators=30", "model.space.n_estimators.high=60"],
     "random_forest": ["model.estimator.n_estimators=30"],
-    "gradient_boosting": ["model.estimator.n_estimators=20", "model.space.n_estimators.high=40"],
+    "gradient_boosting": ["model.estimator.n_estimators=20", "model.space.n_estimators.low=10", "model.space.n_estimators.high=30"],
     "dnn": ["model.estimator.max_epochs=3", "model.space.n_neurons.high=32"],
     "seed_dnn": ["model.estimator.max_epochs=3"],
     "logreg": [], "svm": [], "dummy": [], "rules": [],
@@ -34,10 +34,10 @@ def history_path(tmp_path_factory):
     return write_benchmark(tmp_path_factory.mktemp("bench") / "history.json", n_tasks=700, seed=3)
 
 
-def make_cfg(history_path, store, overrides=()):
+def make_cfg(history_path, uri, overrides=()):
     base = [
         f"data.path={history_path}",
-        f"tracking.uri=sqlite:///{store}/mlruns/mlflow.db",
+        f"tracking.uri={uri}",
         "search.n_trials=2",
         "cv.n_splits=2",
         "n_jobs=1",
@@ -48,8 +48,8 @@ def make_cfg(history_path, store, overrides=()):
         return compose("config", overrides=base + list(overrides))
 
 
-def runs_of(store, experiment="wtc-binary"):
-    client = mlflow.MlflowClient(f"sqlite:///{store}/mlruns/mlflow.db")
+def runs_of(uri, experiment="wtc-binary"):
+    client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -61,15 +61,15 @@ METRIC_NAMES = ["roc_auc", "log_loss", "accuracy", "precision", "recall", "f1_we
 
 
 @pytest.mark.parametrize("model", sorted(FAST))
-def test_every_model_family_runs_end_to_end(history_path, tmp_path, model):
-    cfg = make_cfg(history_path, tmp_path, [f"model={model}", "search=tpe", *FAST[model]])
-    metrics = run(cfg)
+def test_every_model_family_runs_end_to_end(history_path, tracking_uri, model):
+    cfg = make_cfg(history_path, tracking_uri, [f"model={model}", "search=tpe", *FAST[model]])
+    metrics = run(cfg).metrics
     for name in METRIC_NAMES:
         assert math.isfinite(metrics[f"test/{name}"]), name
         assert f"cv/{name}_mean" in metrics and f"cv/{name}_std" in metrics
         assert math.isfinite(metrics[f"oracle/{name}"]), name
     assert 0 <= metrics["test/ks"] <= 1
-    client, parents, children = runs_of(tmp_path)
+    client, parents, children = runs_of(tracking_uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
     n_trials = 1 if model in ("dummy", "rules", "seed_dnn", "seed_xgb") else 2
@@ -82,20 +82,20 @@ def test_every_model_family_runs_end_to_end(history_path, tmp_path, model):
     assert parent.data.params["git.commit"]
 
 
-def test_baselines_are_beaten_and_oracle_is_the_limit(history_path, tmp_path):
-    dummy = run(make_cfg(history_path, tmp_path, ["model=dummy", "search=none"]))
-    xgb = run(make_cfg(history_path, tmp_path, ["model=seed_xgb", "search=none"]))
+def test_baselines_are_beaten_and_oracle_is_the_limit(history_path, tracking_uri):
+    dummy = run(make_cfg(history_path, tracking_uri, ["model=dummy", "search=none"])).metrics
+    xgb = run(make_cfg(history_path, tracking_uri, ["model=seed_xgb", "search=none"])).metrics
     assert dummy["test/roc_auc"] == pytest.approx(0.5)
     assert xgb["test/roc_auc"] > dummy["test/roc_auc"]
     assert xgb["oracle/log_loss"] < dummy["test/log_loss"]
     assert xgb["oracle/roc_auc"] == dummy["oracle/roc_auc"]  # same test rows, same oracle
 
 
-def test_model_and_plots_are_logged_and_reload(history_path, tmp_path):
-    cfg = make_cfg(history_path, tmp_path, ["model=xgboost", "search=gp", "resample=smote",
+def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
+    cfg = make_cfg(history_path, tracking_uri, ["model=xgboost", "search=gp", "resample=smote",
                                             "tracking.log_model=true", "tracking.log_plots=true", *FAST["xgboost"]])
     run(cfg)
-    client, parents, _ = runs_of(tmp_path)
+    client, parents, _ = runs_of(tracking_uri)
     parent = parents[0]
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/roc.png", "plots/confusion_matrix.png", "plots/calibration.png",
@@ -111,29 +111,29 @@ def test_model_and_plots_are_logged_and_reload(history_path, tmp_path):
     assert model.metadata.signature is not None
 
 
-def test_same_seed_same_numbers(history_path, tmp_path):
+def test_same_seed_same_numbers(history_path, tracking_uri):
     overrides = ["model=logreg", "search=gp", "resample=smote"]
-    first = run(make_cfg(history_path, tmp_path / "a", overrides))
-    second = run(make_cfg(history_path, tmp_path / "b", overrides))
+    first = run(make_cfg(history_path, tracking_uri, overrides)).metrics
+    second = run(make_cfg(history_path, tracking_uri, overrides)).metrics
     for key in first:
         if not key.startswith("time/"):
             assert first[key] == second[key] or (math.isnan(first[key]) and math.isnan(second[key])), key
-    other = run(make_cfg(history_path, tmp_path / "c", overrides + ["seed=1"]))
+    other = run(make_cfg(history_path, tracking_uri, overrides + ["seed=1"])).metrics
     assert other["test/log_loss"] != first["test/log_loss"]
 
 
-def test_failed_run_is_marked_failed(history_path, tmp_path):
-    cfg = make_cfg(history_path, tmp_path, ["model=logreg", "search=none", "model.estimator.C=-1.0"])
+def test_failed_run_is_marked_failed(history_path, tracking_uri):
+    cfg = make_cfg(history_path, tracking_uri, ["model=logreg", "search=none", "model.estimator.C=-1.0"])
     with pytest.raises(Exception, match="C"):
         run(cfg)
-    _, parents, children = runs_of(tmp_path)
+    _, parents, children = runs_of(tracking_uri)
     assert [p.info.status for p in parents] == ["FAILED"]
     assert "C" in parents[0].data.tags["error"]
     assert all(c.info.status != "RUNNING" for c in children)
 
 
-def test_no_workflow_straddles_train_and_test(history_path, tmp_path):
-    data = load_dataset(make_cfg(history_path, tmp_path))
+def test_no_workflow_straddles_train_and_test(history_path, tracking_uri):
+    data = load_dataset(make_cfg(history_path, tracking_uri))
     train, test = holdout_split(data.y, data.groups, 0.2, 0, data.dates)
     assert not set(data.groups[train]) & set(data.groups[test])
     assert abs(len(test) / len(data.y) - 0.2) < 0.05
@@ -144,10 +144,10 @@ def test_no_workflow_straddles_train_and_test(history_path, tmp_path):
     assert data.dates.iloc[temporal_train].max() <= data.dates.iloc[temporal_test].min()
 
 
-def test_resampling_sees_only_training_rows(history_path, tmp_path):
+def test_resampling_sees_only_training_rows(history_path, tracking_uri):
     """A recording sampler in the resample slot: every fit sees training rows only."""
     history = load_history(history_path)
-    cfg = make_cfg(history_path, tmp_path, ["model=logreg", "search=none", "scaler=none", "data.extras=[total]",
+    cfg = make_cfg(history_path, tracking_uri, ["model=logreg", "search=none", "scaler=none", "data.extras=[total]",
                                             "+resample._target_=tests.spies.RecordingSampler"])
     data = load_dataset(cfg)
     # Replace the extra column by a row id so the spy can tell which rows it was given.

@@ -24,6 +24,18 @@ log = logging.getLogger(__name__)
 OTHER_CLASS = "other"
 
 
+@dataclass
+class RunResult:
+    """What one run produced: its metrics, MLflow run id, the refitted pipeline and its classes."""
+
+    metrics: dict[str, float]
+    run_id: str
+    pipeline: object
+    best_params: dict
+    classes: list[str]
+    feature_names: list[str]
+
+
 class ConfigError(ValueError):
     """A run config that cannot work (unknown metric, search kind, cv kind...)."""
 
@@ -177,8 +189,8 @@ def search(cfg, data: Dataset, pipeline, train: np.ndarray, tracker) -> tuple[di
     return searcher.best_params or {}, best_summary, searcher, values
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Run one experiment and return its metrics (``cv/…``, ``test/…``, ``oracle/…``, ``time/…``).
+def run(cfg: DictConfig) -> RunResult:
+    """Run one experiment: metrics (``cv/…``, ``test/…``, ``oracle/…``, ``time/…``) and the model.
 
     Parameters
     ----------
@@ -234,7 +246,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         tracker.log_metrics(timing)
         metrics.update(timing)
         metrics["time/tracking_s"] = tracker.overhead_s
-    return metrics
+        run_id = tracker.run_id
+    return RunResult(metrics, run_id, final, best_params, data.classes, data.feature_names)
 
 
 def _log_plots(tracker, cfg, data, final, test, test_proba, train_proba, metrics, searcher, values) -> None:
