@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from wtc import plots
-from wtc.data import build_features, build_target, has_oracle, load_history, load_oracle
+from wtc.data import HistoryError, build_features, build_target, has_oracle, load_history, load_oracle
 from wtc.evaluation import METRICS, ks_statistic, objective_value, score_all
 from wtc.pipeline import build_pipeline, config_space, cross_validate, full_proba, summarise, with_params
 from wtc.search import make_searcher
@@ -75,6 +76,17 @@ def resolve_data_path(cfg: DictConfig) -> Path:
     from wtc.data.synthetic import ensure_default_history
 
     return ensure_default_history()
+
+
+class DataSetupCallback(Callback):
+    """Hydra callback: before a sweep's jobs start, create the default benchmark (if used) and
+    parse the history once, so parallel jobs neither race to write it nor all parse it."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            load_history(resolve_data_path(config))
+        except (HistoryError, OSError):
+            pass  # each job reports the problem itself, as one line
 
 
 def merge_rare_classes(y: np.ndarray, classes: list[str], min_count: int) -> tuple[np.ndarray, list[str], np.ndarray]:
