@@ -225,22 +225,28 @@ def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
     data = _decode(path, raw)
     if not data:
         raise HistoryError(path, "the file holds no tasks")
+    # The loop is the loader's hot path: per row it only extends flat lists and checks the
+    # counts with C-level calls; zeros, site indices and the per-entry task/status/code
+    # columns are produced afterwards with numpy (see _assemble).
     status_index = {s: i for i, s in enumerate(KNOWN_STATUSES)}
+    status_of_key: dict[str, int] = {}
     code_index: dict[str, int] = {}
-    site_index: dict[str, int] = {}
-    e_task: list[int] = []
-    e_status: list[int] = []
-    e_code: list[int] = []
-    e_site: list[int] = []
-    e_count: list[int] = []
+    row_task: list[int] = []
+    row_status: list[int] = []
+    row_code: list[int] = []
+    row_len: list[int] = []
+    site_names: list[str] = []
+    counts: list[int] = []
     tasks: list[str] = []
     params: list[dict | None] = []
     skipped: list[tuple[str, str]] = []
+    valid_parameters: set = set()
+    int_only, str_only = {int}, {str}
 
     for task, record in data.items():
-        mark = len(e_count)
+        marks = (len(row_task), len(counts))
         try:
-            if not task.startswith("/") or len(task.strip("/").split("/")) < 2:
+            if task[:1] != "/" or "/" not in task.strip("/"):
                 raise _TaskError("<name>", "task names look like /<workflow>/<task>")
             if type(record) is not dict:
                 raise _TaskError("<task>", f"must be an object, got {type(record).__name__}")
@@ -249,46 +255,61 @@ def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
                 raise _TaskError("errors", "missing or not an object of status -> matrix")
             t = len(tasks)
             for status_key, matrix in errors.items():
-                s = status_index.setdefault(_status_name(status_key), len(status_index))
-                where = f"errors.{status_key}"
-                if type(matrix) is dict and "matrix" in matrix:
-                    matrix = _dense_to_sparse(matrix, where)
-                elif type(matrix) is not dict:
-                    raise _TaskError(where, f"must be an object {{code: {{site: count}}}}, got {type(matrix).__name__}")
+                s = status_of_key.get(status_key)
+                if s is None:
+                    s = status_of_key[status_key] = status_index.setdefault(_status_name(status_key), len(status_index))
+                if type(matrix) is not dict or "matrix" in matrix:
+                    matrix = _dense_to_sparse(matrix, f"errors.{status_key}")
                 for code, row in matrix.items():
                     c = code_index.get(code)
                     if c is None:
-                        _check_code(code, f"{where}.{code}")
+                        _check_code(code, f"errors.{status_key}.{code}")
                         c = code_index.setdefault(code, len(code_index))
                     if type(row) is not dict:
-                        raise _TaskError(f"{where}.{code}", f"must be an object {{site: count}}, got {type(row).__name__}")
-                    counts = list(row.values())
-                    if not all(type(n) is int for n in counts) or (counts and min(counts) < 0):
+                        raise _TaskError(f"errors.{status_key}.{code}",
+                                         f"must be an object {{site: count}}, got {type(row).__name__}")
+                    values = row.values()
+                    if not int_only.issuperset(map(type, values)) or (values and min(values) < 0):
                         bad_site = next(k for k, n in row.items() if type(n) is not int or n < 0)
-                        raise _TaskError(f"{where}.{code}.{bad_site}",
+                        raise _TaskError(f"errors.{status_key}.{code}.{bad_site}",
                                          f"count must be a non-negative integer, got {row[bad_site]!r}")
-                    for site, n in row.items():
-                        if n:
-                            e_site.append(site_index.setdefault(site, len(site_index)))
-                            e_count.append(n)
-                    added = len(e_count) - len(e_task)
-                    e_task.extend([t] * added)
-                    e_status.extend([s] * added)
-                    e_code.extend([c] * added)
-            params.append(_check_parameters(record.get("parameters"), "parameters" in record))
+                    site_names.extend(row)
+                    counts.extend(values)
+                    row_task.append(t)
+                    row_status.append(s)
+                    row_code.append(c)
+                    row_len.append(len(row))
+            parameters = record.get("parameters")
+            if parameters is not None or "parameters" in record:
+                # Tasks of a workflow repeat one decision: check each distinct one once.
+                try:
+                    get = parameters.get
+                    key = (parameters["action"], get("splitting"), get("xrootd"), get("memory"), type(get("xrootd")))
+                    known = key in valid_parameters
+                except (TypeError, KeyError, AttributeError):
+                    key, known = None, False
+                if not known:
+                    _check_parameters(parameters, "parameters" in record)
+                    if key is not None:
+                        valid_parameters.add(key)
+                sites = parameters.get("sites")
+                if sites is not None and (type(sites) is not list or not str_only.issuperset(map(type, sites))):
+                    raise _TaskError("parameters.sites", "must be a list of site names")
+            params.append(parameters)
             tasks.append(task)
         except _TaskError as exc:
             if strict:
                 raise HistoryError(path, exc.message, task=task, field=exc.field) from None
-            for column in (e_task, e_status, e_code, e_site, e_count):
-                del column[mark:]
+            for column in (row_task, row_status, row_code, row_len):
+                del column[marks[0]:]
+            del site_names[marks[1]:], counts[marks[1]:]
             skipped.append((task, f"{exc.field}: {exc.message}"))
     if skipped:
         log.warning("%s: skipped %d malformed task(s); first: %s: %s", path, len(skipped), *skipped[0])
     if not tasks:
         raise HistoryError(path, f"no valid task (skipped {len(skipped)})")
-    return _assemble(path, digest, tasks, status_index, code_index, site_index,
-                     (e_task, e_status, e_code, e_site, e_count), params, skipped)
+    return _assemble(path, digest, tasks, status_index, code_index,
+                     (row_task, row_status, row_code, row_len, site_names, counts), params, skipped)
 
 
 def _check_code(code: str, where: str) -> None:
@@ -297,7 +318,9 @@ def _check_code(code: str, where: str) -> None:
         raise _TaskError(where, f"exit code must be an integer, got {code!r}")
 
 
-def _dense_to_sparse(dense: dict, where: str) -> dict:
+def _dense_to_sparse(dense, where: str) -> dict:
+    if type(dense) is not dict:
+        raise _TaskError(where, f"must be an object {{code: {{site: count}}}}, got {type(dense).__name__}")
     codes, sites, matrix = dense.get("codes"), dense.get("sites"), dense.get("matrix")
     if not (isinstance(codes, list) and isinstance(sites, list) and isinstance(matrix, list)):
         raise _TaskError(where, 'a dense matrix needs lists "codes", "sites" and "matrix"')
@@ -332,29 +355,41 @@ def _check_parameters(parameters, present: bool) -> dict | None:
     return parameters
 
 
-def _assemble(path, digest, tasks, status_index, code_index, site_index, entries, params, skipped) -> History:
-    e_task, e_status, e_code, e_site, e_count = entries
+def _assemble(path, digest, tasks, status_index, code_index, rows, params, skipped) -> History:
+    row_task, row_status, row_code, row_len, site_names, counts = rows
+    row_len = np.asarray(row_len, dtype=np.int64)
+    try:
+        count = np.asarray(counts, dtype=np.int64)
+    except OverflowError:
+        raise HistoryError(path, "an error count does not fit in 64 bits") from None
+    nonzero = count > 0
+    site_codes, site_uniques = pd.factorize(np.asarray(site_names, dtype=object), sort=True)
     statuses = list(status_index)
     # Vocabularies are sorted (codes numerically) so the same content always gives the same
     # columns, whatever the order of tasks in the file.
     codes = sorted(code_index, key=code_sort_key)
-    sites = sorted(site_index)
     code_remap = np.empty(len(code_index), dtype=np.int32)
     code_remap[[code_index[c] for c in codes]] = np.arange(len(codes), dtype=np.int32)
-    site_remap = np.empty(len(site_index), dtype=np.int32)
-    site_remap[[site_index[s] for s in sites]] = np.arange(len(sites), dtype=np.int32)
+    # Sites only seen with zero counts are not part of the vocabulary.
+    used_sites = np.unique(site_codes[nonzero])
+    site_remap = np.full(len(site_uniques), -1, dtype=np.int32)
+    site_remap[used_sites] = np.arange(used_sites.size, dtype=np.int32)
+
+    def per_entry(values, dtype):
+        return np.repeat(np.asarray(values, dtype=dtype), row_len)[nonzero]
+
     return History(
         path=path,
         content_hash=digest,
         tasks=tasks,
         statuses=statuses,
         codes=codes,
-        sites=sites,
-        entry_task=np.asarray(e_task, dtype=np.int32),
-        entry_status=np.asarray(e_status, dtype=np.int8),
-        entry_code=code_remap[np.asarray(e_code, dtype=np.int64)] if e_code else np.zeros(0, np.int32),
-        entry_site=site_remap[np.asarray(e_site, dtype=np.int64)] if e_site else np.zeros(0, np.int32),
-        entry_count=np.asarray(e_count, dtype=np.int64),
+        sites=[str(s) for s in site_uniques[used_sites]],
+        entry_task=per_entry(row_task, np.int32),
+        entry_status=per_entry(row_status, np.int8),
+        entry_code=code_remap[per_entry(row_code, np.int64)],
+        entry_site=site_remap[site_codes[nonzero]].astype(np.int32),
+        entry_count=count[nonzero],
         parameter_records=params,
         skipped=skipped,
     )
