@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from wtc import plots
 from wtc.data import HistoryError, build_features, build_target, has_oracle, load_history, load_oracle

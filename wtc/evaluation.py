@@ -1,0 +1,174 @@
+"""Metrics of a fitted model: the objective registry, full score sets and the over-training check."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from imblearn.metrics import geometric_mean_score
+from scipy.stats import ks_2samp
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+__all__ = ["METRICS", "Metric", "ks_statistic", "objective_value", "score_all"]
+
+#: Probabilities are clipped away from 0 and 1 before the log loss so one confident miss
+#: gives a large but finite loss instead of inf (which would poison a GP surrogate).
+_PROBA_EPS = 1e-15
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An objective metric: its name and whether larger values are better."""
+
+    name: str
+    greater_is_better: bool
+
+    @property
+    def direction(self) -> str:
+        """``"maximise"`` or ``"minimise"``."""
+        return "maximise" if self.greater_is_better else "minimise"
+
+
+#: Metrics a search may optimise, by name.
+METRICS: dict[str, Metric] = {
+    "roc_auc": Metric("roc_auc", greater_is_better=True),
+    "log_loss": Metric("log_loss", greater_is_better=False),
+    "f1_weighted": Metric("f1_weighted", greater_is_better=True),
+    "gmean": Metric("gmean", greater_is_better=True),
+}
+
+
+def _check_proba(y_true, proba, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true).astype(int, copy=False).ravel()
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or proba.shape != (y_true.shape[0], n_classes):
+        raise ValueError(
+            f"proba must have shape (n_samples, n_classes) = ({y_true.shape[0]}, {n_classes}), "
+            f"got {proba.shape}"
+        )
+    if y_true.size and (y_true.min() < 0 or y_true.max() >= n_classes):
+        raise ValueError(
+            f"y_true must hold class indices in [0, {n_classes}), got {np.unique(y_true)}"
+        )
+    return y_true, proba
+
+
+def _roc_auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
+    present = np.unique(y_true)
+    if present.size < 2:
+        # AUC needs both a positive and a negative; one class in a (small) test fold has neither.
+        return float("nan")
+    if n_classes == 2:
+        return float(roc_auc_score(y_true, proba[:, 1]))
+    # Macro one-vs-rest over the classes present only: an absent class has no positives and
+    # its AUC is undefined, while renormalising the multi-class proba over a subset would
+    # change the scores. One binary AUC per present class, then their plain mean.
+    aucs = [roc_auc_score(y_true == k, proba[:, k]) for k in present]
+    return float(np.mean(aucs))
+
+
+def score_all(y_true, proba, n_classes: int) -> dict[str, float]:
+    """Every evaluation metric of class probabilities.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (n_samples,)
+        True class indices in ``[0, n_classes)``.
+    proba : array-like of float, shape (n_samples, n_classes)
+        Predicted class probabilities; predictions are their argmax.
+    n_classes : int
+        Number of classes the model knows (columns of ``proba``).
+
+    Returns
+    -------
+    dict of str to float
+        ``roc_auc`` (binary: AUC of column 1; multi-class: macro one-vs-rest over the classes
+        present in ``y_true``; nan when fewer than two are present), ``log_loss``,
+        ``accuracy``, ``precision`` and ``recall`` (weighted), ``f1_weighted``, ``f1_macro``
+        and ``gmean`` (geometric mean of the per-class recalls).
+    """
+    y_true, proba = _check_proba(y_true, proba, n_classes)
+    y_pred = proba.argmax(axis=1)
+    clipped = np.clip(proba, _PROBA_EPS, 1.0)
+    clipped /= clipped.sum(axis=1, keepdims=True)
+    labels = list(range(n_classes))
+    # The gmean is over the classes present in y_true: recall of a class with no true rows is
+    # undefined and imblearn counts it as 0, which would zero the whole product.
+    present = np.unique(y_true).tolist()
+    with warnings.catch_warnings():
+        # imblearn warns about ill-defined recall even where we chose the labels on purpose.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        if n_classes > 2:
+            gmean = geometric_mean_score(y_true, y_pred, labels=present, average="multiclass")
+        else:
+            gmean = geometric_mean_score(y_true, y_pred, average="binary")
+    return {
+        "roc_auc": _roc_auc(y_true, proba, n_classes),
+        "log_loss": float(log_loss(y_true, clipped, labels=labels)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(precision_score(y_true, y_pred, average="weighted", zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, average="weighted", zero_division=0)),
+        "f1_weighted": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+        "f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "gmean": float(gmean),
+    }
+
+
+def _score_of(proba) -> np.ndarray:
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or proba.shape[1] < 2:
+        raise ValueError(f"proba must have shape (n_samples, n_classes>=2), got {proba.shape}")
+    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+
+
+def ks_statistic(train_proba, test_proba) -> float:
+    """Kolmogorov-Smirnov distance between train and test score distributions.
+
+    The over-training check: a model that memorised its training rows scores them far more
+    confidently than unseen rows, and the two distributions drift apart.
+
+    Parameters
+    ----------
+    train_proba, test_proba : array-like of float, shape (n_samples, n_classes)
+        Class probabilities on the training and the test rows.
+
+    Returns
+    -------
+    float
+        The two-sample KS statistic in [0, 1] of the scores: column 1 for a binary model,
+        the largest class probability for a multi-class one.
+    """
+    train, test = _score_of(train_proba), _score_of(test_proba)
+    if np.shape(train_proba)[1] != np.shape(test_proba)[1]:
+        raise ValueError("train_proba and test_proba must have the same number of classes")
+    return float(ks_2samp(train, test).statistic)
+
+
+def objective_value(metric: str, scores: dict[str, float]) -> float:
+    """The value a search minimises for a metric.
+
+    Parameters
+    ----------
+    metric : str
+        A name in :data:`METRICS`.
+    scores : dict of str to float
+        Scores as returned by :func:`score_all` (or their CV means).
+
+    Returns
+    -------
+    float
+        ``scores[metric]``, negated when larger is better.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}")
+    value = float(scores[metric])
+    return -value if METRICS[metric].greater_is_better else value
