@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import logging
 import math
+import os
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+# A sweep logs a model per job: MLflow's per-download progress bars only bury the output.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 _SQLITE_PREFIX = "sqlite:///"
 _MAX_ERROR_CHARS = 5000
@@ -486,17 +489,25 @@ class RunTracker(RunLogger):
                 path = Path(tmp, f"{key}.json")
                 path.write_text(json.dumps([str(v) for v in values]))
                 artifacts[key] = str(path)
-            with self._timed():
-                info = mlflow.pyfunc.log_model(
-                    name=name,
-                    python_model=python_model,
-                    artifacts=artifacts,
-                    code_paths=[str(Path(wtc.__file__).parent)],
-                    signature=mlflow.models.infer_signature(head, proba),
-                    input_example=head,
-                    pip_requirements=_pinned_requirements(),
-                    registered_model_name=registered_model_name,
-                )
+            # The cloudpickle notice is MLflow's generic advice, printed on every model of a
+            # sweep; these models are our own pipelines, so it is said once here instead.
+            pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+            level = pyfunc_logger.level
+            pyfunc_logger.setLevel(logging.ERROR)
+            try:
+                with self._timed():
+                    info = mlflow.pyfunc.log_model(
+                        name=name,
+                        python_model=python_model,
+                        artifacts=artifacts,
+                        code_paths=[str(Path(wtc.__file__).parent)],
+                        signature=mlflow.models.infer_signature(head, proba),
+                        input_example=head,
+                        pip_requirements=_pinned_requirements(),
+                        registered_model_name=registered_model_name,
+                    )
+            finally:
+                pyfunc_logger.setLevel(level)
         return info.model_uri
 
 
