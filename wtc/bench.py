@@ -39,13 +39,13 @@ def bench_data(sizes: list[int], seed: int) -> None:
             os.environ["WTC_CACHE_DIR"] = str(Path(tmp) / f"cache-{n}")
             path = Path(tmp) / f"history-{n}.json"
             _, generate_s = _timed(lambda: write_benchmark(path, n_tasks=n, seed=seed))
-            _, json_s = _timed(lambda: json.loads(path.read_bytes()), repeat=3 if n < 50000 else 1)
+            _, json_s = _timed(lambda: json.loads(path.read_bytes()), repeat=7 if n < 50000 else 1)
 
             def first_load():
                 history = load_history(path, use_cache=False)
                 return history, build_features(history, "combined")
 
-            (history, (X, names)), first_s = _timed(first_load, repeat=3 if n < 50000 else 1)
+            (history, (X, names)), first_s = _timed(first_load, repeat=7 if n < 50000 else 1)
             tracemalloc.start()
             first_load()
             _, peak = tracemalloc.get_traced_memory()

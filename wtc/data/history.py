@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections import Counter
@@ -222,29 +223,54 @@ def _status_name(key: str) -> str:
 
 
 def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
+    # Parsing allocates a few objects per count and frees none of them: the cyclic garbage
+    # collector would walk the growing heap again and again for nothing (it made the first
+    # load 2-3x slower once other objects were alive).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_collected(path, raw, digest, strict)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_collected(path: Path, raw: bytes, digest: str, strict: bool) -> History:
     data = _decode(path, raw)
     if not data:
         raise HistoryError(path, "the file holds no tasks")
-    # The loop is the loader's hot path: per row it only extends flat lists and checks the
-    # counts with C-level calls; zeros, site indices and the per-entry task/status/code
-    # columns are produced afterwards with numpy (see _assemble).
+    history = _parse_tasks(path, data, digest, strict, check_rows=False)
+    if history is None:
+        # Some count is not a non-negative integer: parse again row by row, which names the
+        # task and field (strict) or skips just the tasks concerned (strict=False).
+        history = _parse_tasks(path, data, digest, strict, check_rows=True)
+    return history
+
+
+def _parse_tasks(path: Path, data: dict, digest: str, strict: bool, check_rows: bool) -> History | None:
+    """One pass over the tasks. Returns None when ``check_rows`` is off and a count is bad.
+
+    The loop is the loader's hot path: per row it only extends flat lists; the counts are
+    checked once for the whole file with C-level calls, and zeros, site indices and the
+    per-entry task/status/code columns are produced afterwards with numpy (see _assemble).
+    """
     status_index = {s: i for i, s in enumerate(KNOWN_STATUSES)}
     status_of_key: dict[str, int] = {}
     code_index: dict[str, int] = {}
-    row_task: list[int] = []
-    row_status: list[int] = []
-    row_code: list[int] = []
-    row_len: list[int] = []
+    rows: list[tuple[int, int, int, int]] = []  # (task, status, code, sites in the row)
     site_names: list[str] = []
     counts: list[int] = []
     tasks: list[str] = []
     params: list[dict | None] = []
     skipped: list[tuple[str, str]] = []
     valid_parameters: set = set()
+    last_valid = None
     int_only, str_only = {int}, {str}
+    # Bound methods hoisted out of the loop: it runs once per task, status and row.
+    add_row, add_sites, add_counts, code_of = rows.append, site_names.extend, counts.extend, code_index.get
 
     for task, record in data.items():
-        marks = (len(row_task), len(counts))
+        marks = None if strict else (len(rows), len(counts))
         try:
             if task[:1] != "/" or "/" not in task.strip("/"):
                 raise _TaskError("<name>", "task names look like /<workflow>/<task>")
@@ -261,7 +287,7 @@ def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
                 if type(matrix) is not dict or "matrix" in matrix:
                     matrix = _dense_to_sparse(matrix, f"errors.{status_key}")
                 for code, row in matrix.items():
-                    c = code_index.get(code)
+                    c = code_of(code)
                     if c is None:
                         _check_code(code, f"errors.{status_key}.{code}")
                         c = code_index.setdefault(code, len(code_index))
@@ -269,19 +295,17 @@ def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
                         raise _TaskError(f"errors.{status_key}.{code}",
                                          f"must be an object {{site: count}}, got {type(row).__name__}")
                     values = row.values()
-                    if not int_only.issuperset(map(type, values)) or (values and min(values) < 0):
+                    if check_rows and (not int_only.issuperset(map(type, values)) or (values and min(values) < 0)):
                         bad_site = next(k for k, n in row.items() if type(n) is not int or n < 0)
                         raise _TaskError(f"errors.{status_key}.{code}.{bad_site}",
                                          f"count must be a non-negative integer, got {row[bad_site]!r}")
-                    site_names.extend(row)
-                    counts.extend(values)
-                    row_task.append(t)
-                    row_status.append(s)
-                    row_code.append(c)
-                    row_len.append(len(row))
+                    add_sites(row)
+                    add_counts(values)
+                    add_row((t, s, c, len(row)))
             parameters = record.get("parameters")
-            if parameters is not None or "parameters" in record:
-                # Tasks of a workflow repeat one decision: check each distinct one once.
+            # Tasks of a workflow repeat one decision: check each distinct one once (the
+            # previous task's is compared first, since a workflow's tasks are consecutive).
+            if (parameters is not None or "parameters" in record) and parameters != last_valid:
                 try:
                     get = parameters.get
                     key = (parameters["action"], get("splitting"), get("xrootd"), get("memory"), type(get("xrootd")))
@@ -295,21 +319,21 @@ def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
                 sites = parameters.get("sites")
                 if sites is not None and (type(sites) is not list or not str_only.issuperset(map(type, sites))):
                     raise _TaskError("parameters.sites", "must be a list of site names")
+                last_valid = parameters
             params.append(parameters)
             tasks.append(task)
         except _TaskError as exc:
             if strict:
                 raise HistoryError(path, exc.message, task=task, field=exc.field) from None
-            for column in (row_task, row_status, row_code, row_len):
-                del column[marks[0]:]
-            del site_names[marks[1]:], counts[marks[1]:]
+            del rows[marks[0]:], site_names[marks[1]:], counts[marks[1]:]
             skipped.append((task, f"{exc.field}: {exc.message}"))
+    if not check_rows and counts and (not int_only.issuperset(map(type, counts)) or min(counts) < 0):
+        return None
     if skipped:
         log.warning("%s: skipped %d malformed task(s); first: %s: %s", path, len(skipped), *skipped[0])
     if not tasks:
         raise HistoryError(path, f"no valid task (skipped {len(skipped)})")
-    return _assemble(path, digest, tasks, status_index, code_index,
-                     (row_task, row_status, row_code, row_len, site_names, counts), params, skipped)
+    return _assemble(path, digest, tasks, status_index, code_index, rows, site_names, counts, params, skipped)
 
 
 def _check_code(code: str, where: str) -> None:
@@ -355,9 +379,9 @@ def _check_parameters(parameters, present: bool) -> dict | None:
     return parameters
 
 
-def _assemble(path, digest, tasks, status_index, code_index, rows, params, skipped) -> History:
-    row_task, row_status, row_code, row_len, site_names, counts = rows
-    row_len = np.asarray(row_len, dtype=np.int64)
+def _assemble(path, digest, tasks, status_index, code_index, rows, site_names, counts, params, skipped) -> History:
+    row_table = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    row_task, row_status, row_code, row_len = row_table.T
     try:
         count = np.asarray(counts, dtype=np.int64)
     except OverflowError:
