@@ -179,3 +179,49 @@ def test_resampling_sees_only_training_rows(history_path, tracking_uri):
         assert not set(seen) & set(data_ids[train][va]) and not set(seen) & test_ids
     assert set(spies.SEEN[-1]) == set(data_ids[train])
     assert len(history.tasks) == len(data.y) + data.n_unlabelled
+
+
+@pytest.mark.parametrize("overrides", [
+    ["cv=temporal", "search=gp"],
+    ["cv=stratified", "search=tpe", "metric=log_loss"],
+    ["cv=grouped", "search=gp", "metric=gmean", "scaler=standard", "resample=under"],
+    ["cv=grouped", "search=tpe", "metric=f1_weighted", "scaler=maxabs", "resample=svmsmote"],
+])
+def test_cv_search_and_objective_choices_run(history_path, tracking_uri, overrides):
+    metrics = run(make_cfg(history_path, tracking_uri, ["model=logreg", *overrides])).metrics
+    assert math.isfinite(metrics["test/roc_auc"]) and math.isfinite(metrics["cv/log_loss_mean"])
+    metric = next((o.split("=")[1] for o in overrides if o.startswith("metric=")), "roc_auc")
+    sign = 1 if metric == "log_loss" else -1
+    assert metrics["objective"] == pytest.approx(sign * metrics[f"cv/{metric}_mean"])
+
+
+@pytest.mark.parametrize("target", ["action", "action_split", "action_split_aggregated", "splitting", "xrootd",
+                                    "memory"])
+def test_multiclass_targets_merge_rare_classes_and_align_the_oracle(history_path, tracking_uri, target):
+    cfg = make_cfg(history_path, tracking_uri, [f"target={target}", "model=logreg", "search=none"])
+    data = load_dataset(cfg)
+    counts = np.bincount(data.y, minlength=len(data.classes))
+    rare = [c for c, n in zip(data.classes, counts) if n < 20 and c != "other"]
+    assert len(rare) <= 1  # a lone rare class is kept as it is: merging it would only rename it
+    np.testing.assert_allclose(data.oracle.sum(axis=1), 1.0, rtol=1e-9)
+    assert data.oracle.shape == (len(data.y), len(data.classes))
+    result = run(cfg)
+    assert result.classes == data.classes
+    assert math.isfinite(result.metrics["oracle/log_loss"]) and math.isfinite(result.metrics["test/f1_macro"])
+    _, parents, _ = runs_of(tracking_uri, f"wtc-{target}")
+    assert len(parents) == 1 and parents[0].info.run_id == result.run_id
+
+
+def test_merge_rare_classes():
+    from wtc.experiment import merge_rare_classes
+
+    y = np.array([0] * 30 + [1] * 25 + [2] * 3 + [3] * 2)
+    merged, classes, mapping = merge_rare_classes(y, ["a", "b", "c", "d"], min_count=20)
+    assert classes == ["a", "b", "other"]
+    assert np.bincount(merged).tolist() == [30, 25, 5]
+    proba = np.array([[0.1, 0.2, 0.3, 0.4]])
+    np.testing.assert_allclose(proba @ mapping, [[0.1, 0.2, 0.7]])
+    same, names, _ = merge_rare_classes(y, ["a", "b", "c", "d"], min_count=0)
+    assert names == ["a", "b", "c", "d"] and (same == y).all()
+    lone, names, _ = merge_rare_classes(y[:-2], ["a", "b", "c"], min_count=20)
+    assert names == ["a", "b", "c"]
