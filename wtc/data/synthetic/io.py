@@ -1,0 +1,89 @@
+"""Benchmark files of the synthetic world: the history JSON, its oracle sidecar and the default benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from wtc.data.synthetic.sampling import generate_history
+from wtc.data.synthetic.world import DEFAULT_TASKS
+
+
+def oracle_path(history_path) -> Path:
+    """The oracle sidecar of a history: same folder and stem, suffix ``.oracle.parquet``."""
+    path = Path(history_path)
+    return path.with_name(path.stem + ".oracle.parquet")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write via a temp file in the same folder and ``os.replace``: readers never see half a file.
+
+    The temp name is unique per process and call, so concurrent writers (e.g. test workers
+    generating the default benchmark at once) never clash; the last ``os.replace`` wins with
+    identical bytes. Unlike ``mkstemp`` it keeps the usual umask-based permissions.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_benchmark(path, n_tasks: int = DEFAULT_TASKS, seed: int = 0) -> Path:
+    """Generate a history and write it (compact JSON) with its oracle sidecar.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where the JSON goes; the oracle goes to :func:`oracle_path` of it.
+    n_tasks, seed : int
+        See :func:`generate_history`.
+
+    Returns
+    -------
+    Path
+        The history's path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    history, oracle = generate_history(n_tasks, seed)
+    text = json.dumps(history, separators=(",", ":"))
+    # The oracle lands first: whoever sees the history also finds its sidecar.
+    _atomic_write(oracle_path(path), lambda tmp: oracle.to_parquet(tmp, index=False))
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return path
+
+
+def load_oracle_table(history_path) -> pd.DataFrame:
+    """Read the oracle sidecar of a history (see :func:`oracle_of` for its columns).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the sidecar is missing (only generated histories have one).
+    """
+    sidecar = oracle_path(history_path)
+    if not sidecar.exists():
+        raise FileNotFoundError(f"no oracle sidecar {sidecar} for {history_path} (only generated histories have one)")
+    return pd.read_parquet(sidecar)
+
+
+def default_history_path() -> Path:
+    """``$WTC_DATA_DIR`` (else ``./data/generated``) ``/wtc_history_7582_seed0.json``."""
+    root = os.environ.get("WTC_DATA_DIR")
+    folder = Path(root) if root else Path.cwd() / "data" / "generated"
+    return folder / f"wtc_history_{DEFAULT_TASKS}_seed0.json"
+
+
+def ensure_default_history() -> Path:
+    """The default benchmark's path, generating it (and its oracle) on first use."""
+    path = default_history_path()
+    if not (path.exists() and oracle_path(path).exists()):
+        write_benchmark(path, DEFAULT_TASKS, seed=0)
+    return path

@@ -1,0 +1,109 @@
+"""The exact oracle of the synthetic world: per-task likelihood, posterior and class probabilities.
+
+The likelihood of one task's sparse matrix is exact thanks to Poisson thinning: the task's
+``K ~ Poisson(lam)`` draws over cells hit each cell independently, so a cell is active with
+probability ``1 - exp(-lam * pi_cell)`` and (conditioning on at least one active cell)
+
+    log P(active set, counts | z) = -lam - log(1 - e^-lam)
+                                    + sum_active [log(e^(lam pi_i) - 1) + log P_z(n_i)],
+
+which needs only the non-zeros. The oracle reads nothing but what the file shows (the task's
+matrix, its workflow name: campaign and date, and its task type), see :func:`oracle_of`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import gammaln
+
+from wtc.data.synthetic.world import _DISPERSION, STATUSES, _context, _world, _World
+from wtc.data.targets import TARGETS
+
+
+def _observations(world: _World, history: dict, week: np.ndarray) -> list[np.ndarray]:
+    """Non-zero cells of every task as arrays (task, status, code, site, count), file order."""
+    code_pos = {c: i for i, c in enumerate(world.codes)}
+    site_pos = {s: i for i, s in enumerate(world.sites)}
+    cells = []
+    for t, (task, record) in enumerate(history.items()):
+        for status, matrix in record["errors"].items():
+            if status not in STATUSES:
+                raise ValueError(f"{task}: status {status!r} is not one of the synthetic world's {STATUSES}")
+            s = STATUSES.index(status)
+            cells.extend((t, s, code_pos[code], site_pos[site], n)
+                         for code, row in matrix.items() for site, n in row.items() if n > 0)
+    t, s, c, k, n = np.array(cells, dtype=np.int64).reshape(-1, 5).T
+    if np.unique(t).size != len(history):
+        raise ValueError("every task of a synthetic history has at least one error count")
+    impossible = world.site_prob[week[t], s, k] == 0
+    if impossible.any():
+        i = int(np.argmax(impossible))
+        raise ValueError(f"{list(history)[t[i]]}: site {world.sites[k[i]]} is not in {STATUSES[s[i]]} that week")
+    return [t, s, c, k, n]
+
+
+def _log_nbinom(n_minus_1: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """log P(n - 1) under a negative binomial of shape ``_DISPERSION`` and the given mean."""
+    r = _DISPERSION
+    return (gammaln(n_minus_1 + r) - gammaln(r) - gammaln(n_minus_1 + 1)
+            + r * np.log(r / (r + mean)) + n_minus_1 * np.log(mean / (r + mean)))
+
+
+def _posterior(world: _World, history: dict, chunk: int = 200_000) -> np.ndarray:
+    """``P(z | task)`` for every task, shape (n_tasks, n_z)."""
+    tasks = list(history)
+    camp, week, cls = _context(world, tasks)
+    t, s, c, k, n = _observations(world, history, week)
+    lam = world.draws[:, cls].T                                     # (task, z)
+    loglik = -lam - np.log(-np.expm1(-lam))
+    for lo in range(0, t.size, chunk):
+        sl = slice(lo, lo + chunk)
+        tt, ss, cc = t[sl], s[sl], c[sl]
+        log_pi = (np.log(world.bad_share[:, ss]).T
+                  + np.log(world.code_prob[:, cls[tt], ss, cc]).T
+                  + np.log(world.site_prob[week[tt], ss, k[sl]])[:, None])
+        x = lam[tt] * np.exp(log_pi)
+        term = x + np.log(-np.expm1(-x))                            # log(e^x - 1), stable
+        term += _log_nbinom((n[sl] - 1)[:, None], world.count_mean[:, cls[tt]].T - 1)
+        _add_rows(loglik, tt, term)
+    log_post = world.log_prior[camp] + loglik
+    log_post -= log_post.max(axis=1, keepdims=True)
+    post = np.exp(log_post)
+    return post / post.sum(axis=1, keepdims=True)
+
+
+def _add_rows(total: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """``total[rows] += values`` summing repeated (sorted) rows, faster than ``np.add.at``."""
+    uniq, first = np.unique(rows, return_index=True)
+    total[uniq] += np.add.reduceat(values, first, axis=0)
+
+
+def oracle_of(history: dict) -> pd.DataFrame:
+    """The exact ``P(class | task)`` of every target for a history of the synthetic world.
+
+    Uses only what the file shows of each task: its own error matrix, the campaign and
+    request date in its workflow name, and its task type. Sibling tasks share the hidden cause
+    but the oracle ignores them, so it is the limit of any per-task model.
+
+    Parameters
+    ----------
+    history : dict
+        A history produced by :func:`generate_history` (or any subset of its tasks).
+
+    Returns
+    -------
+    DataFrame
+        One row per task in file order: ``task``, then ``"<target>/<class>"`` for every target
+        in ``targets.TARGETS`` and every class with nonzero prior mass (canonical order).
+    """
+    world = _world()
+    post = _posterior(world, history)
+    columns: dict = {"task": list(history)}
+    for target in TARGETS:
+        classes, matrix = world.class_prob[target]
+        proba = post @ matrix
+        proba /= proba.sum(axis=1, keepdims=True)
+        for i, name in enumerate(classes):
+            columns[f"{target}/{name}"] = proba[:, i]
+    return pd.DataFrame(columns)
