@@ -184,6 +184,7 @@ def search(cfg, data: Dataset, pipeline, train: np.ndarray, tracker) -> tuple[di
                      data.dates.iloc[train] if cfg.cv.kind == "temporal" else None)
     searcher = make_searcher(cfg.search.kind, config_space(cfg), int(cfg.search.n_trials), int(cfg.seed))
     best_summary: dict[str, float] = {}
+    best_value = float("inf")
     values: list[float] = []
     n_trials = searcher.n_trials
     for trial in tqdm(range(n_trials), desc=f"{cfg.model.name} trials", leave=False, disable=n_trials < 2):
@@ -193,8 +194,8 @@ def search(cfg, data: Dataset, pipeline, train: np.ndarray, tracker) -> tuple[di
         value = objective_value(cfg.metric, {m: summary[f"{m}_mean"] for m in METRICS})
         searcher.tell(params, value)
         values.append(value)
-        if value <= min(values):
-            best_summary = summary
+        if value < best_value:  # strict: ties keep the earlier trial, as the searchers do
+            best_value, best_summary = value, summary
         metrics = {f"cv/{k}": v for k, v in summary.items()}
         metrics.update({"objective": value, "time/trial_s": time.perf_counter() - start})
         tracker.child_run(f"trial-{trial:03d}", params=params, metrics=metrics)
