@@ -245,7 +245,7 @@ def run(cfg: DictConfig) -> RunResult:
         metrics["test/ks"] = ks_statistic(train_proba, test_proba)
         if data.oracle is not None:
             metrics.update({f"oracle/{k}": v for k, v in score_all(data.y[test], data.oracle[test], n_classes).items()})
-        metrics["objective"] = min(values)
+        metrics["objective"] = searcher.best_value
         tracker.log_params({f"best.{k}": v for k, v in best_params.items()})
         tracker.log_metrics(metrics)
 
