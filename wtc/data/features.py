@@ -105,15 +105,16 @@ def build_features(
     rows = history.entry_task[keep]
     counts = history.entry_count[keep]
 
-    def key_name(key: int) -> str:
-        status, rest = divmod(int(key), n_codes * n_sites)
-        code, site = divmod(rest, n_sites)
-        return f"{history.statuses[status]}:{history.codes[code]}:{site_names[site]}"
+    def key_names(col_keys: np.ndarray) -> list[str]:
+        status, rest = np.divmod(col_keys, n_codes * n_sites)
+        code, site = np.divmod(rest, n_sites)
+        st, cd = history.statuses, history.codes
+        return [f"{st[a]}:{cd[b]}:{site_names[c]}" for a, b, c in zip(status.tolist(), code.tolist(), site.tolist())]
 
     dropped: dict[str, int] = {}
     if vocabulary is None:
         col_keys = np.unique(keys)
-        error_names = [key_name(k) for k in col_keys]
+        error_names = key_names(col_keys)
         cols = np.searchsorted(col_keys, keys)
         error_x = _csr(rows, cols, counts, history.n_tasks, len(col_keys))
         extra_x, extra_names = _extras(history, keep, rows, counts, extras, None, dropped)
