@@ -17,7 +17,7 @@ from wtc import plots
 from wtc.data import HistoryError, build_features, build_target, has_oracle, load_history, load_oracle
 from wtc.evaluation import METRICS, ks_statistic, objective_value, score_all
 from wtc.pipeline import build_pipeline, config_space, cross_validate, full_proba, summarise, with_params
-from wtc.search import make_searcher
+from wtc.search import SEARCHERS, make_searcher
 from wtc.splits import CV_KINDS, cv_folds, holdout_split
 from wtc.tracking import RunTracker
 
@@ -63,8 +63,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown metric {cfg.metric!r}; choose one of {', '.join(METRICS)}")
     if cfg.cv.kind not in CV_KINDS:
         raise ConfigError(f"unknown cv.kind {cfg.cv.kind!r}; choose one of {', '.join(CV_KINDS)}")
-    if cfg.search.kind not in ("none", "gp", "tpe"):
-        raise ConfigError(f"unknown search.kind {cfg.search.kind!r}; choose none, gp or tpe")
+    if cfg.search.kind not in SEARCHERS:
+        raise ConfigError(f"unknown search.kind {cfg.search.kind!r}; choose one of {', '.join(SEARCHERS)}")
     if int(cfg.search.n_trials) < 1:
         raise ConfigError("search.n_trials must be at least 1")
 
@@ -123,7 +123,7 @@ def load_dataset(cfg: DictConfig) -> Dataset:
         raise ConfigError(f"{path}: target {cfg.target.name!r} has a single class {classes}")
     oracle = None
     if has_oracle(path):
-        proba, _ = load_oracle(path, cfg.target.name)
+        proba, _ = load_oracle(path, cfg.target.name, history=history)
         oracle = proba[labelled] @ mapping
     workflows = np.asarray(history.workflows, dtype=object)[labelled]
     return Dataset(

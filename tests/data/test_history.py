@@ -77,6 +77,10 @@ GOOD_ERRORS = {"good_sites": {"85": {"T1_US_FNAL": 1}}}
         (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "memory": "lots"}}), T0, "parameters.memory", "memory"),
         (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "xrootd": "maybe"}}), T0, "parameters.xrootd", "xrootd"),
         (_bad({"errors": GOOD_ERRORS, "parameters": ["acdc"]}), T0, "parameters", "must be an object"),
+        (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "sites": "T1_US_FNAL"}}), T0,
+         "parameters.sites", "list of site names"),
+        (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "sites": ["T1_US_FNAL", 3]}}), T0,
+         "parameters.sites", "list of site names"),
         (_bad(top={"no-slash": {"errors": {}}}), "no-slash", "<name>", "/<workflow>/<task>"),
     ],
 )

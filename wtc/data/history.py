@@ -360,6 +360,7 @@ def _dense_to_sparse(dense, where: str) -> dict:
 
 
 def _check_parameters(parameters, present: bool) -> dict | None:
+    # The decision fields only; ``sites`` differs per task and is checked in the loop.
     if parameters is None:
         if present:
             raise _TaskError("parameters", "is null; leave it out for an unlabelled task")
@@ -374,9 +375,6 @@ def _check_parameters(parameters, present: bool) -> dict | None:
             check(parameters.get(name))
         except ValueError as exc:
             raise _TaskError(f"parameters.{name}", str(exc)) from None
-    sites = parameters.get("sites")
-    if sites is not None and not (isinstance(sites, list) and all(isinstance(s, str) for s in sites)):
-        raise _TaskError("parameters.sites", "must be a list of site names")
     return parameters
 
 

@@ -8,12 +8,15 @@ from wtc.data.history import HistoryError, load_history
 from wtc.data.targets import build_target
 
 
-def load_oracle(history_path, target: str) -> tuple[np.ndarray, list[str]]:
+def load_oracle(history_path, target: str, history=None) -> tuple[np.ndarray, list[str]]:
     """The oracle's ``P(class | observed task)`` for every task of a generated history.
 
     Rows follow the history's tasks, columns ``build_target``'s classes (those present among
     the labelled tasks, in canonical order). Oracle mass on classes absent from the history is
     dropped and each row renormalised, since no model trained on the file can predict them.
+
+    ``history``, when given, is the already loaded history of ``history_path`` (it is not
+    read again).
 
     Raises
     ------
@@ -23,7 +26,8 @@ def load_oracle(history_path, target: str) -> tuple[np.ndarray, list[str]]:
     """
     from wtc.data.synthetic import load_oracle_table, oracle_path
 
-    history = load_history(history_path)
+    if history is None:
+        history = load_history(history_path)
     table = load_oracle_table(history_path)
     sidecar = oracle_path(history_path)
     if len(table) != history.n_tasks or list(table["task"]) != history.tasks:
