@@ -13,7 +13,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from wtc import plots
+from wtc.evaluation import plots
+from wtc.errors import ConfigError
 from wtc.data import HistoryError, build_features, build_target, has_oracle, load_history, load_oracle
 from wtc.evaluation import METRICS, ks_statistic, objective_value, score_all
 from wtc.pipeline import build_pipeline, config_space, cross_validate, full_proba, summarise, with_params
@@ -35,10 +36,6 @@ class RunResult:
     best_params: dict
     classes: list[str]
     feature_names: list[str]
-
-
-class ConfigError(ValueError):
-    """A run config that cannot work (unknown metric, search kind, cv kind...)."""
 
 
 @dataclass

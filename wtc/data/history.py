@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from wtc.data import cache
+from wtc.errors import HistoryError
 from wtc.data.names import campaign_of, request_date_of, task_type_of, workflow_of
 from wtc.data.targets import ACTION_GROUPS, memory_bucket, normalise_splitting, normalise_xrootd
 from wtc.data.vocabulary import code_sort_key
@@ -25,19 +26,6 @@ log = logging.getLogger(__name__)
 LOADER_VERSION = 1
 KNOWN_STATUSES = ("good", "bad")
 PARAMETER_FIELDS = ("action", "splitting", "xrootd", "memory", "sites", "cores")
-
-
-class HistoryError(ValueError):
-    """A history file that cannot be read; ``str()`` is one line naming file, task and field."""
-
-    def __init__(self, path, message: str, task: str | None = None, field: str | None = None):
-        self.path, self.task, self.field, self.message = str(path), task, field, message
-        where = [self.path]
-        if task is not None:
-            where.append(f"task {task!r}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(": ".join(where) + ": " + message)
 
 
 class _TaskError(Exception):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from wtc import plots
+from wtc.evaluation import plots
 from wtc.search import GPSearcher
 
 N_CLASSES = 20

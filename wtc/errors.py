@@ -1,0 +1,26 @@
+"""One family of project errors; every entry point turns them into a one-line message."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "HistoryError", "WtcError"]
+
+
+class WtcError(ValueError):
+    """Base of every error wtc reports to its user as one line (``str()`` is that line)."""
+
+
+class HistoryError(WtcError):
+    """A history file that cannot be read; ``str()`` is one line naming file, task and field."""
+
+    def __init__(self, path, message: str, task: str | None = None, field: str | None = None):
+        self.path, self.task, self.field, self.message = str(path), task, field, message
+        where = [self.path]
+        if task is not None:
+            where.append(f"task {task!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(": ".join(where) + ": " + message)
+
+
+class ConfigError(WtcError):
+    """A run config that cannot work (unknown metric, search kind, cv kind, bad value...)."""
