@@ -11,12 +11,12 @@ import wtc  # noqa: F401  (registers the config resolvers)
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one job and return its search objective (CV mean, minimised) for Hydra sweepers."""
-    from wtc.data import HistoryError
-    from wtc.experiment import ConfigError, run
+    from wtc.errors import WtcError
+    from wtc.experiment import run
 
     try:
         result = run(cfg)
-    except (HistoryError, ConfigError) as exc:
+    except WtcError as exc:
         raise SystemExit(f"error: {exc}") from None
     return result.metrics["objective"]
 

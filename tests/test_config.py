@@ -9,9 +9,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import wtc  # noqa: F401  (resolvers)
-from wtc.experiment import ConfigError, check_config
-from wtc.pipeline import build_pipeline, config_space
-from wtc.search import parse_space
+from wtc.errors import ConfigError
+from wtc.experiment import check_config
+from wtc.models.pipeline import build_pipeline
+from wtc.tuning import config_space, parse_space
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ["data", "target", "scaler", "resample", "model", "search", "cv"]

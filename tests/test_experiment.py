@@ -13,7 +13,8 @@ from hydra import compose, initialize_config_dir
 from tests import spies
 from wtc.data import load_history
 from wtc.data.synthetic import write_benchmark
-from wtc.experiment import load_dataset, run
+from wtc.data.dataset import load_dataset
+from wtc.experiment import run
 from wtc.splits import cv_folds, holdout_split
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -213,7 +214,7 @@ def test_multiclass_targets_merge_rare_classes_and_align_the_oracle(history_path
 
 
 def test_merge_rare_classes():
-    from wtc.experiment import merge_rare_classes
+    from wtc.data.dataset import merge_rare_classes
 
     y = np.array([0] * 30 + [1] * 25 + [2] * 3 + [3] * 2)
     merged, classes, mapping = merge_rare_classes(y, ["a", "b", "c", "d"], min_count=20)

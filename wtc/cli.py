@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from wtc.data.history import HistoryError
+from wtc.errors import WtcError
 
 
 def _describe(args) -> int:
@@ -44,7 +44,7 @@ def _check(args) -> int:
 
     try:
         history = load_history(args.path, strict=False, use_cache=False)
-    except HistoryError as exc:
+    except WtcError as exc:
         print(f"FATAL {exc}")
         return 1
     known_codes = set(cms_vocabulary()["exit_codes"])
@@ -106,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except HistoryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as exc:
+    except (WtcError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -71,3 +73,40 @@ def _workflows_by_date(groups: np.ndarray, dates: pd.Series | None) -> list:
     first = pd.Series(np.asarray(dates)).groupby(np.asarray(groups)).min()
     # Ties broken by workflow name so the order is deterministic.
     return list(first.sort_index().sort_values(kind="stable").index)
+
+
+@dataclass
+class Splits:
+    """The held-out split of a run and the CV folds of its training rows.
+
+    ``train`` and ``test`` index the dataset's rows; each fold's (train, validation) index
+    arrays index ``train``'s rows.
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+
+
+def make_splits(
+    kind: str, n_splits: int, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
+    dates: pd.Series | None = None,
+) -> Splits:
+    """The held-out split and the CV folds a ``cv.kind`` asks for (``temporal``: both by date).
+
+    Parameters
+    ----------
+    kind : {"stratified", "grouped", "temporal"}
+        See :func:`cv_folds`; with ``temporal`` the test rows are the latest workflows too.
+    n_splits, test_size, seed
+        Folds of the training split, test share, and the seed of the shuffles.
+    y, groups, dates
+        Labels, workflow of each row, and request dates (needed by ``temporal`` only).
+    """
+    if kind not in CV_KINDS:
+        raise ValueError(f"unknown cv kind {kind!r}; choose one of {', '.join(CV_KINDS)}")
+    temporal = kind == "temporal"
+    train, test = holdout_split(y, groups, test_size, seed, dates, temporal=temporal)
+    train_dates = dates.iloc[train] if temporal and dates is not None else None
+    folds = cv_folds(kind, n_splits, y[train], groups[train], seed, train_dates)
+    return Splits(train, test, folds)

@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from wtc.evaluation import plots
-from wtc.search import GPSearcher
+from wtc.tuning import GPSearcher
 
 N_CLASSES = 20
 NAMES = [f"acdc_{i}x" for i in range(N_CLASSES)]

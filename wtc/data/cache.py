@@ -29,9 +29,9 @@ def content_hash(raw: bytes, salt: str) -> str:
     return digest.hexdigest()
 
 
-def read(digest: str) -> dict | None:
+def read(digest: str, folder=None) -> dict | None:
     """The cached parse for ``digest``, or None (a damaged entry is ignored and re-parsed)."""
-    base = cache_dir() / digest
+    base = Path(folder or cache_dir()) / digest
     try:
         with np.load(base.with_suffix(".npz")) as arrays:
             payload = {name: arrays[name] for name in _ARRAYS}
@@ -47,9 +47,9 @@ def read(digest: str) -> dict | None:
     return payload
 
 
-def write(digest: str, payload: dict) -> None:
+def write(digest: str, payload: dict, folder=None) -> None:
     """Store a parse atomically; failing to cache is logged, never fatal."""
-    folder = cache_dir()
+    folder = Path(folder or cache_dir())
     base = folder / digest
     try:
         folder.mkdir(parents=True, exist_ok=True)

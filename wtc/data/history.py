@@ -132,7 +132,7 @@ class History:
         }
 
 
-def load_history(path, strict: bool = True, use_cache: bool = True) -> History:
+def load_history(path, strict: bool = True, use_cache: bool = True, cache_dir=None) -> History:
     """Read a WTC actions-history JSON file.
 
     Parameters
@@ -158,12 +158,12 @@ def load_history(path, strict: bool = True, use_cache: bool = True) -> History:
         raise HistoryError(path, f"cannot read the file ({exc.strerror or exc})") from None
     digest = cache.content_hash(raw, f"v{LOADER_VERSION}-strict{int(strict)}")
     if use_cache:
-        cached = cache.read(digest)
+        cached = cache.read(digest, cache_dir)
         if cached is not None:
             return History(path=path, content_hash=digest, **cached)
     history = _parse(path, raw, digest, strict)
     if use_cache:
-        cache.write(digest, _cache_payload(history))
+        cache.write(digest, _cache_payload(history), cache_dir)
     return history
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
@@ -33,17 +34,6 @@ AGGREGATED_SPLIT = f"{AGGREGATE_SPLIT_FROM}x+"
 #: Upper edges (MB, inclusive) of the requested-memory buckets, and their labels.
 MEMORY_EDGES_MB = (3000, 6000, 10000, 16000)
 MEMORY_BUCKETS = ("unset", "<=3GB", "3-6GB", "6-10GB", "10-16GB", ">16GB")
-
-TARGETS = (
-    "binary",
-    "action",
-    "action_split",
-    "action_split_aggregated",
-    "splitting",
-    "xrootd",
-    "memory",
-)
-
 
 def action_group(action: str) -> str:
     """acdc (recovery included), clone or special."""
@@ -101,44 +91,75 @@ def memory_bucket(value) -> str:
     return MEMORY_BUCKETS[1 + int(np.searchsorted(MEMORY_EDGES_MB, mb, side="left"))]
 
 
-def _binary(p: Mapping) -> str:
-    return "acdc" if action_group(p["action"]) == "acdc" else "non-acdc"
+def check_action(value) -> str:
+    """The action group of a raw ``parameters.action`` (ValueError when it is not a known action)."""
+    if not isinstance(value, str) or value not in ACTION_GROUPS:
+        raise ValueError(f"must be one of {', '.join(ACTION_GROUPS)}, got {value!r}")
+    return ACTION_GROUPS[value]
 
 
-def _action(p: Mapping) -> str:
-    return action_group(p["action"])
-
-
-def _action_split(p: Mapping) -> str:
-    return f"{action_group(p['action'])}_{normalise_splitting(p.get('splitting'))}"
-
-
-def _action_split_aggregated(p: Mapping) -> str:
-    split = aggregate_splitting(normalise_splitting(p.get("splitting")))
-    return f"{action_group(p['action'])}_{split}"
-
-
-def _splitting(p: Mapping) -> str:
-    return normalise_splitting(p.get("splitting"))
-
-
-def _xrootd(p: Mapping) -> str:
-    return normalise_xrootd(p.get("xrootd"))
-
-
-def _memory(p: Mapping) -> str:
-    return memory_bucket(p.get("memory"))
-
-
-_LABELLERS: dict[str, Callable[[Mapping], str]] = {
-    "binary": _binary,
-    "action": _action,
-    "action_split": _action_split,
-    "action_split_aggregated": _action_split_aggregated,
-    "splitting": _splitting,
-    "xrootd": _xrootd,
-    "memory": _memory,
+#: How the loader validates each decision field of ``parameters`` (each raises ValueError on a
+#: value it cannot interpret). A target's ``field`` names one of these.
+FIELD_CHECKS: dict[str, Callable] = {
+    "action": check_action,
+    "splitting": normalise_splitting,
+    "xrootd": normalise_xrootd,
+    "memory": memory_bucket,
 }
+
+
+def _split_order(split: str) -> tuple:
+    return (split_rank(split),)
+
+
+def _action_split_order(name: str) -> tuple:
+    action, _, split = name.partition("_")
+    return (ACTIONS.index(action), split_rank(split))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One prediction target: the parameter field it reads, how a task is labelled, the class order.
+
+    ``label`` maps a task's validated ``parameters`` to its class; ``order`` is the sort key of
+    the class names (canonical order of probability columns, confusion matrices, oracle).
+    """
+
+    name: str
+    field: str
+    label: Callable[[Mapping], str]
+    order: Callable[[str], tuple]
+    description: str = ""
+
+
+#: Every target a run can learn, by name (``target=<name>``). A new target is one entry here
+#: and one file in ``conf/target/``.
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("binary", "action", lambda p: "acdc" if action_group(p["action"]) == "acdc" else "non-acdc",
+           lambda c: (("acdc", "non-acdc").index(c),), "acdc (recovery included) vs everything else"),
+    Target("action", "action", lambda p: action_group(p["action"]), lambda c: (ACTIONS.index(c),),
+           "acdc, clone or special"),
+    Target("action_split", "splitting",
+           lambda p: f"{action_group(p['action'])}_{normalise_splitting(p.get('splitting'))}",
+           _action_split_order, "action and job splitting (acdc_1x, clone_10x, ...)"),
+    Target("action_split_aggregated", "splitting",
+           lambda p: f"{action_group(p['action'])}_{aggregate_splitting(normalise_splitting(p.get('splitting')))}",
+           _action_split_order, "action and splitting, splittings of 20x and above (and max) as one class"),
+    Target("splitting", "splitting", lambda p: normalise_splitting(p.get("splitting")), _split_order,
+           "job splitting alone"),
+    Target("xrootd", "xrootd", lambda p: normalise_xrootd(p.get("xrootd")),
+           lambda c: (("disabled", "enabled").index(c),), "xrootd enabled or disabled"),
+    Target("memory", "memory", lambda p: memory_bucket(p.get("memory")), lambda c: (MEMORY_BUCKETS.index(c),),
+           "requested memory bucket"),
+)}
+
+
+def target_of(name: str) -> Target:
+    """The :class:`Target` called ``name`` (ValueError listing the valid names otherwise)."""
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise ValueError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}") from None
 
 
 def label_of(parameters: Mapping, target: str) -> str:
@@ -147,33 +168,12 @@ def label_of(parameters: Mapping, target: str) -> str:
     Raises KeyError/ValueError on values the target cannot interpret; ``load_history``
     validates every field first, so a loaded history never raises here.
     """
-    try:
-        labeller = _LABELLERS[target]
-    except KeyError:
-        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}") from None
-    return labeller(parameters)
+    return target_of(target).label(parameters)
 
 
 def class_sort_key(target: str) -> Callable[[str], tuple]:
     """Canonical order of a target's classes (actions, then splitting from small to large)."""
-
-    def split_key(split: str) -> tuple:
-        return (split_rank(split),)
-
-    def action_key(name: str) -> tuple:
-        action, _, split = name.partition("_")
-        return (ACTIONS.index(action), split_rank(split))
-
-    keys: dict[str, Callable[[str], tuple]] = {
-        "binary": lambda c: (("acdc", "non-acdc").index(c),),
-        "action": lambda c: (ACTIONS.index(c),),
-        "action_split": action_key,
-        "action_split_aggregated": action_key,
-        "splitting": split_key,
-        "xrootd": lambda c: (("disabled", "enabled").index(c),),
-        "memory": lambda c: (MEMORY_BUCKETS.index(c),),
-    }
-    return keys[target]
+    return target_of(target).order
 
 
 def build_target(history: "History", target: str) -> tuple[np.ndarray, list[str]]:
@@ -184,8 +184,7 @@ def build_target(history: "History", target: str) -> tuple[np.ndarray, list[str]
     history : History
         A loaded actions history.
     target : str
-        One of ``binary``, ``action``, ``action_split``, ``action_split_aggregated``,
-        ``splitting``, ``xrootd``, ``memory``.
+        A name of :data:`TARGETS`.
 
     Returns
     -------
@@ -195,10 +194,9 @@ def build_target(history: "History", target: str) -> tuple[np.ndarray, list[str]
     class_names : list of str
         The classes that occur among the labelled tasks, in canonical order.
     """
-    if target not in _LABELLERS:
-        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    labels = [label_of(p, target) if p is not None else None for p in history.parameter_records]
-    present = sorted({lab for lab in labels if lab is not None}, key=class_sort_key(target))
+    spec = target_of(target)
+    labels = [spec.label(p) if p is not None else None for p in history.parameter_records]
+    present = sorted({lab for lab in labels if lab is not None}, key=spec.order)
     index = {name: i for i, name in enumerate(present)}
     y = np.fromiter((index[lab] if lab is not None else -1 for lab in labels), dtype=np.int64, count=len(labels))
     n_unlabelled = int((y < 0).sum())

@@ -1,8 +1,9 @@
-"""Metrics of a fitted model: the objective registry, full score sets and the over-training check."""
+"""The metric registry (name -> function, direction, objective or not), score sets and the over-training check."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,33 +19,11 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-__all__ = ["METRICS", "Metric", "ks_statistic", "objective_value", "score_all"]
+__all__ = ["METRICS", "REGISTRY", "Metric", "ks_statistic", "objective_value", "score_all"]
 
 #: Probabilities are clipped away from 0 and 1 before the log loss so one confident miss
 #: gives a large but finite loss instead of inf (which would poison a GP surrogate).
 _PROBA_EPS = 1e-15
-
-
-@dataclass(frozen=True)
-class Metric:
-    """An objective metric: its name and whether larger values are better."""
-
-    name: str
-    greater_is_better: bool
-
-    @property
-    def direction(self) -> str:
-        """``"maximise"`` or ``"minimise"``."""
-        return "maximise" if self.greater_is_better else "minimise"
-
-
-#: Metrics a search may optimise, by name.
-METRICS: dict[str, Metric] = {
-    "roc_auc": Metric("roc_auc", greater_is_better=True),
-    "log_loss": Metric("log_loss", greater_is_better=False),
-    "f1_weighted": Metric("f1_weighted", greater_is_better=True),
-    "gmean": Metric("gmean", greater_is_better=True),
-}
 
 
 def _check_proba(y_true, proba, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +55,71 @@ def _roc_auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
     return float(np.mean(aucs))
 
 
+def _gmean(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    # Over the classes present in y_true: recall of a class with no true rows is undefined and
+    # imblearn counts it as 0, which would zero the whole product.
+    with warnings.catch_warnings():
+        # imblearn warns about ill-defined recall even where we chose the labels on purpose.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        if n_classes > 2:
+            present = np.unique(y_true).tolist()
+            return float(geometric_mean_score(y_true, y_pred, labels=present, average="multiclass"))
+        return float(geometric_mean_score(y_true, y_pred, average="binary"))
+
+
+def _log_loss(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
+    clipped = np.clip(proba, _PROBA_EPS, 1.0)
+    clipped /= clipped.sum(axis=1, keepdims=True)
+    return float(log_loss(y_true, clipped, labels=list(range(n_classes))))
+
+
+def _weighted(score):
+    return lambda y_true, y_pred, n_classes: float(score(y_true, y_pred, average="weighted", zero_division=0))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One evaluation metric: how it is computed, its direction, and whether a search may optimise it.
+
+    ``from_proba`` metrics read the class probabilities, the others the argmax predictions;
+    both get ``(y_true, values, n_classes)``.
+    """
+
+    name: str
+    compute: Callable[[np.ndarray, np.ndarray, int], float]
+    greater_is_better: bool
+    from_proba: bool = False
+    objective: bool = False
+    description: str = ""
+
+    @property
+    def direction(self) -> str:
+        """``"maximise"`` or ``"minimise"``."""
+        return "maximise" if self.greater_is_better else "minimise"
+
+
+#: Every metric a run reports, by name, in the order runs log them. A new metric is one entry.
+REGISTRY: dict[str, Metric] = {m.name: m for m in (
+    Metric("roc_auc", _roc_auc, True, from_proba=True, objective=True,
+           description="ROC AUC (binary: column 1; multi-class: macro one-vs-rest over the classes present)"),
+    Metric("log_loss", _log_loss, False, from_proba=True, objective=True,
+           description="log-loss of the probabilities (clipped at 1e-15)"),
+    Metric("accuracy", lambda y, p, k: float(accuracy_score(y, p)), True, description="accuracy of the argmax"),
+    Metric("precision", _weighted(precision_score), True, description="precision, support-weighted"),
+    Metric("recall", _weighted(recall_score), True, description="recall, support-weighted"),
+    Metric("f1_weighted", _weighted(f1_score), True, objective=True, description="F1, support-weighted"),
+    Metric("f1_macro", lambda y, p, k: float(f1_score(y, p, average="macro", zero_division=0)), True,
+           description="F1, unweighted mean over classes"),
+    Metric("gmean", _gmean, True, objective=True,
+           description="geometric mean of the per-class recalls (classes present)"),
+)}
+
+#: The metrics a search may optimise (``metric=...`` in the config), by name.
+METRICS: dict[str, Metric] = {name: m for name, m in REGISTRY.items() if m.objective}
+
+
 def score_all(y_true, proba, n_classes: int) -> dict[str, float]:
-    """Every evaluation metric of class probabilities.
+    """Every metric of :data:`REGISTRY` for class probabilities.
 
     Parameters
     ----------
@@ -91,36 +133,12 @@ def score_all(y_true, proba, n_classes: int) -> dict[str, float]:
     Returns
     -------
     dict of str to float
-        ``roc_auc`` (binary: AUC of column 1; multi-class: macro one-vs-rest over the classes
-        present in ``y_true``; nan when fewer than two are present), ``log_loss``,
-        ``accuracy``, ``precision`` and ``recall`` (weighted), ``f1_weighted``, ``f1_macro``
-        and ``gmean`` (geometric mean of the per-class recalls).
+        One value per registered metric, by name (nan where undefined, e.g. the AUC of a
+        single class).
     """
     y_true, proba = _check_proba(y_true, proba, n_classes)
     y_pred = proba.argmax(axis=1)
-    clipped = np.clip(proba, _PROBA_EPS, 1.0)
-    clipped /= clipped.sum(axis=1, keepdims=True)
-    labels = list(range(n_classes))
-    # The gmean is over the classes present in y_true: recall of a class with no true rows is
-    # undefined and imblearn counts it as 0, which would zero the whole product.
-    present = np.unique(y_true).tolist()
-    with warnings.catch_warnings():
-        # imblearn warns about ill-defined recall even where we chose the labels on purpose.
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        if n_classes > 2:
-            gmean = geometric_mean_score(y_true, y_pred, labels=present, average="multiclass")
-        else:
-            gmean = geometric_mean_score(y_true, y_pred, average="binary")
-    return {
-        "roc_auc": _roc_auc(y_true, proba, n_classes),
-        "log_loss": float(log_loss(y_true, clipped, labels=labels)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "precision": float(precision_score(y_true, y_pred, average="weighted", zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, average="weighted", zero_division=0)),
-        "f1_weighted": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
-        "f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "gmean": float(gmean),
-    }
+    return {name: m.compute(y_true, proba if m.from_proba else y_pred, n_classes) for name, m in REGISTRY.items()}
 
 
 def _score_of(proba) -> np.ndarray:

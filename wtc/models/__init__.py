@@ -1,4 +1,4 @@
-"""Custom estimators: the Keras network and the WTC-procedures baseline."""
+"""Estimators scikit-learn lacks (the Keras network, the WTC-procedures baseline) and the run pipeline."""
 
 from wtc.models.dnn import DNNClassifier
 from wtc.models.rules import RulesClassifier

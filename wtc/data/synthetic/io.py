@@ -74,16 +74,17 @@ def load_oracle_table(history_path) -> pd.DataFrame:
     return pd.read_parquet(sidecar)
 
 
-def default_history_path() -> Path:
-    """``$WTC_DATA_DIR`` (else ``./data/generated``) ``/wtc_history_7582_seed0.json``."""
-    root = os.environ.get("WTC_DATA_DIR")
-    folder = Path(root) if root else Path.cwd() / "data" / "generated"
-    return folder / f"wtc_history_{DEFAULT_TASKS}_seed0.json"
+def default_history_path(folder=None) -> Path:
+    """``folder`` (else ``$WTC_DATA_DIR``, else ``./data/generated``) ``/wtc_history_7582_seed0.json``."""
+    if folder is None:
+        root = os.environ.get("WTC_DATA_DIR")
+        folder = Path(root) if root else Path.cwd() / "data" / "generated"
+    return Path(folder) / f"wtc_history_{DEFAULT_TASKS}_seed0.json"
 
 
-def ensure_default_history() -> Path:
+def ensure_default_history(folder=None) -> Path:
     """The default benchmark's path, generating it (and its oracle) on first use."""
-    path = default_history_path()
+    path = default_history_path(folder)
     if not (path.exists() and oracle_path(path).exists()):
         write_benchmark(path, DEFAULT_TASKS, seed=0)
     return path

@@ -1,14 +1,13 @@
-"""Build the scaler -> resampler -> model pipeline of a run config and score it on folds."""
+"""The scaler -> resampler -> model pipeline of a run config, and its probabilities over every class."""
 
 from __future__ import annotations
 
 import numpy as np
 from hydra.utils import instantiate
 from imblearn.pipeline import Pipeline
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from sklearn.base import clone
 
-from wtc.evaluation import score_all
 
 MODEL_STEP = "model"
 
@@ -49,29 +48,3 @@ def full_proba(pipeline: Pipeline, X, n_classes: int) -> np.ndarray:
     full = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
     full[:, np.asarray(classes, dtype=np.int64)] = proba
     return full
-
-
-def cross_validate(pipeline: Pipeline, params: dict, X, y, folds, n_classes: int) -> list[dict[str, float]]:
-    """Fit on each training fold, score every metric on its validation fold."""
-    scores = []
-    for train, valid in folds:
-        model = with_params(pipeline, params).fit(X[train], y[train])
-        scores.append(score_all(y[valid], full_proba(model, X[valid], n_classes), n_classes))
-    return scores
-
-
-def summarise(fold_scores: list[dict[str, float]]) -> dict[str, float]:
-    """``<metric>_mean`` and ``<metric>_std`` over folds (nan-aware)."""
-    out = {}
-    for name in fold_scores[0]:
-        values = np.array([s[name] for s in fold_scores], dtype=float)
-        finite = values[np.isfinite(values)]
-        out[f"{name}_mean"] = float(finite.mean()) if finite.size else float("nan")
-        out[f"{name}_std"] = float(finite.std()) if finite.size else float("nan")
-    return out
-
-
-def config_space(cfg: DictConfig) -> dict:
-    """The model's search space as plain Python (both GP and TPE read this format)."""
-    space = cfg.model.get("space") or {}
-    return OmegaConf.to_container(space, resolve=True) if isinstance(space, DictConfig) else dict(space)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from wtc.search import (
+from wtc.tuning import (
     FixedSearcher,
     GPSearcher,
     TPESearcher,

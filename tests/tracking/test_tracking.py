@@ -62,7 +62,7 @@ def memory_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def template_db(memory_dir):
     """A store whose schema is created once; most tests copy this file."""
-    init_store(None, None, root=memory_dir / "template")
+    init_store(None, None, mlruns=memory_dir / "template" / "mlruns")
     return memory_dir / "template" / "mlruns" / "mlflow.db"
 
 
@@ -94,10 +94,12 @@ def _assert_nothing_running(client):
 
 
 # --------------------------------------------------------------------------- the store
-def test_default_tracking_uri_points_into_mlruns(tmp_path):
-    uri = default_tracking_uri(tmp_path)
-    assert uri == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
-    assert (tmp_path / "mlruns").is_dir()
+def test_default_tracking_uri_points_into_mlruns(tmp_path, monkeypatch):
+    uri = default_tracking_uri(tmp_path / "store")
+    assert uri == f"sqlite:///{tmp_path.resolve()}/store/mlflow.db"
+    assert (tmp_path / "store").is_dir()
+    monkeypatch.chdir(tmp_path)
+    assert default_tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
 
 
 def test_init_store_is_idempotent_and_puts_artifacts_under_mlruns(uri, tmp_path):
@@ -108,11 +110,11 @@ def test_init_store_is_idempotent_and_puts_artifacts_under_mlruns(uri, tmp_path)
     assert experiment.artifact_location == (tmp_path / "mlruns" / "artifacts").as_uri()
 
 
-def test_init_store_defaults_to_root_not_to_the_environment(tmp_path, template_db, monkeypatch):
+def test_init_store_defaults_to_the_mlruns_folder_not_to_the_environment(tmp_path, template_db, monkeypatch):
     _copy_store(template_db, tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/elsewhere.db")
-    experiment_id = init_store(None, EXPERIMENT, root=tmp_path)
-    client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(tmp_path))
+    experiment_id = init_store(None, EXPERIMENT, mlruns=tmp_path / "mlruns")
+    client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "mlruns"))
     assert client.get_experiment(experiment_id).name == EXPERIMENT
     assert not (tmp_path / "elsewhere.db").exists()
 
@@ -158,7 +160,7 @@ def test_hydra_callback_creates_a_fresh_store_that_parallel_writers_share(
         "tracking": {"uri": None, "experiment": "wtc-${target.name}"},
     })
     TrackingSetupCallback().on_multirun_start(config=config)
-    uri = default_tracking_uri(tmp_path)
+    uri = default_tracking_uri(tmp_path / "mlruns")
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("wtc-binary")
     assert experiment.artifact_location == (tmp_path / "mlruns" / "artifacts").as_uri()
@@ -343,7 +345,7 @@ def test_log_model_round_trip(uri, client, fitted):
     local = mlflow.artifacts.download_artifacts(model_uri)
     assert json.loads(open(f"{local}/artifacts/class_names.json").read()) == class_names
     assert json.loads(open(f"{local}/artifacts/feature_names.json").read()) == feature_names
-    assert open(f"{local}/code/wtc/tracking.py").read().startswith('"""MLflow tracking')
+    assert open(f"{local}/code/wtc/tracking/pyfunc.py").read().startswith('"""The logged model')
     versions = client.search_model_versions("name = 'wtc-test-model'")
     assert [v.run_id for v in versions] == [tracker.run_id]
     runs_uri_model = load_model(f"runs:/{tracker.run_id}/model", tracking_uri=uri)

@@ -1,0 +1,32 @@
+"""MLflow tracking for wtc — the only package that imports :mod:`mlflow`.
+
+- :mod:`~wtc.tracking.store`: tracking URIs, creating the schema and experiments safely;
+- :mod:`~wtc.tracking.runs`: one parent run per job, child runs per trial, artifacts;
+- :mod:`~wtc.tracking.pyfunc`: the logged model (a pyfunc of class probabilities).
+"""
+
+import os
+
+# A sweep logs a model per job: MLflow's per-download progress bars only bury the output.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+from wtc.tracking.pyfunc import WTCProbabilityModel, load_model, pipeline_requirements  # noqa: E402
+from wtc.tracking.runs import RunLogger, RunTracker  # noqa: E402
+from wtc.tracking.store import (  # noqa: E402
+    TrackingSetupCallback,
+    default_tracking_uri,
+    init_store,
+    resolve_tracking_uri,
+)
+
+__all__ = [
+    "RunLogger",
+    "RunTracker",
+    "TrackingSetupCallback",
+    "WTCProbabilityModel",
+    "default_tracking_uri",
+    "init_store",
+    "load_model",
+    "pipeline_requirements",
+    "resolve_tracking_uri",
+]

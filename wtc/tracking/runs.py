@@ -1,0 +1,294 @@
+"""MLflow runs: one parent run per job with a child run per trial; params, metrics, figures, models."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_TAG_VAL_LENGTH,
+)
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from wtc.tracking.pyfunc import log_pipeline_model
+from wtc.tracking.store import init_store, resolve_tracking_uri
+
+__all__ = ["RunLogger", "RunTracker"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_ERROR_CHARS = 5000
+
+
+def _flatten(params: Mapping, prefix: str = "") -> dict[str, str]:
+    """Flatten nested mappings with dotted keys and stringify the leaves."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = str(value)[:MAX_PARAM_VAL_LENGTH]
+    return flat
+
+
+def _split(items: list, size: int) -> tuple[list, list]:
+    return items[:size], items[size:]
+
+
+def _one_line(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text[:_MAX_ERROR_CHARS]
+
+
+class _Stopwatch:
+    """Accumulates the wall time spent inside MLflow calls (nested timings count once)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        self._depth += 1
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self.seconds += time.perf_counter() - start
+
+
+class RunLogger:
+    """Logs params, metrics, tags and artifacts to one existing run."""
+
+    def __init__(self, client: mlflow.MlflowClient | None, run_id: str, stopwatch: _Stopwatch):
+        self._client = client
+        self._run_id = run_id
+        self._timed = stopwatch
+
+    @property
+    def run_id(self) -> str:
+        """Id of the run this logger writes to."""
+        return self._run_id
+
+    def log_params(self, params: Mapping) -> None:
+        """Log (nested) params as ``a.b.c`` keys, stringified and truncated to MLflow's limit."""
+        self._log_batch(params=params)
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
+        """Log metrics (names may contain ``/``); ``None`` and NaN values are skipped."""
+        self._log_batch(metrics=metrics, step=step)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags; values are stringified and truncated to MLflow's limit."""
+        self._log_batch(tags=tags)
+
+    def _log_batch(
+        self,
+        params: Mapping | None = None,
+        metrics: Mapping[str, float | None] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Log everything in as few ``log_batch`` calls as MLflow's batch limits allow
+        (each call is one database transaction)."""
+        param_items = [Param(k, v) for k, v in _flatten(params or {}).items()]
+        tag_items = [RunTag(str(k), str(v)[:MAX_TAG_VAL_LENGTH]) for k, v in (tags or {}).items()]
+        timestamp = int(time.time() * 1000)
+        metric_items = []
+        for key, value in (metrics or {}).items():
+            if value is None or math.isnan(float(value)):
+                logger.debug("metric %s is %s; not logged", key, value)
+                continue
+            metric_items.append(Metric(key, float(value), timestamp, step or 0))
+        with self._timed():
+            while param_items or tag_items or metric_items:
+                p, param_items = _split(param_items, MAX_PARAMS_TAGS_PER_BATCH)
+                t, tag_items = _split(tag_items, MAX_PARAMS_TAGS_PER_BATCH)
+                m, metric_items = _split(metric_items, MAX_ENTITIES_PER_BATCH - len(p) - len(t))
+                self._client.log_batch(self._run_id, metrics=m, params=p, tags=t)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """Save ``text`` as the artifact ``artifact_file`` (e.g. ``reports/summary.md``)."""
+        with self._timed():
+            self._client.log_text(self._run_id, text, artifact_file)
+
+    def log_dict(self, dictionary: Mapping, artifact_file: str) -> None:
+        """Save a mapping as JSON or YAML, chosen by the extension of ``artifact_file``."""
+        if isinstance(dictionary, DictConfig):
+            dictionary = OmegaConf.to_container(dictionary, resolve=True)
+        with self._timed():
+            self._client.log_dict(self._run_id, dict(dictionary), artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """Save a matplotlib figure (e.g. ``plots/roc.png``) and close it."""
+        import matplotlib.pyplot as plt
+
+        try:
+            with self._timed():
+                self._client.log_figure(self._run_id, figure, artifact_file)
+        finally:
+            plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------- runs
+class RunTracker(RunLogger):
+    """One MLflow parent run per job, with nested child runs (one per search trial).
+
+    Use as a context manager. Leaving the block normally ends the run FINISHED; leaving it
+    by any exception (``KeyboardInterrupt`` included) sets the ``error`` tag, ends the run
+    and any open child FAILED and re-raises. A run is never left RUNNING.
+
+    Parameters
+    ----------
+    uri : str, optional
+        Tracking URI; see :func:`resolve_tracking_uri`.
+    experiment_name : str
+        Experiment of the run; created if missing.
+    run_name : str, optional
+        Display name of the parent run.
+    tags : mapping, optional
+        Tags set when the run starts.
+    mlruns : path, optional
+        The store's folder when ``uri`` is not given (``paths.mlruns``).
+
+    Examples
+    --------
+    >>> with RunTracker(None, "wtc-binary", run_name="xgb") as tracker:  # doctest: +SKIP
+    ...     tracker.log_params(cfg)
+    ...     tracker.child_run("trial-0", {"max_depth": 3}, {"cv/roc_auc_mean": 0.9})
+    ...     tracker.log_metrics({"test/gmean": 0.8})
+    """
+
+    def __init__(
+        self,
+        uri: str | None,
+        experiment_name: str,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        mlruns: Path | str | None = None,
+    ) -> None:
+        self.uri = resolve_tracking_uri(uri, mlruns)
+        self.experiment_name = experiment_name
+        self.run_name = run_name
+        self.tags = dict(tags or {})
+        self._experiment_id: str | None = None
+        self._open_children: dict[str, RunLogger] = {}
+        # The client is made in __enter__, after init_store: making one touches the store,
+        # and the first touch of a fresh SQLite store must happen under init_store's lock.
+        super().__init__(None, "", _Stopwatch())
+
+    @property
+    def experiment_id(self) -> str | None:
+        """Id of the run's experiment (known once the run has started)."""
+        return self._experiment_id
+
+    @property
+    def overhead_s(self) -> float:
+        """Seconds spent inside MLflow calls so far (store setup and run lifecycle included)."""
+        return self._timed.seconds
+
+    def __enter__(self) -> RunTracker:
+        with self._timed():
+            self._experiment_id = init_store(self.uri, self.experiment_name)
+            self._client = mlflow.MlflowClient(tracking_uri=self.uri)
+            # The fluent API is used for the parent run only, because log_model attaches
+            # the model to the *active* run; everything else goes through the client.
+            mlflow.set_tracking_uri(self.uri)
+            run = mlflow.start_run(
+                experiment_id=self._experiment_id,
+                run_name=self.run_name,
+                tags={str(k): str(v) for k, v in self.tags.items()},
+            )
+        self._run_id = run.info.run_id
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        status = RunStatus.to_string(RunStatus.FINISHED if exc is None else RunStatus.FAILED)
+        with self._timed():
+            try:
+                if exc is not None:
+                    self._client.set_tag(self._run_id, "error", _one_line(exc))
+            finally:
+                for child_id in list(self._open_children):
+                    with contextlib.suppress(Exception):  # ending the parent matters more
+                        self._end_child(child_id, "FAILED")
+                active = mlflow.active_run()
+                if active is not None and active.info.run_id == self._run_id:
+                    mlflow.end_run(status=status)
+                else:
+                    self._client.set_terminated(self._run_id, status=status)
+        return False  # re-raise
+
+    # --------------------------------------------------------------------- child runs
+    @contextlib.contextmanager
+    def start_child(self, name: str, tags: Mapping[str, Any] | None = None) -> Iterator[RunLogger]:
+        """Open a nested run under the parent; it ends FINISHED, or FAILED on an exception."""
+        child_tags = {MLFLOW_PARENT_RUN_ID: self._run_id, **(tags or {})}
+        with self._timed():
+            run = self._client.create_run(
+                self._experiment_id,
+                run_name=name,
+                tags={str(k): str(v) for k, v in child_tags.items()},
+            )
+        child = RunLogger(self._client, run.info.run_id, self._timed)
+        self._open_children[child.run_id] = child
+        try:
+            yield child
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                child.set_tags({"error": _one_line(exc)})
+            self._end_child(child.run_id, "FAILED")
+            raise
+        self._end_child(child.run_id, "FINISHED")
+
+    def child_run(
+        self,
+        name: str,
+        params: Mapping,
+        metrics: Mapping[str, float | None],
+        tags: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Log one finished nested run (e.g. a search trial) and return its run id."""
+        with self.start_child(name, tags=tags) as child:
+            child._log_batch(params=params, metrics=metrics)
+        return child.run_id
+
+    def _end_child(self, run_id: str, status: str) -> None:
+        self._open_children.pop(run_id, None)
+        with self._timed():
+            self._client.set_terminated(run_id, status=status)
+
+    # ------------------------------------------------------------------------- models
+    def log_model(
+        self,
+        pipeline: Any,
+        X_example: Any,
+        class_names: list[str],
+        feature_names: list[str],
+        name: str = "model",
+        registered_model_name: str | None = None,
+    ) -> str:
+        """Log a fitted pipeline to this (active) run as a pyfunc model of class probabilities.
+
+        See :func:`wtc.tracking.pyfunc.log_pipeline_model`; returns the model's URI.
+        """
+        with self._timed():
+            return log_pipeline_model(pipeline, X_example, class_names, feature_names, name=name,
+                                      registered_model_name=registered_model_name)

@@ -1,0 +1,153 @@
+"""The MLflow tracking store: URIs, the schema/experiment lock, init_store and its Hydra callback."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from hydra.experimental.callback import Callback
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = ["TrackingSetupCallback", "default_tracking_uri", "init_store", "resolve_tracking_uri"]
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def default_tracking_uri(mlruns: Path | str | None = None) -> str:
+    """Return the project's SQLite tracking URI, ``sqlite:///<mlruns>/mlflow.db``.
+
+    Parameters
+    ----------
+    mlruns : path, optional
+        The store's folder (``paths.mlruns`` of the config); ``./mlruns`` by default. It is
+        created.
+    """
+    folder = Path(mlruns or Path.cwd() / "mlruns").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"{_SQLITE_PREFIX}{folder / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(uri: str | None, mlruns: Path | str | None = None) -> str:
+    """Return ``uri``, or :func:`default_tracking_uri` when it is empty.
+
+    ``$MLFLOW_TRACKING_URI`` is deliberately not consulted: a run's store is decided by its
+    config alone (``tracking.uri=...``), not by whatever the shell happens to export.
+    """
+    return uri or default_tracking_uri(mlruns)
+
+
+def _sqlite_db_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative paths are relative to cwd)."""
+    if not uri.startswith(_SQLITE_PREFIX):
+        return None
+    return Path(uri[len(_SQLITE_PREFIX) :].split("?", 1)[0]).resolve()
+
+
+def _artifact_root(db_path: Path) -> Path:
+    """Artifacts live in ``mlruns/artifacts`` beside (or under) the database."""
+    mlruns = db_path.parent if db_path.parent.name == "mlruns" else db_path.parent / "mlruns"
+    return mlruns / "artifacts"
+
+
+@contextlib.contextmanager
+def _store_lock(db_path: Path | None) -> Iterator[None]:
+    """Serialise schema creation and experiment creation across processes (SQLite only).
+
+    Concurrent first writes to a fresh SQLite store corrupt its schema (STACK.md), so
+    every process that may create tables or experiments takes this lock first.
+    """
+    if db_path is None:
+        yield
+        return
+    import fcntl  # POSIX only; the SQLite store is a local-disk, single-host store anyway
+
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(db_path.with_name(db_path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def init_store(
+    uri: str | None, experiment_name: str | None, mlruns: Path | str | None = None
+) -> str | None:
+    """Create the tracking schema and the experiment if missing; return the experiment id.
+
+    Idempotent and safe to call from several processes at once. Call it once in the
+    main process before parallel writers start.
+
+    Parameters
+    ----------
+    uri : str, optional
+        Tracking URI; see :func:`resolve_tracking_uri`.
+    experiment_name : str, optional
+        Experiment to get or create. ``None`` only creates the schema (returns ``None``).
+    mlruns : path, optional
+        The store's folder when ``uri`` is not given (see :func:`default_tracking_uri`).
+    """
+    uri = resolve_tracking_uri(uri, mlruns)
+    db_path = _sqlite_db_path(uri)
+    with _store_lock(db_path):
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        if experiment_name is None:
+            client.search_experiments(max_results=1)  # first touch creates the schema
+            return None
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            artifacts = None
+            if db_path is not None:
+                artifacts = _artifact_root(db_path)
+                artifacts.mkdir(parents=True, exist_ok=True)
+                artifacts = artifacts.as_uri()
+            try:
+                return client.create_experiment(experiment_name, artifact_location=artifacts)
+            except MlflowException as exc:
+                # Another process (without our lock, e.g. on a remote server) won the race.
+                if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                    raise
+                experiment = client.get_experiment_by_name(experiment_name)
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+
+
+class TrackingSetupCallback(Callback):
+    """Hydra callback that creates the tracking store before any job starts.
+
+    Runs in the main process, before a launcher (e.g. joblib) forks workers, so that no two
+    workers ever create the SQLite schema at once. Register it in the primary config::
+
+        hydra:
+          callbacks:
+            tracking:
+              _target_: wtc.tracking.TrackingSetupCallback
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._init(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._init(config)
+
+    @staticmethod
+    def _init(config: DictConfig) -> None:
+        if OmegaConf.select(config, "tracking", default=None) is None:
+            return  # a config without tracking creates no store
+        uri = OmegaConf.select(config, "tracking.uri", default=None)
+        # The experiment name may interpolate per-job choices that do not resolve in the
+        # sweep config; then create the schema only and let each job create its experiment.
+        name = OmegaConf.select(
+            config, "tracking.experiment", default=None, throw_on_resolution_failure=False
+        )
+        mlruns = OmegaConf.select(config, "paths.mlruns", default=None)
+        init_store(uri, str(name) if name is not None else None, mlruns=mlruns)

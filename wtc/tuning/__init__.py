@@ -1,0 +1,64 @@
+"""Hyper-parameter search: the space schema, one module per back-end, and the CV objective.
+
+- :mod:`~wtc.tuning.space`: the ``space`` node of a model config, validated (:class:`Param`);
+- :mod:`~wtc.tuning.base`: the ask/tell :class:`Searcher` and the best-trial rule;
+- :mod:`~wtc.tuning.gp`, :mod:`~wtc.tuning.tpe`: scikit-optimize GP and Optuna TPE back-ends;
+- :mod:`~wtc.tuning.objective`: CV over folds, fold summaries and the trial loop (:func:`tune`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from wtc.tuning.base import FixedSearcher, Searcher, best_trial
+from wtc.tuning.gp import GPSearcher
+from wtc.tuning.objective import TuningResult, cross_validate, summarise_folds, tune
+from wtc.tuning.space import Param, config_space, parse_space
+from wtc.tuning.tpe import TPESearcher
+
+__all__ = [
+    "SEARCHERS",
+    "FixedSearcher",
+    "GPSearcher",
+    "Param",
+    "Searcher",
+    "TPESearcher",
+    "TuningResult",
+    "best_trial",
+    "config_space",
+    "cross_validate",
+    "make_searcher",
+    "parse_space",
+    "summarise_folds",
+    "tune",
+]
+
+#: Search back-ends by the name a config gives (``search.kind``): one entry per back-end.
+SEARCHERS: dict[str, type[Searcher]] = {"none": FixedSearcher, "gp": GPSearcher, "tpe": TPESearcher}
+
+
+def make_searcher(kind: str, space: Mapping | None, n_trials: int, seed: int | None) -> Searcher:
+    """Build the searcher a run configuration names.
+
+    Parameters
+    ----------
+    kind : {"none", "gp", "tpe"}
+        ``none`` runs one trial with the estimator's configured parameters; ``gp`` is
+        scikit-optimize GP + EI; ``tpe`` is Optuna's TPE sampler.
+    space : mapping or None
+        Search space, see :func:`parse_space`. An empty space runs one trial whatever ``kind``.
+    n_trials : int
+        Trials to run (ignored for ``none`` or an empty space).
+    seed : int or None
+        Seeds the back-end, so a search is reproducible.
+
+    Returns
+    -------
+    Searcher
+    """
+    if kind not in SEARCHERS:
+        raise ValueError(f"unknown searcher {kind!r}; valid searchers: {', '.join(SEARCHERS)}")
+    if kind == "none":
+        parse_space(space)  # a malformed space is a config error even when not searched
+        return FixedSearcher()
+    return SEARCHERS[kind](space, n_trials, seed)
