@@ -11,7 +11,6 @@ from sklearn.base import clone, is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import cross_val_score
 from sklearn.utils import get_tags
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from wtc.models.dnn import DNNClassifier
 
@@ -185,18 +184,3 @@ def test_unfitted_and_bad_params(data):
     for bad in [{"n_neurons": 0}, {"dropout": 1.0}, {"device": "tpu"}, {"validation_fraction": 1.0}, {"batch_size": 2.5}]:
         with pytest.raises(ValueError, match=next(iter(bad))):
             DNNClassifier(**bad).fit(X[:10], y[:10])
-
-
-# float32 inference: a row's probabilities change in the 7th digit with the batch around it.
-EXPECTED_FAILED = {
-    "check_methods_sample_order_invariance": "float32 network: outputs differ ~1e-7 with batch order",
-}
-
-
-@pytest.mark.slow
-@parametrize_with_checks(
-    [DNNClassifier(max_epochs=2, random_state=0)],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
-)
-def test_scikit_learn_estimator_checks(estimator, check):
-    check(estimator)

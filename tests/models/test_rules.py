@@ -146,9 +146,10 @@ def test_dense_and_sparse_agree():
     np.testing.assert_allclose(a, b)
 
 
-def test_needs_column_names():
-    with pytest.raises(ValueError, match="needs the column names"):
-        RulesClassifier().fit(np.ones((2, 3)), [0, 1])
+def test_without_column_names_no_column_is_an_exit_code():
+    model = RulesClassifier().fit(matrix([[5, 0, 0], [0, 3, 0], [0, 0, 1]]), [0, 1, 1])
+    assert model.codes_ == []
+    np.testing.assert_allclose(model.predict_proba(np.eye(3)), [[1 / 3, 2 / 3]] * 3)
     with pytest.raises(ValueError, match="2 names but X has 3 columns"):
         RulesClassifier(feature_names=["bad:1:x", "bad:2:x"]).fit(np.ones((2, 3)), [0, 1])
 

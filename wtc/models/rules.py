@@ -110,7 +110,9 @@ class RulesClassifier(ClassifierMixin, BaseEstimator):
     feature_names : list of str or None
         Column names of X, ``"<status>:<code>:<site>"`` for error counts (``*`` or a tier
         for site in aggregated views). Other columns are ignored. None: use the column
-        names of a DataFrame passed to ``fit``.
+        names of a DataFrame passed to ``fit``; without those, no column is an exit code and
+        every row gets the class prior (what the run pipeline never does: it always passes
+        the view's column names).
     alpha : float, default 1.0
         Laplace smoothing of each procedure's class counts, so no class gets probability 0.
 
@@ -179,10 +181,7 @@ class RulesClassifier(ClassifierMixin, BaseEstimator):
         elif hasattr(self, "feature_names_in_"):
             names = [str(n) for n in self.feature_names_in_]
         else:
-            raise ValueError(
-                "RulesClassifier needs the column names ('<status>:<code>:<site>'): "
-                "set feature_names or fit on a DataFrame"
-            )
+            return [f"x{j}" for j in range(self.n_features_in_)]
         if len(names) != self.n_features_in_:
             raise ValueError(
                 f"feature_names has {len(names)} names but X has {self.n_features_in_} columns"
