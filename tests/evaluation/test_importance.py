@@ -121,7 +121,7 @@ def test_importance_figure(data):
     fig.canvas.draw()
     code_ax, site_ax = fig.axes
     assert code_ax.get_title() == "By code: top 3 of 5" and site_ax.get_title() == "By site: top 3 of 5"
-    assert code_ax.get_yticklabels()[0].get_text() == "50660 (3 col)"
+    assert code_ax.get_yticklabels()[0].get_text() == "50660 (3 cols)"
     assert len(code_ax.patches) == 3
     assert code_ax.get_xlabel() == "Drop in accuracy when shuffled"
     assert "baseline accuracy = 1.000" in fig.get_suptitle()

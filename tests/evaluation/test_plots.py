@@ -184,7 +184,7 @@ def test_overtraining_binary_counts_rows_not_matrix_cells():
     assert f"non-acdc test (n={(y_test == 0).sum()})" in labels
     ks = ks_2samp(p_train[y_train == 1], p_test[y_test == 1])
     assert f"acdc: KS {ks.statistic:.3f}, p {ks.pvalue:.2g}" in ax.get_title()
-    assert ax.get_xlabel() == "Predicted P(acdc)" and ax.get_ylabel() == "Density"
+    assert ax.get_xlabel() == "Predicted P(acdc)" and ax.get_ylabel().startswith("Density")
     # Test points are densities: their bins integrate to 1 like the train histogram.
     points = ax.lines[0].get_ydata()
     assert math.isclose(points.sum() * 0.04, 1.0)

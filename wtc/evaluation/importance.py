@@ -188,7 +188,8 @@ def importance_figure(importances: pd.DataFrame, top: int = 20) -> Figure:
         y = np.arange(len(shown))
         ax.barh(y, shown["importance_mean"], xerr=shown["importance_std"], color=f"C{i}",
                 error_kw={"lw": 1, "capsize": 2})
-        ax.set_yticks(y, [f"{g} ({c} col)" for g, c in zip(shown["group"], shown["n_columns"])], fontsize=8)
+        ax.set_yticks(y, [f"{g} ({c} col{'s' if c > 1 else ''})" for g, c in zip(shown["group"], shown["n_columns"])],
+                      fontsize=8)
         ax.invert_yaxis()
         ax.axvline(0, color="grey", lw=0.8)
         ax.set(xlabel=f"Drop in {scoring} when shuffled", ylabel=kind,

@@ -203,13 +203,18 @@ def confusion_matrix_figure(y_true, y_pred, classes: Sequence[str]) -> Figure:
     # Grow with the number of classes so 20 labels and their cell values stay legible.
     side = max(4.5, 0.45 * n + 2.5)
     fig = Figure(figsize=(2 * side + 2.0, side + 0.5), layout="constrained")
-    for i, (matrix, fmt, title) in enumerate(((counts, "d", "Counts"), (share, ".2f", "Row-normalised (recall on diagonal)"))):
+    # Empty cells stay blank: a 20x20 grid of "0" and "0.00" hides the few cells that matter.
+    texts = (np.where(counts > 0, counts.astype(str), ""),
+             np.where(counts > 0, np.char.mod("%.2f", share), ""))
+    for i, (matrix, text, title) in enumerate(((counts, texts[0], "Counts"),
+                                               (share, texts[1], "Row-normalised (recall on diagonal)"))):
         ax = fig.add_subplot(1, 2, i + 1)
-        sns.heatmap(matrix, ax=ax, annot=n <= 25, fmt=fmt, annot_kws={"fontsize": 8 if n <= 12 else 6},
-                    cmap="Blues", vmin=0, vmax=1 if fmt != "d" else None, square=True,
-                    cbar_kws={"shrink": 0.7}, xticklabels=list(classes), yticklabels=list(classes))
+        sns.heatmap(matrix, ax=ax, annot=text if n <= 25 else False, fmt="",
+                    annot_kws={"fontsize": 9 if n <= 8 else 8 if n <= 16 else 6}, cmap="Blues", vmin=0,
+                    vmax=1 if i else None, square=True, cbar_kws={"shrink": 0.7},
+                    xticklabels=list(classes), yticklabels=list(classes))
         ax.set(xlabel="Predicted", ylabel="True", title=title)
-        ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+        ax.tick_params(axis="x", labelrotation=90 if n > 6 else 0, labelsize=8)
         ax.tick_params(axis="y", labelrotation=0, labelsize=8)
     fig.suptitle(f"Confusion matrix (n={y_true.size}, accuracy {np.trace(counts) / max(y_true.size, 1):.3f})")
     return fig
@@ -248,7 +253,7 @@ def calibration_figure(y_true, proba, classes: Sequence[str], n_bins: int = 10) 
     frac, mean_pred = calibration_curve(hit.astype(int), score, n_bins=n_bins, strategy="quantile")
     ax.plot(mean_pred, frac, marker="o", lw=1.5, label=f"model (n={y_true.size}, {len(frac)} quantile bins)")
     ax.set(xlabel=f"Mean predicted {label}", ylabel=observed, title=f"Calibration of {label}")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.02))  # a margin so points at 1.0 are not cut in half
     ax.legend(loc="upper left", fontsize="small")
     return fig
 
@@ -351,18 +356,21 @@ def overtraining_figure(y_train, train_proba, y_test, test_proba, classes: Seque
         support = np.bincount(y_train, minlength=n_classes)[:n_classes]
         shown = [int(k) for k in np.argsort(-support, kind="stable")[:MAX_PANELS] if support[k] > 0]
         panels = [(k, (classes[k], "rest")) for k in sorted(shown)]
-    n_cols = min(len(panels), 4 if len(panels) > 4 else len(panels)) or 1
+    n_cols = min(len(panels), 4) or 1
     n_rows = max(1, math.ceil(len(panels) / n_cols))
-    fig = Figure(figsize=(4.6 * n_cols + 1.0, 3.9 * n_rows + 0.6), layout="constrained")
+    width, height = (7.5, 5.5) if len(panels) == 1 else (4.6 * n_cols + 1.0, 3.9 * n_rows + 0.6)
+    fig = Figure(figsize=(width, height), layout="constrained")
     for i, (k, names) in enumerate(panels):
         ax = fig.add_subplot(n_rows, n_cols, i + 1)
         ks = _overtraining_panel(ax, train_proba[:, k], y_train == k, test_proba[:, k], y_test == k, names)
         ax.set_title(f"P({classes[k]})\n{ks}", fontsize=9)
-        ax.set(xlabel=f"Predicted P({classes[k]})", ylabel="Density", xlim=(0, 1))
-        ax.legend(fontsize="x-small")
+        # Scores pile up near 0 and 1; a log scale keeps the tails, where over-training shows, visible.
+        ax.set_yscale("log")
+        ax.set(xlabel=f"Predicted P({classes[k]})", ylabel="Density (log scale)", xlim=(0, 1))
+        ax.legend(fontsize="x-small", loc="upper center")
     left_out = "" if n_classes == 2 or len(panels) == n_classes else f"; {n_classes - len(panels)} classes not shown"
-    fig.suptitle(f"Over-training check: train (filled) vs test (points), "
-                 f"n={y_train.size} train, {y_test.size} test{left_out}")
+    fig.suptitle(f"Over-training check, train filled vs test points: "
+                 f"n={y_train.size} train, {y_test.size} test{left_out}", fontsize=10)
     return fig
 
 
@@ -534,7 +542,7 @@ def class_balance_figure(counts, class_names: Sequence[str]) -> Figure:
     rotation = 90 if counts.size > 6 else 0
     ax.set_xticks(np.arange(counts.size), list(class_names), rotation=rotation, fontsize=8)
     total = counts.sum()
-    ax.set(ylabel="Rows", title=f"Class balance (n={total})")
+    ax.set(xlabel="Class", ylabel="Rows", title=f"Class balance (n={total}, {np.count_nonzero(counts)} classes present)")
     if total and counts.max() / max(counts[counts > 0].min(), 1) > 100:
         # A 1000:1 imbalance leaves the rare classes invisible on a linear axis.
         ax.set_yscale("log")
