@@ -217,6 +217,13 @@ def test_overtraining_ks_per_class():
     assert out["ks_pvalue/acdc"] == pytest.approx(ks_2samp([0.7, 0.8, 0.9], [0.4, 0.5]).pvalue)
     # non-acdc: P(0) train {0.7, 0.8, 0.9} vs test {0.85, 0.9}: largest CDF gap 2/3 at 0.8.
     assert out["ks/non-acdc"] == pytest.approx(2 / 3)
+    # Keys are valid MLflow metric names even for the aggregated "20x+" classes.
+    from mlflow.utils.validation import _validate_metric_name
+
+    keys = plots.overtraining_ks(y_train, train, y_test, test, ["acdc_1x", "acdc_20x+"])
+    assert set(keys) == {"ks/acdc_1x", "ks_pvalue/acdc_1x", "ks/acdc_20xplus", "ks_pvalue/acdc_20xplus"}
+    for key in keys:
+        _validate_metric_name(key)
     # Without names the keys are class indices; a class absent from one split is left out.
     assert set(plots.overtraining_ks(y_train, train, np.zeros(4, int), test)) == {"ks/0", "ks_pvalue/0"}
 

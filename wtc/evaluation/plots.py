@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -265,6 +266,11 @@ def _ks_rows(train: np.ndarray, test: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def _metric_key(name: str) -> str:
+    # MLflow refuses metric names outside [\w ./:-]; real class names hold "+" ("acdc_20x+").
+    return re.sub(r"[^\w ./:-]", "_", name.replace("+", "plus"))
+
+
 def overtraining_ks(y_train, train_proba, y_test, test_proba, classes: Sequence[str] | None = None) -> dict[str, float]:
     """Kolmogorov-Smirnov test between train and test scores of each true class.
 
@@ -285,7 +291,8 @@ def overtraining_ks(y_train, train_proba, y_test, test_proba, classes: Sequence[
     -------
     dict of str to float
         ``ks/<class>`` (statistic) and ``ks_pvalue/<class>`` for each class with rows in
-        both splits (a class missing from either is left out). For a binary model, class 0
+        both splits (a class missing from either is left out); characters MLflow refuses
+        in metric names are replaced (``acdc_20x+`` becomes ``acdc_20xplus``). For a binary model, class 0
         uses P(0) = 1 - P(1): the KS test is unchanged by that monotone flip, so both
         classes agree with the P(1) over-training plot.
     """
@@ -295,7 +302,7 @@ def overtraining_ks(y_train, train_proba, y_test, test_proba, classes: Sequence[
         raise ValueError("train_proba and test_proba must have the same number of classes")
     out = {}
     for k in range(train_proba.shape[1]):
-        name = classes[k] if classes is not None else str(k)
+        name = _metric_key(str(classes[k])) if classes is not None else str(k)
         stat, pvalue = _ks_rows(train_proba[y_train == k, k], test_proba[y_test == k, k])
         if not math.isnan(stat):
             out[f"ks/{name}"], out[f"ks_pvalue/{name}"] = stat, pvalue
