@@ -1,8 +1,10 @@
-"""Figures of a run (ROC, confusion, calibration, over-training, search); they are returned, never saved."""
+"""Figures of a run (ROC, confusion, calibration, over-training, search, learning); returned, never saved."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -13,19 +15,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from scipy.stats import ks_2samp  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import auc, confusion_matrix, roc_curve  # noqa: E402
+
+# Moved to importance.py with the grouped importances; kept importable from here for callers.
+from wtc.evaluation.importance import feature_importance_figure  # noqa: E402
 
 __all__ = [
     "calibration_figure",
     "class_balance_figure",
     "confusion_matrix_figure",
     "convergence_figure",
+    "cv_roc_figure",
     "feature_importance_figure",
+    "learning_curve_figure",
+    "overtraining_figure",
+    "overtraining_ks",
     "partial_dependence_figure",
     "roc_figure",
-    "score_distribution_figure",
+    "training_curves_figure",
 ]
+
+#: Panels of a multi-class over-training figure: the most populated classes beyond this are left out.
+MAX_PANELS = 12
+_FPR_GRID = np.linspace(0.0, 1.0, 201)
 
 
 def _figure(width: float = 6.0, height: float = 5.0) -> tuple[Figure, plt.Axes]:
@@ -39,8 +54,34 @@ def _as_labels(y) -> np.ndarray:
     return np.asarray(y).astype(int, copy=False).ravel()
 
 
-def roc_figure(y_true, proba, class_names: Sequence[str]) -> Figure:
-    """One-vs-rest ROC curves with their AUC in the legend.
+def _check(y_true, proba) -> tuple[np.ndarray, np.ndarray]:
+    y_true, proba = _as_labels(y_true), np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or proba.shape[0] != y_true.size or proba.shape[1] < 2:
+        raise ValueError(f"proba must have shape ({y_true.size}, n_classes>=2), got {proba.shape}")
+    return y_true, proba
+
+
+def _interp_tpr(fpr: np.ndarray, tpr: np.ndarray) -> np.ndarray:
+    tpr = np.interp(_FPR_GRID, fpr, tpr)
+    tpr[0] = 0.0  # the curve starts at the origin, whatever the first threshold gives
+    return tpr
+
+
+def _micro_roc(y_true: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One ROC over every (row, class) pair: each class column scored against "is this the class"."""
+    onehot = y_true[:, None] == np.arange(proba.shape[1])[None, :]
+    fpr, tpr, _ = roc_curve(onehot.ravel(), proba.ravel())
+    return fpr, tpr
+
+
+def _roc_axes_done(ax, title: str) -> None:
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", title=title)
+    ax.set(xlim=(0, 1), ylim=(0, 1.01))
+
+
+def roc_figure(y_true, proba, classes: Sequence[str]) -> Figure:
+    """ROC curves with their AUC and number of true rows in the legend.
 
     Parameters
     ----------
@@ -48,81 +89,139 @@ def roc_figure(y_true, proba, class_names: Sequence[str]) -> Figure:
         True class indices.
     proba : array-like of float, shape (n_samples, n_classes)
         Predicted class probabilities.
-    class_names : sequence of str
+    classes : sequence of str
         Name of each class (column of ``proba``).
 
     Returns
     -------
     matplotlib.figure.Figure
-        A binary problem gets one curve (the positive class); a class absent from
-        ``y_true`` (no positives) or the only one present (no negatives) gets no curve.
+        Binary: one curve, P(``classes[1]``). Multi-class: one-vs-rest per class present
+        (a class with no true rows, or with only true rows, has no curve), then the
+        micro-average (every row-class pair pooled) and the macro-average (per-class curves
+        averaged on a common false-positive grid; its AUC is the mean of the per-class AUCs,
+        as the ``roc_auc`` metric).
     """
-    y_true, proba = _as_labels(y_true), np.asarray(proba, dtype=float)
-    fig, ax = _figure()
-    classes = [1] if proba.shape[1] == 2 else range(proba.shape[1])
-    for k in classes:
+    y_true, proba = _check(y_true, proba)
+    n = y_true.size
+    if proba.shape[1] == 2:
+        fig, ax = _figure()
+        positives = y_true == 1
+        if positives.any() and not positives.all():
+            fpr, tpr, _ = roc_curve(positives, proba[:, 1])
+            ax.plot(fpr, tpr, lw=2, label=f"{classes[1]} vs {classes[0]} (AUC {auc(fpr, tpr):.3f})")
+        _roc_axes_done(ax, f"ROC of P({classes[1]}) (n={n}: {positives.sum()} {classes[1]})")
+        ax.legend(loc="lower right", fontsize="small")
+        return fig
+    fig, ax = _figure(9.0, 6.0)
+    aucs, tprs = [], []
+    for k in range(proba.shape[1]):
         positives = y_true == k
         if positives.all() or not positives.any():
             continue
         fpr, tpr, _ = roc_curve(positives, proba[:, k])
-        ax.plot(fpr, tpr, lw=1.5, label=f"{class_names[k]} (AUC {auc(fpr, tpr):.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
-    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC (one vs rest)")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01))
+        aucs.append(auc(fpr, tpr))
+        tprs.append(_interp_tpr(fpr, tpr))
+        ax.plot(fpr, tpr, lw=1, alpha=0.7, label=f"{classes[k]} (n={positives.sum()}, AUC {aucs[-1]:.3f})")
+    if aucs:
+        fpr, tpr = _micro_roc(y_true, proba)
+        ax.plot(fpr, tpr, lw=2.5, color="black", ls=":", label=f"micro-average (AUC {auc(fpr, tpr):.3f})")
+        ax.plot(_FPR_GRID, np.mean(tprs, axis=0), lw=2.5, color="black",
+                label=f"macro-average (AUC {np.mean(aucs):.3f})")
+    _roc_axes_done(ax, f"ROC one vs rest (n={n}, {len(aucs)} classes present)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+    return fig
+
+
+def cv_roc_figure(folds: Sequence[tuple[object, object]], classes: Sequence[str]) -> Figure:
+    """ROC of each cross-validation fold, their mean and a ±1 standard deviation band.
+
+    Parameters
+    ----------
+    folds : sequence of (y_true, proba)
+        True class indices and predicted class probabilities of each fold's held-out rows.
+    classes : sequence of str
+        Name of each class (column of ``proba``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Binary: the ROC of P(``classes[1]``) per fold. Multi-class: the micro-average ROC
+        per fold. Fold curves are interpolated on a common false-positive grid to average
+        them; the AUC shown is the mean ± standard deviation of the fold AUCs. A fold with
+        a single class present has no ROC and is left out (the legend says how many count).
+    """
+    fig, ax = _figure(7.0, 5.5)
+    aucs, tprs, n_rows = [], [], 0
+    for i, (y_true, proba) in enumerate(folds):
+        y_true, proba = _check(y_true, proba)
+        if np.unique(y_true).size < 2:
+            continue
+        if proba.shape[1] == 2:
+            fpr, tpr, _ = roc_curve(y_true == 1, proba[:, 1])
+        else:
+            fpr, tpr = _micro_roc(y_true, proba)
+        aucs.append(auc(fpr, tpr))
+        tprs.append(_interp_tpr(fpr, tpr))
+        n_rows += y_true.size
+        ax.plot(fpr, tpr, lw=1, alpha=0.35, color="C0", label="single fold" if len(aucs) == 1 else None)
+    kind = f"P({classes[1]})" if len(classes) == 2 else "micro-average"
+    title = f"Cross-validated ROC, {kind}"
+    if aucs:
+        mean, std = np.mean(tprs, axis=0), np.std(tprs, axis=0)
+        counted = f"k = {len(aucs)} folds" + (f" of {len(folds)}" if len(aucs) < len(folds) else "")
+        label = f"mean AUC = {np.mean(aucs):.3f} ± {np.std(aucs):.3f} ({counted}, n={n_rows})"
+        ax.plot(_FPR_GRID, mean, lw=2.5, color="C3", label=label)
+        ax.fill_between(_FPR_GRID, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1),
+                        color="C3", alpha=0.2, label="±1 std. dev.")
+        title += f": AUC {np.mean(aucs):.3f} ± {np.std(aucs):.3f}"
+    _roc_axes_done(ax, title)
     ax.legend(loc="lower right", fontsize="small")
     return fig
 
 
-def confusion_matrix_figure(
-    y_true, y_pred, class_names: Sequence[str], normalize: bool = True
-) -> Figure:
-    """Confusion matrix heatmap, rows are true classes.
+def confusion_matrix_figure(y_true, y_pred, classes: Sequence[str]) -> Figure:
+    """Confusion matrix as counts and row-normalised, side by side; rows are true classes.
 
     Parameters
     ----------
     y_true, y_pred : array-like of int, shape (n_samples,)
         True and predicted class indices.
-    class_names : sequence of str
+    classes : sequence of str
         Name of each class index.
-    normalize : bool, default True
-        Show each row as fractions of its true class (recall on the diagonal); a class with
-        no true rows shows a zero row.
 
     Returns
     -------
     matplotlib.figure.Figure
+        Left: counts. Right: each row as fractions of its true class (recall on the
+        diagonal); a class with no true rows is a zero row.
     """
-    n = len(class_names)
-    cm = confusion_matrix(_as_labels(y_true), _as_labels(y_pred), labels=list(range(n)))
-    if normalize:
-        totals = cm.sum(axis=1, keepdims=True)
-        # Divide only rows with support: an absent class would otherwise be 0/0.
-        cm = np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
+    n = len(classes)
+    y_true = _as_labels(y_true)
+    counts = confusion_matrix(y_true, _as_labels(y_pred), labels=list(range(n)))
+    totals = counts.sum(axis=1, keepdims=True)
+    # Divide only rows with support: an absent class would otherwise be 0/0.
+    share = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
     # Grow with the number of classes so 20 labels and their cell values stay legible.
-    side = max(5.0, 0.45 * n + 2.5)
-    fig, ax = _figure(side + 1.0, side)
-    sns.heatmap(
-        cm,
-        ax=ax,
-        annot=n <= 25,
-        fmt=".2f" if normalize else "d",
-        annot_kws={"fontsize": 8 if n <= 12 else 6},
-        cmap="Blues",
-        vmin=0,
-        vmax=1 if normalize else None,
-        square=True,
-        cbar_kws={"shrink": 0.7},
-        xticklabels=class_names,
-        yticklabels=class_names,
-    )
-    title = "Confusion matrix" + (" (row-normalised)" if normalize else "")
-    ax.set(xlabel="Predicted", ylabel="True", title=title)
-    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
-    ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+    side = max(4.5, 0.45 * n + 2.5)
+    fig = Figure(figsize=(2 * side + 2.0, side + 0.5), layout="constrained")
+    # Empty cells stay blank: a 20x20 grid of "0" and "0.00" hides the few cells that matter.
+    texts = (np.where(counts > 0, counts.astype(str), ""),
+             np.where(counts > 0, np.char.mod("%.2f", share), ""))
+    for i, (matrix, text, title) in enumerate(((counts, texts[0], "Counts"),
+                                               (share, texts[1], "Row-normalised (recall on diagonal)"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        sns.heatmap(matrix, ax=ax, annot=text if n <= 25 else False, fmt="",
+                    annot_kws={"fontsize": 9 if n <= 8 else 8 if n <= 16 else 6}, cmap="Blues", vmin=0,
+                    vmax=1 if i else None, square=True, cbar_kws={"shrink": 0.7},
+                    xticklabels=list(classes), yticklabels=list(classes))
+        ax.set(xlabel="Predicted", ylabel="True", title=title)
+        ax.tick_params(axis="x", labelrotation=90 if n > 6 else 0, labelsize=8)
+        ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+    fig.suptitle(f"Confusion matrix (n={y_true.size}, accuracy {np.trace(counts) / max(y_true.size, 1):.3f})")
     return fig
 
 
-def calibration_figure(y_true, proba, class_names: Sequence[str], n_bins: int = 10) -> Figure:
+def calibration_figure(y_true, proba, classes: Sequence[str], n_bins: int = 10) -> Figure:
     """Reliability curve: predicted probability against observed frequency.
 
     Parameters
@@ -131,7 +230,7 @@ def calibration_figure(y_true, proba, class_names: Sequence[str], n_bins: int = 
         True class indices.
     proba : array-like of float, shape (n_samples, n_classes)
         Predicted class probabilities.
-    class_names : sequence of str
+    classes : sequence of str
         Name of each class.
     n_bins : int, default 10
         Quantile bins of the predicted probability.
@@ -142,79 +241,257 @@ def calibration_figure(y_true, proba, class_names: Sequence[str], n_bins: int = 
         Binary: probability of the positive class against its frequency. Multi-class: the
         top-class probability (confidence) against how often the top class is right.
     """
-    y_true, proba = _as_labels(y_true), np.asarray(proba, dtype=float)
+    y_true, proba = _check(y_true, proba)
     if proba.shape[1] == 2:
-        hit, score, label = y_true == 1, proba[:, 1], f"P({class_names[1]})"
+        hit, score, label = y_true == 1, proba[:, 1], f"P({classes[1]})"
+        observed = f"Observed frequency of {classes[1]}"
     else:
         hit = proba.argmax(axis=1) == y_true
-        score, label = proba.max(axis=1), "top-class probability"
+        score, label, observed = proba.max(axis=1), "top-class probability", "Observed accuracy"
     fig, ax = _figure()
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
     # Quantile bins keep every bin populated when the scores bunch up near 0 or 1.
     frac, mean_pred = calibration_curve(hit.astype(int), score, n_bins=n_bins, strategy="quantile")
-    ax.plot(mean_pred, frac, marker="o", lw=1.5, label="model")
-    ax.set(xlabel=f"Mean predicted {label}", ylabel="Observed frequency", title="Calibration")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01))
+    ax.plot(mean_pred, frac, marker="o", lw=1.5, label=f"model (n={y_true.size}, {len(frac)} quantile bins)")
+    ax.set(xlabel=f"Mean predicted {label}", ylabel=observed, title=f"Calibration of {label}")
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.02))  # a margin so points at 1.0 are not cut in half
     ax.legend(loc="upper left", fontsize="small")
     return fig
 
 
-def score_distribution_figure(train_scores, test_scores, ks: float | None = None) -> Figure:
-    """Train and test score distributions overlaid: the over-training check.
+def _ks_rows(train: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+    if train.size == 0 or test.size == 0:
+        return math.nan, math.nan
+    result = ks_2samp(train, test)
+    return float(result.statistic), float(result.pvalue)
+
+
+def _metric_key(name: str) -> str:
+    # MLflow refuses metric names outside [\w ./:-]; real class names hold "+" ("acdc_20x+").
+    return re.sub(r"[^\w ./:-]", "_", name.replace("+", "plus"))
+
+
+def overtraining_ks(y_train, train_proba, y_test, test_proba, classes: Sequence[str] | None = None) -> dict[str, float]:
+    """Kolmogorov-Smirnov test between train and test scores of each true class.
+
+    For class ``c`` the score is P(c) and the rows are those whose true class is ``c``; a
+    model that memorised its training rows scores them more confidently than unseen ones,
+    and the two distributions drift apart (large statistic, small p-value).
 
     Parameters
     ----------
-    train_scores, test_scores : array-like of float, shape (n_samples,)
-        One score per row (positive-class or top-class probability).
-    ks : float or None
-        Kolmogorov-Smirnov statistic between the two, shown in the title.
+    y_train, y_test : array-like of int
+        True class indices of the training and the test rows.
+    train_proba, test_proba : array-like of float, shape (n_rows, n_classes)
+        Predicted class probabilities of those rows.
+    classes : sequence of str, optional
+        Class names used in the keys; class indices when omitted.
+
+    Returns
+    -------
+    dict of str to float
+        ``ks/<class>`` (statistic) and ``ks_pvalue/<class>`` for each class with rows in
+        both splits (a class missing from either is left out); characters MLflow refuses
+        in metric names are replaced (``acdc_20x+`` becomes ``acdc_20xplus``). For a binary model, class 0
+        uses P(0) = 1 - P(1): the KS test is unchanged by that monotone flip, so both
+        classes agree with the P(1) over-training plot.
+    """
+    y_train, train_proba = _check(y_train, train_proba)
+    y_test, test_proba = _check(y_test, test_proba)
+    if train_proba.shape[1] != test_proba.shape[1]:
+        raise ValueError("train_proba and test_proba must have the same number of classes")
+    out = {}
+    for k in range(train_proba.shape[1]):
+        name = _metric_key(str(classes[k])) if classes is not None else str(k)
+        stat, pvalue = _ks_rows(train_proba[y_train == k, k], test_proba[y_test == k, k])
+        if not math.isnan(stat):
+            out[f"ks/{name}"], out[f"ks_pvalue/{name}"] = stat, pvalue
+    return out
+
+
+def _overtraining_panel(ax, train_score, train_signal, test_score, test_signal, names) -> str:
+    """Train as filled density histograms, test as points with Poisson error bars; returns the KS text."""
+    bins = np.linspace(0.0, 1.0, 26)
+    centres, width = 0.5 * (bins[1:] + bins[:-1]), bins[1] - bins[0]
+    ks_text = []
+    for is_signal, name, color in ((True, names[0], "C0"), (False, names[1], "C3")):
+        train = np.clip(train_score[train_signal == is_signal], 0, 1)
+        test = np.clip(test_score[test_signal == is_signal], 0, 1)
+        if train.size:
+            ax.hist(train, bins=bins, density=True, histtype="stepfilled", alpha=0.3, color=color,
+                    edgecolor=color, label=f"{name} train (n={train.size})")
+        if test.size:
+            counts, _ = np.histogram(test, bins=bins)
+            scale = 1.0 / (test.size * width)
+            shown = counts > 0
+            ax.errorbar(centres[shown], counts[shown] * scale, yerr=np.sqrt(counts[shown]) * scale,
+                        fmt="o", ms=3.5, color=color, elinewidth=1, label=f"{name} test (n={test.size})")
+        stat, pvalue = _ks_rows(train, test)
+        if not math.isnan(stat):
+            ks_text.append(f"{name}: KS {stat:.3f}, p {pvalue:.2g}")
+    return "\n".join(ks_text)
+
+
+def overtraining_figure(y_train, train_proba, y_test, test_proba, classes: Sequence[str]) -> Figure:
+    """The over-training check: train against test score distributions, per true class.
+
+    Parameters
+    ----------
+    y_train, y_test : array-like of int
+        True class indices of the training and the test rows.
+    train_proba, test_proba : array-like of float, shape (n_rows, n_classes)
+        Predicted class probabilities of those rows.
+    classes : sequence of str
+        Name of each class (column of the probabilities).
 
     Returns
     -------
     matplotlib.figure.Figure
+        Binary: one panel of P(``classes[1]``), rows of each true class drawn separately.
+        Multi-class: one panel per class ``c`` with score P(c), signal = rows of true class
+        ``c``, background = all others; at most :data:`MAX_PANELS` panels, the classes with
+        the most training rows. Train is a filled density histogram, test points with
+        Poisson error bars; the KS statistic and p-value (train vs test, per distribution)
+        are in each panel's title.
     """
-    fig, ax = _figure(6.0, 4.0)
-    bins = np.linspace(0.0, 1.0, 26)
-    for scores, name, style in (
-        (train_scores, "train", {"histtype": "stepfilled", "alpha": 0.35}),
-        (test_scores, "test", {"histtype": "step", "lw": 2}),
-    ):
-        scores = np.asarray(scores, dtype=float).ravel()
-        label = f"{name} (n={scores.size})"
-        ax.hist(np.clip(scores, 0.0, 1.0), bins=bins, density=True, label=label, **style)
-    title = "Score distributions"
-    if ks is not None:
-        title += f" (KS = {ks:.3f})"
-    ax.set(xlabel="Score", ylabel="Density", title=title)
-    ax.legend(fontsize="small")
+    y_train, train_proba = _check(y_train, train_proba)
+    y_test, test_proba = _check(y_test, test_proba)
+    n_classes = train_proba.shape[1]
+    if n_classes == 2:
+        panels = [(1, (classes[1], classes[0]))]
+    else:
+        support = np.bincount(y_train, minlength=n_classes)[:n_classes]
+        shown = [int(k) for k in np.argsort(-support, kind="stable")[:MAX_PANELS] if support[k] > 0]
+        panels = [(k, (classes[k], "rest")) for k in sorted(shown)]
+    n_cols = min(len(panels), 4) or 1
+    n_rows = max(1, math.ceil(len(panels) / n_cols))
+    width, height = (7.5, 5.5) if len(panels) == 1 else (4.6 * n_cols + 1.0, 3.9 * n_rows + 0.6)
+    fig = Figure(figsize=(width, height), layout="constrained")
+    for i, (k, names) in enumerate(panels):
+        ax = fig.add_subplot(n_rows, n_cols, i + 1)
+        ks = _overtraining_panel(ax, train_proba[:, k], y_train == k, test_proba[:, k], y_test == k, names)
+        ax.set_title(f"P({classes[k]})\n{ks}", fontsize=9)
+        # Scores pile up near 0 and 1; a log scale keeps the tails, where over-training shows, visible.
+        ax.set_yscale("log")
+        ax.set(xlabel=f"Predicted P({classes[k]})", ylabel="Density (log scale)", xlim=(0, 1))
+        ax.legend(fontsize="x-small", loc="upper center")
+    left_out = "" if n_classes == 2 or len(panels) == n_classes else f"; {n_classes - len(panels)} classes not shown"
+    fig.suptitle(f"Over-training check, train filled vs test points: "
+                 f"n={y_train.size} train, {y_test.size} test{left_out}", fontsize=10)
     return fig
 
 
-def convergence_figure(values: Sequence[float]) -> Figure:
-    """Best objective so far against trial number.
+def convergence_figure(values: Sequence[float], metric: str, greater_is_better: bool) -> Figure:
+    """Each trial's metric and the best so far against trial number.
 
     Parameters
     ----------
     values : sequence of float
-        The minimised objective of each trial, in order; non-finite ones (failed trials)
-        are shown as gaps in the per-trial points and do not count as best.
+        The value the search minimised at each trial, in order (the metric, negated when
+        greater is better); non-finite ones (failed trials) are left out of the points and
+        never count as best.
+    metric : str
+        The metric's name, the y label.
+    greater_is_better : bool
+        Whether the metric was negated for the search; it is shown un-negated.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     values = np.asarray(values, dtype=float).ravel()
+    shown = -values if greater_is_better else values
     trials = np.arange(1, values.size + 1)
     finite = np.where(np.isfinite(values), values, np.inf)
     best = np.minimum.accumulate(finite) if values.size else finite
-    best = np.where(np.isfinite(best), best, np.nan)
-    fig, ax = _figure(6.0, 4.0)
-    ax.plot(trials, values, "o", ms=4, alpha=0.5, label="trial")
+    best = np.where(np.isfinite(best), -best if greater_is_better else best, np.nan)
+    fig, ax = _figure(6.5, 4.0)
+    ax.plot(trials, shown, "o", ms=5, alpha=0.6, label=f"trial (n={int(np.isfinite(values).sum())})")
     ax.step(trials, best, where="post", lw=2, label="best so far")
-    ax.set(xlabel="Trial", ylabel="Objective (minimised)", title="Search convergence")
+    title = f"Search convergence ({'higher' if greater_is_better else 'lower'} is better)"
+    if np.isfinite(best).any():
+        at = int(np.nanargmin(finite)) + 1
+        title += f": best {metric} = {best[-1]:.4g} at trial {at}"
+    ax.set(xlabel="Trial", ylabel=metric, title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if values.size:
         ax.set_xlim(0.5, values.size + 0.5)
     ax.legend(fontsize="small")
+    return fig
+
+
+def learning_curve_figure(train_sizes, train_scores, valid_scores, metric: str) -> Figure:
+    """Train and validation score against training rows, mean ± one standard deviation over folds.
+
+    Parameters
+    ----------
+    train_sizes : array-like of int, shape (n_sizes,)
+    train_scores, valid_scores : array-like of float, shape (n_sizes, n_folds)
+        As returned by :func:`sklearn.model_selection.learning_curve`.
+    metric : str
+        The score's name, the y label.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    sizes = np.asarray(train_sizes).ravel()
+    fig, ax = _figure(6.5, 4.5)
+    for scores, name, color in ((train_scores, "train", "C0"), (valid_scores, "validation", "C1")):
+        scores = np.atleast_2d(np.asarray(scores, dtype=float))
+        mean, std = scores.mean(axis=1), scores.std(axis=1)
+        ax.plot(sizes, mean, "o-", color=color, label=f"{name} (mean of k={scores.shape[1]} folds)")
+        ax.fill_between(sizes, mean - std, mean + std, color=color, alpha=0.2)
+    ax.set(xlabel="Training rows", ylabel=metric, title=f"Learning curve ({metric}, band = ±1 std. dev.)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _split_history_key(key: str) -> tuple[str, str]:
+    """("validation", "auc") from "validation auc", "val_auc" or "valid_auc"; bare "loss" is train."""
+    for prefix, split in (("val_", "validation"), ("valid_", "validation"), ("validation ", "validation"),
+                          ("validation_", "validation"), ("train ", "train"), ("train_", "train")):
+        if key.startswith(prefix):
+            return split, key[len(prefix):]
+    return "train", key
+
+
+def training_curves_figure(history: Mapping[str, Sequence[float]], best_iteration: int | None = None,
+                           xlabel: str = "epoch") -> Figure:
+    """Train and validation curves of an iterative fit, one panel per quantity (loss first).
+
+    Parameters
+    ----------
+    history : mapping of str to sequence of float
+        Curves by name: ``"train loss"``, ``"validation loss"``, ``"train auc"``, … (Keras
+        names ``loss``, ``val_loss``, ``val_auc`` are understood too).
+    best_iteration : int, optional
+        The early-stopping point on the x axis, which counts from 1 (first epoch/iteration
+        is 1; add 1 to a 0-based index such as XGBoost's ``best_iteration``).
+    xlabel : str, default "epoch"
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    panels: dict[str, dict[str, np.ndarray]] = {}
+    for key, curve in history.items():
+        split, quantity = _split_history_key(key)
+        panels.setdefault(quantity, {})[split] = np.asarray(curve, dtype=float)
+    order = sorted(panels, key=lambda q: (q != "loss", list(panels).index(q)))
+    fig = Figure(figsize=(5.0 * max(len(order), 1), 4.0), layout="constrained")
+    for i, quantity in enumerate(order):
+        ax = fig.add_subplot(1, len(order), i + 1)
+        for split, style in (("train", {"color": "C0"}), ("validation", {"color": "C1", "ls": "--"})):
+            if split in panels[quantity]:
+                curve = panels[quantity][split]
+                ax.plot(np.arange(1, curve.size + 1), curve, lw=1.8, label=split, **style)
+        if best_iteration is not None:
+            ax.axvline(best_iteration, color="grey", ls=":", lw=1.5, label=f"early stop ({xlabel} {best_iteration})")
+        ax.set(xlabel=xlabel, ylabel=quantity, title=quantity)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize="small")
+    fig.suptitle("Training curves")
     return fig
 
 
@@ -249,37 +526,6 @@ def partial_dependence_figure(skopt_result) -> Figure | None:
     return fig
 
 
-def feature_importance_figure(importances, feature_names: Sequence[str], top: int = 20) -> Figure:
-    """Horizontal bars of the ``top`` largest importances.
-
-    Parameters
-    ----------
-    importances : array-like of float, shape (n_features,)
-        One importance per feature (e.g. ``feature_importances_``, or |coefficients|).
-    feature_names : sequence of str
-        Name of each feature.
-    top : int, default 20
-        How many features to show, largest first.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    importances = np.asarray(importances, dtype=float).ravel()
-    if importances.size != len(feature_names):
-        raise ValueError(
-            f"importances has {importances.size} values but there are "
-            f"{len(feature_names)} feature names"
-        )
-    order = np.argsort(-importances, kind="stable")[:top]
-    fig, ax = _figure(7.0, max(3.0, 0.3 * len(order) + 1.5))
-    ax.barh(np.arange(len(order)), importances[order])
-    ax.set_yticks(np.arange(len(order)), [feature_names[i] for i in order], fontsize=8)
-    ax.invert_yaxis()  # largest on top
-    ax.set(xlabel="Importance", title=f"Top {len(order)} features")
-    return fig
-
-
 def class_balance_figure(counts, class_names: Sequence[str]) -> Figure:
     """Bar chart of rows per class, with the count on each bar.
 
@@ -303,7 +549,7 @@ def class_balance_figure(counts, class_names: Sequence[str]) -> Figure:
     rotation = 90 if counts.size > 6 else 0
     ax.set_xticks(np.arange(counts.size), list(class_names), rotation=rotation, fontsize=8)
     total = counts.sum()
-    ax.set(ylabel="Rows", title=f"Class balance (n={total})")
+    ax.set(xlabel="Class", ylabel="Rows", title=f"Class balance (n={total}, {np.count_nonzero(counts)} classes present)")
     if total and counts.max() / max(counts[counts > 0].min(), 1) > 100:
         # A 1000:1 imbalance leaves the rare classes invisible on a linear axis.
         ax.set_yscale("log")
