@@ -15,7 +15,11 @@ from wtc.cli import main
 def test_describe_text(small_history_path, capsys):
     assert main(["data", "describe", str(small_history_path)]) == 0
     out = capsys.readouterr().out
-    assert "tasks" in out and "5" in out and "action_split:" in out and "drain" in out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert lines["tasks"].split()[1:] == ["5", "(4", "labelled,", "1", "unlabelled)"]
+    assert lines["workflows"].split()[1] == "2" and lines["sites"].split()[1] == "7"
+    assert "drain" in lines["statuses"]
+    assert lines["action_split:"].split(":", 1)[1].strip() == "acdc_2x 1, acdc_50x 1, clone_max 1, special_1x 1"
 
 
 def test_describe_json(small_history_path, capsys):

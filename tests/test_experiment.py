@@ -18,16 +18,24 @@ from wtc.experiment import run
 from wtc.splits import cv_folds, holdout_split
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-FAST = {
-    "xgboost": ["model.estimator.n_estimators=30", "model.space.n_estimators.high=60"],
-    "seed_xgb": [],
-    "lightgbm": ["model.estimator.n_estimators=30", "model.space.n_estimators.high=60"],
-    "random_forest": ["model.estimator.n_estimators=30"],
-    "gradient_boosting": ["model.estimator.n_estimators=20", "model.space.n_estimators.low=10", "model.space.n_estimators.high=30"],
-    "dnn": ["model.estimator.max_epochs=3", "model.space.n_neurons.high=32"],
-    "seed_dnn": ["model.estimator.max_epochs=3"],
-    "logreg": [], "svm": [], "dummy": [], "rules": [],
-}
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+#: Size knobs a model family may have, and the small values an end-to-end test uses: any
+#: new model YAML that uses these names runs fast here without a test edit.
+SMALL = {"n_estimators": (10, 30), "max_epochs": (2, 3), "n_neurons": (8, 32)}
+
+
+def fast_overrides(model: str, conf=CONF) -> list[str]:
+    """Overrides that shrink a model family's size knobs (estimator values and search ranges)."""
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        node = compose("config", overrides=[f"model={model}"]).model
+    out = []
+    for knob, (low, high) in SMALL.items():
+        if knob in node.estimator:
+            out.append(f"model.estimator.{knob}={low}")
+        space = node.get("space") or {}
+        if knob in space and "low" in space[knob]:
+            out += [f"model.space.{knob}.low={low}", f"model.space.{knob}.high={high}"]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +69,13 @@ def runs_of(uri, experiment="wtc-binary"):
 METRIC_NAMES = ["roc_auc", "log_loss", "accuracy", "precision", "recall", "f1_weighted", "f1_macro", "gmean"]
 
 
-@pytest.mark.parametrize("model", sorted(FAST))
+def test_every_model_yaml_is_tested():
+    assert {"xgboost", "dnn", "rules", "dummy"} <= set(MODELS)
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_every_model_family_runs_end_to_end(history_path, tracking_uri, model):
-    cfg = make_cfg(history_path, tracking_uri, [f"model={model}", "search=tpe", *FAST[model]])
+    cfg = make_cfg(history_path, tracking_uri, [f"model={model}", "search=tpe", *fast_overrides(model)])
     metrics = run(cfg).metrics
     for name in METRIC_NAMES:
         assert math.isfinite(metrics[f"test/{name}"]), name
@@ -73,7 +85,7 @@ def test_every_model_family_runs_end_to_end(history_path, tracking_uri, model):
     client, parents, children = runs_of(tracking_uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
-    n_trials = 1 if model in ("dummy", "rules", "seed_dnn", "seed_xgb") else 2
+    n_trials = 2 if cfg.model.space else 1
     assert len(children) == n_trials
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     assert all("cv/roc_auc_mean" in c.data.metrics for c in children)
@@ -94,13 +106,13 @@ def test_baselines_are_beaten_and_oracle_is_the_limit(history_path, tracking_uri
 
 def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
     cfg = make_cfg(history_path, tracking_uri, ["model=xgboost", "search=gp", "resample=smote",
-                                            "tracking.log_model=true", "tracking.log_plots=true", *FAST["xgboost"]])
+                                            "tracking.log_model=true", "tracking.log_plots=true", *fast_overrides("xgboost")])
     run(cfg)
     client, parents, _ = runs_of(tracking_uri)
     parent = parents[0]
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/roc.png", "plots/confusion_matrix.png", "plots/calibration.png",
-            "plots/score_distribution.png", "plots/convergence.png"} <= plots
+            "plots/overtraining.png", "plots/convergence.png"} <= plots
     assert "config.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     models = client.search_logged_models([parent.info.experiment_id])
     assert len(models) == 1 and models[0].source_run_id == parent.info.run_id
@@ -226,3 +238,59 @@ def test_merge_rare_classes():
     assert names == ["a", "b", "c", "d"] and (same == y).all()
     lone, names, _ = merge_rare_classes(y[:-2], ["a", "b", "c"], min_count=20)
     assert names == ["a", "b", "c"]
+
+
+EXTRA_TREES = """\
+# Written by the test: a model family nobody configured before.
+name: extra_trees
+estimator:
+  _target_: sklearn.ensemble.ExtraTreesClassifier
+  n_estimators: 20
+  random_state: ${seed}
+space:
+  max_depth: {low: 2, high: 12, type: int}
+  max_features: {choices: [sqrt, log2]}
+"""
+
+
+def test_a_new_model_family_is_one_yaml_file(history_path, tracking_uri, tmp_path):
+    """Copy conf/, add one YAML file, and the family runs end to end with its library in the model's requirements."""
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "model" / "extra_trees.yaml").write_text(EXTRA_TREES)
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("config", overrides=[f"data.path={history_path}", f"tracking.uri={tracking_uri}",
+                                           "model=extra_trees", "search=gp", "search.n_trials=2", "cv.n_splits=2",
+                                           "n_jobs=1", "tracking.log_plots=false"])
+    result = run(cfg)
+    assert type(result.pipeline.named_steps["model"]).__name__ == "ExtraTreesClassifier"
+    assert math.isfinite(result.metrics["test/roc_auc"])
+    client, parents, children = runs_of(tracking_uri)
+    assert len(children) == 2 and parents[0].data.params["model.name"] == "extra_trees"
+    (logged,) = client.search_logged_models([parents[0].info.experiment_id])
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"{logged.artifact_location}/requirements.txt")
+    requirements = Path(local).read_text()
+    assert "scikit-learn==" in requirements
+    assert "xgboost" not in requirements and "lightgbm" not in requirements  # derived, not a hand list
+
+
+PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_experiment_preset_composes(preset):
+    """The preset composes, and so does every job of the sweep it declares."""
+    from wtc.experiment import check_config
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"+experiment={preset}"], return_hydra_config=True)
+        check_config(cfg)
+        params = dict(cfg.hydra.sweeper.params or {})
+        for key, values in params.items():
+            for value in str(values).split(","):
+                job = compose("config", overrides=[f"+experiment={preset}", f"{key}={value}"],
+                              return_hydra_config=True)
+                check_config(job)
+                assert job.hydra.runtime.choices.get(key, value) == value

@@ -118,7 +118,7 @@ def run(cfg: DictConfig) -> RunResult:
 
         if cfg.tracking.get("log_plots", True):
             outcome = RunOutcome(data.classes, data.feature_names, data.y, train, test, train_proba, test_proba,
-                                 final, searcher, tuning.values, metrics)
+                                 final, searcher, tuning.values, metrics, cfg.metric)
             for artifact, figure in run_figures(outcome):
                 tracker.log_figure(figure, artifact)
         if cfg.tracking.get("log_model", True):

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
-from wtc.evaluation import plots
+from wtc.evaluation import curves, overtraining, plots
 from wtc.tuning import GPSearcher
 
 N_CLASSES = 20
@@ -174,7 +174,7 @@ def test_overtraining_binary_counts_rows_not_matrix_cells():
     p_train = np.clip(0.4 * y_train + rng.uniform(0, 0.6, 120), 0, 1)
     p_test = np.clip(0.4 * y_test + rng.uniform(0, 0.6, 50), 0, 1)
     train, test = np.column_stack([1 - p_train, p_train]), np.column_stack([1 - p_test, p_test])
-    fig = check(plots.overtraining_figure(y_train, train, y_test, test, ["non-acdc", "acdc"]))
+    fig = check(overtraining.overtraining_figure(y_train, train, y_test, test, ["non-acdc", "acdc"]))
     assert len(fig.axes) == 1
     ax = fig.axes[0]
     labels = legend_texts(ax)
@@ -192,9 +192,9 @@ def test_overtraining_binary_counts_rows_not_matrix_cells():
 
 def test_overtraining_multiclass_panels_and_ks(multiclass):
     y, proba = multiclass
-    fig = check(plots.overtraining_figure(y[:300], proba[:300], y[300:], proba[300:], NAMES))
+    fig = check(overtraining.overtraining_figure(y[:300], proba[:300], y[300:], proba[300:], NAMES))
     panels = [ax for ax in fig.axes if ax.get_legend() is not None]
-    assert len(panels) == plots.MAX_PANELS
+    assert len(panels) == overtraining.MAX_PANELS
     assert "8 classes not shown" in fig.get_suptitle()
     ax = panels[0]
     k = int(ax.get_xlabel().removeprefix("Predicted P(acdc_").removesuffix("x)"))
@@ -210,7 +210,7 @@ def test_overtraining_ks_per_class():
     y_test = np.array([0, 0, 1, 1])
     train = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.1, 0.9], [0.2, 0.8], [0.3, 0.7]])
     test = np.array([[0.9, 0.1], [0.85, 0.15], [0.6, 0.4], [0.5, 0.5]])
-    out = plots.overtraining_ks(y_train, train, y_test, test, ["non-acdc", "acdc"])
+    out = overtraining.overtraining_ks(y_train, train, y_test, test, ["non-acdc", "acdc"])
     assert set(out) == {"ks/non-acdc", "ks_pvalue/non-acdc", "ks/acdc", "ks_pvalue/acdc"}
     # acdc: train {0.7, 0.8, 0.9} vs test {0.4, 0.5}: fully separated.
     assert out["ks/acdc"] == 1.0
@@ -220,12 +220,12 @@ def test_overtraining_ks_per_class():
     # Keys are valid MLflow metric names even for the aggregated "20x+" classes.
     from mlflow.utils.validation import _validate_metric_name
 
-    keys = plots.overtraining_ks(y_train, train, y_test, test, ["acdc_1x", "acdc_20x+"])
+    keys = overtraining.overtraining_ks(y_train, train, y_test, test, ["acdc_1x", "acdc_20x+"])
     assert set(keys) == {"ks/acdc_1x", "ks_pvalue/acdc_1x", "ks/acdc_20xplus", "ks_pvalue/acdc_20xplus"}
     for key in keys:
         _validate_metric_name(key)
     # Without names the keys are class indices; a class absent from one split is left out.
-    assert set(plots.overtraining_ks(y_train, train, np.zeros(4, int), test)) == {"ks/0", "ks_pvalue/0"}
+    assert set(overtraining.overtraining_ks(y_train, train, np.zeros(4, int), test)) == {"ks/0", "ks_pvalue/0"}
 
 
 # --- search and training -----------------------------------------------------------------
@@ -257,7 +257,7 @@ def test_learning_curve_mean_and_band():
     sizes = [100, 200, 400]
     train = [[0.9, 1.0], [0.85, 0.95], [0.8, 0.9]]
     valid = [[0.5, 0.7], [0.6, 0.7], [0.7, 0.8]]
-    fig = check(plots.learning_curve_figure(sizes, train, valid, "roc_auc"))
+    fig = check(curves.learning_curve_figure(sizes, train, valid, "roc_auc"))
     ax = fig.axes[0]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.95, 0.9, 0.85])
     np.testing.assert_allclose(ax.lines[1].get_ydata(), [0.6, 0.65, 0.75])
@@ -269,7 +269,7 @@ def test_learning_curve_mean_and_band():
 def test_training_curves_panels_and_early_stop():
     history = {"train loss": [1.0, 0.8, 0.6, 0.5], "validation loss": [1.1, 0.9, 0.95, 1.0],
                "train auc": [0.6, 0.7, 0.8, 0.9], "val_auc": [0.55, 0.65, 0.6, 0.6]}
-    fig = check(plots.training_curves_figure(history, best_iteration=2))
+    fig = check(curves.training_curves_figure(history, best_iteration=2))
     loss_ax, auc_ax = fig.axes
     assert loss_ax.get_ylabel() == "loss" and auc_ax.get_ylabel() == "auc"
     for ax in (loss_ax, auc_ax):
@@ -281,7 +281,7 @@ def test_training_curves_panels_and_early_stop():
 
 
 def test_training_curves_keras_names_loss_first():
-    fig = check(plots.training_curves_figure({"auc": [0.5, 0.6], "loss": [1.0, 0.9], "val_loss": [1.2, 1.1]},
+    fig = check(curves.training_curves_figure({"auc": [0.5, 0.6], "loss": [1.0, 0.9], "val_loss": [1.2, 1.1]},
                                              xlabel="iteration"))
     assert [ax.get_title() for ax in fig.axes] == ["loss", "auc"]
     assert legend_texts(fig.axes[0]) == ["train", "validation"]
@@ -325,26 +325,3 @@ def test_feature_importance_length_mismatch():
 
 
 # --- per-class table (wtc.evaluation.tables; kept here until tests/evaluation/test_tables.py exists) ---
-
-
-def test_per_class_table_by_hand():
-    from wtc.evaluation.tables import per_class_table
-
-    y_true = [0, 0, 1, 1, 2]
-    proba = np.array([[0.7, 0.2, 0.1, 0.0], [0.3, 0.6, 0.1, 0.0], [0.2, 0.7, 0.1, 0.0],
-                      [0.1, 0.8, 0.1, 0.0], [0.5, 0.2, 0.3, 0.0]])  # predicted 0, 1, 1, 1, 0
-    table = per_class_table(y_true, proba, ["acdc", "clone", "special", "absent"])
-    assert list(table.columns) == ["class", "support", "precision", "recall", "f1", "roc_auc",
-                                   "mean_proba", "share_true", "share_predicted"]
-    assert table["class"].tolist() == ["acdc", "clone", "special", "absent"]
-    np.testing.assert_array_equal(table["support"], [2, 2, 1, 0])
-    np.testing.assert_allclose(table["precision"], [1 / 2, 2 / 3, 0, 0])
-    np.testing.assert_allclose(table["recall"], [1 / 2, 1, 0, 0])
-    np.testing.assert_allclose(table["f1"], [1 / 2, 0.8, 0, 0])
-    # acdc: positives score 0.7, 0.3 against negatives 0.2, 0.1, 0.5: 5 of 6 pairs in order.
-    np.testing.assert_allclose(table["roc_auc"], [5 / 6, 1.0, 1.0, np.nan])
-    np.testing.assert_allclose(table["mean_proba"], [0.36, 0.5, 0.14, 0.0])
-    np.testing.assert_allclose(table["share_true"], [0.4, 0.4, 0.2, 0.0])
-    np.testing.assert_allclose(table["share_predicted"], [0.4, 0.6, 0.0, 0.0])
-    with pytest.raises(ValueError, match="shape"):
-        per_class_table(y_true, proba[:, :3], ["acdc", "clone", "special", "absent"])

@@ -358,3 +358,25 @@ def test_log_model_rejects_mismatched_feature_names(uri, client, fitted):
         with RunTracker(uri, EXPERIMENT) as tracker:
             tracker.log_model(pipeline, X, ["a", "b"], [f"f{i}" for i in range(29)])
     assert client.get_run(tracker.run_id).info.status == "FAILED"
+
+
+def test_model_requirements_come_from_the_pipeline_steps():
+    from imblearn.over_sampling import SMOTE
+    from imblearn.pipeline import Pipeline
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import MaxAbsScaler
+    from xgboost import XGBClassifier
+
+    from wtc.tracking import pipeline_requirements
+
+    def names(pipeline):
+        return {pin.split("==")[0] for pin in pipeline_requirements(pipeline)}
+
+    plain = names(Pipeline([("scaler", MaxAbsScaler()), ("model", LogisticRegression())]))
+    assert {"mlflow", "scikit-learn", "imbalanced-learn", "numpy"} <= plain and "xgboost" not in plain
+    boosted = names(Pipeline([("resample", SMOTE()), ("model", XGBClassifier())]))
+    assert "xgboost" in boosted and "lightgbm" not in boosted
+    nested = names(Pipeline([("model", CalibratedClassifierCV(XGBClassifier()))]))  # a meta-estimator's inner one
+    assert "xgboost" in nested
+    assert all("==" in pin for pin in pipeline_requirements(Pipeline([("model", XGBClassifier())])))

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from wtc.evaluation import plots
+from wtc.evaluation.importance import feature_importance_figure
+from wtc.evaluation.metrics import METRICS
+from wtc.evaluation.overtraining import overtraining_figure
 
 __all__ = ["RunOutcome", "model_importances", "run_figures"]
 
@@ -27,6 +30,7 @@ class RunOutcome:
     searcher: object            # the search back-end after the last trial
     values: list[float]         # every trial's objective value
     metrics: dict[str, float]
+    metric: str                 # the search objective's metric name
 
 
 def model_importances(pipeline, n_features: int) -> np.ndarray | None:
@@ -48,17 +52,17 @@ def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
     yield "plots/confusion_matrix.png", plots.confusion_matrix_figure(y_test, outcome.test_proba.argmax(axis=1),
                                                                       classes)
     yield "plots/calibration.png", plots.calibration_figure(y_test, outcome.test_proba, classes)
-    yield "plots/score_distribution.png", plots.score_distribution_figure(
-        outcome.train_proba, outcome.test_proba, outcome.metrics["test/ks"])
+    yield "plots/overtraining.png", overtraining_figure(outcome.y[outcome.train], outcome.train_proba, y_test,
+                                                        outcome.test_proba, classes)
     yield "plots/class_balance.png", plots.class_balance_figure(np.bincount(outcome.y, minlength=len(classes)),
                                                                 classes)
     if len(outcome.values) > 1:
-        yield "plots/convergence.png", plots.convergence_figure(outcome.values)
-    result = getattr(outcome.searcher, "result", None)
-    if callable(result):
-        figure = plots.partial_dependence_figure(result())
-        if figure is not None:
-            yield "plots/partial_dependence.png", figure
+        yield "plots/convergence.png", plots.convergence_figure(outcome.values, outcome.metric,
+                                                                METRICS[outcome.metric].greater_is_better)
+    # Only the GP back-end has a surrogate to show (``result`` is its OptimizeResult).
+    figure = plots.partial_dependence_figure(getattr(outcome.searcher, "result", None))
+    if figure is not None:
+        yield "plots/partial_dependence.png", figure
     importances = model_importances(outcome.pipeline, len(outcome.feature_names))
     if importances is not None:
-        yield "plots/feature_importance.png", plots.feature_importance_figure(importances, outcome.feature_names)
+        yield "plots/feature_importance.png", feature_importance_figure(importances, outcome.feature_names)
