@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 
@@ -11,10 +12,13 @@ from tqdm import tqdm
 
 from wtc.data.dataset import Dataset, load_dataset
 from wtc.errors import ConfigError
-from wtc.evaluation.diagnostics import RunOutcome, run_figures
+from wtc.evaluation.diagnostics import RunOutcome, automation_metrics, run_figures
 from wtc.evaluation.metrics import METRICS, ks_statistic, score_all
+from wtc.evaluation.overtraining import overtraining_ks
+from wtc.evaluation.report import summary_markdown, terminal_line
+from wtc.evaluation.tables import per_class_table
 from wtc.models.pipeline import build_pipeline, full_proba, with_params
-from wtc.provenance import git_commit, hydra_context, run_name
+from wtc.provenance import git_commit, hydra_context, in_multirun, run_name
 from wtc.splits import CV_KINDS, make_splits
 from wtc.tracking import RunTracker
 from wtc.tuning import SEARCHERS, config_space, make_searcher, tune
@@ -48,6 +52,31 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("search.n_trials must be at least 1")
 
 
+def _choices(cfg: DictConfig) -> dict[str, str]:
+    """The choices that define a run, by the names researchers compare runs on."""
+    def short(node) -> str:
+        return node.get("_target_", "none").rsplit(".", 1)[-1] if node else "none"
+
+    choices = {
+        "model.name": cfg.model.name, "data.view": cfg.data.view, "target.name": cfg.target.name,
+        "scaler": short(cfg.scaler), "resample": short(cfg.resample), "search.kind": cfg.search.kind,
+        "search.n_trials": cfg.search.n_trials, "cv.kind": cfg.cv.kind, "cv.n_splits": cfg.cv.n_splits,
+        "metric": cfg.metric, "seed": cfg.seed, "test_size": cfg.test_size, "device": cfg.device,
+    }
+    if cfg.data.get("extras"):
+        choices["data.extras"] = ",".join(cfg.data.extras)
+    if cfg.data.path:
+        choices["data.path"] = str(cfg.data.path)
+    return {k: str(v) for k, v in choices.items()}
+
+
+def _model_params(pipeline) -> dict[str, str]:
+    """``model.<param>``: the parameters the refitted model really has (None and nested estimators left out)."""
+    params = pipeline.named_steps["model"].get_params(deep=False)
+    return {f"model.{k}": v for k, v in params.items()
+            if v is not None and not hasattr(v, "get_params") and k not in ("feature_names", "verbose")}
+
+
 def _data_params(data: Dataset, n_train: int, n_test: int) -> dict:
     return {
         "data.content_hash": data.content_hash, "data.tasks": len(data.y) + data.n_unlabelled,
@@ -58,16 +87,28 @@ def _data_params(data: Dataset, n_train: int, n_test: int) -> dict:
 
 
 def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
-    """``test/…``, ``train/…``, ``test/ks`` and, with an oracle, ``oracle/…`` on the same test rows."""
+    """``test/…``, ``train/…``, over-training KS, coverage at 90/95/99% precision and, with an
+    oracle, ``oracle/…`` on the same test rows."""
     n_classes = len(data.classes)
     y_train, y_test = data.y[splits.train], data.y[splits.test]
     metrics = {f"test/{k}": v for k, v in score_all(y_test, test_proba, n_classes).items()}
     metrics.update({f"train/{k}": v for k, v in score_all(y_train, train_proba, n_classes).items()})
     metrics["test/ks"] = ks_statistic(train_proba, test_proba)
+    ks = overtraining_ks(y_train, train_proba, y_test, test_proba, data.classes)
+    metrics.update({f"overtraining/{k}": v for k, v in ks.items()})
+    metrics.update(automation_metrics(y_test, test_proba, "test"))
     if data.oracle is not None:
         oracle = score_all(y_test, data.oracle[splits.test], n_classes)
         metrics.update({f"oracle/{k}": v for k, v in oracle.items()})
+        metrics.update(automation_metrics(y_test, data.oracle[splits.test], "oracle"))
     return metrics
+
+
+def _progress(cfg: DictConfig, n_trials: int):
+    # Parallel workers' bars overwrite each other, and a log file is no terminal: bars only for
+    # a single run on a terminal.
+    quiet = n_trials < 2 or in_multirun() or not sys.stderr.isatty()
+    return lambda trials: tqdm(trials, desc=f"{cfg.model.name} trials", leave=False, disable=quiet)
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -85,26 +126,35 @@ def run(cfg: DictConfig) -> RunResult:
                          data.y, data.groups, data.dates)
     train, test = splits.train, splits.test
     pipeline = build_pipeline(cfg, data.feature_names)
-    searcher = make_searcher(cfg.search.kind, config_space(cfg), int(cfg.search.n_trials), int(cfg.seed))
+    options = {k: v for k, v in OmegaConf.to_container(cfg.search, resolve=True).items() if k not in ("kind", "n_trials")}
+    space = config_space(cfg)
+    searcher = make_searcher(cfg.search.kind, space, int(cfg.search.n_trials), int(cfg.seed), options)
+    name = run_name(cfg)
     tags = {"wtc.model": cfg.model.name, "wtc.view": cfg.data.view, "wtc.target": cfg.target.name,
             **hydra_context()}
+    diagnostics = OmegaConf.to_container(cfg.get("diagnostics") or OmegaConf.create({"level": "full"}), resolve=True)
+    log_plots = cfg.tracking.get("log_plots", True) and diagnostics.get("level") != "none"
     mlruns = OmegaConf.select(cfg, "paths.mlruns", default=None)
-    with RunTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=run_name(cfg), tags=tags,
-                    mlruns=mlruns) as tracker:
-        tracker.log_params(OmegaConf.to_container(cfg, resolve=True))
+    with RunTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=name, tags=tags, mlruns=mlruns) as tracker:
+        tracker.log_params(_choices(cfg))
         tracker.log_params(_data_params(data, len(train), len(test)))
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        tracker.log_dict(space, "search_space.yaml")
+        tracker.log_dataset(data.path.name, data.content_hash, str(data.path.resolve()),
+                            profile={"tasks": len(data.y) + data.n_unlabelled, "labelled": len(data.y),
+                                     "features": len(data.feature_names)})
 
         search_start = time.perf_counter()
-        n_trials = searcher.n_trials
         tuning = tune(
             pipeline, searcher, data.X[train], data.y[train], splits.folds, len(data.classes), cfg.metric,
-            on_trial=lambda t: tracker.child_run(f"trial-{t.index:03d}", params=t.params, metrics=t.metrics),
-            progress=lambda r: tqdm(r, desc=f"{cfg.model.name} trials", leave=False, disable=n_trials < 2),
+            on_trial=lambda t: tracker.child_run(f"trial-{t.index:03d}", params=t.params, metrics=t.metrics,
+                                                 start_time=t.started, end_time=t.ended),
+            progress=_progress(cfg, searcher.n_trials),
         )
         search_s = time.perf_counter() - search_start
 
         refit_start = time.perf_counter()
+        unfitted = with_params(pipeline, tuning.best_params)
         final = with_params(pipeline, tuning.best_params).fit(data.X[train], data.y[train])
         refit_s = time.perf_counter() - refit_start
         test_proba = full_proba(final, data.X[test], len(data.classes))
@@ -113,20 +163,36 @@ def run(cfg: DictConfig) -> RunResult:
         metrics = {f"cv/{k}": v for k, v in tuning.best_summary.items()}
         metrics.update(_scores(data, splits, train_proba, test_proba))
         metrics["objective"] = tuning.best_value
-        tracker.log_params({f"best.{k}": v for k, v in tuning.best_params.items()})
+        tracker.log_params(_model_params(final))
         tracker.log_metrics(metrics)
+        tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
 
-        if cfg.tracking.get("log_plots", True):
-            outcome = RunOutcome(data.classes, data.feature_names, data.y, train, test, train_proba, test_proba,
-                                 final, searcher, tuning.values, metrics, cfg.metric)
+        figures, diagnostics_s = [], 0.0
+        if log_plots:
+            best = tuning.best
+            outcome = RunOutcome(
+                data.classes, data.feature_names, data.X, data.y, train, test, train_proba, test_proba, final,
+                unfitted, searcher, tuning.values, cfg.metric, folds=splits.folds,
+                fold_predictions=best.fold_predictions if best is not None else None,
+                oracle_test=data.oracle[test] if data.oracle is not None else None,
+                options=diagnostics, seed=int(cfg.seed))
             for artifact, figure in run_figures(outcome):
                 tracker.log_figure(figure, artifact)
+                figures.append(artifact)
+            for artifact, table in outcome.tables.items():
+                tracker.log_text(table.to_csv(index=False), artifact)
+            diagnostics_s = outcome.seconds
         if cfg.tracking.get("log_model", True):
-            tracker.log_model(final, data.X[test[:5]], class_names=data.classes, feature_names=data.feature_names)
+            tracker.log_model(final, data.X[test[:5]], class_names=data.classes, feature_names=data.feature_names,
+                              name=name)
+        tracker.log_text(summary_markdown(name, _choices(cfg), metrics, cfg.metric, figures, len(train), len(test)),
+                         "summary.md")
         timing = {"time/total_s": time.perf_counter() - started, "time/search_s": search_s, "time/refit_s": refit_s,
-                  "time/trial_mean_s": search_s / len(tuning.trials), "time/tracking_s": tracker.overhead_s}
+                  "time/trial_mean_s": search_s / len(tuning.trials), "time/diagnostics_s": diagnostics_s,
+                  "time/tracking_s": tracker.overhead_s}
         tracker.log_metrics(timing)
         metrics.update(timing)
         metrics["time/tracking_s"] = tracker.overhead_s
         run_id = tracker.run_id
+    log.info(terminal_line(name, metrics, run_id, tracker.uri, cfg.metric))
     return RunResult(metrics, run_id, final, tuning.best_params, data.classes, data.feature_names)

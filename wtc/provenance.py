@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-__all__ = ["git_commit", "hydra_context", "run_name"]
+__all__ = ["git_commit", "hydra_context", "in_multirun", "run_name"]
 
 
 def git_commit() -> str:
@@ -50,3 +50,14 @@ def _short(node) -> str:
 def run_name(cfg: DictConfig) -> str:
     """``<model>-<view>-<resampler>-<scaler>-<search>``, e.g. ``xgboost-combined-SMOTE-RobustScaler-gp``."""
     return f"{cfg.model.name}-{cfg.data.view}-{_short(cfg.resample)}-{_short(cfg.scaler)}-{cfg.search.kind}"
+
+
+def in_multirun() -> bool:
+    """Whether this job is one of a Hydra multirun (a sweep), where jobs may run in parallel."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except (ImportError, ValueError):
+        return False

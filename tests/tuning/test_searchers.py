@@ -188,13 +188,23 @@ def test_best_before_any_trial():
     assert searcher.best_params is None and math.isnan(searcher.best_value)
 
 
-def test_gp_initial_points_default_and_result():
-    searcher = make_searcher("gp", {"x": {"low": 0.0, "high": 1.0}}, 3, 0)
-    assert searcher.n_initial_points == 3  # min(5, n_trials)
+@pytest.mark.parametrize("n_trials, initial", [(1, 1), (2, 1), (3, 2), (4, 2), (6, 2), (9, 3), (12, 4), (60, 10)])
+def test_gp_initial_design_is_sized_from_the_budget(n_trials, initial):
+    from wtc.tuning.gp import initial_design_size
+
+    assert initial_design_size(n_trials) == initial
+    searcher = make_searcher("gp", {"x": {"low": 0.0, "high": 1.0}}, n_trials, 0)
+    assert searcher.n_initial_points == initial
+    assert make_searcher("gp", {"x": {"low": 0.0, "high": 1.0}}, n_trials, 0, {"n_initial_points": 1}).n_initial_points == 1
+
+
+def test_gp_is_fitted_within_a_small_budget_and_has_a_result():
+    searcher = make_searcher("gp", {"x": {"low": 0.0, "high": 1.0}}, 4, 0)
     assert searcher.result is None
     run(searcher, lambda p: (p["x"] - 0.5) ** 2)
     result = searcher.result
-    assert len(result.x_iters) == 3 and result.fun == pytest.approx(searcher.best_value)
+    assert len(result.x_iters) == 4 and result.fun == pytest.approx(searcher.best_value)
+    assert result.models, "the GP surrogate was fitted (not a random search)"
 
 
 def test_tpe_tell_needs_asked_params():

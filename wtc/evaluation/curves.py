@@ -43,14 +43,15 @@ def learning_curve_figure(train_sizes, train_scores, valid_scores, metric: str) 
 def _split_history_key(key: str) -> tuple[str, str]:
     """("validation", "auc") from "validation auc", "val_auc" or "valid_auc"; bare "loss" is train."""
     for prefix, split in (("val_", "validation"), ("valid_", "validation"), ("validation ", "validation"),
-                          ("validation_", "validation"), ("train ", "train"), ("train_", "train")):
+                          ("validation_", "validation"), ("train ", "train"), ("train_", "train"),
+                          ("test ", "held-out test")):
         if key.startswith(prefix):
             return split, key[len(prefix):]
     return "train", key
 
 
 def training_curves_figure(history: Mapping[str, Sequence[float]], best_iteration: int | None = None,
-                           xlabel: str = "epoch") -> Figure:
+                           xlabel: str = "epoch", steps: Sequence[int] | None = None) -> Figure:
     """Train and validation curves of an iterative fit, one panel per quantity (loss first).
 
     Parameters
@@ -62,6 +63,8 @@ def training_curves_figure(history: Mapping[str, Sequence[float]], best_iteratio
         The early-stopping point on the x axis, which counts from 1 (first epoch/iteration
         is 1; add 1 to a 0-based index such as XGBoost's ``best_iteration``).
     xlabel : str, default "epoch"
+    steps : sequence of int, optional
+        The epoch/round of each point when the curves are sampled (default 1, 2, ...).
 
     Returns
     -------
@@ -75,10 +78,12 @@ def training_curves_figure(history: Mapping[str, Sequence[float]], best_iteratio
     fig = Figure(figsize=(5.0 * max(len(order), 1), 4.0), layout="constrained")
     for i, quantity in enumerate(order):
         ax = fig.add_subplot(1, len(order), i + 1)
-        for split, style in (("train", {"color": "C0"}), ("validation", {"color": "C1", "ls": "--"})):
+        for split, style in (("train", {"color": "C0"}), ("validation", {"color": "C1", "ls": "--"}),
+                             ("held-out test", {"color": "C3", "ls": "-."})):
             if split in panels[quantity]:
                 curve = panels[quantity][split]
-                ax.plot(np.arange(1, curve.size + 1), curve, lw=1.8, label=split, **style)
+                x = np.arange(1, curve.size + 1) if steps is None else np.asarray(steps)[: curve.size]
+                ax.plot(x, curve, lw=1.8, label=split, **style)
         if best_iteration is not None:
             ax.axvline(best_iteration, color="grey", ls=":", lw=1.5, label=f"early stop ({xlabel} {best_iteration})")
         ax.set(xlabel=xlabel, ylabel=quantity, title=quantity)

@@ -1,36 +1,68 @@
-"""Which figures a run logs, from what the run produced (decided here, not in the orchestrator)."""
+"""Which figures, tables and diagnostic metrics a run logs, decided from what the run produced.
+
+The orchestrator hands a :class:`RunOutcome` over and logs what comes back; the level
+(``diagnostics=full|light|none``) decides what is computed. Expensive diagnostics reuse what
+the search already fitted where they can (the CV ROC reads the best trial's fold predictions).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import logging
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from wtc.evaluation import plots
-from wtc.evaluation.importance import feature_importance_figure
-from wtc.evaluation.metrics import METRICS
+from wtc.evaluation.automation import automation_figure, coverage_at_precision
+from wtc.evaluation.curves import learning_curve_figure, training_curves_figure
+from wtc.evaluation.importance import feature_importance_figure, importance_figure, permutation_importance_by_group
+from wtc.evaluation.metrics import METRICS, REGISTRY, objective_value, score_all
 from wtc.evaluation.overtraining import overtraining_figure
 
-__all__ = ["RunOutcome", "model_importances", "run_figures"]
+__all__ = ["AUTOMATION_PRECISIONS", "RunOutcome", "automation_metrics", "model_importances", "run_figures"]
+
+log = logging.getLogger(__name__)
+
+#: Precision targets of the automation curve: ``coverage_at_p90`` ... ``coverage_at_p99``.
+AUTOMATION_PRECISIONS = (0.90, 0.95, 0.99)
 
 
 @dataclass
 class RunOutcome:
-    """What a finished run hands to its diagnostics: labels, probabilities and the search."""
+    """What a finished run hands to its diagnostics: labels, probabilities, the search, the model."""
 
     classes: list[str]
     feature_names: list[str]
+    X: object                   # every labelled row (CSR)
     y: np.ndarray               # every labelled row's class
     train: np.ndarray           # row indices of the training split
     test: np.ndarray            # row indices of the held-out split
     train_proba: np.ndarray
     test_proba: np.ndarray
     pipeline: object            # the refitted pipeline
+    unfitted: object            # the pipeline with the best parameters, not fitted (for learning curves)
     searcher: object            # the search back-end after the last trial
     values: list[float]         # every trial's objective value
-    metrics: dict[str, float]
     metric: str                 # the search objective's metric name
+    folds: list = field(default_factory=list)                 # CV (train, validation) indices into train
+    fold_predictions: list | None = None                      # the best trial's (y_valid, proba) per fold
+    oracle_test: np.ndarray | None = None                     # the oracle's probabilities on the test rows
+    options: Mapping = field(default_factory=dict)            # the diagnostics config node
+    seed: int = 0
+    tables: dict = field(default_factory=dict)                # filled: artifact path -> DataFrame
+    seconds: float = 0.0                                      # filled: time spent computing diagnostics
+
+
+def automation_metrics(y_true, proba, prefix: str) -> dict[str, float]:
+    """``<prefix>/coverage_at_p90|95|99``: the share of tasks a model could act on alone at that precision."""
+    out = {}
+    for target in AUTOMATION_PRECISIONS:
+        coverage, _ = coverage_at_precision(y_true, proba, target)
+        out[f"{prefix}/coverage_at_p{round(target * 100)}"] = float(coverage)
+    return out
 
 
 def model_importances(pipeline, n_features: int) -> np.ndarray | None:
@@ -45,17 +77,99 @@ def model_importances(pipeline, n_features: int) -> np.ndarray | None:
     return np.asarray(importances)
 
 
+def _model_input(pipeline, X):
+    """X as the model step sees it at prediction time (scalers applied, samplers skipped)."""
+    for _, step in pipeline.steps[:-1]:
+        if hasattr(step, "transform") and not hasattr(step, "fit_resample"):
+            X = step.transform(X)
+    return X
+
+
+def _staged_log_loss(model, X, y, n_classes: int) -> tuple[list[int], list[float]] | None:
+    """Log-loss after each boosting round (sampled), for XGBoost, LightGBM and scikit-learn boosting."""
+    def loss(proba):
+        full = np.zeros((proba.shape[0], n_classes))
+        full[:, np.asarray(model.classes_, dtype=int)] = proba
+        return REGISTRY["log_loss"].compute(y, full, n_classes)
+
+    if hasattr(model, "staged_predict_proba"):
+        staged = list(model.staged_predict_proba(X))
+        rounds = list(range(1, len(staged) + 1))
+        return rounds, [loss(p) for p in staged]
+    n_rounds = getattr(model, "n_estimators", None)
+    if n_rounds is None:
+        return None
+    rounds = sorted({int(r) for r in np.linspace(1, n_rounds, num=min(25, n_rounds))})
+    if hasattr(model, "get_booster"):  # XGBoost
+        return rounds, [loss(model.predict_proba(X, iteration_range=(0, r))) for r in rounds]
+    if hasattr(model, "booster_"):  # LightGBM
+        return rounds, [loss(model.predict_proba(X, num_iteration=r)) for r in rounds]
+    return None
+
+
+def training_history(outcome: RunOutcome) -> dict | None:
+    """Arguments of ``training_curves_figure``: loss per epoch (a DNN's own history, with its
+    validation slice and early-stopping point) or per boosting round (train vs held-out test)."""
+    model = outcome.pipeline.named_steps["model"]
+    history = getattr(model, "history_", None)
+    if isinstance(history, Mapping) and history:
+        best = getattr(model, "best_epoch_", None)
+        return {"history": {str(k): list(map(float, v)) for k, v in history.items()},
+                "best_iteration": None if best is None else int(best) + 1, "xlabel": "epoch"}
+    n_classes = len(outcome.classes)
+    curves = {}
+    for name, rows in (("train", outcome.train), ("test", outcome.test)):
+        staged = _staged_log_loss(model, _model_input(outcome.pipeline, outcome.X[rows]), outcome.y[rows], n_classes)
+        if staged is None:
+            return None
+        rounds, losses = staged
+        curves[f"{name} log_loss"] = losses
+    return {"history": curves, "xlabel": "boosting round", "steps": rounds}
+
+
+def _scorer(metric: str, n_classes: int):
+    from wtc.models.pipeline import full_proba
+
+    def score(estimator, X, y):
+        return -objective_value(metric, score_all(y, full_proba(estimator, X, n_classes), n_classes))
+
+    # Figures name the score: larger is better, so a minimised metric shows negated.
+    score.__name__ = metric if METRICS[metric].greater_is_better else f"-{metric}"
+    return score
+
+
+def _learning_curve(outcome: RunOutcome):
+    from sklearn.model_selection import learning_curve
+
+    X, y = outcome.X[outcome.train], outcome.y[outcome.train]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a small subset may miss a rare class: its fold scores nan
+        sizes, train_scores, valid_scores = learning_curve(
+            outcome.unfitted, X, y, cv=outcome.folds, train_sizes=np.linspace(0.2, 1.0, 4),
+            scoring=_scorer(outcome.metric, len(outcome.classes)), error_score=np.nan)
+    sign = 1.0 if METRICS[outcome.metric].greater_is_better else -1.0
+    return learning_curve_figure(sizes, sign * train_scores, sign * valid_scores, outcome.metric)
+
+
 def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
-    """``(artifact path, figure)`` for every figure the run's record holds."""
-    y_test, classes = outcome.y[outcome.test], outcome.classes
+    """``(artifact path, figure)`` for every figure the run's record holds at its diagnostics level.
+
+    Tables (per-class metrics, grouped importances) land in ``outcome.tables``.
+    """
+    started = time.perf_counter()
+    options = outcome.options
+    y_train, y_test, classes = outcome.y[outcome.train], outcome.y[outcome.test], outcome.classes
     yield "plots/roc.png", plots.roc_figure(y_test, outcome.test_proba, classes)
-    yield "plots/confusion_matrix.png", plots.confusion_matrix_figure(y_test, outcome.test_proba.argmax(axis=1),
-                                                                      classes)
+    if options.get("cv_roc", True) and outcome.fold_predictions:
+        yield "plots/cv_roc.png", plots.cv_roc_figure(outcome.fold_predictions, classes)
+    yield "plots/confusion_matrix.png", plots.confusion_matrix_figure(y_test, outcome.test_proba.argmax(axis=1), classes)
+    yield "plots/overtraining.png", overtraining_figure(y_train, outcome.train_proba, y_test, outcome.test_proba, classes)
     yield "plots/calibration.png", plots.calibration_figure(y_test, outcome.test_proba, classes)
-    yield "plots/overtraining.png", overtraining_figure(outcome.y[outcome.train], outcome.train_proba, y_test,
-                                                        outcome.test_proba, classes)
-    yield "plots/class_balance.png", plots.class_balance_figure(np.bincount(outcome.y, minlength=len(classes)),
-                                                                classes)
+    yield "plots/class_balance.png", plots.class_balance_figure(np.bincount(outcome.y, minlength=len(classes)), classes)
+    curves = {"model": (y_test, outcome.test_proba)}
+    if outcome.oracle_test is not None:
+        curves["oracle"] = (y_test, outcome.oracle_test)
+    yield "plots/automation.png", automation_figure(curves, AUTOMATION_PRECISIONS)
     if len(outcome.values) > 1:
         yield "plots/convergence.png", plots.convergence_figure(outcome.values, outcome.metric,
                                                                 METRICS[outcome.metric].greater_is_better)
@@ -63,6 +177,49 @@ def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
     figure = plots.partial_dependence_figure(getattr(outcome.searcher, "result", None))
     if figure is not None:
         yield "plots/partial_dependence.png", figure
+    yield from _optuna_figures(outcome.searcher)
+    if options.get("training_curves", True):
+        history = training_history(outcome)
+        if history is not None:
+            yield "plots/training_curves.png", training_curves_figure(**history)
+    if options.get("learning_curve", False) and outcome.folds:
+        yield "plots/learning_curve.png", _learning_curve(outcome)
     importances = model_importances(outcome.pipeline, len(outcome.feature_names))
     if importances is not None:
         yield "plots/feature_importance.png", feature_importance_figure(importances, outcome.feature_names)
+    if options.get("permutation_importance", False):
+        table = permutation_importance_by_group(
+            outcome.pipeline, outcome.X[outcome.test], y_test, outcome.feature_names,
+            scoring=_scorer(outcome.metric, len(classes)), n_repeats=int(options.get("importance_repeats", 5)),
+            random_state=outcome.seed, max_features=options.get("importance_max_groups"))
+        outcome.tables["importance/permutation_by_group.csv"] = table
+        yield "plots/permutation_importance.png", importance_figure(table)
+    outcome.seconds += time.perf_counter() - started
+
+
+def _optuna_figures(searcher) -> Iterator[tuple[str, object]]:
+    """Optuna's parameter importances and optimisation history, for a TPE search of 3+ finished trials."""
+    study = getattr(searcher, "study", None)
+    if study is None:
+        return
+    import optuna
+    from optuna.trial import TrialState
+
+    finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if len(finished) < 3 or len(study.best_trial.params) < 1:
+        return
+    from optuna.visualization import matplotlib as optuna_plots
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for name, draw in (("param_importances", optuna_plots.plot_param_importances),
+                           ("optimization_history", optuna_plots.plot_optimization_history)):
+            try:
+                axes = draw(study)
+            except (ValueError, RuntimeError) as exc:  # e.g. every trial had the same value
+                log.info("optuna %s not drawn: %s", name, exc)
+                continue
+            figure = np.ravel(axes)[0].figure if isinstance(axes, np.ndarray) else axes.figure
+            figure.set_size_inches(7, 4.5)
+            figure.tight_layout()
+            yield f"plots/optuna_{name}.png", figure

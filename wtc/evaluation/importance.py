@@ -157,7 +157,8 @@ def permutation_importance_by_group(
         ["kind", "importance_mean"], ascending=[True, False],
         key=lambda s: s.map(kind_order) if s.name == "kind" else s, kind="stable",
     ).reset_index(drop=True)
-    table.attrs.update(scoring=str(scoring) if scoring is not None else "score", baseline=baseline)
+    label = scoring if isinstance(scoring, str) else getattr(scoring, "__name__", None) if scoring is not None else "score"
+    table.attrs.update(scoring=label or "score", baseline=baseline)
     return table
 
 

@@ -136,6 +136,24 @@ class RunLogger:
         with self._timed():
             self._client.log_dict(self._run_id, dict(dictionary), artifact_file)
 
+    def log_table(self, table: Any, artifact_file: str) -> None:
+        """Save a pandas DataFrame as an MLflow table (``*.json``), shown in the UI's evaluation view."""
+        with self._timed():
+            self._client.log_table(self._run_id, table, artifact_file)
+
+    def log_dataset(self, name: str, digest: str, source: str, context: str = "training",
+                    profile: Mapping | None = None) -> None:
+        """Record the data a run read as its dataset input (name, content hash, where it lives)."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
+                          profile=json.dumps(dict(profile)) if profile else None)
+        with self._timed():
+            self._client.log_inputs(self._run_id, datasets=[
+                DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         """Save a matplotlib figure (e.g. ``plots/roc.png``) and close it."""
         import matplotlib.pyplot as plt
@@ -238,12 +256,20 @@ class RunTracker(RunLogger):
 
     # --------------------------------------------------------------------- child runs
     @contextlib.contextmanager
-    def start_child(self, name: str, tags: Mapping[str, Any] | None = None) -> Iterator[RunLogger]:
-        """Open a nested run under the parent; it ends FINISHED, or FAILED on an exception."""
+    def start_child(
+        self, name: str, tags: Mapping[str, Any] | None = None, start_time: float | None = None,
+        end_time: float | None = None,
+    ) -> Iterator[RunLogger]:
+        """Open a nested run under the parent; it ends FINISHED, or FAILED on an exception.
+
+        ``start_time``/``end_time`` (seconds since the epoch) record when the work it logs
+        really ran, for a child logged after the fact (a finished search trial).
+        """
         child_tags = {MLFLOW_PARENT_RUN_ID: self._run_id, **(tags or {})}
         with self._timed():
             run = self._client.create_run(
                 self._experiment_id,
+                start_time=None if start_time is None else int(start_time * 1000),
                 run_name=name,
                 tags={str(k): str(v) for k, v in child_tags.items()},
             )
@@ -256,7 +282,7 @@ class RunTracker(RunLogger):
                 child.set_tags({"error": _one_line(exc)})
             self._end_child(child.run_id, "FAILED")
             raise
-        self._end_child(child.run_id, "FINISHED")
+        self._end_child(child.run_id, "FINISHED", end_time)
 
     def child_run(
         self,
@@ -264,16 +290,22 @@ class RunTracker(RunLogger):
         params: Mapping,
         metrics: Mapping[str, float | None],
         tags: Mapping[str, Any] | None = None,
+        start_time: float | None = None,
+        end_time: float | None = None,
     ) -> str:
-        """Log one finished nested run (e.g. a search trial) and return its run id."""
-        with self.start_child(name, tags=tags) as child:
+        """Log one finished nested run (e.g. a search trial) and return its run id.
+
+        ``start_time``/``end_time``: when the trial really ran (seconds since the epoch).
+        """
+        with self.start_child(name, tags=tags, start_time=start_time, end_time=end_time) as child:
             child._log_batch(params=params, metrics=metrics)
         return child.run_id
 
-    def _end_child(self, run_id: str, status: str) -> None:
+    def _end_child(self, run_id: str, status: str, end_time: float | None = None) -> None:
         self._open_children.pop(run_id, None)
         with self._timed():
-            self._client.set_terminated(run_id, status=status)
+            self._client.set_terminated(run_id, status=status,
+                                        end_time=None if end_time is None else int(end_time * 1000))
 
     # ------------------------------------------------------------------------- models
     def log_model(

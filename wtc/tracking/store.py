@@ -13,9 +13,19 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["TrackingSetupCallback", "default_tracking_uri", "init_store", "resolve_tracking_uri"]
+__all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "default_tracking_uri", "init_store", "resolve_tracking_uri"]
 
 _SQLITE_PREFIX = "sqlite:///"
+#: Without this tag the MLflow 3 UI opens an experiment in GenAI mode (traces, tokens, agent
+#: versions) and hides the model-training views and the registry link.
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": (
+        "wtc runs: one parent run per job (config, data fingerprint, CV/test/oracle metrics, figures, "
+        "model) and one child run per hyper-parameter trial. Compare runs by test/log_loss or "
+        "test/roc_auc against oracle/* (the Bayes limit on generated data)."
+    ),
+}
 
 
 def default_tracking_uri(mlruns: Path | str | None = None) -> str:
@@ -107,7 +117,7 @@ def init_store(
                 artifacts.mkdir(parents=True, exist_ok=True)
                 artifacts = artifacts.as_uri()
             try:
-                return client.create_experiment(experiment_name, artifact_location=artifacts)
+                return client.create_experiment(experiment_name, artifact_location=artifacts, tags=EXPERIMENT_TAGS)
             except MlflowException as exc:
                 # Another process (without our lock, e.g. on a remote server) won the race.
                 if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
@@ -115,6 +125,9 @@ def init_store(
                 experiment = client.get_experiment_by_name(experiment_name)
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
+        for key, value in EXPERIMENT_TAGS.items():  # experiments made before the tags existed
+            if key not in experiment.tags:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
 
 

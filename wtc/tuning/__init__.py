@@ -37,7 +37,9 @@ __all__ = [
 SEARCHERS: dict[str, type[Searcher]] = {"none": FixedSearcher, "gp": GPSearcher, "tpe": TPESearcher}
 
 
-def make_searcher(kind: str, space: Mapping | None, n_trials: int, seed: int | None) -> Searcher:
+def make_searcher(
+    kind: str, space: Mapping | None, n_trials: int, seed: int | None, options: Mapping | None = None,
+) -> Searcher:
     """Build the searcher a run configuration names.
 
     Parameters
@@ -51,6 +53,9 @@ def make_searcher(kind: str, space: Mapping | None, n_trials: int, seed: int | N
         Trials to run (ignored for ``none`` or an empty space).
     seed : int or None
         Seeds the back-end, so a search is reproducible.
+    options : mapping, optional
+        Back-end settings from the ``search`` config node (e.g. ``n_initial_points`` for GP);
+        None values mean the back-end's default.
 
     Returns
     -------
@@ -61,4 +66,5 @@ def make_searcher(kind: str, space: Mapping | None, n_trials: int, seed: int | N
     if kind == "none":
         parse_space(space)  # a malformed space is a config error even when not searched
         return FixedSearcher()
-    return SEARCHERS[kind](space, n_trials, seed)
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    return SEARCHERS[kind](space, n_trials, seed, **options)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from wtc.tuning.base import Searcher
 
-__all__ = ["GPSearcher"]
+__all__ = ["GPSearcher", "initial_design_size"]
 
 
 def _one_blas_thread():
@@ -19,6 +19,16 @@ def _one_blas_thread():
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def initial_design_size(n_trials: int) -> int:
+    """Random points before the GP proposes: a third of the budget, 2 to 10, always leaving
+    at least one GP proposal when the budget has two trials or more.
+
+    scikit-optimize fits the GP only once ``n_initial_points`` values are told, so a budget
+    at or below the initial design would be plain random search.
+    """
+    return max(1, min(max(2, n_trials // 3), 10, n_trials - 1))
 
 
 class GPSearcher(Searcher):
@@ -33,7 +43,7 @@ class GPSearcher(Searcher):
     seed : int or None
         Seeds the random initial points and the GP.
     n_initial_points : int or None
-        Random trials before the GP proposes; default ``min(5, n_trials)``.
+        Random trials before the GP proposes; default :func:`initial_design_size`.
 
     Notes
     -----
@@ -50,7 +60,7 @@ class GPSearcher(Searcher):
     ):
         super().__init__(space, n_trials, seed)
         if n_initial_points is None:
-            n_initial_points = min(5, self.n_trials)
+            n_initial_points = initial_design_size(self.n_trials)
         if n_initial_points < 1:
             raise ValueError(f"n_initial_points must be at least 1, got {n_initial_points!r}")
         self.n_initial_points = int(n_initial_points)

@@ -17,7 +17,9 @@ __all__ = ["TrialRecord", "TuningResult", "cross_validate", "summarise_folds", "
 Folds = Sequence[tuple[np.ndarray, np.ndarray]]
 
 
-def cross_validate(pipeline, params: dict, X, y, folds: Folds, n_classes: int) -> list[dict[str, float]]:
+def cross_validate(
+    pipeline, params: dict, X, y, folds: Folds, n_classes: int, predictions: list | None = None,
+) -> list[dict[str, float]]:
     """Fit a fresh clone with ``params`` on each training fold; score every metric on its validation fold.
 
     Parameters
@@ -31,6 +33,8 @@ def cross_validate(pipeline, params: dict, X, y, folds: Folds, n_classes: int) -
     folds : sequence of (train, validation) index arrays
     n_classes : int
         Classes of the target, so that a fold missing a class still scores all columns.
+    predictions : list, optional
+        When given, each fold's ``(y_valid, proba)`` is appended to it (for CV ROC curves).
 
     Returns
     -------
@@ -40,7 +44,10 @@ def cross_validate(pipeline, params: dict, X, y, folds: Folds, n_classes: int) -
     scores = []
     for train, valid in folds:
         model = with_params(pipeline, params).fit(X[train], y[train])
-        scores.append(score_all(y[valid], full_proba(model, X[valid], n_classes), n_classes))
+        proba = full_proba(model, X[valid], n_classes)
+        scores.append(score_all(y[valid], proba, n_classes))
+        if predictions is not None:
+            predictions.append((y[valid], proba))
     return scores
 
 
@@ -57,13 +64,24 @@ def summarise_folds(fold_scores: list[dict[str, float]]) -> dict[str, float]:
 
 @dataclass
 class TrialRecord:
-    """One evaluated trial: its parameters, fold summary, objective value and wall time."""
+    """One evaluated trial: its parameters, fold summary, objective value and when it ran.
+
+    ``fold_predictions`` holds each fold's ``(y_valid, proba)`` while the trial is the best
+    so far (dropped from the others, to keep memory flat over long searches).
+    """
 
     index: int
     params: dict
     summary: dict[str, float]
     value: float
+    started: float                      # seconds since the epoch
     seconds: float
+    fold_predictions: list | None = None
+
+    @property
+    def ended(self) -> float:
+        """When the trial finished (seconds since the epoch)."""
+        return self.started + self.seconds
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -146,12 +164,18 @@ def tune(
     indices = range(searcher.n_trials)
     for index in progress(indices) if progress is not None else indices:
         params = searcher.ask()
-        start = time.perf_counter()
-        summary = summarise_folds(cross_validate(pipeline, params, X, y, folds, n_classes))
+        started, start = time.time(), time.perf_counter()
+        predictions: list = []
+        summary = summarise_folds(cross_validate(pipeline, params, X, y, folds, n_classes, predictions))
         value = objective_value(metric, {metric: summary[f"{metric}_mean"]})
         searcher.tell(params, value)
-        record = TrialRecord(index, params, summary, value, time.perf_counter() - start)
+        previous_best = result.best
+        record = TrialRecord(index, params, summary, value, started, time.perf_counter() - start, predictions)
         result.trials.append(record)
+        if result.best is not record:
+            record.fold_predictions = None
+        elif previous_best is not None:
+            previous_best.fold_predictions = None
         if on_trial is not None:
             on_trial(record)
     return result

@@ -1,0 +1,48 @@
+"""The short ``summary.md`` of a run: its choices, CV and test metrics, the oracle gap, its figures."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from wtc.evaluation.metrics import REGISTRY
+
+__all__ = ["summary_markdown", "terminal_line"]
+
+
+def _fmt(value) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str, float], objective: str,
+                     figures: Sequence[str], n_train: int, n_test: int) -> str:
+    """A page a researcher reads first: what was run, how it scored, how far from the oracle."""
+    lines = [f"# {name}", "", "## Choices", "", "| choice | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in choices.items()]
+    lines += ["", f"Objective: CV mean of `{objective}` ({REGISTRY[objective].direction}d); "
+                  f"{n_train} training rows, {n_test} held-out test rows.", "",
+              "## Metrics", "", "| metric | CV mean ± std | test | oracle | train |", "|---|---|---|---|---|"]
+    for metric in REGISTRY:
+        mean, std = metrics.get(f"cv/{metric}_mean"), metrics.get(f"cv/{metric}_std")
+        cv = "—" if mean is None else f"{_fmt(mean)} ± {_fmt(std)}"
+        lines.append(f"| {metric} | {cv} | {_fmt(metrics.get(f'test/{metric}'))} | "
+                     f"{_fmt(metrics.get(f'oracle/{metric}'))} | {_fmt(metrics.get(f'train/{metric}'))} |")
+    for key in sorted(k for k in metrics if k.startswith("test/coverage_at_p")):
+        oracle = metrics.get(key.replace("test/", "oracle/"))
+        lines.append(f"| {key.split('/', 1)[1]} | — | {_fmt(metrics[key])} | {_fmt(oracle)} | — |")
+    if "oracle/log_loss" in metrics:
+        ratio = metrics["test/log_loss"] / metrics["oracle/log_loss"]
+        gap = metrics["oracle/roc_auc"] - metrics["test/roc_auc"]
+        lines += ["", f"Oracle gap: test log-loss is {ratio:.3f}× the oracle's; ROC AUC {gap:+.4f} below it."]
+    if figures:
+        lines += ["", "## Figures", ""] + [f"- `{f}`" for f in figures]
+    return "\n".join(lines) + "\n"
+
+
+def terminal_line(name: str, metrics: Mapping[str, float], run_id: str, uri: str, objective: str) -> str:
+    """The one line a job prints when it ends: name, test metric vs oracle, run id, where to look."""
+    test, oracle = metrics.get(f"test/{objective}"), metrics.get(f"oracle/{objective}")
+    versus = f" (oracle {_fmt(oracle)})" if oracle is not None else ""
+    auc = "" if objective == "roc_auc" else f", test roc_auc {_fmt(metrics.get('test/roc_auc'))}"
+    return (f"{name}: test {objective} {_fmt(test)}{versus}{auc}; cv {_fmt(metrics.get(f'cv/{objective}_mean'))}; "
+            f"run {run_id} in {uri}")
