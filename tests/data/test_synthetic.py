@@ -14,9 +14,9 @@ from xgboost import XGBClassifier
 from wtc.data import build_features, build_target, load_history
 from wtc.data import synthetic
 from wtc.data.names import campaign_of, request_date_of, task_type_of, workflow_of
-from wtc.data.synthetic.oracle import _posterior
-from wtc.data.synthetic.sampling import _sample
-from wtc.data.synthetic.world import _DISPERSION, _PWGS, _world
+from wtc.data.synthetic.posterior import latent_posterior
+from wtc.data.synthetic.sampling import sample_history
+from wtc.data.synthetic.world import DISPERSION, PWGS, fixed_world
 from wtc.data.targets import ACTION_GROUPS, TARGETS, class_sort_key, label_of
 from wtc.data.vocabulary import cms_vocabulary
 
@@ -31,7 +31,7 @@ def small():
 @pytest.fixture(scope="module")
 def large():
     """20k tasks with their hidden causes: enough to test calibration tightly."""
-    sample = _sample(20_000, seed=11)
+    sample = sample_history(20_000, seed=11)
     return sample, synthetic.oracle_of(sample.history)
 
 
@@ -100,7 +100,7 @@ def test_names_parse_and_look_real(small):
         workflow, first, *rest = task.strip("/").split("/")
         assert workflow.startswith("pdmvserv_task_") and first.rsplit("_", 1)[1] in ("0", "1")
         prepid = workflow.split("_task_")[1].split("__")[0]
-        assert first.startswith(prepid) and prepid.split("-")[0] in _PWGS
+        assert first.startswith(prepid) and prepid.split("-")[0] in PWGS
 
 
 def test_tasks_of_a_workflow_share_one_decision(small):
@@ -213,7 +213,7 @@ def test_posterior_equals_a_literal_transcription_of_the_likelihood(small):
     from scipy.stats import nbinom
 
     history, _ = small
-    world = _world()
+    world = fixed_world()
     some = dict(list(history.items())[:40])
     expected = []
     for task, record in some.items():
@@ -233,11 +233,11 @@ def test_posterior_equals_a_literal_transcription_of_the_likelihood(small):
                 for code, row in matrix.items():
                     for site, n in row.items():
                         pi = pi_all[s, world.codes.index(code), world.sites.index(site)]
-                        r = _DISPERSION
+                        r = DISPERSION
                         loglik += np.log(np.exp(lam * pi) - 1) + nbinom.logpmf(n - 1, r, r / (r + mean))
             log_post[z] += loglik
         expected.append(np.exp(log_post - np.logaddexp.reduce(log_post)))
-    np.testing.assert_allclose(_posterior(world, some), np.array(expected), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(latent_posterior(world, some), np.array(expected), rtol=1e-8, atol=1e-12)
 
 
 def test_oracle_reads_only_the_file(tmp_path):
@@ -288,8 +288,8 @@ def test_oracle_matches_label_marginals(large):
 def test_posterior_of_the_hidden_cause_is_calibrated(large):
     """The sharpest check of the likelihood: P(cause | task) against the true causes."""
     sample, _ = large
-    world = _world()
-    post = _posterior(world, sample.history).reshape(len(sample.history), len(synthetic.CAUSES), -1)
+    world = fixed_world()
+    post = latent_posterior(world, sample.history).reshape(len(sample.history), len(synthetic.CAUSES), -1)
     cause = sample.task_latent // len(synthetic.SEVERITIES)
     per_cause = post.sum(axis=2)
     assert (per_cause.argmax(axis=1) == cause).mean() > 0.7  # causes are mostly recognisable

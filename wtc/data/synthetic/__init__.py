@@ -15,7 +15,7 @@ The package is split along those steps:
   distributions, weekly site readiness, the operator's policy and its decision distributions);
 - :mod:`~wtc.data.synthetic.sampling`: drawing workflows, tasks, decisions and error counts
   into a JSON-ready history (:func:`generate_history`);
-- :mod:`~wtc.data.synthetic.oracle`: the exact likelihood, posterior and oracle table
+- :mod:`~wtc.data.synthetic.posterior`: the exact likelihood, posterior and oracle table
   (:func:`oracle_of`);
 - :mod:`~wtc.data.synthetic.io`: benchmark files, their oracle sidecars and the default
   benchmark.
@@ -30,7 +30,7 @@ from wtc.data.synthetic.io import (
     oracle_path,
     write_benchmark,
 )
-from wtc.data.synthetic.oracle import oracle_of
+from wtc.data.synthetic.posterior import oracle_of
 from wtc.data.synthetic.sampling import generate_history
 from wtc.data.synthetic.world import CAUSES, DEFAULT_TASKS, N_WEEKS, SEVERITIES, STATUSES, TASK_CLASSES
 

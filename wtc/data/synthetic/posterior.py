@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from wtc.data.synthetic.world import _DISPERSION, STATUSES, _context, _world, _World
+from wtc.data.synthetic.world import DISPERSION, STATUSES, World, fixed_world
 from wtc.data.targets import TARGETS
 
 
-def _observations(world: _World, history: dict, week: np.ndarray) -> list[np.ndarray]:
+def _observations(world: World, history: dict, week: np.ndarray) -> list[np.ndarray]:
     """Non-zero cells of every task as arrays (task, status, code, site, count), file order."""
     code_pos = {c: i for i, c in enumerate(world.codes)}
     site_pos = {s: i for i, s in enumerate(world.sites)}
@@ -44,16 +44,16 @@ def _observations(world: _World, history: dict, week: np.ndarray) -> list[np.nda
 
 
 def _log_nbinom(n_minus_1: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """log P(n - 1) under a negative binomial of shape ``_DISPERSION`` and the given mean."""
-    r = _DISPERSION
+    """log P(n - 1) under a negative binomial of shape ``DISPERSION`` and the given mean."""
+    r = DISPERSION
     return (gammaln(n_minus_1 + r) - gammaln(r) - gammaln(n_minus_1 + 1)
             + r * np.log(r / (r + mean)) + n_minus_1 * np.log(mean / (r + mean)))
 
 
-def _posterior(world: _World, history: dict, chunk: int = 200_000) -> np.ndarray:
+def latent_posterior(world: World, history: dict, chunk: int = 200_000) -> np.ndarray:
     """``P(z | task)`` for every task, shape (n_tasks, n_z)."""
     tasks = list(history)
-    camp, week, cls = _context(world, tasks)
+    camp, week, cls = world.context(tasks)
     t, s, c, k, n = _observations(world, history, week)
     lam = world.draws[:, cls].T                                     # (task, z)
     loglik = -lam - np.log(-np.expm1(-lam))
@@ -97,8 +97,8 @@ def oracle_of(history: dict) -> pd.DataFrame:
         One row per task in file order: ``task``, then ``"<target>/<class>"`` for every target
         in ``targets.TARGETS`` and every class with nonzero prior mass (canonical order).
     """
-    world = _world()
-    post = _posterior(world, history)
+    world = fixed_world()
+    post = latent_posterior(world, history)
     columns: dict = {"task": list(history)}
     for target in TARGETS:
         classes, matrix = world.class_prob[target]
