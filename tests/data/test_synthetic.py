@@ -329,7 +329,7 @@ def test_oracle_path_and_missing_sidecar(tmp_path):
 def test_default_history_is_generated_once(tmp_path, monkeypatch):
     monkeypatch.setenv("WTC_DATA_DIR", str(tmp_path / "gen"))
     path = synthetic.default_history_path()
-    assert path == tmp_path / "gen" / "wtc_history_7582_seed0.json"
+    assert path == tmp_path / "gen" / f"wtc_history_7582_seed0_g{synthetic.GENERATOR_VERSION}.json"
     assert synthetic.ensure_default_history() == path
     stamp = path.stat().st_mtime_ns
     assert len(synthetic.load_oracle_table(path)) == 7582
@@ -339,4 +339,19 @@ def test_default_history_is_generated_once(tmp_path, monkeypatch):
 def test_default_history_path_falls_back_to_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("WTC_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert synthetic.default_history_path() == tmp_path / "data" / "generated" / "wtc_history_7582_seed0.json"
+    name = f"wtc_history_7582_seed0_g{synthetic.GENERATOR_VERSION}.json"
+    assert synthetic.default_history_path() == tmp_path / "data" / "generated" / name
+
+
+def test_an_explicit_folder_wins_and_an_older_generator_is_never_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("WTC_DATA_DIR", str(tmp_path / "env"))
+    folder = tmp_path / "mine"
+    path = synthetic.default_history_path(folder)
+    assert path.parent == folder and path.name.endswith(f"_g{synthetic.GENERATOR_VERSION}.json")
+    old = folder / "wtc_history_7582_seed0.json"  # what the unversioned generator wrote
+    old.parent.mkdir()
+    old.write_text("{}", encoding="utf-8")
+    synthetic.oracle_path(old).write_bytes(b"")
+    assert synthetic.ensure_default_history(folder) == path != old
+    assert len(synthetic.load_oracle_table(path)) == 7582
+    assert not (tmp_path / "env").exists()

@@ -32,11 +32,20 @@ from wtc.data.synthetic.io import (
 )
 from wtc.data.synthetic.posterior import oracle_of
 from wtc.data.synthetic.sampling import generate_history
-from wtc.data.synthetic.world import CAUSES, DEFAULT_TASKS, N_WEEKS, SEVERITIES, STATUSES, TASK_CLASSES
+from wtc.data.synthetic.world import (
+    CAUSES,
+    DEFAULT_TASKS,
+    GENERATOR_VERSION,
+    N_WEEKS,
+    SEVERITIES,
+    STATUSES,
+    TASK_CLASSES,
+)
 
 __all__ = [
     "CAUSES",
     "DEFAULT_TASKS",
+    "GENERATOR_VERSION",
     "N_WEEKS",
     "SEVERITIES",
     "STATUSES",
