@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pandas as pd
@@ -15,8 +15,9 @@ from wtc.data import build_features, build_target, load_history
 from wtc.data import synthetic
 from wtc.data.names import campaign_of, request_date_of, task_type_of, workflow_of
 from wtc.data.synthetic.posterior import latent_posterior
-from wtc.data.synthetic.sampling import sample_history
-from wtc.data.synthetic.world import DISPERSION, PWGS, fixed_world
+from wtc.data.synthetic.sampling import sample_errors, sample_history
+from wtc.data.synthetic.traits import workflow_traits
+from wtc.data.synthetic.world import DISPERSION, PWGS, SIGNATURE_SHARE, WHITELIST_SHARE, fixed_world
 from wtc.data.targets import ACTION_GROUPS, TARGETS, class_sort_key, label_of
 from wtc.data.vocabulary import cms_vocabulary
 
@@ -207,37 +208,63 @@ def test_oracle_gives_every_observed_label_positive_probability(large):
         assert (picked.astype(float) > 0).all(), target
 
 
-def test_posterior_equals_a_literal_transcription_of_the_likelihood(small):
-    """Cell by cell, with scipy's negative binomial: catches a term the vectorised code drops
-    (which calibration cannot: a posterior given less information is still calibrated)."""
-    from scipy.stats import nbinom
+def literal_loglik(world, task: str, record: dict, z: int) -> float:
+    """log P(task's errors | z) transcribed cell by cell from the generative story, scipy's laws."""
+    from scipy.stats import nbinom, poisson
 
+    workflow = workflow_of(task)
+    week = (request_date_of(workflow) - pd.Timestamp("2018-01-01")).days // 7
+    tc = {"Merge": 1, "Cleanup": 2, "LogCollect": 2}.get(task_type_of(task), 0)
+    traits = workflow_traits(world, [workflow])
+    whitelist = {int(i) for i in traits.whitelist[0] if i >= 0}
+    signature, scale = int(traits.signature[0, z]), float(traits.count_scale[0])
+    lam, mean = world.draws[z, tc], (world.count_mean[z, tc] - 1) * scale
+    loglik = -np.log1p(-poisson.pmf(0, lam))  # at least one draw: the task is in the file
+    for s, status in enumerate(synthetic.STATUSES):
+        ready = world.site_prob[week, s] > 0
+        listed = [i for i in whitelist if ready[i]]
+        pull = {i: np.sqrt(world.site_size[i]) / sum(np.sqrt(world.site_size[j]) for j in listed) for i in listed}
+        share = WHITELIST_SHARE if listed else 0.0
+        p_site = (1 - share) * world.site_prob[week, s] + share * np.array([pull.get(i, 0.0) for i in range(len(world.sites))])
+        p_code = (1 - SIGNATURE_SHARE) * world.code_prob[z, tc, s] + SIGNATURE_SHARE * (np.arange(len(world.codes)) == signature)
+        rate = lam * world.bad_share[z, s] * np.outer(p_code, p_site)  # code x site: Poisson thinning
+        loglik -= rate.sum()  # every cell not hit ...
+        for code, row in record["errors"].get(status, {}).items():
+            for site, n in row.items():
+                r = rate[world.codes.index(code), world.sites.index(site)]
+                loglik += r + np.log1p(-np.exp(-r))  # ... except the active ones, hit at least once
+                loglik += nbinom.logpmf(n - 1, DISPERSION, DISPERSION / (DISPERSION + mean))
+    return loglik
+
+
+def test_posterior_equals_a_literal_transcription_of_the_likelihood(small):
+    """Cell by cell, with scipy's laws: catches a term the vectorised code drops (which
+    calibration cannot: a posterior given less information is still calibrated)."""
     history, _ = small
     world = fixed_world()
     some = dict(list(history.items())[:40])
     expected = []
     for task, record in some.items():
-        workflow = workflow_of(task)
-        camp = world.campaigns.index(campaign_of(workflow))
-        week = (request_date_of(workflow) - pd.Timestamp("2018-01-01")).days // 7
-        tc = {"Merge": 1, "Cleanup": 2, "LogCollect": 2}.get(task_type_of(task), 0)
-        log_post = world.log_prior[camp].copy()
-        for z in range(log_post.size):
-            pi_all = (world.bad_share[z][:, None, None] * world.code_prob[z, tc][:, :, None]
-                      * world.site_prob[week][:, None, :])  # status x code x site
-            assert np.isclose(pi_all.sum(), 1.0)
-            lam, mean = world.draws[z, tc], world.count_mean[z, tc] - 1
-            loglik = -lam - np.log(1 - np.exp(-lam))
-            for status, matrix in record["errors"].items():
-                s = synthetic.STATUSES.index(status)
-                for code, row in matrix.items():
-                    for site, n in row.items():
-                        pi = pi_all[s, world.codes.index(code), world.sites.index(site)]
-                        r = DISPERSION
-                        loglik += np.log(np.exp(lam * pi) - 1) + nbinom.logpmf(n - 1, r, r / (r + mean))
-            log_post[z] += loglik
+        camp = world.campaigns.index(campaign_of(workflow_of(task)))
+        log_post = world.log_prior[camp] + [literal_loglik(world, task, record, z) for z in range(world.log_prior.shape[1])]
         expected.append(np.exp(log_post - np.logaddexp.reduce(log_post)))
     np.testing.assert_allclose(latent_posterior(world, some), np.array(expected), rtol=1e-8, atol=1e-12)
+
+
+def test_likelihood_matches_the_sampler_by_monte_carlo():
+    """The transcription above against the sampler itself: draw 40,000 tasks of one workflow
+    with a fixed cause and compare the frequency of the commonest tables with their likelihood."""
+    world = fixed_world()
+    workflow = "pdmvserv_task_HIG-RunIIFall17GS-00451__v1_T_180412_131301_1234"
+    n, z = 40_000, synthetic.CAUSES.index("transient_site") * len(synthetic.SEVERITIES)
+    history = {f"/{workflow}/HIG-RunIIFall17GS-00451_0/Step{i}": {"errors": None} for i in range(n)}
+    sample_errors(np.random.default_rng(0), world, history, np.full(n, z), workflow_traits(world, [workflow]),
+                  np.zeros(n, dtype=np.int64))
+    seen = Counter(json.dumps(r["errors"], sort_keys=True) for r in history.values())
+    task = next(iter(history))
+    for text, hits in seen.most_common(3):
+        p = np.exp(literal_loglik(world, task, {"errors": json.loads(text)}, z))
+        assert hits > 100 and abs(hits - n * p) < 4 * np.sqrt(n * p * (1 - p)), (text, hits, n * p)
 
 
 def test_oracle_reads_only_the_file(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from wtc.data.synthetic.posterior import oracle_of
+from wtc.data.synthetic.traits import WorkflowTraits, whitelist_pull, workflow_traits
 from wtc.data.synthetic.world import (
     CAMPAIGNS,
     CONFIGURABLE,
@@ -17,9 +18,11 @@ from wtc.data.synthetic.world import (
     PWG_WEIGHTS,
     PWGS,
     RAW_ACTIONS,
+    SIGNATURE_SHARE,
     STATUSES,
     TASK_CLASSES,
     TASKS_PER_WORKFLOW,
+    WHITELIST_SHARE,
     YEAR_START,
     World,
     fixed_world,
@@ -50,6 +53,7 @@ class Sample:
     history: dict
     task_latent: np.ndarray    # z of every task, file order
     task_workflow: np.ndarray  # workflow index of every task
+    traits: WorkflowTraits     # of every workflow (rows indexed like task_workflow)
 
 
 def sample_history(n_tasks: int, seed: int) -> Sample:
@@ -98,6 +102,7 @@ def sample_history(n_tasks: int, seed: int) -> Sample:
     history: dict = {}
     task_wf: list[int] = []
     seen: set[str] = set()
+    workflows: list[str] = []
     for w in range(n_wf):
         name = world.campaigns[camp[w]]
         stamp = f"{YEAR_START + timedelta(days=int(day[w])):%y%m%d}_{second[w] // 3600:02d}" \
@@ -108,6 +113,7 @@ def sample_history(n_tasks: int, seed: int) -> Sample:
             suffix[w] = (suffix[w] - 999) % 9000 + 1000
             workflow = f"pdmvserv_task_{prepid}__v1_T_{stamp}_{suffix[w]:04d}"
         seen.add(workflow)
+        workflows.append(workflow)
         params = dict(world.decisions[decision[w]])
         if params["action"] in RAW_ACTIONS[:CONFIGURABLE]:
             params["sites"] = sorted({world.sites[s] for s in picked[w, : n_sites[w]]})
@@ -117,9 +123,9 @@ def sample_history(n_tasks: int, seed: int) -> Sample:
             history[f"/{workflow}/{paths[j]}"] = {"errors": None, "parameters": dict(params)}
             task_wf.append(w)
     task_wf_arr = np.asarray(task_wf)
-    task_z = z[task_wf_arr]
-    _sample_errors(rng, world, history, task_z)
-    return Sample(history, task_z, task_wf_arr)
+    traits = workflow_traits(world, workflows)
+    sample_errors(rng, world, history, z[task_wf_arr], traits, task_wf_arr)
+    return Sample(history, z[task_wf_arr], task_wf_arr, traits)
 
 
 def _task_paths(prepid: str, module: str, steps: int) -> list[str]:
@@ -130,8 +136,9 @@ def _task_paths(prepid: str, module: str, steps: int) -> list[str]:
             s1, f"{s1}/{s1}Merge{module}", f"{s1}/{s1}CleanupUnmerged{module}"]
 
 
-def _sample_errors(rng: np.random.Generator, world: World, history: dict, task_z: np.ndarray) -> None:
-    """Fill every task's ``errors`` from its latent z (vectorised over all draws)."""
+def sample_errors(rng: np.random.Generator, world: World, history: dict, task_z: np.ndarray,
+                  traits: WorkflowTraits, task_workflow: np.ndarray) -> None:
+    """Fill every task's ``errors`` from its z and its workflow's traits (vectorised over all draws)."""
     tasks = list(history)
     _, week, cls = world.context(tasks)
     lam = world.draws[task_z, cls]
@@ -139,16 +146,23 @@ def _sample_errors(rng: np.random.Generator, world: World, history: dict, task_z
     while (empty := k == 0).any():  # zero-truncated: a task in the file failed at least once
         k[empty] = rng.poisson(lam[empty])
     t = np.repeat(np.arange(len(tasks)), k)
+    wf = task_workflow[t]
     s = _draw(rng, world.bad_share, task_z[t])
     n_codes, n_sites = len(world.codes), len(world.sites)
     code_rows = world.code_prob.reshape(-1, n_codes)
     c = _draw(rng, code_rows, (task_z[t] * len(TASK_CLASSES) + cls[t]) * 2 + s)
+    signed = rng.random(t.size) < SIGNATURE_SHARE
+    c[signed] = traits.signature[wf[signed], task_z[t[signed]]]
     site = _draw(rng, world.site_prob.reshape(-1, n_sites), week[t] * 2 + s)
+    pull = whitelist_pull(world, traits.whitelist[wf], week[t], s)
+    listed = (rng.random(t.size) < WHITELIST_SHARE) & (pull.sum(axis=1) > 0)
+    slot = _draw(rng, pull[listed], np.arange(listed.sum()))
+    site[listed] = traits.whitelist[wf[listed], slot]
     key = np.unique(((t * 2 + s) * n_codes + c) * n_sites + site)  # distinct active cells
     rest, site = np.divmod(key, n_sites)
     rest, c = np.divmod(rest, n_codes)
     t, s = np.divmod(rest, 2)
-    mean = world.count_mean[task_z[t], cls[t]] - 1
+    mean = (world.count_mean[task_z[t], cls[t]] - 1) * traits.count_scale[task_workflow[t]]
     count = 1 + rng.negative_binomial(DISPERSION, DISPERSION / (DISPERSION + mean))
     bounds = np.searchsorted(t, np.arange(len(tasks) + 1))
     codes, sites = world.codes, world.sites
