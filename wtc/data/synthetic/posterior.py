@@ -4,14 +4,14 @@ The likelihood of one task's sparse matrix is exact thanks to Poisson thinning: 
 ``K ~ Poisson(lam)`` draws over cells hit each cell independently, so a cell is active with
 probability ``1 - exp(-lam * pi_cell)`` and (conditioning on at least one active cell)
 
-    log P(active set, counts | z, m, l) = -lam - log(1 - e^-lam)
-                                          + sum_active [log(e^(lam pi_i(m)) - 1) + log P_zl(n_i)],
+    log P(active set, counts | z) = -lam - log(1 - e^-lam)
+                                    + sum_active [log(e^(lam pi_i) - 1) + log P_z(n_i)],
 
 which needs only the non-zeros. ``pi_i`` and the count law ``P_z`` also depend on the task's
 workflow traits (whitelist, signature code, count scale; see :mod:`~wtc.data.synthetic.traits`),
 which are a function of the workflow's name and so known exactly from the task's own entry.
-The oracle reads nothing but what the file shows (the task's
-matrix, its workflow name: campaign and date, and its task type), see :func:`oracle_of`.
+The oracle reads nothing but what the file shows (the task's matrix, its workflow name:
+campaign, date and traits, and its task type), see :func:`oracle_of`.
 """
 
 from __future__ import annotations
