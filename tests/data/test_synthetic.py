@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pandas as pd
@@ -14,9 +14,10 @@ from xgboost import XGBClassifier
 from wtc.data import build_features, build_target, load_history
 from wtc.data import synthetic
 from wtc.data.names import campaign_of, request_date_of, task_type_of, workflow_of
-from wtc.data.synthetic.oracle import _posterior
-from wtc.data.synthetic.sampling import _sample
-from wtc.data.synthetic.world import _DISPERSION, _PWGS, _world
+from wtc.data.synthetic.posterior import latent_posterior
+from wtc.data.synthetic.sampling import sample_errors, sample_history
+from wtc.data.synthetic.traits import workflow_traits
+from wtc.data.synthetic.world import DISPERSION, PWGS, SIGNATURE_SHARE, WHITELIST_SHARE, fixed_world
 from wtc.data.targets import ACTION_GROUPS, TARGETS, class_sort_key, label_of
 from wtc.data.vocabulary import cms_vocabulary
 
@@ -31,7 +32,7 @@ def small():
 @pytest.fixture(scope="module")
 def large():
     """20k tasks with their hidden causes: enough to test calibration tightly."""
-    sample = _sample(20_000, seed=11)
+    sample = sample_history(20_000, seed=11)
     return sample, synthetic.oracle_of(sample.history)
 
 
@@ -100,7 +101,7 @@ def test_names_parse_and_look_real(small):
         workflow, first, *rest = task.strip("/").split("/")
         assert workflow.startswith("pdmvserv_task_") and first.rsplit("_", 1)[1] in ("0", "1")
         prepid = workflow.split("_task_")[1].split("__")[0]
-        assert first.startswith(prepid) and prepid.split("-")[0] in _PWGS
+        assert first.startswith(prepid) and prepid.split("-")[0] in PWGS
 
 
 def test_tasks_of_a_workflow_share_one_decision(small):
@@ -207,37 +208,63 @@ def test_oracle_gives_every_observed_label_positive_probability(large):
         assert (picked.astype(float) > 0).all(), target
 
 
-def test_posterior_equals_a_literal_transcription_of_the_likelihood(small):
-    """Cell by cell, with scipy's negative binomial: catches a term the vectorised code drops
-    (which calibration cannot: a posterior given less information is still calibrated)."""
-    from scipy.stats import nbinom
+def literal_loglik(world, task: str, record: dict, z: int) -> float:
+    """log P(task's errors | z) transcribed cell by cell from the generative story, scipy's laws."""
+    from scipy.stats import nbinom, poisson
 
+    workflow = workflow_of(task)
+    week = (request_date_of(workflow) - pd.Timestamp("2018-01-01")).days // 7
+    tc = {"Merge": 1, "Cleanup": 2, "LogCollect": 2}.get(task_type_of(task), 0)
+    traits = workflow_traits(world, [workflow])
+    whitelist = {int(i) for i in traits.whitelist[0] if i >= 0}
+    signature, scale = int(traits.signature[0, z]), float(traits.count_scale[0])
+    lam, mean = world.draws[z, tc], (world.count_mean[z, tc] - 1) * scale
+    loglik = -np.log1p(-poisson.pmf(0, lam))  # at least one draw: the task is in the file
+    for s, status in enumerate(synthetic.STATUSES):
+        ready = world.site_prob[week, s] > 0
+        listed = [i for i in whitelist if ready[i]]
+        pull = {i: np.sqrt(world.site_size[i]) / sum(np.sqrt(world.site_size[j]) for j in listed) for i in listed}
+        share = WHITELIST_SHARE if listed else 0.0
+        p_site = (1 - share) * world.site_prob[week, s] + share * np.array([pull.get(i, 0.0) for i in range(len(world.sites))])
+        p_code = (1 - SIGNATURE_SHARE) * world.code_prob[z, tc, s] + SIGNATURE_SHARE * (np.arange(len(world.codes)) == signature)
+        rate = lam * world.bad_share[z, s] * np.outer(p_code, p_site)  # code x site: Poisson thinning
+        loglik -= rate.sum()  # every cell not hit ...
+        for code, row in record["errors"].get(status, {}).items():
+            for site, n in row.items():
+                r = rate[world.codes.index(code), world.sites.index(site)]
+                loglik += r + np.log1p(-np.exp(-r))  # ... except the active ones, hit at least once
+                loglik += nbinom.logpmf(n - 1, DISPERSION, DISPERSION / (DISPERSION + mean))
+    return loglik
+
+
+def test_posterior_equals_a_literal_transcription_of_the_likelihood(small):
+    """Cell by cell, with scipy's laws: catches a term the vectorised code drops (which
+    calibration cannot: a posterior given less information is still calibrated)."""
     history, _ = small
-    world = _world()
+    world = fixed_world()
     some = dict(list(history.items())[:40])
     expected = []
     for task, record in some.items():
-        workflow = workflow_of(task)
-        camp = world.campaigns.index(campaign_of(workflow))
-        week = (request_date_of(workflow) - pd.Timestamp("2018-01-01")).days // 7
-        tc = {"Merge": 1, "Cleanup": 2, "LogCollect": 2}.get(task_type_of(task), 0)
-        log_post = world.log_prior[camp].copy()
-        for z in range(log_post.size):
-            pi_all = (world.bad_share[z][:, None, None] * world.code_prob[z, tc][:, :, None]
-                      * world.site_prob[week][:, None, :])  # status x code x site
-            assert np.isclose(pi_all.sum(), 1.0)
-            lam, mean = world.draws[z, tc], world.count_mean[z, tc] - 1
-            loglik = -lam - np.log(1 - np.exp(-lam))
-            for status, matrix in record["errors"].items():
-                s = synthetic.STATUSES.index(status)
-                for code, row in matrix.items():
-                    for site, n in row.items():
-                        pi = pi_all[s, world.codes.index(code), world.sites.index(site)]
-                        r = _DISPERSION
-                        loglik += np.log(np.exp(lam * pi) - 1) + nbinom.logpmf(n - 1, r, r / (r + mean))
-            log_post[z] += loglik
+        camp = world.campaigns.index(campaign_of(workflow_of(task)))
+        log_post = world.log_prior[camp] + [literal_loglik(world, task, record, z) for z in range(world.log_prior.shape[1])]
         expected.append(np.exp(log_post - np.logaddexp.reduce(log_post)))
-    np.testing.assert_allclose(_posterior(world, some), np.array(expected), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(latent_posterior(world, some), np.array(expected), rtol=1e-8, atol=1e-12)
+
+
+def test_likelihood_matches_the_sampler_by_monte_carlo():
+    """The transcription above against the sampler itself: draw 40,000 tasks of one workflow
+    with a fixed cause and compare the frequency of the commonest tables with their likelihood."""
+    world = fixed_world()
+    workflow = "pdmvserv_task_HIG-RunIIFall17GS-00451__v1_T_180412_131301_1234"
+    n, z = 40_000, synthetic.CAUSES.index("transient_site") * len(synthetic.SEVERITIES)
+    history = {f"/{workflow}/HIG-RunIIFall17GS-00451_0/Step{i}": {"errors": None} for i in range(n)}
+    sample_errors(np.random.default_rng(0), world, history, np.full(n, z), workflow_traits(world, [workflow]),
+                  np.zeros(n, dtype=np.int64))
+    seen = Counter(json.dumps(r["errors"], sort_keys=True) for r in history.values())
+    task = next(iter(history))
+    for text, hits in seen.most_common(3):
+        p = np.exp(literal_loglik(world, task, {"errors": json.loads(text)}, z))
+        assert hits > 100 and abs(hits - n * p) < 4 * np.sqrt(n * p * (1 - p)), (text, hits, n * p)
 
 
 def test_oracle_reads_only_the_file(tmp_path):
@@ -288,8 +315,8 @@ def test_oracle_matches_label_marginals(large):
 def test_posterior_of_the_hidden_cause_is_calibrated(large):
     """The sharpest check of the likelihood: P(cause | task) against the true causes."""
     sample, _ = large
-    world = _world()
-    post = _posterior(world, sample.history).reshape(len(sample.history), len(synthetic.CAUSES), -1)
+    world = fixed_world()
+    post = latent_posterior(world, sample.history).reshape(len(sample.history), len(synthetic.CAUSES), -1)
     cause = sample.task_latent // len(synthetic.SEVERITIES)
     per_cause = post.sum(axis=2)
     assert (per_cause.argmax(axis=1) == cause).mean() > 0.7  # causes are mostly recognisable
@@ -329,7 +356,7 @@ def test_oracle_path_and_missing_sidecar(tmp_path):
 def test_default_history_is_generated_once(tmp_path, monkeypatch):
     monkeypatch.setenv("WTC_DATA_DIR", str(tmp_path / "gen"))
     path = synthetic.default_history_path()
-    assert path == tmp_path / "gen" / "wtc_history_7582_seed0.json"
+    assert path == tmp_path / "gen" / f"wtc_history_7582_seed0_g{synthetic.GENERATOR_VERSION}.json"
     assert synthetic.ensure_default_history() == path
     stamp = path.stat().st_mtime_ns
     assert len(synthetic.load_oracle_table(path)) == 7582
@@ -339,4 +366,19 @@ def test_default_history_is_generated_once(tmp_path, monkeypatch):
 def test_default_history_path_falls_back_to_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("WTC_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert synthetic.default_history_path() == tmp_path / "data" / "generated" / "wtc_history_7582_seed0.json"
+    name = f"wtc_history_7582_seed0_g{synthetic.GENERATOR_VERSION}.json"
+    assert synthetic.default_history_path() == tmp_path / "data" / "generated" / name
+
+
+def test_an_explicit_folder_wins_and_an_older_generator_is_never_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("WTC_DATA_DIR", str(tmp_path / "env"))
+    folder = tmp_path / "mine"
+    path = synthetic.default_history_path(folder)
+    assert path.parent == folder and path.name.endswith(f"_g{synthetic.GENERATOR_VERSION}.json")
+    old = folder / "wtc_history_7582_seed0.json"  # what the unversioned generator wrote
+    old.parent.mkdir()
+    old.write_text("{}", encoding="utf-8")
+    synthetic.oracle_path(old).write_bytes(b"")
+    assert synthetic.ensure_default_history(folder) == path != old
+    assert len(synthetic.load_oracle_table(path)) == 7582
+    assert not (tmp_path / "env").exists()

@@ -4,7 +4,9 @@ The generator is a small, explicit world of 2018 CMS production: every workflow 
 *cause* (transient site trouble, a site outage, memory, wall clock, input files, a software
 bug, stage-out, merge trouble) and a *severity*; the cause decides which exit codes its tasks
 throw at which sites (good or bad that week) and how often; the operator's recovery decision
-is drawn from a noisy policy given the cause. Because every step is a known distribution, the
+is drawn from a noisy policy given the cause. Like real workflows, the tasks of one workflow
+also look alike: they share a site whitelist, a signature code and a count scale, all given by
+the workflow's name, so a random task split leaks and a workflow-grouped split does not. Because every step is a known distribution, the
 posterior ``P(class | what the task shows)`` of every target is computed exactly: that oracle is
 the best any per-task model can do, so every experiment on synthetic data can report how far
 it is from the limit.
@@ -13,12 +15,14 @@ The package is split along those steps:
 
 - :mod:`~wtc.data.synthetic.world`: the fixed world (causes, campaigns, code and site
   distributions, weekly site readiness, the operator's policy and its decision distributions);
+- :mod:`~wtc.data.synthetic.traits`: what a workflow's tasks share, from its name;
 - :mod:`~wtc.data.synthetic.sampling`: drawing workflows, tasks, decisions and error counts
   into a JSON-ready history (:func:`generate_history`);
-- :mod:`~wtc.data.synthetic.oracle`: the exact likelihood, posterior and oracle table
+- :mod:`~wtc.data.synthetic.posterior`: the exact likelihood, posterior and oracle table
   (:func:`oracle_of`);
 - :mod:`~wtc.data.synthetic.io`: benchmark files, their oracle sidecars and the default
-  benchmark.
+  benchmark;
+- :mod:`~wtc.data.synthetic.calibration`: the recipe on random vs grouped splits, with the oracle.
 """
 
 from __future__ import annotations
@@ -30,13 +34,22 @@ from wtc.data.synthetic.io import (
     oracle_path,
     write_benchmark,
 )
-from wtc.data.synthetic.oracle import oracle_of
+from wtc.data.synthetic.posterior import oracle_of
 from wtc.data.synthetic.sampling import generate_history
-from wtc.data.synthetic.world import CAUSES, DEFAULT_TASKS, N_WEEKS, SEVERITIES, STATUSES, TASK_CLASSES
+from wtc.data.synthetic.world import (
+    CAUSES,
+    DEFAULT_TASKS,
+    GENERATOR_VERSION,
+    N_WEEKS,
+    SEVERITIES,
+    STATUSES,
+    TASK_CLASSES,
+)
 
 __all__ = [
     "CAUSES",
     "DEFAULT_TASKS",
+    "GENERATOR_VERSION",
     "N_WEEKS",
     "SEVERITIES",
     "STATUSES",

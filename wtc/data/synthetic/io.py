@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from wtc.data.synthetic.sampling import generate_history
-from wtc.data.synthetic.world import DEFAULT_TASKS
+from wtc.data.synthetic.world import DEFAULT_TASKS, GENERATOR_VERSION
 
 
 def oracle_path(history_path) -> Path:
@@ -75,15 +75,22 @@ def load_oracle_table(history_path) -> pd.DataFrame:
 
 
 def default_history_path(folder=None) -> Path:
-    """``folder`` (else ``$WTC_DATA_DIR``, else ``./data/generated``) ``/wtc_history_7582_seed0.json``."""
+    """Where the default benchmark lives: ``<folder>/wtc_history_7582_seed0_g<version>.json``.
+
+    Parameters
+    ----------
+    folder : str or Path, optional
+        Defaults to ``$WTC_DATA_DIR``, else ``./data/generated``. The generator version in the
+        name means a file written by an older generator is never taken for today's benchmark.
+    """
     if folder is None:
         root = os.environ.get("WTC_DATA_DIR")
         folder = Path(root) if root else Path.cwd() / "data" / "generated"
-    return Path(folder) / f"wtc_history_{DEFAULT_TASKS}_seed0.json"
+    return Path(folder) / f"wtc_history_{DEFAULT_TASKS}_seed0_g{GENERATOR_VERSION}.json"
 
 
 def ensure_default_history(folder=None) -> Path:
-    """The default benchmark's path, generating it (and its oracle) on first use."""
+    """The default benchmark's path (see :func:`default_history_path`), generating it and its oracle on first use."""
     path = default_history_path(folder)
     if not (path.exists() and oracle_path(path).exists()):
         write_benchmark(path, DEFAULT_TASKS, seed=0)

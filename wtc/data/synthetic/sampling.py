@@ -8,23 +8,25 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from wtc.data.synthetic.oracle import oracle_of
+from wtc.data.synthetic.posterior import oracle_of
+from wtc.data.synthetic.traits import WorkflowTraits, whitelist_pull, workflow_traits
 from wtc.data.synthetic.world import (
-    _CAMPAIGNS,
-    _CONFIGURABLE,
-    _DISPERSION,
-    _PWG_WEIGHTS,
-    _PWGS,
-    _RAW_ACTIONS,
-    _TASKS_PER_WORKFLOW,
-    _YEAR_START,
+    CAMPAIGNS,
+    CONFIGURABLE,
     DEFAULT_TASKS,
+    DISPERSION,
+    PWG_WEIGHTS,
+    PWGS,
+    RAW_ACTIONS,
+    SIGNATURE_SHARE,
     STATUSES,
     TASK_CLASSES,
-    _context,
-    _normalise,
-    _world,
-    _World,
+    TASKS_PER_WORKFLOW,
+    WHITELIST_SHARE,
+    YEAR_START,
+    World,
+    fixed_world,
+    normalise,
 )
 from wtc.data.vocabulary import site_tier
 
@@ -45,15 +47,16 @@ def _draw(rng: np.random.Generator, prob: np.ndarray, rows: np.ndarray) -> np.nd
 
 
 @dataclass
-class _Sample:
+class Sample:
     """A generated history plus the hidden truth behind it (for tests)."""
 
     history: dict
     task_latent: np.ndarray    # z of every task, file order
     task_workflow: np.ndarray  # workflow index of every task
+    traits: WorkflowTraits     # of every workflow (rows indexed like task_workflow)
 
 
-def _sample(n_tasks: int, seed: int) -> _Sample:
+def sample_history(n_tasks: int, seed: int) -> Sample:
     """Draw workflows (campaign, cause, date, decision, failed tasks), then every task's errors.
 
     Everything is drawn in vectorised blocks from one ``default_rng(seed)`` in a fixed order,
@@ -61,18 +64,18 @@ def _sample(n_tasks: int, seed: int) -> _Sample:
     """
     if n_tasks < 1:
         raise ValueError(f"n_tasks must be at least 1, got {n_tasks}")
-    world = _world()
+    world = fixed_world()
     rng = np.random.default_rng(seed)
     one_row = np.zeros(n_tasks, dtype=np.int64)  # n_tasks workflows bound the need; cut below
-    camp_w = _normalise(np.array([[v[5] for v in _CAMPAIGNS.values()]], dtype=float))
+    camp_w = normalise(np.array([[v[5] for v in CAMPAIGNS.values()]], dtype=float))
     camp = _draw(rng, camp_w, one_row)
     z = _draw(rng, np.exp(world.log_prior), camp)
-    sizes = 1 + _draw(rng, np.array([_TASKS_PER_WORKFLOW]), one_row)
+    sizes = 1 + _draw(rng, np.array([TASKS_PER_WORKFLOW]), one_row)
     # Which tasks failed: the first step always, then others by Gumbel-top-k (weights in the
     # order of _task_paths); step-1 tasks only for two-step campaigns, its Cleanup rarely.
     keys = np.log([3.0, 0.8, 0.4, 0.8, 2.5, 3.0, 0.4]) + rng.gumbel(size=(n_tasks, 7))
     keys[:, 0] = np.inf
-    two_steps = np.array([_CAMPAIGNS[c][2] == 2 for c in world.campaigns])[camp]
+    two_steps = np.array([CAMPAIGNS[c][2] == 2 for c in world.campaigns])[camp]
     keys[~two_steps, 4:] = -np.inf
     keys[rng.random(n_tasks) >= 0.3, 6] = -np.inf
     sizes = np.minimum(sizes, np.isfinite(keys).sum(axis=1))
@@ -81,36 +84,38 @@ def _sample(n_tasks: int, seed: int) -> _Sample:
     sizes[-1] -= sizes.sum() - n_tasks  # the last workflow is truncated to hit n_tasks exactly
     order = np.argsort(-keys, axis=1, kind="stable")
 
-    info = [_CAMPAIGNS[world.campaigns[c]] for c in camp]
-    first = np.array([(date(2018, f[3], 1) - _YEAR_START).days for f in info])
-    last = np.array([(date(2018, f[4], 28) - _YEAR_START).days for f in info])
+    info = [CAMPAIGNS[world.campaigns[c]] for c in camp]
+    first = np.array([(date(2018, f[3], 1) - YEAR_START).days for f in info])
+    last = np.array([(date(2018, f[4], 28) - YEAR_START).days for f in info])
     day = first + (rng.random(n_wf) * (last - first + 1)).astype(np.int64)
     second = rng.integers(0, 86400, n_wf)
-    pwg = _draw(rng, _normalise(np.array([_PWG_WEIGHTS], dtype=float)), one_row[:n_wf])
+    pwg = _draw(rng, normalise(np.array([PWG_WEIGHTS], dtype=float)), one_row[:n_wf])
     number = rng.integers(1, 100000, n_wf)
     suffix = rng.integers(1000, 10000, n_wf)
     decision = _draw(rng, world.decision_prob, z)
     # Sites the operator names for a resubmission: 1-3 ready T1/T2 sites of that week.
     big = np.array([site_tier(s) in ("T1", "T2") for s in world.sites])
-    ready_big = _normalise(world.site_prob[:, 0] * big)
+    ready_big = normalise(world.site_prob[:, 0] * big)
     picked = _draw(rng, ready_big, np.repeat(day // 7, 3)).reshape(n_wf, 3)
     n_sites = rng.integers(1, 4, n_wf)
 
     history: dict = {}
     task_wf: list[int] = []
     seen: set[str] = set()
+    workflows: list[str] = []
     for w in range(n_wf):
         name = world.campaigns[camp[w]]
-        stamp = f"{_YEAR_START + timedelta(days=int(day[w])):%y%m%d}_{second[w] // 3600:02d}" \
+        stamp = f"{YEAR_START + timedelta(days=int(day[w])):%y%m%d}_{second[w] // 3600:02d}" \
                 f"{second[w] // 60 % 60:02d}{second[w] % 60:02d}"
-        prepid = f"{_PWGS[pwg[w]]}-{name}-{number[w]:05d}"
+        prepid = f"{PWGS[pwg[w]]}-{name}-{number[w]:05d}"
         workflow = f"pdmvserv_task_{prepid}__v1_T_{stamp}_{suffix[w]:04d}"
         while workflow in seen:  # a (very rare) name clash: bump the random digits
             suffix[w] = (suffix[w] - 999) % 9000 + 1000
             workflow = f"pdmvserv_task_{prepid}__v1_T_{stamp}_{suffix[w]:04d}"
         seen.add(workflow)
+        workflows.append(workflow)
         params = dict(world.decisions[decision[w]])
-        if params["action"] in _RAW_ACTIONS[:_CONFIGURABLE]:
+        if params["action"] in RAW_ACTIONS[:CONFIGURABLE]:
             params["sites"] = sorted({world.sites[s] for s in picked[w, : n_sites[w]]})
             params["cores"] = ""
         paths = _task_paths(prepid, info[w][1], info[w][2])
@@ -118,9 +123,9 @@ def _sample(n_tasks: int, seed: int) -> _Sample:
             history[f"/{workflow}/{paths[j]}"] = {"errors": None, "parameters": dict(params)}
             task_wf.append(w)
     task_wf_arr = np.asarray(task_wf)
-    task_z = z[task_wf_arr]
-    _sample_errors(rng, world, history, task_z)
-    return _Sample(history, task_z, task_wf_arr)
+    traits = workflow_traits(world, workflows)
+    sample_errors(rng, world, history, z[task_wf_arr], traits, task_wf_arr)
+    return Sample(history, z[task_wf_arr], task_wf_arr, traits)
 
 
 def _task_paths(prepid: str, module: str, steps: int) -> list[str]:
@@ -131,26 +136,34 @@ def _task_paths(prepid: str, module: str, steps: int) -> list[str]:
             s1, f"{s1}/{s1}Merge{module}", f"{s1}/{s1}CleanupUnmerged{module}"]
 
 
-def _sample_errors(rng: np.random.Generator, world: _World, history: dict, task_z: np.ndarray) -> None:
-    """Fill every task's ``errors`` from its latent z (vectorised over all draws)."""
+def sample_errors(rng: np.random.Generator, world: World, history: dict, task_z: np.ndarray,
+                  traits: WorkflowTraits, task_workflow: np.ndarray) -> None:
+    """Fill every task's ``errors`` from its z and its workflow's traits (vectorised over all draws)."""
     tasks = list(history)
-    _, week, cls = _context(world, tasks)
+    _, week, cls = world.context(tasks)
     lam = world.draws[task_z, cls]
     k = rng.poisson(lam)
     while (empty := k == 0).any():  # zero-truncated: a task in the file failed at least once
         k[empty] = rng.poisson(lam[empty])
     t = np.repeat(np.arange(len(tasks)), k)
+    wf = task_workflow[t]
     s = _draw(rng, world.bad_share, task_z[t])
     n_codes, n_sites = len(world.codes), len(world.sites)
     code_rows = world.code_prob.reshape(-1, n_codes)
     c = _draw(rng, code_rows, (task_z[t] * len(TASK_CLASSES) + cls[t]) * 2 + s)
+    signed = rng.random(t.size) < SIGNATURE_SHARE
+    c[signed] = traits.signature[wf[signed], task_z[t[signed]]]
     site = _draw(rng, world.site_prob.reshape(-1, n_sites), week[t] * 2 + s)
+    pull = whitelist_pull(world, traits.whitelist[wf], week[t], s)
+    listed = (rng.random(t.size) < WHITELIST_SHARE) & (pull.sum(axis=1) > 0)
+    slot = _draw(rng, pull[listed], np.arange(listed.sum()))
+    site[listed] = traits.whitelist[wf[listed], slot]
     key = np.unique(((t * 2 + s) * n_codes + c) * n_sites + site)  # distinct active cells
     rest, site = np.divmod(key, n_sites)
     rest, c = np.divmod(rest, n_codes)
     t, s = np.divmod(rest, 2)
-    mean = world.count_mean[task_z[t], cls[t]] - 1
-    count = 1 + rng.negative_binomial(_DISPERSION, _DISPERSION / (_DISPERSION + mean))
+    mean = (world.count_mean[task_z[t], cls[t]] - 1) * traits.count_scale[task_workflow[t]]
+    count = 1 + rng.negative_binomial(DISPERSION, DISPERSION / (DISPERSION + mean))
     bounds = np.searchsorted(t, np.arange(len(tasks) + 1))
     codes, sites = world.codes, world.sites
     for i, task in enumerate(tasks):
@@ -183,5 +196,5 @@ def generate_history(n_tasks: int = DEFAULT_TASKS, seed: int = 0) -> tuple[dict,
     ValueError
         When ``n_tasks`` is below 1.
     """
-    sample = _sample(int(n_tasks), int(seed))
+    sample = sample_history(int(n_tasks), int(seed))
     return sample.history, oracle_of(sample.history)

@@ -7,8 +7,11 @@ probability ``1 - exp(-lam * pi_cell)`` and (conditioning on at least one active
     log P(active set, counts | z) = -lam - log(1 - e^-lam)
                                     + sum_active [log(e^(lam pi_i) - 1) + log P_z(n_i)],
 
-which needs only the non-zeros. The oracle reads nothing but what the file shows (the task's
-matrix, its workflow name: campaign and date, and its task type), see :func:`oracle_of`.
+which needs only the non-zeros. ``pi_i`` and the count law ``P_z`` also depend on the task's
+workflow traits (whitelist, signature code, count scale; see :mod:`~wtc.data.synthetic.traits`),
+which are a function of the workflow's name and so known exactly from the task's own entry.
+The oracle reads nothing but what the file shows (the task's matrix, its workflow name:
+campaign, date and traits, and its task type), see :func:`oracle_of`.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from wtc.data.synthetic.world import _DISPERSION, STATUSES, _context, _world, _World
+from wtc.data.names import workflow_of
+from wtc.data.synthetic.traits import site_probability, workflow_traits
+from wtc.data.synthetic.world import DISPERSION, SIGNATURE_SHARE, STATUSES, World, fixed_world
 from wtc.data.targets import TARGETS
 
 
-def _observations(world: _World, history: dict, week: np.ndarray) -> list[np.ndarray]:
+def _observations(world: World, history: dict, week: np.ndarray) -> list[np.ndarray]:
     """Non-zero cells of every task as arrays (task, status, code, site, count), file order."""
     code_pos = {c: i for i, c in enumerate(world.codes)}
     site_pos = {s: i for i, s in enumerate(world.sites)}
@@ -44,28 +49,37 @@ def _observations(world: _World, history: dict, week: np.ndarray) -> list[np.nda
 
 
 def _log_nbinom(n_minus_1: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """log P(n - 1) under a negative binomial of shape ``_DISPERSION`` and the given mean."""
-    r = _DISPERSION
+    """log P(n - 1) under a negative binomial of shape ``DISPERSION`` and the given mean."""
+    r = DISPERSION
     return (gammaln(n_minus_1 + r) - gammaln(r) - gammaln(n_minus_1 + 1)
             + r * np.log(r / (r + mean)) + n_minus_1 * np.log(mean / (r + mean)))
 
 
-def _posterior(world: _World, history: dict, chunk: int = 200_000) -> np.ndarray:
-    """``P(z | task)`` for every task, shape (n_tasks, n_z)."""
+def latent_posterior(world: World, history: dict, chunk: int = 200_000) -> np.ndarray:
+    """``P(z | task)`` for every task, shape (n_tasks, n_z).
+
+    The workflow's traits (whitelist, signature code, count scale) follow from its name,
+    which is part of the task's entry, so they enter each cell's probability and count
+    term as known values; siblings are never read.
+    """
     tasks = list(history)
-    camp, week, cls = _context(world, tasks)
+    camp, week, cls = world.context(tasks)
     t, s, c, k, n = _observations(world, history, week)
+    workflows, task_wf = np.unique([workflow_of(task) for task in tasks], return_inverse=True)
+    traits = workflow_traits(world, list(workflows))
     lam = world.draws[:, cls].T                                     # (task, z)
     loglik = -lam - np.log(-np.expm1(-lam))
     for lo in range(0, t.size, chunk):
         sl = slice(lo, lo + chunk)
         tt, ss, cc = t[sl], s[sl], c[sl]
-        log_pi = (np.log(world.bad_share[:, ss]).T
-                  + np.log(world.code_prob[:, cls[tt], ss, cc]).T
-                  + np.log(world.site_prob[week[tt], ss, k[sl]])[:, None])
-        x = lam[tt] * np.exp(log_pi)
-        term = x + np.log(-np.expm1(-x))                            # log(e^x - 1), stable
-        term += _log_nbinom((n[sl] - 1)[:, None], world.count_mean[:, cls[tt]].T - 1)
+        wf = task_wf[tt]
+        p_code = ((1 - SIGNATURE_SHARE) * world.code_prob[:, cls[tt], ss, cc].T
+                  + SIGNATURE_SHARE * (cc[:, None] == traits.signature[wf]))          # (cell, z)
+        p_site = site_probability(world, traits.whitelist[wf], week[tt], ss, k[sl])  # (cell,)
+        x = lam[tt] * world.bad_share[:, ss].T * p_code * p_site[:, None]
+        term = np.log(np.expm1(x))                                  # log(e^x - 1), x <= lam
+        mean = (world.count_mean[:, cls[tt]].T - 1) * traits.count_scale[wf][:, None]
+        term += _log_nbinom((n[sl] - 1)[:, None], mean)
         _add_rows(loglik, tt, term)
     log_post = world.log_prior[camp] + loglik
     log_post -= log_post.max(axis=1, keepdims=True)
@@ -97,8 +111,8 @@ def oracle_of(history: dict) -> pd.DataFrame:
         One row per task in file order: ``task``, then ``"<target>/<class>"`` for every target
         in ``targets.TARGETS`` and every class with nonzero prior mass (canonical order).
     """
-    world = _world()
-    post = _posterior(world, history)
+    world = fixed_world()
+    post = latent_posterior(world, history)
     columns: dict = {"task": list(history)}
     for target in TARGETS:
         classes, matrix = world.class_prob[target]
