@@ -124,7 +124,7 @@ def _table(markdown: str) -> list[dict[str, str]]:
 
 
 def test_compare_writes_ranked_report_and_logs_a_comparison_run(store, tmp_path):
-    uri, ids, _ = store
+    uri, _, _ = store
     report = compare(uri, tmp_path / "out", sweep=SWEEP_A, top=3)
     rows = _table(report.markdown)
     assert [r["model"] for r in rows] == list(report.comparison.runs["model.name"])

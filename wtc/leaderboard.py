@@ -30,7 +30,12 @@ def leaderboard(tracking_uri: str, sweep: str) -> str:
     sweep : str
         The sweep dir (the runs' ``wtc.sweep`` tag) or a unique suffix of it.
     """
-    from wtc.evaluation.compare import CHOICE_LABELS, markdown_table, rank_runs, summary_table
+    from wtc.evaluation.compare import (
+        CHOICE_LABELS,
+        markdown_table,
+        rank_runs,
+        summary_table,
+    )
     from wtc.tracking.query import parent_runs
 
     runs = parent_runs(tracking_uri, sweep=sweep)

@@ -309,14 +309,14 @@ def html_report(comparison: Comparison, table: pd.DataFrame, title: str, meta: S
     """
     direction = "higher" if comparison.greater_is_better else "lower"
     fixed = ", ".join(f"{CHOICE_LABELS[k]} = {html.escape(v)}" for k, v in comparison.fixed.items()) or "none"
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+    parts = [(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+              f"<style>{_CSS}</style></head><body>"), f"<h1>{html.escape(title)}</h1>",
              *(f'<p class="meta">{html.escape(m)}</p>' for m in meta),
              *(f'<p class="note">{html.escape(n)}</p>' for n in comparison.notes),
-             f"<h2>Runs, best first</h2><p>Ranked by the CV mean of <code>{comparison.metric}</code> "
-             f"({direction} is better). Common to every run: {fixed}. "
-             "“log-loss ÷ oracle” is test log-loss over the oracle’s on the same test rows (1 = the Bayes "
-             "limit); “oracle AUC − AUC” the ROC AUC still to win; — means the run has no such value.</p>",
+             (f"<h2>Runs, best first</h2><p>Ranked by the CV mean of <code>{comparison.metric}</code> "
+              f"({direction} is better). Common to every run: {fixed}. "
+              "“log-loss ÷ oracle” is test log-loss over the oracle’s on the same test rows (1 = the Bayes "
+              "limit); “oracle AUC − AUC” the ROC AUC still to win; — means the run has no such value.</p>"),
              _html_table(table)]
     parts.append("<h2>Test metrics by choice</h2>")
     parts.append(_img(figure_png, "test metrics by choice") if figure_png else "<p>No run has test metrics.</p>")
