@@ -47,8 +47,22 @@ def test_check_reports_every_bad_task(tmp_path, capsys):
     assert main(["data", "check", path]) == 1
     out = capsys.readouterr().out
     assert "2 malformed" in out
-    assert "task '/w/one': errors.good_sites.85.T1_US_FNAL" in out
-    assert "task '/w/two': parameters.splitting" in out
+    # Each bad task with its field *and* the reason it failed.
+    assert "task '/w/one': field errors.good_sites.85.T1_US_FNAL: count must be a non-negative integer, got -4" in out
+    assert "task '/w/two': field parameters.splitting: splitting must be '<n>x' or 'max', got 'often'" in out
+
+
+def test_check_counts_the_problems_beyond_the_listed_ones_by_reason(tmp_path, capsys):
+    content = dict(SMALL_HISTORY)
+    content.update({f"/w/neg{i}": {"errors": {"good_sites": {"85": {f"T2_US_S{i}": -i - 1}}}} for i in range(5)})
+    content["/w/code"] = {"errors": {"bad_sites": {"x85": {"T1_US_FNAL": 1}}}}
+    path = write_json(tmp_path / "many.json", content)
+    assert main(["data", "check", path, "--max-problems", "2"]) == 1
+    out = capsys.readouterr().out
+    assert sum(line.startswith("  ERROR") for line in out.splitlines()) == 2
+    assert "... and 4 more; every problem by kind:" in out
+    counts = {line.split(None, 1)[1]: int(line.split()[0]) for line in out.splitlines() if line.startswith("    ")}
+    assert counts == {"count must be a non-negative integer": 5, "exit code must be an integer": 1}
 
 
 def test_check_fatal_file(tmp_path, capsys):
@@ -77,3 +91,55 @@ def test_errors_are_one_line_without_traceback(tmp_path, content):
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
+
+
+def _actions(parser, seen=None):
+    """Every argument of every (sub)command, with the parser it belongs to."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _actions(sub)
+        if not isinstance(action, argparse._HelpAction):
+            yield parser.prog, action
+
+
+def test_every_argument_has_a_help_text():
+    from wtc.cli import build_parser
+
+    actions = list(_actions(build_parser()))
+    assert len(actions) > 10
+    missing = [f"{prog} {action.dest}" for prog, action in actions if not action.help]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "the following arguments are required: COMMAND"),
+    (["data"], "the following arguments are required: ACTION"),
+    (["data", "frobnicate"], "invalid choice: 'frobnicate'"),
+    (["data", "generate", "--tasks", "0", "--out", "x.json"], "argument --tasks: must be at least 1, got 0"),
+    (["data", "describe", "a.json", "--colour"], "unrecognized arguments: --colour"),
+    (["compare", "--top", "3"], "the following arguments are required: --out"),
+])
+def test_wrong_arguments_give_usage_and_one_error_line(argv, message):
+    done = subprocess.run([sys.executable, "-m", "wtc.cli", *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("usage: wtc")
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and errors[0] == lines[-1] and message in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """``wtc data describe FILE | head -1``: the reader goes away; no 'Broken pipe' error, no traceback."""
+    history = tmp_path / "gen.json"
+    assert main(["data", "generate", "--tasks", "200", "--out", str(history)]) == 0
+    process = subprocess.Popen([sys.executable, "-m", "wtc.cli", "data", "describe", str(history), "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before wtc writes its first line
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1, stderr  # 1: what Python's documented recipe exits with
+    assert stderr == ""
+

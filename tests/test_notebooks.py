@@ -8,20 +8,59 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+from wtc.data.synthetic import oracle_path, write_benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+#: What each notebook must print when it works (a cell that silently shows nothing fails here).
+EXPECTED = {
+    "01_explore_history.ipynb": ["2000 tasks", "oracle on every labelled task: ROC AUC"],
+    "02_compare_runs.ipynb": ["3 runs", "logreg: test ROC AUC"],
+}
+
+
+def _execute(path: Path, cwd: Path, monkeypatch) -> nbformat.NotebookNode:
+    # The kernel is a child process: it imports wtc from this checkout, and the exploration
+    # notebook generates a 2,000-task history instead of the 7,582-task default benchmark.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("WTC_NOTEBOOK_QUICK", "1")
+    notebook = nbformat.read(path, as_version=4)
+    # execute() raises CellExecutionError on the first failing cell: that is the test of errors.
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    return notebook
+
+
+def _stdout(notebook) -> str:
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    return "".join(o.get("text", "") for c in code for o in c.get("outputs", []) if o.get("name") == "stdout")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(path, tmp_path):
-    notebook = nbformat.read(path, as_version=4)
-    # execute() raises CellExecutionError on the first failing cell: that is the test of errors.
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    monkeypatch.delenv("WTC_HISTORY", raising=False)
+    notebook = _execute(path, tmp_path, monkeypatch)
+    assert not [c for c in notebook.cells if c.cell_type == "markdown" and "import " in c.source], \
+        "code in a markdown cell never runs"
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert code and all(c.execution_count is not None for c in code), "every code cell ran"
     figures = [o for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert figures, "the notebook shows at least one figure"
+    printed = _stdout(notebook)
+    for expected in EXPECTED[path.name]:
+        assert expected in printed, (expected, printed[-2000:])
 
 
-def test_there_is_a_notebook():
-    assert NOTEBOOKS
+@pytest.mark.slow
+def test_exploration_of_a_real_history_without_oracle(tmp_path, monkeypatch):
+    history = write_benchmark(tmp_path / "real.json", n_tasks=400, seed=1)
+    oracle_path(history).unlink()  # a real history has no oracle sidecar
+    monkeypatch.setenv("WTC_HISTORY", str(history))
+    notebook = _execute(ROOT / "notebooks" / "01_explore_history.ipynb", tmp_path, monkeypatch)
+    printed = _stdout(notebook)
+    assert f"{history}: 400 tasks" in printed
+    assert f"no oracle for {history}" in printed and "oracle on every labelled task" not in printed
+
+
+def test_every_notebook_has_expectations():
+    assert NOTEBOOKS and {p.name for p in NOTEBOOKS} == set(EXPECTED)

@@ -1,10 +1,11 @@
-"""The ``wtc`` command line: inspect, check and generate actions histories."""
+"""The ``wtc`` command line: inspect, check and generate actions histories; compare tracked runs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -42,6 +43,8 @@ def _check(args) -> int:
     from wtc.data import load_history
     from wtc.data.vocabulary import cms_vocabulary
 
+    # The loader also logs a one-line warning about skipped tasks; this report lists them all.
+    logging.getLogger("wtc.data.history").setLevel(logging.ERROR)
     try:
         history = load_history(args.path, strict=False, use_cache=False)
     except WtcError as exc:
@@ -56,11 +59,15 @@ def _check(args) -> int:
         print(f"  note: statuses beyond good/bad kept as their own: {', '.join(extra_statuses)}")
     if unknown_codes:
         print(f"  note: {len(unknown_codes)} exit code(s) not in the CMS vocabulary: {', '.join(unknown_codes[:10])}")
-    reasons = Counter(reason.split(":", 1)[0] for _, reason in history.skipped)
-    for task, reason in history.skipped[: args.max_problems]:
-        print(f"  ERROR {args.path}: task {task!r}: {reason}")
+    for task, problem in history.skipped[: args.max_problems]:
+        field, _, reason = problem.partition(": ")
+        print(f"  ERROR {args.path}: task {task!r}: field {field}: {reason or 'invalid'}")
     if len(history.skipped) > args.max_problems:
-        print(f"  ... and {len(history.skipped) - args.max_problems} more; by field: {dict(reasons)}")
+        # The reasons, without the values that differ from task to task ("got -4", "got -7").
+        reasons = Counter(problem.partition(": ")[2].split(", got ", 1)[0] for _, problem in history.skipped)
+        print(f"  ... and {len(history.skipped) - args.max_problems} more; every problem by kind:")
+        for reason, count in reasons.most_common():
+            print(f"    {count:>6}  {reason}")
     return 1 if history.skipped else 0
 
 
@@ -75,28 +82,86 @@ def _generate(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from wtc.evaluation.compare import compare
+
+    uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    report = compare(uri, args.out, experiment=args.experiment, sweep=args.sweep, top=args.top)
+    comparison = report.comparison
+    direction = "higher" if comparison.greater_is_better else "lower"
+    print(f"{len(comparison.runs)} run(s), best first by cv/{comparison.metric}_mean ({direction} is better)")
+    for note in comparison.notes:
+        print(f"note: {note}")
+    print(report.markdown)
+    print(f"wrote {', '.join(str(p) for p in report.paths.values())}")
+    if report.run_id:
+        print(f"logged as comparison run {report.run_id}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wtc", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    commands = parser.add_subparsers(dest="command", required=True)
-    data = commands.add_parser("data", help="actions-history files").add_subparsers(dest="data_command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="data: actions-history files; compare: tracked runs")
+    data = commands.add_parser("data", help="actions-history files", description="Inspect, check and generate "
+                               "actions-history files.").add_subparsers(dest="data_command", required=True,
+                                                                        metavar="ACTION",
+                                                                        help="describe, check or generate")
 
     describe = data.add_parser("describe", help="tasks, workflows, campaigns, codes, sites, classes")
-    describe.add_argument("path", type=Path)
+    describe.add_argument("path", type=Path, help="the actions-history JSON file")
     describe.add_argument("--json", action="store_true", help="machine-readable output")
     describe.set_defaults(func=_describe)
 
     check = data.add_parser("check", help="validation report; exit 1 on problems")
-    check.add_argument("path", type=Path)
-    check.add_argument("--max-problems", type=int, default=20)
+    check.add_argument("path", type=Path, help="the actions-history JSON file")
+    check.add_argument("--max-problems", type=_positive, default=20, metavar="N",
+                       help="list at most N bad tasks one by one, then count the rest by kind (default: 20)")
     check.set_defaults(func=_check)
 
     generate = data.add_parser("generate", help="write a synthetic history and its exact oracle")
-    generate.add_argument("--tasks", type=int, default=7582)
-    generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--out", type=Path, required=True)
+    generate.add_argument("--tasks", type=_positive, default=7582, metavar="N",
+                          help="number of tasks (default: 7582, the seed study's size)")
+    generate.add_argument("--seed", type=int, default=0, help="random seed of the generator (default: 0)")
+    generate.add_argument("--out", type=Path, required=True, metavar="PATH",
+                          help="the history JSON to write; the oracle is written beside it")
     generate.set_defaults(func=_generate)
+
+    compare = commands.add_parser(
+        "compare", help="rank the parent runs of an experiment or a sweep; write a report",
+        description="Rank tracked parent runs by their CV objective and write comparison.md, comparison.csv and "
+                    "comparison.html (figures embedded); the report is also logged as a run tagged "
+                    "wtc.kind=comparison.")
+    which = compare.add_mutually_exclusive_group()
+    which.add_argument("--experiment", metavar="NAME", help="compare the runs of this experiment (e.g. wtc-binary)")
+    which.add_argument("--sweep", metavar="TAG",
+                       help="compare the runs of one sweep: its dir (the wtc.sweep tag) or a unique suffix of it")
+    compare.add_argument("--tracking-uri", metavar="URI",
+                         help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    compare.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the report (created)")
+    compare.add_argument("--top", type=_positive, default=5, metavar="N",
+                         help="show the ROC curves of the N best runs (default: 5); tables list every run")
+    compare.set_defaults(func=_compare)
     return parser
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our stdout went away (``wtc ... | head``): stop quietly, as a SIGPIPE'd tool does.
+
+    Python's documented recipe: point stdout at /dev/null so the interpreter's final flush
+    does not raise again, and exit 1.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler, not at exit
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except (WtcError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,431 @@
+"""Comparing parent runs: ranked tables (Markdown, CSV, HTML), comparison figures and ``wtc compare``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from wtc.errors import WtcError
+from wtc.evaluation.metrics import METRICS, REGISTRY
+
+__all__ = [
+    "CHOICE_LABELS",
+    "Comparison",
+    "ComparisonReport",
+    "compare",
+    "comparison_figure",
+    "html_report",
+    "markdown_table",
+    "rank_runs",
+    "roc_overlay_figure",
+    "summary_table",
+]
+
+#: Choice param -> column title. Every choice a parent run logs (see wtc.tracking.query).
+CHOICE_LABELS = {
+    "model.name": "model", "data.view": "view", "resample._target_": "resampler",
+    "scaler._target_": "scaler", "search.kind": "search", "target.name": "target", "metric": "metric",
+    "cv.kind": "cv", "cv.n_splits": "folds", "seed": "seed",
+}
+#: Test metrics the comparison shows, in this order.
+TEST_METRICS = ("roc_auc", "log_loss", "accuracy", "f1_macro", "gmean")
+COVERAGE = "coverage_at_p95"
+DASH = "—"
+#: When nothing varies, these choices still name the runs.
+_ALWAYS = ("model.name", "data.view")
+_ROC_POINTS = "curves/roc.json"
+_ROC_PNG = "plots/roc.png"
+
+
+# ------------------------------------------------------------------------------ ranking
+@dataclass
+class Comparison:
+    """Parent runs ranked by their CV objective, best first, and what they have in common."""
+
+    runs: pd.DataFrame                     # rows of wtc.tracking.query.parent_runs, ranked
+    metric: str                            # the objective they are ranked by
+    greater_is_better: bool
+    varied: list[str]                      # choice params with more than one value
+    fixed: dict[str, str]                  # choice param -> its one value
+    notes: list[str] = field(default_factory=list)
+
+
+def _short(value) -> str:
+    """``imblearn.over_sampling.SMOTE`` -> ``SMOTE``; missing -> ``—``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return str(value).rsplit(".", 1)[-1]
+
+
+def rank_runs(runs: pd.DataFrame) -> Comparison:
+    """Rank parent runs by the CV mean of their objective, best first; failed runs last.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        As returned by :func:`wtc.tracking.query.parent_runs` (at least one row).
+
+    Returns
+    -------
+    Comparison
+        The objective is the runs' ``metric`` param (the most frequent one if runs differ,
+        with a note); its direction comes from :data:`wtc.evaluation.metrics.METRICS`.
+    """
+    if runs.empty:
+        raise WtcError("no finished or failed parent runs to compare")
+    notes: list[str] = []
+    metrics = runs["metric"].dropna().value_counts()
+    metric = str(metrics.index[0]) if len(metrics) else "roc_auc"
+    if len(metrics) > 1:
+        notes.append(f"runs optimised different metrics ({', '.join(map(str, metrics.index))}); "
+                     f"ranked by cv/{metric}_mean")
+    known = METRICS.get(metric) or REGISTRY.get(metric)
+    if known is None:
+        raise WtcError(f"runs optimise an unknown metric {metric!r}; known: {', '.join(REGISTRY)}")
+    key = f"cv/{metric}_mean"
+    score = pd.to_numeric(runs[key], errors="coerce") if key in runs else pd.Series(np.nan, index=runs.index)
+    order = (-score if known.greater_is_better else score).fillna(np.inf)
+    ranked = runs.assign(_order=order.to_numpy()).sort_values("_order", kind="stable").drop(columns="_order")
+    ranked = ranked.reset_index(drop=True)
+    choices = [c for c in CHOICE_LABELS if c in ranked]
+    values = {c: ranked[c].map(_short) for c in choices}
+    varied = [c for c in choices if values[c].nunique(dropna=False) > 1]
+    fixed = {c: str(values[c].iloc[0]) for c in choices if c not in varied}
+    if not varied:
+        varied = [c for c in _ALWAYS if c in choices]
+    return Comparison(ranked, metric, known.greater_is_better, varied, fixed, notes)
+
+
+# ------------------------------------------------------------------------------- tables
+def _number(value, digits: int = 3) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return DASH
+    return DASH if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _get(row: pd.Series, key: str):
+    return row[key] if key in row.index else None
+
+
+def _ratio(a, b):
+    try:
+        a, b = float(a), float(b)
+    except (TypeError, ValueError):
+        return float("nan")
+    return a / b if b else float("nan")
+
+
+def _difference(a, b):
+    try:
+        return float(a) - float(b)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def raw_table(comparison: Comparison) -> pd.DataFrame:
+    """One numeric row per run, best first: the CSV of a comparison."""
+    runs, metric = comparison.runs, comparison.metric
+    out = pd.DataFrame({"rank": np.arange(1, len(runs) + 1), "run_id": runs["run_id"], "run_name": runs["run_name"],
+                        "status": runs["status"], "experiment": runs["experiment"]})
+    for choice in CHOICE_LABELS:
+        if choice in runs:
+            out[choice] = runs[choice].map(lambda v: None if _short(v) == DASH else v)
+    for key in (f"cv/{metric}_mean", f"cv/{metric}_std", *(f"test/{m}" for m in TEST_METRICS),
+                *(f"oracle/{m}" for m in ("roc_auc", "log_loss")), f"test/{COVERAGE}", f"oracle/{COVERAGE}"):
+        out[key] = pd.to_numeric(runs[key], errors="coerce") if key in runs else np.nan
+    out["gap/log_loss_ratio"] = [_ratio(a, b) for a, b in zip(out["test/log_loss"], out["oracle/log_loss"])]
+    out["gap/roc_auc"] = [_difference(b, a) for a, b in zip(out["test/roc_auc"], out["oracle/roc_auc"])]
+    out["wall_s"] = runs["wall_s"]
+    out["wtc.sweep"] = runs.get("wtc.sweep")
+    return out
+
+
+def summary_table(comparison: Comparison, kind: str = "compare") -> pd.DataFrame:
+    """The comparison as display strings (``—`` where a run has no value), best first.
+
+    Parameters
+    ----------
+    comparison : Comparison
+    kind : {"compare", "leaderboard"}
+        ``compare``: the varied choices, CV objective, five test metrics, the oracle gap,
+        coverage at 95%, wall time. ``leaderboard``: rank, run, varied choices, CV objective,
+        test AUC and log-loss, oracle log-loss, coverage at 95% (when any run has it), status.
+    """
+    raw = raw_table(comparison)
+    metric = comparison.metric
+    table = pd.DataFrame({"rank": raw["rank"].astype(str)})
+    if kind == "leaderboard":
+        table["run"] = raw["run_name"]
+    for choice in comparison.varied:
+        table[CHOICE_LABELS[choice]] = raw[choice].map(_short)
+    table[f"CV {metric} (mean ± std)"] = [
+        DASH if _number(m) == DASH else f"{_number(m)} ± {_number(s)}"
+        for m, s in zip(raw[f"cv/{metric}_mean"], raw[f"cv/{metric}_std"])]
+    has_coverage = raw[[f"test/{COVERAGE}", f"oracle/{COVERAGE}"]].notna().any().any()
+    if kind == "leaderboard":
+        table["test AUC"] = raw["test/roc_auc"].map(_number)
+        table["test log-loss"] = raw["test/log_loss"].map(_number)
+        table["oracle log-loss"] = raw["oracle/log_loss"].map(_number)
+        if has_coverage:
+            table["coverage@p95"] = raw[f"test/{COVERAGE}"].map(_number)
+        table["status"] = raw["status"]
+        return table
+    for name in TEST_METRICS:
+        table[f"test {name}"] = raw[f"test/{name}"].map(_number)
+    table["log-loss ÷ oracle"] = raw["gap/log_loss_ratio"].map(lambda v: _number(v, 2))
+    table["oracle AUC − AUC"] = raw["gap/roc_auc"].map(_number)
+    table["coverage@p95"] = raw[f"test/{COVERAGE}"].map(_number)
+    table["oracle coverage@p95"] = raw[f"oracle/{COVERAGE}"].map(_number)
+    table["wall s"] = raw["wall_s"].map(lambda v: _number(v, 1))
+    failed = raw["status"] != "FINISHED"
+    if failed.any():
+        table["status"] = raw["status"]
+    return table
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table of display strings, columns padded for a terminal."""
+    header = [str(c) for c in table.columns]
+    rows = [[str(v).replace("|", "\\|") for v in row] for row in table.itertuples(index=False)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+
+    def line(cells):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+# ------------------------------------------------------------------------------ figures
+def comparison_figure(comparison: Comparison) -> Figure | None:
+    """Test metrics against each varied choice: every run a point, the mean a bar; the oracle
+    (when runs have one) a dashed line. Rows: test ROC AUC, and the objective's test metric
+    when it is another. Colours: the second varied choice, so a panel reads as choice × choice.
+    ``None`` when no run has a test metric."""
+    import seaborn as sns
+
+    runs = raw_table(comparison)
+    metrics = [m for m in dict.fromkeys(("roc_auc", comparison.metric)) if runs[f"test/{m}"].notna().any()]
+    if not metrics:
+        return None
+    varied = comparison.varied
+    data = runs.assign(**{CHOICE_LABELS[c]: runs[c].map(_short) for c in varied})
+    fig = Figure(figsize=(max(4.2 * len(varied), 6.0), 3.8 * len(metrics)), layout="constrained")
+    axes = fig.subplots(len(metrics), len(varied), squeeze=False)
+    for i, metric in enumerate(metrics):
+        for j, choice in enumerate(varied):
+            ax, x = axes[i][j], CHOICE_LABELS[choice]
+            others = [CHOICE_LABELS[c] for c in varied if c != choice]
+            hue = max(others, key=lambda o: data[o].nunique()) if others else None
+            order = sorted(data[x].unique())
+            sns.pointplot(data=data, x=x, y=f"test/{metric}", order=order, errorbar=None, color="0.25",
+                          markers="_", markersize=18, linestyles="none", ax=ax)
+            sns.stripplot(data=data, x=x, y=f"test/{metric}", order=order, hue=hue, dodge=False, size=7,
+                          jitter=0.15, alpha=0.85, ax=ax)
+            oracle = runs.get(f"oracle/{metric}")
+            if oracle is not None and oracle.notna().any():
+                ax.axhline(float(oracle.mean()), color="C3", ls="--", lw=1.2, label="oracle (mean)")
+            ax.set(xlabel=x, ylabel=f"test {metric}", title=f"test {metric} by {x}" + (f" × {hue}" if hue else ""))
+            ax.tick_params(axis="x", labelrotation=20)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize="small", title=hue, title_fontsize="small", loc="best", framealpha=0.6)
+    fig.suptitle("Test metrics by choice (points: runs; bars: mean; dashed: oracle)")
+    return fig
+
+
+def roc_overlay_figure(curves: Sequence[tuple[str, dict]]) -> Figure:
+    """ROC curves of several runs on one plot, from logged points (``{"fpr": [...], "tpr": [...]}``)."""
+    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    for label, points in curves:
+        fpr, tpr = np.asarray(points["fpr"], dtype=float), np.asarray(points["tpr"], dtype=float)
+        auc = points.get("auc", float(np.trapezoid(tpr, fpr)))
+        ax.plot(fpr, tpr, lw=1.8, label=f"{label} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", xlim=(0, 1), ylim=(0, 1.01),
+           title="ROC of the top runs (test split)")
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------- report
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px; color: #222;
+       font-size: 15px; line-height: 1.45; }
+h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; margin-top: 28px; border-bottom: 1px solid #ddd; }
+.meta { color: #555; font-size: 13px; } .note { background: #fff8e1; padding: 6px 10px; border-left: 4px solid #f0b400; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; }
+td { white-space: nowrap; }
+th { background: #f0f3f7; position: sticky; top: 0; max-width: 7em; vertical-align: bottom; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr:nth-child(even) td { background: #fafafa; } tr.best td { background: #e8f5e9; font-weight: 600; }
+img { max-width: 100%; } .rocs { display: flex; flex-wrap: wrap; gap: 12px; }
+.rocs figure { margin: 0; width: 420px; } figcaption { font-size: 13px; color: #444; }
+code { background: #f4f4f4; padding: 1px 4px; }
+"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    body = []
+    for i, row in enumerate(table.itertuples(index=False)):
+        cells = "".join(
+            f'<td class="num">{html.escape(str(v))}</td>' if str(v)[:1].isdigit() or str(v) == DASH
+            else f"<td>{html.escape(str(v))}</td>" for v in row)
+        body.append(f'<tr class="best">{cells}</tr>' if i == 0 else f"<tr>{cells}</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def html_report(comparison: Comparison, table: pd.DataFrame, title: str, meta: Sequence[str],
+                figure_png: bytes | None, roc_kind: str, roc_pngs: Sequence[tuple[str, bytes]],
+                roc_missing: Sequence[str] = ()) -> str:
+    """One self-contained HTML page: the ranked table, the comparison figure and the top runs' ROC.
+
+    ``roc_kind`` is ``"points"`` (``roc_pngs`` holds one overlay figure drawn from the runs'
+    logged ROC points) or ``"png"`` (each run's own ``plots/roc.png``, side by side).
+    """
+    direction = "higher" if comparison.greater_is_better else "lower"
+    fixed = ", ".join(f"{CHOICE_LABELS[k]} = {html.escape(v)}" for k, v in comparison.fixed.items()) or "none"
+    parts = [(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+              f"<style>{_CSS}</style></head><body>"), f"<h1>{html.escape(title)}</h1>",
+             *(f'<p class="meta">{html.escape(m)}</p>' for m in meta),
+             *(f'<p class="note">{html.escape(n)}</p>' for n in comparison.notes),
+             (f"<h2>Runs, best first</h2><p>Ranked by the CV mean of <code>{comparison.metric}</code> "
+              f"({direction} is better). Common to every run: {fixed}. "
+              "“log-loss ÷ oracle” is test log-loss over the oracle’s on the same test rows (1 = the Bayes "
+              "limit); “oracle AUC − AUC” the ROC AUC still to win; — means the run has no such value.</p>"),
+             _html_table(table)]
+    parts.append("<h2>Test metrics by choice</h2>")
+    parts.append(_img(figure_png, "test metrics by choice") if figure_png else "<p>No run has test metrics.</p>")
+    parts.append("<h2>ROC of the top runs</h2>")
+    if roc_kind == "points":
+        parts.append("<p>Drawn from the ROC points the runs logged (<code>curves/roc.json</code>), overlaid.</p>")
+        parts.extend(_img(png, "ROC overlay") for _, png in roc_pngs)
+    elif roc_pngs:
+        parts.append("<p>The runs log no ROC points, only their ROC figure: each top run’s "
+                     "<code>plots/roc.png</code>, side by side (not overlaid).</p><div class='rocs'>")
+        parts.extend(f"<figure>{_img(png, name)}<figcaption>{html.escape(name)}</figcaption></figure>"
+                     for name, png in roc_pngs)
+        parts.append("</div>")
+    else:
+        parts.append("<p>None of the top runs logged a ROC curve (runs with <code>tracking.log_plots=false</code> "
+                     "log no figures).</p>")
+    if roc_missing:
+        parts.append(f"<p class='meta'>No ROC logged by: {html.escape(', '.join(roc_missing))}.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------ command
+@dataclass
+class ComparisonReport:
+    """What ``wtc compare`` wrote: the files, the Markdown table and the comparison run."""
+
+    comparison: Comparison
+    markdown: str
+    paths: dict[str, Path]
+    run_id: str | None
+
+
+def _top_rocs(tracking_uri: str, runs: pd.DataFrame, top: int) -> tuple[str, list[tuple[str, bytes]], list[str]]:
+    from wtc.tracking.query import read_artifact, read_json_artifact
+
+    best = runs[runs["status"] == "FINISHED"].head(top)
+    labels = [f"#{rank} {name}" for rank, name in zip(best.index + 1, best["run_name"])]
+    points = [read_json_artifact(tracking_uri, run_id, _ROC_POINTS) for run_id in best["run_id"]]
+    if len(best) and all(isinstance(p, dict) and "fpr" in p and "tpr" in p for p in points):
+        return "points", [("overlay", _png(roc_overlay_figure(list(zip(labels, points)))))], []
+    pngs, missing = [], []
+    for label, run_id in zip(labels, best["run_id"]):
+        png = read_artifact(tracking_uri, run_id, _ROC_PNG)
+        (pngs.append((label, png)) if png else missing.append(label))
+    return "png", pngs, missing
+
+
+def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, sweep: str | None = None,
+            top: int = 5, log_run: bool = True) -> ComparisonReport:
+    """Compare the parent runs of an experiment or a sweep; write and log the report.
+
+    Writes ``comparison.md``, ``comparison.csv`` and ``comparison.html`` (figures embedded)
+    into ``out`` and, with ``log_run``, logs them as the artifacts of a run named
+    ``compare-<timestamp>`` tagged ``wtc.kind=comparison`` in the compared runs' experiment.
+
+    Parameters
+    ----------
+    tracking_uri : str
+        The store to read.
+    out : path
+        Folder of the report (created).
+    experiment, sweep : str, optional
+        Which runs: one experiment, or one sweep (its dir or a unique suffix). With neither,
+        every run of the store, which must then belong to one experiment.
+    top : int, default 5
+        How many of the best runs have their ROC curves in the report.
+    log_run : bool, default True
+        Log the report to the store as a comparison run.
+    """
+    from wtc.tracking.query import log_comparison, parent_runs
+
+    if top < 1:
+        raise WtcError("--top must be at least 1")
+    runs = parent_runs(tracking_uri, experiment=experiment, sweep=sweep)
+    selection = f"experiment {experiment}" if experiment else f"sweep {sweep}" if sweep else "every run"
+    if runs.empty:
+        raise WtcError(f"no finished or failed parent runs in {tracking_uri} ({selection})")
+    experiments = sorted(runs["experiment"].unique())
+    if experiment is None and sweep is None:
+        if len(experiments) > 1:
+            raise WtcError(f"the store holds runs of several experiments ({', '.join(experiments)}); "
+                           "choose one with --experiment or a sweep with --sweep")
+        selection = f"experiment {experiments[0]}"
+    comparison = rank_runs(runs)
+    table = summary_table(comparison)
+    markdown = markdown_table(table)
+    stamp = datetime.now()
+    name = f"compare-{stamp:%Y%m%d-%H%M%S}"
+    meta = [f"{len(runs)} run(s) of {selection} ({', '.join(experiments)}) in {tracking_uri}",
+            f"generated {stamp:%Y-%m-%d %H:%M:%S}" + (f"; logged as run {name}" if log_run else "")]
+    fixed = ", ".join(f"{CHOICE_LABELS[k]}={v}" for k, v in comparison.fixed.items())
+    md_text = (f"# Comparison of {selection}\n\n" + "\n".join(f"- {m}" for m in meta + comparison.notes)
+               + f"\n- ranked by cv/{comparison.metric}_mean ({'higher' if comparison.greater_is_better else 'lower'}"
+               f" is better); common to every run: {fixed or 'none'}\n\n{markdown}\n")
+    figure = comparison_figure(comparison)
+    roc_kind, roc_pngs, roc_missing = _top_rocs(tracking_uri, comparison.runs, top)
+    page = html_report(comparison, table, f"wtc comparison: {selection}", meta,
+                       _png(figure) if figure is not None else None, roc_kind, roc_pngs, roc_missing)
+    texts = {"comparison.md": md_text, "comparison.csv": raw_table(comparison).to_csv(index=False),
+             "comparison.html": page}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for file, text in texts.items():
+        paths[file] = out / file
+        paths[file].write_text(text, encoding="utf-8")
+    run_id = None
+    if log_run:
+        tags = {"wtc.compare.selection": selection, "wtc.compare.runs": len(runs)}
+        run_id = log_comparison(tracking_uri, comparison.runs["experiment"].iloc[0], name, texts, tags=tags)
+    return ComparisonReport(comparison, markdown, paths, run_id)

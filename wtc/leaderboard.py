@@ -1,0 +1,86 @@
+"""The leaderboard printed when a sweep ends: its runs, best first, and how to open the MLflow UI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = ["LeaderboardCallback", "leaderboard", "ui_command"]
+
+
+def ui_command(tracking_uri: str) -> str:
+    """How to look at a store: the ``mlflow ui`` command of this environment, or the server's address."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri}"
+    mlflow = Path(sys.executable).parent / "mlflow"
+    return f"{mlflow} ui --backend-store-uri {tracking_uri}   # then open http://127.0.0.1:5000"
+
+
+def leaderboard(tracking_uri: str, sweep: str) -> str:
+    """The leaderboard of one sweep as text: a header line and a Markdown table, best first.
+
+    Parameters
+    ----------
+    tracking_uri : str
+        The store the sweep's jobs logged to.
+    sweep : str
+        The sweep dir (the runs' ``wtc.sweep`` tag) or a unique suffix of it.
+    """
+    from wtc.evaluation.compare import (
+        CHOICE_LABELS,
+        markdown_table,
+        rank_runs,
+        summary_table,
+    )
+    from wtc.tracking.query import parent_runs
+
+    runs = parent_runs(tracking_uri, sweep=sweep)
+    comparison = rank_runs(runs)
+    direction = "higher" if comparison.greater_is_better else "lower"
+    failed = int((comparison.runs["status"] != "FINISHED").sum())
+    header = (f"Leaderboard of sweep {comparison.runs['wtc.sweep'].iloc[0]}: {len(runs)} run(s)"
+              + (f", {failed} failed" if failed else "")
+              + f", best first by cv/{comparison.metric}_mean ({direction} is better)")
+    fixed = ", ".join(f"{CHOICE_LABELS[k]}={v}" for k, v in comparison.fixed.items())
+    lines = [header, *comparison.notes, f"common to every run: {fixed or 'none'}",
+             markdown_table(summary_table(comparison, kind="leaderboard"))]
+    return "\n".join(lines)
+
+
+class LeaderboardCallback(Callback):
+    """Hydra callback: when a multirun ends, print its leaderboard and the MLflow UI command.
+
+    The store is ``tracking.uri`` of the config, else ``sqlite:///<paths.mlruns>/mlflow.db``.
+    It never fails a sweep: any problem is printed as one line. Register it in the primary
+    config::
+
+        hydra:
+          callbacks:
+            leaderboard:
+              _target_: wtc.leaderboard.LeaderboardCallback
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._print(config)
+        except Exception as exc:  # noqa: BLE001 - a report must never fail the sweep it reports on
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"leaderboard: not available ({message[:300]})", flush=True)
+
+    @staticmethod
+    def _print(config: DictConfig) -> None:
+        from wtc.tracking.store import resolve_tracking_uri
+
+        sweep = str(OmegaConf.select(config, "hydra.sweep.dir"))
+        uri = OmegaConf.select(config, "tracking.uri", default=None, throw_on_resolution_failure=False)
+        mlruns = OmegaConf.select(config, "paths.mlruns", default=None, throw_on_resolution_failure=False)
+        uri = resolve_tracking_uri(str(uri) if uri else None, mlruns)
+        text = leaderboard(uri, sweep)
+        print(f"\n{text}\n\nOpen the runs in the MLflow UI:\n  {ui_command(uri)}", flush=True)
