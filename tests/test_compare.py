@@ -64,8 +64,8 @@ def test_parent_runs_one_row_per_finished_or_failed_parent(store):
     finished = runs[runs["status"] == "FINISHED"].set_index("run_id")
     assert finished.loc[ids["logreg"], "model.name"] == "logreg"
     assert finished.loc[ids["logreg-good"], "data.view"] == "good"
-    assert set(finished["resample._target_"]) == {"none"}  # resample=none logs an empty node
-    assert set(finished["scaler._target_"]) == {"sklearn.preprocessing.RobustScaler"}
+    assert set(finished["resample"]) == {"none"}  # resample=none: no sampler step
+    assert set(finished["scaler"]) == {"RobustScaler"}
     assert set(finished["cv.n_splits"]) == {"2"} and set(finished["metric"]) == {"roc_auc"}
     for column in ("cv/roc_auc_mean", "cv/roc_auc_std", "test/roc_auc", "oracle/log_loss", "time/total_s"):
         assert finished[column].notna().all(), column

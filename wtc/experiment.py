@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from wtc.data.dataset import Dataset, load_dataset
 from wtc.errors import ConfigError
-from wtc.evaluation.diagnostics import RunOutcome, automation_metrics, run_figures
+from wtc.evaluation.diagnostics import RunOutcome, automation_metrics, roc_points, run_figures
 from wtc.evaluation.metrics import METRICS, ks_statistic, score_all
 from wtc.evaluation.overtraining import overtraining_ks
 from wtc.evaluation.report import summary_markdown, terminal_line
@@ -166,6 +166,7 @@ def run(cfg: DictConfig) -> RunResult:
         tracker.log_params(_model_params(final))
         tracker.log_metrics(metrics)
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
+        tracker.log_dict(roc_points(data.y[test], test_proba), "curves/roc.json")
 
         figures, diagnostics_s = [], 0.0
         if log_plots:

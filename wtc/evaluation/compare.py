@@ -33,8 +33,8 @@ __all__ = [
 
 #: Choice param -> column title. Every choice a parent run logs (see wtc.tracking.query).
 CHOICE_LABELS = {
-    "model.name": "model", "data.view": "view", "resample._target_": "resampler",
-    "scaler._target_": "scaler", "search.kind": "search", "target.name": "target", "metric": "metric",
+    "model.name": "model", "data.view": "view", "data.extras": "extras", "resample": "resampler",
+    "scaler": "scaler", "search.kind": "search", "target.name": "target", "metric": "metric",
     "cv.kind": "cv", "cv.n_splits": "folds", "seed": "seed",
 }
 #: Test metrics the comparison shows, in this order.

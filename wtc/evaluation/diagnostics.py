@@ -22,7 +22,7 @@ from wtc.evaluation.importance import feature_importance_figure, importance_figu
 from wtc.evaluation.metrics import METRICS, REGISTRY, objective_value, score_all
 from wtc.evaluation.overtraining import overtraining_figure
 
-__all__ = ["AUTOMATION_PRECISIONS", "RunOutcome", "automation_metrics", "model_importances", "run_figures"]
+__all__ = ["AUTOMATION_PRECISIONS", "RunOutcome", "automation_metrics", "model_importances", "roc_points", "run_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,22 @@ def automation_metrics(y_true, proba, prefix: str) -> dict[str, float]:
         coverage, _ = coverage_at_precision(y_true, proba, target)
         out[f"{prefix}/coverage_at_p{round(target * 100)}"] = float(coverage)
     return out
+
+
+def roc_points(y_true, proba) -> dict:
+    """The test ROC as points (binary: P(class 1); multi-class: micro-average), for overlays in reports."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    y_true, proba = np.asarray(y_true), np.asarray(proba)
+    if proba.shape[1] == 2:
+        truth, score = y_true == 1, proba[:, 1]
+    else:
+        truth = (y_true[:, None] == np.arange(proba.shape[1])[None, :]).ravel()
+        score = proba.ravel()
+    if truth.all() or not truth.any():
+        return {}
+    fpr, tpr, _ = roc_curve(truth, score)
+    return {"fpr": fpr.round(5).tolist(), "tpr": tpr.round(5).tolist(), "auc": float(roc_auc_score(truth, score))}
 
 
 def model_importances(pipeline, n_features: int) -> np.ndarray | None:

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: The params that say what a run chose (config groups and the few top-level choices).
-CHOICE_PARAMS = ("model.name", "data.view", "resample._target_", "scaler._target_", "search.kind",
+CHOICE_PARAMS = ("model.name", "data.view", "data.extras", "resample", "scaler", "search.kind",
                  "target.name", "metric", "cv.kind", "cv.n_splits", "seed")
 #: Metric families a parent run's row carries.
 METRIC_PREFIXES = ("cv/", "test/", "oracle/", "time/")
@@ -89,13 +89,8 @@ def _sweep_matching(sweeps: set[str], sweep: str) -> str:
 
 
 def _choice(params: Mapping[str, str], key: str) -> str | None:
-    """A choice param; an empty group (``resample: {}``) logs only its node: that choice is "none"."""
-    if key in params:
-        return params[key]
-    node = key.rsplit(".", 1)[0]
-    if key.endswith("._target_") and params.get(node) in ("{}", "None", "none"):
-        return "none"
-    return None
+    """A choice param (runs log the class name of a scaler/resampler, ``none`` when left out)."""
+    return params.get(key)
 
 
 def _row(run, experiment_name: str) -> dict[str, Any]:
