@@ -134,15 +134,16 @@ def test_compare_writes_ranked_report_and_logs_a_comparison_run(store, tmp_path)
     ratio = best["test/log_loss"] / best["oracle/log_loss"]
     assert rows[0]["log-loss ÷ oracle"] == f"{ratio:.2f}"
     assert rows[0]["oracle AUC − AUC"] == f"{best['oracle/roc_auc'] - best['test/roc_auc']:.3f}"
-    assert rows[0]["coverage@p95"] == "—" and rows[0]["oracle coverage@p95"] == "—"
+    assert rows[0]["coverage@p95"] == f"{best['test/coverage_at_p95']:.3f}"
+    assert rows[0]["oracle coverage@p95"] == f"{best['oracle/coverage_at_p95']:.3f}"
 
     with open(report.paths["comparison.csv"], newline="") as f:
         csv_rows = list(csv.DictReader(f))
     assert [r["run_id"] for r in csv_rows] == list(report.comparison.runs["run_id"])
     assert math.isclose(float(csv_rows[0]["gap/log_loss_ratio"]), ratio)
     page = report.paths["comparison.html"].read_text()
-    assert page.count("data:image/png;base64,") == 2  # the choice figure + the one run that logged plots/roc.png
-    assert "plots/roc.png</code>, side by side" in page and "No ROC logged by" in page
+    assert page.count("data:image/png;base64,") == 2  # the choice figure + the overlay of the runs' ROC points
+    assert "Drawn from the ROC points" in page
     assert report.paths["comparison.md"].read_text().count("\n| ") == 3  # header + two runs
 
     client = mlflow.MlflowClient(uri)
@@ -166,7 +167,8 @@ def test_compare_shows_coverage_and_draws_logged_roc_points(store, tmp_path):
         client.log_dict(run_id, {"fpr": [0, 0.3, 1], "tpr": [0, 0.8, 1]}, "curves/roc.json")
     report = compare(uri, tmp_path / "out", sweep="2026-01-01/10-00-00", top=2, log_run=False)
     rows = {r["model"]: r for r in _table(report.markdown)}
-    assert rows["logreg"]["coverage@p95"] == "0.420" and rows["dummy"]["coverage@p95"] == "—"
+    dummy_coverage = client.get_run(ids["dummy"]).data.metrics["test/coverage_at_p95"]
+    assert rows["logreg"]["coverage@p95"] == "0.420" and rows["dummy"]["coverage@p95"] == f"{dummy_coverage:.3f}"
     page = report.paths["comparison.html"].read_text()
     assert "Drawn from the ROC points" in page and page.count("data:image/png;base64,") == 2
     assert report.run_id is None
