@@ -22,7 +22,7 @@ __all__ = ["LOADER_VERSION", "load_history"]
 log = logging.getLogger(__name__)
 
 #: Bump when the parsed representation changes, so stale caches are never read.
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 KNOWN_STATUSES = ("good", "bad")
 
 
@@ -34,7 +34,7 @@ class _TaskError(Exception):
         self.field, self.message = field, message
 
 
-def load_history(path, strict: bool = True, use_cache: bool = True) -> History:
+def load_history(path, strict: bool = True, use_cache: bool = True, cache_dir=None) -> History:
     """Read a WTC actions-history JSON file.
 
     Parameters
@@ -47,7 +47,11 @@ def load_history(path, strict: bool = True, use_cache: bool = True) -> History:
         When True (default) the first malformed task raises :class:`HistoryError`. When False
         malformed tasks are skipped and listed in ``History.skipped`` with the reason.
     use_cache : bool
-        Reuse the parsed form cached under the file's content hash (see ``wtc.data.cache``).
+        Reuse the parsed form cached under the file's content hash, and cache a fresh parse
+        (see ``wtc.data.cache``). A damaged cache entry is ignored with a warning and rewritten.
+    cache_dir : str or Path, optional
+        The cache folder; None (default) means :func:`wtc.data.cache.cache_dir`, i.e.
+        ``$WTC_CACHE_DIR`` when set, else ``~/.cache/wtc/histories``.
 
     Returns
     -------
@@ -59,13 +63,14 @@ def load_history(path, strict: bool = True, use_cache: bool = True) -> History:
     except OSError as exc:
         raise HistoryError(path, f"cannot read the file ({exc.strerror or exc})") from None
     digest = cache.content_hash(raw, f"v{LOADER_VERSION}-strict{int(strict)}")
+    folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir()
     if use_cache:
-        cached = cache.read(digest)
+        cached = cache.read(digest, folder)
         if cached is not None:
             return History(path=path, content_hash=digest, **cached)
     history = _parse(path, raw, digest, strict)
     if use_cache:
-        cache.write(digest, _cache_payload(history))
+        cache.write(digest, _cache_payload(history), folder)
     return history
 
 
