@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -48,6 +49,19 @@ GOOD_ERRORS = {"good_sites": {"85": {"T1_US_FNAL": 1}}}
         (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "sites": ["T1_US_FNAL", 3]}}), T0,
          "parameters.sites", "list of site names"),
         (_bad(top={"no-slash": {"errors": {}}}), "no-slash", "<name>", "/<workflow>/<task>"),
+        (_bad(top={"/no-task/": {"errors": {}}}), "/no-task/", "<name>", "/<workflow>/<task>"),
+        (_bad({"errors": {"good_sites": {"85": {"T1_US_FNAL": 2**64}}}}), T0, "errors.good_sites.85.T1_US_FNAL", "64 bits"),
+        (_bad({"errors": {"good_sites": {"codes": ["85"], "sites": ["A"], "matrix": [[-1]]}}}), T0,
+         "errors.good_sites.85.A", "non-negative integer"),
+        (_bad({"errors": {"good_sites": {"codes": ["85"], "sites": ["A"], "matrix": [[True]]}}}), T0,
+         "errors.good_sites.85.A", "non-negative integer"),
+        (_bad({"errors": {"good_sites": {"codes": ["x"], "sites": ["A"], "matrix": [[1]]}}}), T0,
+         "errors.good_sites.x", "integer"),
+        (_bad({"errors": {"good_sites": {"codes": "85", "sites": ["A"], "matrix": [[1]]}}}), T0,
+         "errors.good_sites", "dense matrix"),
+        (_bad({"errors": GOOD_ERRORS, "parameters": None}), T0, "parameters", "is null"),
+        (_bad({"errors": GOOD_ERRORS, "parameters": {"action": ["acdc"]}}), T0, "parameters.action", "must be one of"),
+        (_bad({"errors": GOOD_ERRORS, "parameters": {"splitting": "2x"}}), T0, "parameters.action", "must be one of"),
     ],
 )
 def test_malformed_task_names_file_task_and_field(tmp_path, content, task, field, message):
@@ -131,3 +145,59 @@ def test_cache_is_keyed_by_content(small_history_path):
     small_history_path.write_text(json.dumps(content))
     h = load_history(small_history_path)
     assert 99 in h.entry_count.tolist()
+
+
+def test_second_bad_task_is_found_after_a_good_one(tmp_path):
+    # The bulk checks see the whole file; the error must still name the one task at fault.
+    content = dict(SMALL_HISTORY)
+    content["/w/late"] = {"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "memory": "lots"}}
+    path = write_json(tmp_path / "late.json", content)
+    with pytest.raises(HistoryError) as info:
+        load_history(path)
+    assert (info.value.task, info.value.field) == ("/w/late", "parameters.memory")
+
+
+class _BrokenDecoder:
+    """Stands in for the typed decoder so that every load takes the careful, per-task path."""
+
+    def decode(self, raw):
+        raise msgspec.DecodeError("forced")
+
+
+def _histories_equal(a, b):
+    assert (a.tasks, a.statuses, a.codes, a.sites) == (b.tasks, b.statuses, b.codes, b.sites)
+    assert a.parameter_records == b.parameter_records and a.skipped == b.skipped
+    for name in ("entry_task", "entry_status", "entry_code", "entry_site", "entry_count"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        assert getattr(a, name).dtype == getattr(b, name).dtype
+
+
+def _synthetic(tmp_path):
+    from wtc.data.synthetic import write_benchmark
+
+    return write_benchmark(tmp_path / "synthetic.json", n_tasks=300, seed=3)
+
+
+@pytest.mark.parametrize("make_path", [lambda tmp, small: small, lambda tmp, small: _synthetic(tmp)])
+def test_fast_and_careful_paths_agree(tmp_path, small_history_path, monkeypatch, make_path):
+    path = make_path(tmp_path, small_history_path)
+    fast = load_history(path, use_cache=False)
+    monkeypatch.setattr(loader_module, "_TASKS", _BrokenDecoder())
+    careful = load_history(path, use_cache=False)
+    _histories_equal(fast, careful)
+
+
+def test_a_valid_file_takes_the_fast_path(tmp_path, small_history_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("a valid file fell back to the per-task checks")
+
+    monkeypatch.setattr(loader_module, "_valid_tasks", fail)
+    for path in (small_history_path, _synthetic(tmp_path)):
+        assert load_history(path, use_cache=False).n_tasks > 0
+
+
+def test_lenient_load_keeps_the_statuses_of_valid_tasks_only(tmp_path):
+    content = {"/w/a": {"errors": {"good_sites": {"85": {"T1_US_FNAL": 1}}}},
+               "/w/b": {"errors": {"odd_sites": {"85": {"T1_US_FNAL": -1}}}}}
+    h = load_history(write_json(tmp_path / "h.json", content), strict=False)
+    assert h.statuses == ["good", "bad"] and [t for t, _ in h.skipped] == ["/w/b"]

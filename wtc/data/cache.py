@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cache_dir", "content_hash", "read", "write"]
+__all__ = ["FIELDS", "cache_dir", "content_hash", "read", "write"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ _ARRAYS = {
     "entry_count": (np.int64, None),
 }
 _NAME_LISTS = ("tasks", "statuses", "codes", "sites")
+#: The History fields an entry stores (all but ``path`` and ``content_hash``).
+FIELDS = (*_NAME_LISTS, *_ARRAYS, "parameter_records", "skipped")
 _ID = "write_id"
 
 
