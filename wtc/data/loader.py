@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import Path
@@ -71,7 +72,8 @@ def load_history(path, strict: bool = True, use_cache: bool = True, cache_dir=No
     digest = cache.content_hash(raw, f"v{LOADER_VERSION}-strict{int(strict)}")
     folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir()
     if use_cache:
-        cached = cache.read(digest, folder)
+        with _gc_paused():
+            cached = cache.read(digest, folder)
         if cached is not None:
             return History(path=path, content_hash=digest, **cached)
     history = _parse(path, raw, digest, strict)
@@ -119,17 +121,23 @@ def _status_name(key: str) -> str:
     return key[: -len("_sites")] if key.endswith("_sites") else key
 
 
-def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
-    # Parsing allocates a few objects per count and frees none of them: the cyclic garbage
-    # collector would walk the growing heap again and again for nothing (it made the first
-    # load 2-3x slower once other objects were alive).
+@contextmanager
+def _gc_paused():
+    # Parsing (and reading a cache entry) allocates a few objects per count and frees none
+    # of them: the cyclic garbage collector would walk the growing heap again and again for
+    # nothing (it made the first load 2-3x slower once other objects were alive).
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _assemble(path, digest, _parse_columns(path, raw, strict))
+        yield
     finally:
         if enabled:
             gc.enable()
+
+
+def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
+    with _gc_paused():
+        return _assemble(path, digest, _parse_columns(path, raw, strict))
 
 
 def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
@@ -282,10 +290,9 @@ def _valid_tasks(path: Path, data: dict, strict: bool) -> tuple[dict, list[tuple
     if not data:
         raise HistoryError(path, "the file holds no tasks")
     valid, skipped = {}, []
-    seen_decisions: set = set()
     for task, record in data.items():
         try:
-            _check_task(task, record, seen_decisions)
+            _check_task(task, record)
         except _TaskError as exc:
             if strict:
                 raise HistoryError(path, exc.message, task=task, field=exc.field) from None
@@ -299,7 +306,7 @@ def _valid_tasks(path: Path, data: dict, strict: bool) -> tuple[dict, list[tuple
     return valid, skipped
 
 
-def _check_task(task, record, seen_decisions: set) -> None:
+def _check_task(task, record) -> None:
     """Raise _TaskError naming the field at fault, if any, in one task."""
     if task[:1] != "/" or "/" not in task.strip("/"):
         raise _TaskError("<name>", "task names look like /<workflow>/<task>")
@@ -324,7 +331,7 @@ def _check_task(task, record, seen_decisions: set) -> None:
                     raise _TaskError(f"{where}.{site}", f"count does not fit in 64 bits, got {n}")
     parameters = record.get("parameters")
     if parameters is not None:
-        _check_parameters(parameters, seen_decisions)
+        _check_parameters(parameters)
     elif "parameters" in record:
         raise _TaskError("parameters", "is null; leave it out for an unlabelled task")
 
@@ -345,21 +352,11 @@ def _dense_to_sparse(dense, where: str) -> dict:
     return sparse
 
 
-def _check_parameters(parameters, seen: set) -> None:
-    """One task's parameters; ``seen`` holds the decisions already found valid."""
+def _check_parameters(parameters) -> None:
+    """One task's parameters: an object, a valid decision, and ``sites`` a list of names."""
     if type(parameters) is not dict:
         raise _TaskError("parameters", f"must be an object, got {type(parameters).__name__}")
-    decision = tuple(map(parameters.get, DECISION_FIELDS))
-    # Types are part of the key: 3000 and "3000", or True and 1, are checked apart.
-    key = (*decision, *map(type, decision))
-    try:
-        known = key in seen
-    except TypeError:  # an unhashable value: never valid, and _check_decision says why
-        key, known = None, False
-    if not known:
-        _check_decision(*decision)
-        if key is not None:
-            seen.add(key)
+    _check_decision(*map(parameters.get, DECISION_FIELDS))
     sites = parameters.get("sites")
     if sites is not None and (type(sites) is not list or not _STR_ONLY.issuperset(map(type, sites))):
         raise _TaskError("parameters.sites", "must be a list of site names")
@@ -386,16 +383,18 @@ def _assemble(path: Path, digest: str, columns: _Columns) -> History:
     nonzero = count > 0
     row_len = np.asarray(columns.row_len, dtype=np.int64)
     row_code, code_uniques = pd.factorize(np.asarray(columns.row_code_names, dtype=object))
-    site_codes, site_uniques = pd.factorize(np.asarray(columns.site_names, dtype=object), sort=True)
+    site_codes, site_uniques = pd.factorize(np.asarray(columns.site_names, dtype=object))
     # Vocabularies are sorted (codes numerically) so the same content always gives the same
-    # columns, whatever the order of tasks in the file.
+    # columns, whatever the order of tasks in the file. Sorting the few distinct values here
+    # is much cheaper than factorize(sort=True).
     codes = sorted(code_uniques.tolist(), key=code_sort_key)
-    position = {c: i for i, c in enumerate(codes)}
-    code_remap = np.fromiter(map(position.__getitem__, code_uniques.tolist()), dtype=np.int32, count=len(codes))
+    code_remap = _remap(code_uniques.tolist(), codes)
     # Sites only seen with zero counts are not part of the vocabulary.
-    used_sites = np.unique(site_codes[nonzero])
+    used = np.zeros(len(site_uniques), dtype=bool)
+    used[site_codes[nonzero]] = True
     site_remap = np.full(len(site_uniques), -1, dtype=np.int32)
-    site_remap[used_sites] = np.arange(used_sites.size, dtype=np.int32)
+    sites = sorted(site_uniques[used].tolist())
+    site_remap[used] = _remap(site_uniques[used].tolist(), sites)
 
     def per_entry(per_row):
         return np.repeat(per_row, row_len)[nonzero]
@@ -406,7 +405,7 @@ def _assemble(path: Path, digest: str, columns: _Columns) -> History:
         tasks=columns.tasks,
         statuses=columns.statuses,
         codes=codes,
-        sites=[str(s) for s in site_uniques[used_sites]],
+        sites=sites,
         entry_task=per_entry(columns.row_task),
         entry_status=per_entry(columns.row_status),
         entry_code=per_entry(code_remap[row_code]),
@@ -415,3 +414,9 @@ def _assemble(path: Path, digest: str, columns: _Columns) -> History:
         parameter_records=columns.parameter_records,
         skipped=columns.skipped,
     )
+
+
+def _remap(values: list[str], order: list[str]) -> np.ndarray:
+    """The position in ``order`` of each of ``values``."""
+    position = {v: i for i, v in enumerate(order)}
+    return np.fromiter(map(position.__getitem__, values), dtype=np.int32, count=len(values))
