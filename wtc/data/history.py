@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from wtc.data.names import campaign_of, request_date_of, task_type_of, workflow_of
-from wtc.errors import HistoryError
+from wtc.errors import HistoryError  # re-exported: wtc.cli and wtc.data.oracle import it from here
 
 __all__ = ["PARAMETER_FIELDS", "History", "HistoryError"]
 
