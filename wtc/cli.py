@@ -15,9 +15,9 @@ from wtc.errors import WtcError
 
 def _describe(args) -> int:
     from wtc.data import load_history
+    from wtc.data.describe import describe_history
 
-    history = load_history(args.path)
-    summary = history.summary()
+    summary = describe_history(load_history(args.path))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -1,15 +1,9 @@
-"""load_history: the format, validation errors that name file/task/field, and the cache."""
+"""History: the parsed model and what it derives (workflows, campaigns, labels, parameters)."""
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
-import pytest
-
-from tests.conftest import SMALL_HISTORY, WF, WF2, write_json
-from wtc.data import HistoryError, load_history
-from wtc.data import history as history_module
+from tests.conftest import SMALL_HISTORY, WF, WF2
+from wtc.data import History, load_history
 
 T0 = f"/{WF}/HIG-RunIIFall17DRStdmix-00451_0"
 
@@ -48,130 +42,10 @@ def test_entries_are_exact(small_history_path):
     assert rows[(merge, "drain", "85", "T2_US_MIT")] == 4
 
 
-def _bad(task_record=None, top=None):
-    if top is not None:
-        return top
-    return {T0: task_record}
+def test_old_import_paths_still_work():
+    from wtc.data.history import HistoryError as FromHistory
+    from wtc.data.history import load_history as from_history
+    from wtc.errors import HistoryError
 
-
-GOOD_ERRORS = {"good_sites": {"85": {"T1_US_FNAL": 1}}}
-
-
-@pytest.mark.parametrize(
-    "content, task, field, message",
-    [
-        (_bad({"errors": {"good_sites": {"85": {"T1_US_FNAL": -3}}}}), T0, "errors.good_sites.85.T1_US_FNAL", "non-negative integer"),
-        (_bad({"errors": {"good_sites": {"85": {"T1_US_FNAL": 1.5}}}}), T0, "errors.good_sites.85.T1_US_FNAL", "non-negative integer"),
-        (_bad({"errors": {"good_sites": {"85": {"T1_US_FNAL": "3"}}}}), T0, "errors.good_sites.85.T1_US_FNAL", "non-negative integer"),
-        (_bad({"errors": {"good_sites": {"85": {"T1_US_FNAL": True}}}}), T0, "errors.good_sites.85.T1_US_FNAL", "non-negative integer"),
-        (_bad({"errors": {"good_sites": {"abc": {"T1_US_FNAL": 1}}}}), T0, "errors.good_sites.abc", "integer"),
-        (_bad({"errors": {"good_sites": [1, 2]}}), T0, "errors.good_sites", "must be an object"),
-        (_bad({"errors": {"good_sites": {"85": [1]}}}), T0, "errors.good_sites.85", "must be an object"),
-        (_bad({"errors": {"good_sites": {"codes": ["85"], "sites": ["A"], "matrix": [[1, 2]]}}}), T0,
-         "errors.good_sites.matrix", "counts"),
-        (_bad({"parameters": {"action": "acdc"}}), T0, "errors", "missing"),
-        (_bad([1, 2]), T0, "<task>", "must be an object"),
-        (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "reboot"}}), T0, "parameters.action", "must be one of"),
-        (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "splitting": "fast"}}), T0,
-         "parameters.splitting", "splitting"),
-        (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "memory": "lots"}}), T0, "parameters.memory", "memory"),
-        (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "xrootd": "maybe"}}), T0, "parameters.xrootd", "xrootd"),
-        (_bad({"errors": GOOD_ERRORS, "parameters": ["acdc"]}), T0, "parameters", "must be an object"),
-        (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "sites": "T1_US_FNAL"}}), T0,
-         "parameters.sites", "list of site names"),
-        (_bad({"errors": GOOD_ERRORS, "parameters": {"action": "acdc", "sites": ["T1_US_FNAL", 3]}}), T0,
-         "parameters.sites", "list of site names"),
-        (_bad(top={"no-slash": {"errors": {}}}), "no-slash", "<name>", "/<workflow>/<task>"),
-    ],
-)
-def test_malformed_task_names_file_task_and_field(tmp_path, content, task, field, message):
-    path = write_json(tmp_path / "bad.json", content)
-    with pytest.raises(HistoryError) as info:
-        load_history(path)
-    err = info.value
-    assert (err.task, err.field) == (task, field)
-    assert message in err.message
-    text = str(err)
-    assert "\n" not in text and path in text and task in text and field in text
-
-
-@pytest.mark.parametrize(
-    "raw, message",
-    [
-        (b"", "empty"),
-        (b"   \n", "empty"),
-        (b'{"/a/b": {"errors": {"good_sites": {"85": {"T1_US_FNAL": 1}', "invalid JSON at line 1"),
-        (b'{"/a/b": {"errors": {}}}\xff\xfe', "not UTF-8"),
-        (b"[1, 2, 3]", "top level must be an object"),
-        (b"{}", "no tasks"),
-        (b'{"/a/b": {"errors": {}}, "/a/b": {"errors": {}}}', "duplicate task name"),
-    ],
-)
-def test_malformed_files(tmp_path, raw, message):
-    path = tmp_path / "bad.json"
-    path.write_bytes(raw)
-    with pytest.raises(HistoryError) as info:
-        load_history(path)
-    assert message in str(info.value) and str(path) in str(info.value)
-    assert "\n" not in str(info.value)
-
-
-def test_duplicate_names_the_task(tmp_path):
-    path = tmp_path / "dup.json"
-    path.write_text('{"/w/a": {"errors": {}}, "/w/b": {"errors": {}}, "/w/a": {"errors": {}}}')
-    with pytest.raises(HistoryError) as info:
-        load_history(path)
-    assert info.value.task == "/w/a"
-
-
-def test_missing_file_is_one_line(tmp_path):
-    with pytest.raises(HistoryError, match="cannot read"):
-        load_history(tmp_path / "nope.json")
-
-
-def test_lenient_load_skips_and_reports(tmp_path):
-    content = dict(SMALL_HISTORY)
-    content["/w/broken"] = {"errors": {"good_sites": {"85": {"T1_US_FNAL": -1}}}, "parameters": {"action": "acdc"}}
-    content["/w/also-broken"] = {"errors": {}, "parameters": {"action": "nope"}}
-    path = write_json(tmp_path / "mixed.json", content)
-    with pytest.raises(HistoryError):
-        load_history(path)
-    h = load_history(path, strict=False)
-    assert h.tasks == list(SMALL_HISTORY)
-    assert [t for t, _ in h.skipped] == ["/w/broken", "/w/also-broken"]
-    assert "errors.good_sites.85.T1_US_FNAL" in h.skipped[0][1]
-    assert h.nnz == load_history(tmp_path / "mixed.json", strict=False, use_cache=False).nnz == 12
-
-
-def test_cache_hit_skips_parsing(small_history_path, monkeypatch):
-    first = load_history(small_history_path)
-
-    def fail(*args, **kwargs):
-        raise AssertionError("parsed again despite the cache")
-
-    monkeypatch.setattr(history_module, "_parse", fail)
-    second = load_history(small_history_path)
-    assert second.tasks == first.tasks and second.codes == first.codes
-    for name in ("entry_task", "entry_status", "entry_code", "entry_site", "entry_count"):
-        np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
-    assert second.parameter_records == first.parameter_records
-    assert second.content_hash == first.content_hash
-
-
-def test_cache_is_keyed_by_content(small_history_path):
-    load_history(small_history_path)
-    content = json.loads(small_history_path.read_text())
-    content[T0]["errors"]["good_sites"]["-1"]["T1_DE_KIT"] = 99
-    small_history_path.write_text(json.dumps(content))
-    h = load_history(small_history_path)
-    assert 99 in h.entry_count.tolist()
-
-
-def test_damaged_cache_is_ignored(small_history_path, tmp_path, monkeypatch):
-    cache_dir = tmp_path / "cache"
-    monkeypatch.setenv("WTC_CACHE_DIR", str(cache_dir))
-    first = load_history(small_history_path)
-    for npz in cache_dir.glob("*.npz"):
-        npz.write_bytes(b"garbage")
-    again = load_history(small_history_path)
-    assert again.nnz == first.nnz
+    assert FromHistory is HistoryError and from_history is load_history
+    assert load_history.__module__ == "wtc.data.loader" and History.__module__ == "wtc.data.history"

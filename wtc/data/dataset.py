@@ -11,7 +11,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from wtc.data.features import build_features
-from wtc.data.history import load_history  # TODO(merge): wtc.data.loader
+from wtc.data.loader import load_history
 from wtc.data.oracle import has_oracle, load_oracle
 from wtc.data.targets import build_target
 from wtc.errors import ConfigError, HistoryError

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from wtc.data.history import HistoryError, load_history
+from wtc.data.loader import load_history
+from wtc.errors import HistoryError
 from wtc.data.targets import build_target
 
 

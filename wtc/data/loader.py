@@ -1,0 +1,422 @@
+"""Read and validate WTC actions-history files into one History, parsed once and cached."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import chain, repeat
+from pathlib import Path
+from typing import Union
+
+import msgspec
+import numpy as np
+import pandas as pd
+from msgspec import UNSET, UnsetType
+
+from wtc.data import cache
+from wtc.data.history import History
+from wtc.data.targets import ACTION_GROUPS, memory_bucket, normalise_splitting, normalise_xrootd
+from wtc.data.vocabulary import code_sort_key
+from wtc.errors import HistoryError
+
+__all__ = ["LOADER_VERSION", "load_history"]
+
+log = logging.getLogger(__name__)
+
+#: Bump when the parsed representation changes, so stale caches are never read.
+LOADER_VERSION = 2
+KNOWN_STATUSES = ("good", "bad")
+#: The fields of ``parameters`` that make the decision (``sites`` and ``cores`` vary per task).
+DECISION_FIELDS = ("action", "splitting", "xrootd", "memory")
+
+
+class _TaskError(Exception):
+    """Raised inside the parser for one bad task; becomes a HistoryError or a skip."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def load_history(path, strict: bool = True, use_cache: bool = True, cache_dir=None) -> History:
+    """Read a WTC actions-history JSON file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The actions-history file: ``{task: {"errors": {status: matrix}, "parameters": {...}}}``
+        where each matrix is sparse (``{code: {site: count}}``) or dense
+        (``{"codes": [...], "sites": [...], "matrix": [[count per site] per code]}``).
+    strict : bool
+        When True (default) the first malformed task raises :class:`HistoryError`. When False
+        malformed tasks are skipped and listed in ``History.skipped`` with the reason.
+    use_cache : bool
+        Reuse the parsed form cached under the file's content hash, and cache a fresh parse
+        (see ``wtc.data.cache``). A damaged cache entry is ignored with a warning and rewritten.
+    cache_dir : str or Path, optional
+        The cache folder; None (default) means :func:`wtc.data.cache.cache_dir`, i.e.
+        ``$WTC_CACHE_DIR`` when set, else ``~/.cache/wtc/histories``.
+
+    Returns
+    -------
+    History
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise HistoryError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    digest = cache.content_hash(raw, f"v{LOADER_VERSION}-strict{int(strict)}")
+    folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir()
+    if use_cache:
+        with _gc_paused():
+            cached = cache.read(digest, folder)
+        if cached is not None:
+            return History(path=path, content_hash=digest, **cached)
+    history = _parse(path, raw, digest, strict)
+    if use_cache:
+        cache.write(digest, {name: getattr(history, name) for name in cache.FIELDS}, folder)
+    return history
+
+
+def _decode(path: Path, raw: bytes) -> dict:
+    if not raw.strip():
+        raise HistoryError(path, "the file is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HistoryError(path, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HistoryError(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise HistoryError(path, f"the top level must be an object of tasks, got {type(data).__name__}")
+    _check_no_duplicate(path, raw, len(data))
+    return data
+
+
+def _check_no_duplicate(path: Path, raw: bytes, n_tasks: int) -> None:
+    """Raise HistoryError naming a task that occurs twice (decoders keep the last silently)."""
+    # Task names are the only keys that start with "/", so a cheap byte count tells whether
+    # the slow search is needed.
+    if raw.count(b'"/') <= n_tasks:
+        return
+
+    def top_level_hook(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen and key.startswith("/"):
+                raise HistoryError(path, "duplicate task name", task=key)
+            seen.add(key)
+        return dict(pairs)
+
+    json.loads(raw.decode("utf-8"), object_pairs_hook=top_level_hook)
+
+
+def _status_name(key: str) -> str:
+    return key[: -len("_sites")] if key.endswith("_sites") else key
+
+
+@contextmanager
+def _gc_paused():
+    # Parsing (and reading a cache entry) allocates a few objects per count and frees none
+    # of them: the cyclic garbage collector would walk the growing heap again and again for
+    # nothing (it made the first load 2-3x slower once other objects were alive).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(path: Path, raw: bytes, digest: str, strict: bool) -> History:
+    with _gc_paused():
+        return _assemble(path, digest, _parse_columns(path, raw, strict))
+
+
+def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
+    """The fast path (typed decode, checks in bulk); on any problem the careful one."""
+    try:
+        tasks = _TASKS.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # a ValidationError is a DecodeError
+        tasks = None
+    columns = None
+    if tasks:
+        _check_no_duplicate(path, raw, len(tasks))
+        columns = _collect(tasks, counts_typed=True)
+    if columns is None:
+        # Something is wrong somewhere: decode again with json, whose errors say where the
+        # file is broken, and check task by task, which names the task and field (strict)
+        # or leaves out just the tasks concerned (strict=False).
+        valid, skipped = _valid_tasks(path, _decode(path, raw), strict)
+        columns = _collect({t: _Task(r["errors"], r.get("parameters", UNSET)) for t, r in valid.items()},
+                           counts_typed=False)
+        if columns is None:
+            raise AssertionError(f"{path}: the bulk checks reject tasks the per-task checks accept")
+        columns.skipped = skipped
+    return columns
+
+
+# What msgspec checks while it decodes (in C, while each object is fresh in the CPU cache):
+# the top level is an object of task objects, each with an "errors" object of status
+# objects; a sparse row is an object of integers (msgspec refuses bools, floats and strings
+# there; _count_array checks the range); "parameters" is an object (UNSET when
+# absent; null is an error). A dense matrix's lists are checked by _dense_to_sparse and
+# _count_array.
+class _Task(msgspec.Struct):
+    errors: dict[str, dict[str, Union[dict[str, int], list]]]
+    parameters: Union[dict, UnsetType] = UNSET
+
+
+_TASKS = msgspec.json.Decoder(dict[str, _Task])
+
+
+@dataclass
+class _Columns:
+    """What _collect gathers: flat columns, turned into entries by _assemble.
+
+    A *row* is one ``{site: count}`` object (one code of one status of one task);
+    ``site_names`` and ``counts`` hold its sites and counts, ``row_len`` of them per row.
+    """
+
+    tasks: list[str]
+    statuses: list[str]
+    row_task: np.ndarray
+    row_status: np.ndarray
+    row_code_names: list[str]
+    row_len: list[int]
+    site_names: list[str]
+    counts: np.ndarray
+    parameter_records: list[dict | None]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _collect(tasks: dict[str, _Task], counts_typed: bool) -> _Columns | None:
+    """Gather the columns of the tasks, checking them in bulk.
+
+    The loader's hot path. Every check of _check_task runs, but none per row or count in
+    Python: a status matrix's codes, row lengths, sites and counts are gathered by C
+    iterators, and names, counts, codes, decisions and sites are checked over the whole file
+    at once. Each object is visited once, while it is in the CPU cache: a second pass over
+    a column of dicts costs more than the work done on it. Returns None when anything is
+    wrong, without saying what. ``counts_typed``: msgspec already checked the count types.
+    """
+    names = list(tasks)
+    # Task names look like /<workflow>/<task>: a leading "/" and another one inside.
+    if not all(map(str.startswith, names, repeat("/"))) or -1 in map(str.find, map(str.strip, names, repeat("/")),
+                                                                      repeat("/")):
+        return None
+    task_matrices, status_keys, matrix_rows = [], [], []  # per task: matrices; per matrix: status, rows
+    row_code_names, row_len, site_names, counts = [], [], [], []  # code, length per row; site, count per count
+    params, decisions, site_lists = [], [], []
+    last = UNSET
+    # Bound methods hoisted out of the loop: it runs once per task and status.
+    add_matrices, add_status, add_rows = task_matrices.append, status_keys.append, matrix_rows.append
+    add_codes, add_lens, add_sites, add_counts = row_code_names.extend, row_len.extend, site_names.extend, counts.extend
+    add_params, add_decision, add_site_list = params.append, decisions.append, site_lists.append
+    flatten, dict_values = chain.from_iterable, dict.values
+    try:
+        for record in tasks.values():
+            errors = record.errors
+            add_matrices(len(errors))
+            for status_key, matrix in errors.items():
+                if "matrix" in matrix:
+                    matrix, counts_typed = _dense_to_sparse(matrix, ""), False
+                rows = matrix.values()
+                add_status(status_key)
+                add_rows(len(matrix))
+                add_codes(matrix)
+                add_lens(map(len, rows))
+                add_sites(flatten(rows))
+                add_counts(flatten(map(dict_values, rows)))  # TypeError for a row that is a list
+            parameters = record.parameters
+            add_params(parameters)
+            if parameters is not UNSET and parameters != last:  # a workflow's tasks share one
+                get = parameters.get
+                splitting, xrootd, memory = get("splitting"), get("xrootd"), get("memory")
+                # Types are part of a decision: 3000 and "3000", True and 1, are checked apart.
+                add_decision((get("action"), splitting, xrootd, memory, type(splitting), type(xrootd), type(memory)))
+                sites = get("sites")
+                if sites is not None:
+                    add_site_list(sites)
+                last = parameters
+        for decision in set(decisions):  # TypeError when a value is unhashable
+            _check_decision(*decision[:4])
+    except (_TaskError, TypeError):
+        return None
+    if not (_LIST_ONLY.issuperset(map(type, site_lists))
+            and _STR_ONLY.issuperset(map(type, chain.from_iterable(site_lists)))):
+        return None
+    count_array = _count_array(counts, check_types=not counts_typed)
+    if count_array is None or not all(map(_is_exit_code, set(row_code_names))):
+        return None
+    # Statuses in order of first appearance after the known ones; "<status>_sites" is <status>.
+    status_index = {s: i for i, s in enumerate(KNOWN_STATUSES)}
+    index_of_key = {k: status_index.setdefault(_status_name(k), len(status_index)) for k in dict.fromkeys(status_keys)}
+    matrix_status = np.fromiter(map(index_of_key.__getitem__, status_keys), dtype=np.int8, count=len(status_keys))
+    matrix_task = np.repeat(np.arange(len(names), dtype=np.int32), task_matrices)
+    row_task, row_status = np.repeat(matrix_task, matrix_rows), np.repeat(matrix_status, matrix_rows)
+    params = [None if p is UNSET else p for p in params]
+    return _Columns(names, list(status_index), row_task, row_status, row_code_names, row_len, site_names,
+                    count_array, params)
+
+
+_LIST_ONLY, _INT_ONLY, _STR_ONLY = frozenset({list}), frozenset({int}), frozenset({str})
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _count_array(counts: list, check_types: bool) -> np.ndarray | None:
+    """The counts as int64, or None unless every one is a non-negative integer below 2**63."""
+    if check_types and not _INT_ONLY.issuperset(map(type, counts)):  # bools too: type(True) is bool
+        return None
+    try:
+        array = np.asarray(counts, dtype=np.int64)
+    except OverflowError:
+        return None
+    return None if array.size and array.min() < 0 else array
+
+
+def _valid_tasks(path: Path, data: dict, strict: bool) -> tuple[dict, list[tuple[str, str]]]:
+    """The careful pass: check each task on its own, so that a problem names task and field.
+
+    Strict, the first problem raises HistoryError; lenient, the task is left out and listed.
+    """
+    if not data:
+        raise HistoryError(path, "the file holds no tasks")
+    valid, skipped = {}, []
+    for task, record in data.items():
+        try:
+            _check_task(task, record)
+        except _TaskError as exc:
+            if strict:
+                raise HistoryError(path, exc.message, task=task, field=exc.field) from None
+            skipped.append((task, f"{exc.field}: {exc.message}"))
+        else:
+            valid[task] = record
+    if skipped:
+        log.warning("%s: skipped %d malformed task(s); first: %s: %s", path, len(skipped), *skipped[0])
+    if not valid:
+        raise HistoryError(path, f"no valid task (skipped {len(skipped)})")
+    return valid, skipped
+
+
+def _check_task(task, record) -> None:
+    """Raise _TaskError naming the field at fault, if any, in one task."""
+    if task[:1] != "/" or "/" not in task.strip("/"):
+        raise _TaskError("<name>", "task names look like /<workflow>/<task>")
+    if type(record) is not dict:
+        raise _TaskError("<task>", f"must be an object, got {type(record).__name__}")
+    errors = record.get("errors")
+    if type(errors) is not dict:
+        raise _TaskError("errors", "missing or not an object of status -> matrix")
+    for status_key, matrix in errors.items():
+        if type(matrix) is not dict or "matrix" in matrix:
+            matrix = _dense_to_sparse(matrix, f"errors.{status_key}")
+        for code, row in matrix.items():
+            where = f"errors.{status_key}.{code}"
+            if not _is_exit_code(code):
+                raise _TaskError(where, f"exit code must be an integer, got {code!r}")
+            if type(row) is not dict:
+                raise _TaskError(where, f"must be an object {{site: count}}, got {type(row).__name__}")
+            for site, n in row.items():
+                if type(n) is not int or n < 0:
+                    raise _TaskError(f"{where}.{site}", f"count must be a non-negative integer, got {n!r}")
+                if n > _INT64_MAX:
+                    raise _TaskError(f"{where}.{site}", f"count does not fit in 64 bits, got {n}")
+    parameters = record.get("parameters")
+    if parameters is not None:
+        _check_parameters(parameters)
+    elif "parameters" in record:
+        raise _TaskError("parameters", "is null; leave it out for an unlabelled task")
+
+
+def _dense_to_sparse(dense, where: str) -> dict:
+    if type(dense) is not dict:
+        raise _TaskError(where, f"must be an object {{code: {{site: count}}}}, got {type(dense).__name__}")
+    codes, sites, matrix = dense.get("codes"), dense.get("sites"), dense.get("matrix")
+    if not (isinstance(codes, list) and isinstance(sites, list) and isinstance(matrix, list)):
+        raise _TaskError(where, 'a dense matrix needs lists "codes", "sites" and "matrix"')
+    if len(matrix) != len(codes):
+        raise _TaskError(f"{where}.matrix", f"has {len(matrix)} rows for {len(codes)} codes")
+    sparse: dict = {}
+    for code, row in zip(codes, matrix):
+        if not isinstance(row, list) or len(row) != len(sites):
+            raise _TaskError(f"{where}.matrix", f"row of code {code!r} must list {len(sites)} counts")
+        sparse[str(code)] = {str(site): n for site, n in zip(sites, row)}
+    return sparse
+
+
+def _check_parameters(parameters) -> None:
+    """One task's parameters: an object, a valid decision, and ``sites`` a list of names."""
+    if type(parameters) is not dict:
+        raise _TaskError("parameters", f"must be an object, got {type(parameters).__name__}")
+    _check_decision(*map(parameters.get, DECISION_FIELDS))
+    sites = parameters.get("sites")
+    if sites is not None and (type(sites) is not list or not _STR_ONLY.issuperset(map(type, sites))):
+        raise _TaskError("parameters.sites", "must be a list of site names")
+
+
+def _check_decision(action, splitting, xrootd, memory) -> None:
+    if type(action) is not str or action not in ACTION_GROUPS:
+        raise _TaskError("parameters.action", f"must be one of {', '.join(ACTION_GROUPS)}, got {action!r}")
+    for name, value, check in (("splitting", splitting, normalise_splitting),
+                               ("xrootd", xrootd, normalise_xrootd), ("memory", memory, memory_bucket)):
+        try:
+            check(value)
+        except (TypeError, ValueError) as exc:
+            raise _TaskError(f"parameters.{name}", str(exc)) from None
+
+
+def _is_exit_code(code: str) -> bool:
+    return (code[1:] if code.startswith("-") else code).isdigit()
+
+
+def _assemble(path: Path, digest: str, columns: _Columns) -> History:
+    """Entries from the columns: zeros dropped, vocabularies sorted, indices remapped."""
+    count = columns.counts
+    nonzero = count > 0
+    row_len = np.asarray(columns.row_len, dtype=np.int64)
+    row_code, code_uniques = pd.factorize(np.asarray(columns.row_code_names, dtype=object))
+    site_codes, site_uniques = pd.factorize(np.asarray(columns.site_names, dtype=object))
+    # Vocabularies are sorted (codes numerically) so the same content always gives the same
+    # columns, whatever the order of tasks in the file. Sorting the few distinct values here
+    # is much cheaper than factorize(sort=True).
+    codes = sorted(code_uniques.tolist(), key=code_sort_key)
+    code_remap = _remap(code_uniques.tolist(), codes)
+    # Sites only seen with zero counts are not part of the vocabulary.
+    used = np.zeros(len(site_uniques), dtype=bool)
+    used[site_codes[nonzero]] = True
+    site_remap = np.full(len(site_uniques), -1, dtype=np.int32)
+    sites = sorted(site_uniques[used].tolist())
+    site_remap[used] = _remap(site_uniques[used].tolist(), sites)
+
+    def per_entry(per_row):
+        return np.repeat(per_row, row_len)[nonzero]
+
+    return History(
+        path=path,
+        content_hash=digest,
+        tasks=columns.tasks,
+        statuses=columns.statuses,
+        codes=codes,
+        sites=sites,
+        entry_task=per_entry(columns.row_task),
+        entry_status=per_entry(columns.row_status),
+        entry_code=per_entry(code_remap[row_code]),
+        entry_site=site_remap[site_codes[nonzero]].astype(np.int32),
+        entry_count=count[nonzero],
+        parameter_records=columns.parameter_records,
+        skipped=columns.skipped,
+    )
+
+
+def _remap(values: list[str], order: list[str]) -> np.ndarray:
+    """The position in ``order`` of each of ``values``."""
+    position = {v: i for i, v in enumerate(order)}
+    return np.fromiter(map(position.__getitem__, values), dtype=np.int32, count=len(values))
