@@ -18,7 +18,7 @@ from msgspec import UNSET, UnsetType
 
 from wtc.data import cache
 from wtc.data.history import History
-from wtc.data.targets import ACTION_GROUPS, memory_bucket, normalise_splitting, normalise_xrootd
+from wtc.data.targets import FIELD_CHECKS
 from wtc.data.vocabulary import code_sort_key
 from wtc.errors import HistoryError
 
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 #: Bump when the parsed representation changes, so stale caches are never read.
 LOADER_VERSION = 2
 KNOWN_STATUSES = ("good", "bad")
-#: The fields of ``parameters`` that make the decision (``sites`` and ``cores`` vary per task).
-DECISION_FIELDS = ("action", "splitting", "xrootd", "memory")
+#: The fields of ``parameters`` that make the decision (``sites`` and ``cores`` vary per task),
+#: each validated by its entry of the target table's ``FIELD_CHECKS``.
+DECISION_FIELDS = tuple(FIELD_CHECKS)
 
 
 class _TaskError(Exception):
@@ -239,15 +240,15 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool) -> _Columns | None:
             add_params(parameters)
             if parameters is not UNSET and parameters != last:  # a workflow's tasks share one
                 get = parameters.get
-                splitting, xrootd, memory = get("splitting"), get("xrootd"), get("memory")
+                values = tuple(map(get, DECISION_FIELDS))
                 # Types are part of a decision: 3000 and "3000", True and 1, are checked apart.
-                add_decision((get("action"), splitting, xrootd, memory, type(splitting), type(xrootd), type(memory)))
+                add_decision((*values, *map(type, values)))
                 sites = get("sites")
                 if sites is not None:
                     add_site_list(sites)
                 last = parameters
         for decision in set(decisions):  # TypeError when a value is unhashable
-            _check_decision(*decision[:4])
+            _check_decision(*decision[:len(DECISION_FIELDS)])
     except (_TaskError, TypeError):
         return None
     if not (_LIST_ONLY.issuperset(map(type, site_lists))
@@ -362,13 +363,11 @@ def _check_parameters(parameters) -> None:
         raise _TaskError("parameters.sites", "must be a list of site names")
 
 
-def _check_decision(action, splitting, xrootd, memory) -> None:
-    if type(action) is not str or action not in ACTION_GROUPS:
-        raise _TaskError("parameters.action", f"must be one of {', '.join(ACTION_GROUPS)}, got {action!r}")
-    for name, value, check in (("splitting", splitting, normalise_splitting),
-                               ("xrootd", xrootd, normalise_xrootd), ("memory", memory, memory_bucket)):
+def _check_decision(*values) -> None:
+    """The decision fields, in the order of DECISION_FIELDS, each checked by FIELD_CHECKS."""
+    for name, value in zip(DECISION_FIELDS, values):
         try:
-            check(value)
+            FIELD_CHECKS[name](value)
         except (TypeError, ValueError) as exc:
             raise _TaskError(f"parameters.{name}", str(exc)) from None
 
