@@ -17,4 +17,5 @@ def test_sweep_benchmark_prints_figures(capsys):
     assert main(["sweep", "--tasks", "300", "--trials", "1", "--folds", "2", "--models", "dummy",
                  "--views", "good", "--resamplers", "none"]) == 0
     out = capsys.readouterr().out
-    assert "s/job" in out and "tracking" in out and "all 1 jobs" in out
+    assert "s/job" in out and "figures" in out and "tracking" in out and "all 1 jobs" in out
+    assert "(diagnostics=light)" in out

@@ -9,7 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["LeaderboardCallback", "leaderboard", "ui_command"]
+__all__ = ["ComparisonReportCallback", "LeaderboardCallback", "leaderboard", "sweep_store", "ui_command"]
 
 
 def ui_command(tracking_uri: str) -> str:
@@ -18,6 +18,16 @@ def ui_command(tracking_uri: str) -> str:
         return f"open {tracking_uri}"
     mlflow = Path(sys.executable).parent / "mlflow"
     return f"{mlflow} ui --backend-store-uri {tracking_uri}   # then open http://127.0.0.1:5000"
+
+
+def sweep_store(config: DictConfig) -> tuple[str, str]:
+    """The tracking URI and the sweep dir (the runs' ``wtc.sweep`` tag) of a multirun's config."""
+    from wtc.tracking.store import resolve_tracking_uri
+
+    sweep = str(OmegaConf.select(config, "hydra.sweep.dir"))
+    uri = OmegaConf.select(config, "tracking.uri", default=None, throw_on_resolution_failure=False)
+    mlruns = OmegaConf.select(config, "paths.mlruns", default=None, throw_on_resolution_failure=False)
+    return resolve_tracking_uri(str(uri) if uri else None, mlruns), sweep
 
 
 def leaderboard(tracking_uri: str, sweep: str) -> str:
@@ -76,11 +86,36 @@ class LeaderboardCallback(Callback):
 
     @staticmethod
     def _print(config: DictConfig) -> None:
-        from wtc.tracking.store import resolve_tracking_uri
-
-        sweep = str(OmegaConf.select(config, "hydra.sweep.dir"))
-        uri = OmegaConf.select(config, "tracking.uri", default=None, throw_on_resolution_failure=False)
-        mlruns = OmegaConf.select(config, "paths.mlruns", default=None, throw_on_resolution_failure=False)
-        uri = resolve_tracking_uri(str(uri) if uri else None, mlruns)
+        uri, sweep = sweep_store(config)
         text = leaderboard(uri, sweep)
         print(f"\n{text}\n\nOpen the runs in the MLflow UI:\n  {ui_command(uri)}", flush=True)
+
+
+class ComparisonReportCallback(Callback):
+    """Hydra callback of the experiment presets: when the sweep ends, write its ``wtc compare``
+    report (Markdown, CSV, HTML with figures) into ``out`` and log it as a comparison run.
+
+    Like the leaderboard, it never fails the sweep it reports on.
+
+    Parameters
+    ----------
+    out : str
+        Folder of the report (relative to where run.py was started).
+    top : int
+        How many of the best runs have their ROC curves in the report.
+    """
+
+    def __init__(self, out: str, top: int = 5, **kwargs: Any) -> None:
+        self.out, self.top = out, int(top)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            from wtc.evaluation.compare import compare
+
+            uri, sweep = sweep_store(config)
+            report = compare(uri, self.out, sweep=sweep, top=self.top)
+            print(f"Comparison report: {Path(self.out).resolve() / 'comparison.html'}", flush=True)
+            del report
+        except Exception as exc:  # noqa: BLE001 - a report must never fail the sweep it reports on
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"comparison report: not written ({message[:300]})", flush=True)

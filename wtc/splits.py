@@ -13,13 +13,15 @@ CV_KINDS = ("stratified", "grouped", "temporal")
 
 def holdout_split(
     y: np.ndarray, groups: np.ndarray, test_size: float, seed: int, dates: pd.Series | None = None,
-    temporal: bool = False,
+    temporal: bool = False, by_task: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the training and test rows; no workflow (group) is in both.
 
     The test share is ``test_size``, stratified by class over workflows (one fold of a
     ``StratifiedGroupKFold`` with ``round(1 / test_size)`` folds). With ``temporal`` the test
-    rows are the latest workflows by request date instead.
+    rows are the latest workflows by request date instead. With ``by_task`` workflows are
+    ignored (one fold of a ``StratifiedKFold``): a workflow's tasks may sit on both sides,
+    which is optimistic and kept only to measure that optimism.
     """
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
@@ -30,6 +32,9 @@ def holdout_split(
         is_test = np.fromiter((g in test_groups for g in groups), dtype=bool, count=len(groups))
         return np.flatnonzero(~is_test), np.flatnonzero(is_test)
     n_splits = max(2, int(round(1 / test_size)))
+    if by_task:
+        train, test = next(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+        return train, test
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train, test = next(splitter.split(np.zeros(len(y)), y, groups))
     return train, test
@@ -97,7 +102,8 @@ def make_splits(
     Parameters
     ----------
     kind : {"stratified", "grouped", "temporal"}
-        See :func:`cv_folds`; with ``temporal`` the test rows are the latest workflows too.
+        See :func:`cv_folds`; with ``temporal`` the test rows are the latest workflows too,
+        with ``stratified`` the test rows are drawn by task (workflows may straddle the split).
     n_splits, test_size, seed
         Folds of the training split, test share, and the seed of the shuffles.
     y, groups, dates
@@ -106,7 +112,7 @@ def make_splits(
     if kind not in CV_KINDS:
         raise ValueError(f"unknown cv kind {kind!r}; choose one of {', '.join(CV_KINDS)}")
     temporal = kind == "temporal"
-    train, test = holdout_split(y, groups, test_size, seed, dates, temporal=temporal)
+    train, test = holdout_split(y, groups, test_size, seed, dates, temporal=temporal, by_task=kind == "stratified")
     train_dates = dates.iloc[train] if temporal and dates is not None else None
     folds = cv_folds(kind, n_splits, y[train], groups[train], seed, train_dates)
     return Splits(train, test, folds)

@@ -29,7 +29,6 @@ from scipy.special import ndtri
 
 from wtc.data.synthetic.world import (
     COUNT_SCALE_SIGMA,
-    SIGNATURE_SHARE,
     WHITELIST_SHARE,
     WHITELIST_SITES,
     World,
