@@ -6,12 +6,15 @@ in :mod:`~wtc.evaluation.curves`, importances in :mod:`~wtc.evaluation.importanc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import matplotlib
 
 # Runs are headless (sweeps, CI, batch nodes): never let pyplot look for a display.
 matplotlib.use("Agg")
+# Choice values such as fold counts ("2", "5") are categories on purpose: not worth a log line each.
+logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
