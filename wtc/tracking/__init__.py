@@ -5,10 +5,15 @@
 - :mod:`~wtc.tracking.pyfunc`: the logged model (a pyfunc of class probabilities).
 """
 
+import logging
 import os
 
 # A sweep logs a model per job: MLflow's per-download progress bars only bury the output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Creating or migrating the SQLite schema is announced at INFO on every fresh store: noise for
+# a user, who only needs to hear when something went wrong.
+for _name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 from wtc.tracking.pyfunc import WTCProbabilityModel, load_model, pipeline_requirements  # noqa: E402
 from wtc.tracking.runs import RunLogger, RunTracker  # noqa: E402
