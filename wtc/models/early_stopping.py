@@ -42,12 +42,17 @@ def inner_split(y: np.ndarray, fraction: float, random_state=None) -> tuple[np.n
     return train, validation
 
 
+def _from_package(estimator, package: str) -> bool:
+    """Whether the estimator's class (or a base of it: subclasses count) comes from ``package``."""
+    return any(cls.__module__.split(".")[0] == package for cls in type(estimator).__mro__)
+
+
 def _is_xgboost(estimator) -> bool:
-    return type(estimator).__module__.split(".")[0] == "xgboost"
+    return _from_package(estimator, "xgboost")
 
 
 def _is_lightgbm(estimator) -> bool:
-    return type(estimator).__module__.split(".")[0] == "lightgbm"
+    return _from_package(estimator, "lightgbm")
 
 
 def _fit_xgboost(estimator, X, y, X_val, y_val, patience: int) -> int:
