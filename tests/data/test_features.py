@@ -1,6 +1,8 @@
-"""build_features: exact entries of every view, extras, vocabulary reuse; always sparse."""
+"""build_features: exact entries of every view and block, composition, log scaling, vocabulary reuse; always sparse."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import scipy.sparse as sp
 
 from tests.conftest import SMALL_HISTORY, write_json
 from wtc.data import EXTRAS, VIEWS, build_features, load_history
+from wtc.data.features import BLOCKS
 
 TASKS = list(SMALL_HISTORY)
 
@@ -26,8 +29,8 @@ def history(small_history_path):
     return load_history(small_history_path)
 
 
-@pytest.mark.parametrize("view", list(VIEWS))
-def test_every_view_is_sparse_float32_one_row_per_task(history, view):
+@pytest.mark.parametrize("view", list(BLOCKS))
+def test_every_entry_is_sparse_float32_one_row_per_task(history, view):
     X, names = build_features(history, view)
     assert sp.issparse(X) and X.format == "csr" and X.dtype == np.float32
     assert X.shape == (len(TASKS), len(names))
@@ -90,7 +93,7 @@ def test_extras(history):
     X, names = build_features(history, "good", extras=EXTRAS)
     rows = dense_by_name(X, names)
     assert rows[0]["campaign:RunIIFall17DRStdmix"] == 1 and "campaign:RunIIFall17wmLHEGS" not in rows[0]
-    assert rows[3]["campaign:RunIIFall17wmLHEGS"] == 1 and rows[3]["tasktype:Merge"] == 1
+    assert rows[3]["campaign:RunIIFall17wmLHEGS"] == 1 and rows[3]["task_type:Merge"] == 1
     assert rows[0]["total:errors"] == 70  # good view: only good-site counts
     assert rows[0]["n:sites"] == 3 and rows[0]["n:codes"] == 2
     assert "total:errors" not in rows[3]  # task 3 has no good-site errors
@@ -130,3 +133,160 @@ def test_unknown_view_and_extra(history):
         build_features(history, "sites")
     with pytest.raises(ValueError, match="unknown extra"):
         build_features(history, "good", extras=("weather",))
+    with pytest.raises(ValueError, match="unknown extra"):
+        build_features(history, "good", extras=("weather",))
+
+
+# Every derived block on SMALL_HISTORY, worked out by hand (task 1 is the dense-form one).
+EXPECTED_BLOCKS = {
+    "status_code_totals": {
+        0: {"status_code_totals:good/-1": 1, "status_code_totals:good/50660": 69, "status_code_totals:bad/71304": 102},
+        1: {"status_code_totals:good/85": 2, "status_code_totals:good/50660": 3, "status_code_totals:drain/85": 4},
+        2: {"status_code_totals:good/8001": 6},
+        3: {"status_code_totals:bad/139": 7, "status_code_totals:bad/8001": 2},
+        4: {"status_code_totals:good/8001": 1},
+    },
+    "status_code_sites": {
+        0: {"status_code_sites:good/-1": 1, "status_code_sites:good/50660": 2, "status_code_sites:bad/71304": 1},
+        1: {"status_code_sites:good/85": 1, "status_code_sites:good/50660": 1, "status_code_sites:drain/85": 1},
+        2: {"status_code_sites:good/8001": 2},
+        3: {"status_code_sites:bad/139": 1, "status_code_sites:bad/8001": 1},
+        4: {"status_code_sites:good/8001": 1},
+    },
+    "code_totals": {
+        0: {"code_totals:-1": 1, "code_totals:50660": 69, "code_totals:71304": 102},
+        1: {"code_totals:85": 6, "code_totals:50660": 3},
+        2: {"code_totals:8001": 6},
+        3: {"code_totals:139": 7, "code_totals:8001": 2},
+        4: {"code_totals:8001": 1},
+    },
+    "site_totals": {
+        0: {"site_totals:T1_DE_KIT": 1, "site_totals:T1_US_FNAL": 6, "site_totals:T2_CH_CERNBOX": 63,
+            "site_totals:T2_DE_DESY": 102},
+        1: {"site_totals:T2_US_MIT": 6, "site_totals:T1_US_FNAL": 3},
+        2: {"site_totals:T2_US_MIT": 5, "site_totals:T3_US_Rice": 1},
+        3: {"site_totals:T2_US_MIT": 2, "site_totals:Unknown": 7},
+        4: {"site_totals:T2_US_MIT": 1},
+    },
+    "row_summary": {
+        0: {"row_summary:total": 172, "row_summary:max": 102, "row_summary:codes": 3, "row_summary:sites": 4,
+            "row_summary:bad_share_counts": pytest.approx(102 / 172), "row_summary:bad_share_cells": 0.25},
+        1: {"row_summary:total": 9, "row_summary:max": 4, "row_summary:codes": 2, "row_summary:sites": 2},
+        2: {"row_summary:total": 6, "row_summary:max": 5, "row_summary:codes": 1, "row_summary:sites": 2},
+        3: {"row_summary:total": 9, "row_summary:max": 7, "row_summary:codes": 2, "row_summary:sites": 2,
+            "row_summary:bad_share_counts": 1, "row_summary:bad_share_cells": 1},
+        4: {"row_summary:total": 1, "row_summary:max": 1, "row_summary:codes": 1, "row_summary:sites": 1},
+    },
+    "task_type": {0: {"task_type:DataProcessing": 1}, 1: {"task_type:Merge": 1}, 2: {"task_type:Production": 1},
+                  3: {"task_type:Merge": 1}, 4: {"task_type:Production": 1}},
+    "campaign": {0: {"campaign:RunIIFall17DRStdmix": 1}, 1: {"campaign:RunIIFall17DRStdmix": 1},
+                 2: {"campaign:RunIIFall17wmLHEGS": 1}, 3: {"campaign:RunIIFall17wmLHEGS": 1},
+                 4: {"campaign:RunIIFall17wmLHEGS": 1}},
+}
+
+
+@pytest.mark.parametrize("block", list(EXPECTED_BLOCKS))
+def test_exact_entries_of_each_block(history, block):
+    # a block as the only entry, and as an extra after a view: the same columns either way
+    X, names = build_features(history, block)
+    assert dense_by_name(X, names) == EXPECTED_BLOCKS[block]
+    Xv, namesv = build_features(history, "codes", extras=[block])
+    rows = dense_by_name(Xv, namesv)
+    assert {r: {k: v for k, v in row.items() if k.startswith(block)} for r, row in rows.items()
+            if any(k.startswith(block) for k in row)} == EXPECTED_BLOCKS[block]
+
+
+def test_every_expected_table_covers_every_entry():
+    assert set(EXPECTED) | set(EXPECTED_BLOCKS) | {"total", "n_sites", "n_codes"} == set(BLOCKS)
+
+
+def test_block_names_never_look_like_error_cells(history):
+    # the rules baseline and importance grouping read 3-part names as <status>:<code>:<site>
+    _, names = build_features(history, "codes", extras=[e for e in EXPECTED_BLOCKS])
+    assert all(len(n.split(":")) == 2 for n in names if not n.endswith(":*"))
+
+
+EVIDENCE = ["status_code_totals", "status_code_sites", "code_totals", "site_totals", "row_summary",
+            "task_type", "campaign"]
+
+
+def test_composition_keeps_entry_order_and_unique_names(history):
+    X, names = build_features(history, "combined", extras=EVIDENCE)
+    blocks = [n.split(":")[0] for n in names]
+    assert blocks[:10] == ["good"] * 6 + ["bad"] * 3 + ["drain"]
+    firsts = list(dict.fromkeys(blocks[10:]))
+    assert firsts == EVIDENCE and len(set(names)) == len(names)
+    assert X.shape == (5, len(names))
+
+
+def test_log1p_scales_one_entry_only(history):
+    X, names = build_features(history, "combined.log1p", extras=["code_totals"])
+    rows = dense_by_name(X, names)
+    assert rows[0]["bad:71304:T2_DE_DESY"] == pytest.approx(np.log1p(102))
+    assert rows[0]["code_totals:50660"] == 69  # not scaled
+    Xl, namesl = build_features(history, "codes", extras=["code_totals.log1p"])
+    # log of the summed count, not the sum of logs: 6 + 63 at two sites -> log1p(69)
+    assert dense_by_name(Xl, namesl)[0]["code_totals:50660"] == pytest.approx(np.log1p(69), rel=1e-6)
+
+
+def test_entries_may_not_repeat_nor_log_a_one_hot(history):
+    with pytest.raises(ValueError, match="appears twice"):
+        build_features(history, "combined", extras=["code_totals", "code_totals.log1p"])
+    with pytest.raises(ValueError, match="nothing to log-scale"):
+        build_features(history, "combined", extras=["campaign.log1p"])
+
+
+def test_values_never_depend_on_labels(history, tmp_path):
+    relabelled = copy.deepcopy(SMALL_HISTORY)
+    for i, task in enumerate(relabelled.values()):
+        task["parameters"] = {"action": ["clone", "acdc"][i % 2]} if i % 3 else None
+        if task["parameters"] is None:
+            del task["parameters"]
+    other = load_history(write_json(tmp_path / "relabelled.json", relabelled))
+    X, names = build_features(history, "combined", extras=EVIDENCE)
+    X2, names2 = build_features(other, "combined", extras=EVIDENCE)
+    assert names2 == names and (X != X2).nnz == 0
+
+
+NEW_TASKS = {
+    "/pdmvserv_task_EXO-RunIIAutumn18DRPremix-00001__v1_T_181001_000000_0001/EXO-x_0": {
+        "errors": {"good_sites": {"50660": {"T1_US_FNAL": 4, "T2_XX_New": 9}, "99999": {"T1_US_FNAL": 2}}},
+    },
+    "/pdmvserv_task_HIG-RunIIFall17DRStdmix-00009__v1_T_180101_000000_0001/HIG-x_0": {
+        "errors": {"bad_sites": {"71304": {"T2_DE_DESY": 5}}},
+    },
+}
+# block -> (expected non-zeros of the two new tasks under the training vocabulary, expected drops)
+REUSED = {
+    "status_code_totals": ({0: {"status_code_totals:good/50660": 13}, 1: {"status_code_totals:bad/71304": 5}},
+                           {"status_code_totals:entries": 1, "status_code_totals:counts": 2}),
+    "status_code_sites": ({0: {"status_code_sites:good/50660": 2}, 1: {"status_code_sites:bad/71304": 1}},
+                          {"status_code_sites:entries": 1, "status_code_sites:counts": 1}),
+    "code_totals": ({0: {"code_totals:50660": 13}, 1: {"code_totals:71304": 5}},
+                    {"code_totals:entries": 1, "code_totals:counts": 2}),
+    "site_totals": ({0: {"site_totals:T1_US_FNAL": 6}, 1: {"site_totals:T2_DE_DESY": 5}},
+                    {"site_totals:entries": 1, "site_totals:counts": 9}),
+    "row_summary": ({0: {"row_summary:total": 15, "row_summary:max": 9, "row_summary:codes": 2, "row_summary:sites": 2},
+                     1: {"row_summary:total": 5, "row_summary:max": 5, "row_summary:codes": 1, "row_summary:sites": 1,
+                         "row_summary:bad_share_counts": 1, "row_summary:bad_share_cells": 1}}, {}),
+    "task_type": ({0: {"task_type:DataProcessing": 1}, 1: {"task_type:DataProcessing": 1}}, {}),
+    "campaign": ({1: {"campaign:RunIIFall17DRStdmix": 1}}, {"campaign:RunIIAutumn18DRPremix": 1}),
+}
+
+
+@pytest.mark.parametrize("block", list(REUSED))
+def test_vocabulary_reuse_per_block(history, tmp_path, block):
+    _, names = build_features(history, block)
+    other = load_history(write_json(tmp_path / "new.json", NEW_TASKS))
+    X2, names2 = build_features(other, block, vocabulary=names)
+    expected, drops = REUSED[block]
+    assert list(names2) == list(names) and dense_by_name(X2, names2) == expected
+    assert names2.dropped == drops
+
+
+def test_vocabulary_rows_learns_names_from_training_rows_only(history):
+    X, names = build_features(history, "combined", extras=["code_totals", "campaign"], vocabulary_rows=[0, 1])
+    assert "code_totals:8001" not in names and "campaign:RunIIFall17wmLHEGS" not in names
+    assert "code_totals:50660" in names and "drain:85:T2_US_MIT" in names
+    assert X.shape == (5, len(names)) and X[2:].nnz == 0  # tasks 2-4 share nothing with tasks 0-1
+    assert names.dropped["code_totals:entries"] == 5 and names.dropped["campaign:RunIIFall17wmLHEGS"] == 3

@@ -13,7 +13,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import wtc.models
-from wtc.models import DNNClassifier, RulesClassifier
+import lightgbm
+import xgboost
+
+from wtc.models import DNNClassifier, EarlyStoppingClassifier, RulesClassifier
 
 #: estimator instance (small settings) -> {check name: why it fails}
 ESTIMATORS = {
@@ -21,6 +24,10 @@ ESTIMATORS = {
         # float32 inference: a row's probabilities change in the 7th digit with the batch around it.
         "check_methods_sample_order_invariance": "float32 network: outputs differ ~1e-7 with batch order",
     },
+    EarlyStoppingClassifier(lightgbm.LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1), patience=5,
+                            random_state=0): {},
+    EarlyStoppingClassifier(xgboost.XGBClassifier(n_estimators=30, n_jobs=1), patience=5, random_state=0): {},
+    EarlyStoppingClassifier(lightgbm.LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1), refit_iterations=10): {},
     RulesClassifier(): {
         # The check's random columns carry no '<status>:<code>:<site>' names, so no column is an
         # exit code and the baseline predicts the class prior (documented behaviour).

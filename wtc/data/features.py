@@ -1,27 +1,30 @@
-"""Feature views of a history: sparse CSR matrices of exit-code counts per site, tier or status."""
+"""Feature views and blocks of a history, composed into one sparse CSR matrix, one row per task."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+from wtc.data import blocks as b
 from wtc.data.history import History
-from wtc.data.vocabulary import site_tier
 
 log = logging.getLogger(__name__)
 
-TIERS = ("T0", "T1", "T2", "T3", "unknown")
-EXTRAS = ("campaign", "task_type", "total", "n_sites", "n_codes")
+TIERS = b.TIERS
+LOG_SUFFIX = ".log1p"
 
 
 class FeatureNames(list):
     """The column names of a feature matrix, plus what a reused vocabulary had to drop.
 
-    ``dropped`` counts, by kind, the error entries and extra values of the history that have
-    no column in the vocabulary (codes or sites never seen in training): they are left out.
+    ``dropped`` counts, by kind, what the history has and the vocabulary has no column for
+    (codes, sites, campaigns never seen in training): views count ``error_entries`` and
+    ``error_counts``, count blocks ``<block>:entries`` and ``<block>:counts``, one-hot blocks
+    the rows of each unseen ``<prefix>:<value>``. Those values are left out.
     """
 
     def __init__(self, names, dropped: dict | None = None):
@@ -29,31 +32,57 @@ class FeatureNames(list):
         self.dropped = dropped or {}
 
 
-def _site_axis(history: History) -> tuple[np.ndarray, list[str]]:
-    """Each entry's site index and the site names (the identity axis)."""
-    return history.entry_site, history.sites
+@dataclass(frozen=True)
+class Block:
+    """One entry of the feature table.
+
+    compute : (history, view entry mask) -> :class:`wtc.data.blocks.Part`
+    kind : ``view`` (raw cells; the view's statuses fix the mask legacy extras count over),
+        ``counts`` (may be log-scaled) or ``one_hot`` (drops are counted per value).
+    statuses : the statuses a view keeps (None: all); ignored for other kinds.
+    """
+
+    compute: Callable[[History, np.ndarray], b.Part]
+    kind: str = "counts"
+    statuses: Sequence[str] | None = None
 
 
-def _tier_axis(history: History) -> tuple[np.ndarray, list[str]]:
-    tier_of_site = np.array([TIERS.index(site_tier(s)) for s in history.sites], dtype=np.int32)
-    if tier_of_site.size == 0:
-        return np.zeros(0, np.int32), list(TIERS)
-    return tier_of_site[history.entry_site], list(TIERS)
-
-
-def _no_axis(history: History) -> tuple[np.ndarray, list[str]]:
-    return np.zeros(history.nnz, dtype=np.int32), ["*"]
-
-
-# A view = which statuses it keeps and what the site axis becomes. One entry per view, so a
-# new view is one line here (and one YAML file in conf/data).
-VIEWS: dict[str, tuple[Sequence[str] | None, Callable[[History], tuple[np.ndarray, list[str]]]]] = {
-    "good": (("good",), _site_axis),
-    "bad": (("bad",), _site_axis),
-    "combined": (None, _site_axis),  # every status side by side (good, bad, then others)
-    "tiers": (None, _tier_axis),
-    "codes": (None, _no_axis),
+# The one table of views and blocks: a new block is one entry here (and, for a view, one YAML
+# file in conf/data). Any entry may be the view or one of the extras; ``<name>.log1p`` scales
+# a count entry by log(1 + x) after summing.
+BLOCKS: dict[str, Block] = {
+    # views: the counts of every (status, code, site-axis) cell
+    "good": Block(b.cells(("good",), b._site_axis), "view", ("good",)),
+    "bad": Block(b.cells(("bad",), b._site_axis), "view", ("bad",)),
+    "combined": Block(b.cells(None, b._site_axis), "view"),  # every status side by side
+    "tiers": Block(b.cells(None, b._tier_axis), "view"),  # sites collapsed to T0-T3/unknown
+    "codes": Block(b.cells(None, b._no_axis), "view"),  # sites summed out
+    # derived blocks, over every status whatever the view
+    "status_code_totals": Block(b.status_code_totals),
+    "status_code_sites": Block(b.status_code_sites),
+    "code_totals": Block(b.code_totals),
+    "site_totals": Block(b.site_totals),
+    "row_summary": Block(b.row_summary),
+    "task_type": Block(b.one_hot("task_type", "task_types"), "one_hot"),
+    "campaign": Block(b.one_hot("campaign", "campaigns"), "one_hot"),
+    # the first extras, counted over the view's statuses only (kept for existing configs)
+    "total": Block(b.legacy_total),
+    "n_sites": Block(b.legacy_distinct("sites")),
+    "n_codes": Block(b.legacy_distinct("codes")),
 }
+VIEWS = tuple(name for name, block in BLOCKS.items() if block.kind == "view")
+EXTRAS = tuple(name for name, block in BLOCKS.items() if block.kind != "view")
+
+
+def _parse(spec: str, what: str) -> tuple[str, bool]:
+    name, scaled = (spec[: -len(LOG_SUFFIX)], True) if spec.endswith(LOG_SUFFIX) else (spec, False)
+    if name not in BLOCKS:
+        choices = VIEWS if what == "view" else tuple(BLOCKS)
+        noun = "view" if what == "view" else "extra feature(s)"
+        raise ValueError(f"unknown {noun} {spec!r}; choose one of {', '.join(choices)} (optionally + {LOG_SUFFIX!r})")
+    if scaled and BLOCKS[name].kind == "one_hot":
+        raise ValueError(f"{spec!r}: a one-hot block has nothing to log-scale")
+    return name, scaled
 
 
 def build_features(
@@ -61,151 +90,107 @@ def build_features(
     view: str = "combined",
     vocabulary: Sequence[str] | None = None,
     extras: Sequence[str] = (),
+    vocabulary_rows: np.ndarray | None = None,
 ) -> tuple[sp.csr_matrix, FeatureNames]:
-    """Featurise a history into a sparse matrix, one row per task.
+    """Featurise a history into a sparse matrix, one row per task: a view and further blocks.
+
+    Every value is computed from the task's own errors and name (never from labels or other
+    tasks), so building on the whole history and splitting afterwards leaks no value. The
+    column *names* are learned from all rows unless ``vocabulary_rows`` or ``vocabulary`` says
+    otherwise: a column that only test rows have is all-zero in training, so it carries nothing
+    a model could learn, but the strict way is ``vocabulary_rows=train``.
 
     Parameters
     ----------
     history : History
         From :func:`wtc.data.load_history`.
     view : str
-        ``good`` or ``bad`` (the code × site counts at sites of that status), ``combined``
-        (every status side by side), ``tiers`` (sites collapsed to T0–T3 × status) or
-        ``codes`` (sites summed out: code × status).
+        The first entry of :data:`BLOCKS`: ``good`` or ``bad`` (the code × site counts at sites
+        of that status), ``combined`` (every status side by side), ``tiers`` (sites collapsed to
+        T0–T3 × status) or ``codes`` (sites summed out: code × status); any block name works.
     vocabulary : sequence of str, optional
         Feature names of a training matrix to reproduce exactly (column for column). Entries
         of ``history`` without a column are dropped and counted in ``names.dropped``.
     extras : sequence of str
-        Extra columns: ``campaign`` (one-hot ``campaign:<name>``), ``task_type``
-        (``tasktype:<name>``), ``total`` (``total:errors``), ``n_sites`` (``n:sites``),
-        ``n_codes`` (``n:codes``); the last three count over the view's statuses.
+        Further entries of :data:`BLOCKS`, in order: ``status_code_totals``,
+        ``status_code_sites`` (sites per status and code), ``code_totals``, ``site_totals``,
+        ``row_summary`` (total, max, distinct codes and sites, bad share of counts and cells),
+        ``task_type`` and ``campaign`` (one-hots), any other view, and the first extras
+        ``total`` (``total:errors``), ``n_sites`` (``n:sites``), ``n_codes`` (``n:codes``)
+        that count over the view's statuses only. ``<entry>.log1p`` log-scales an entry.
+    vocabulary_rows : array of int or bool, optional
+        Learn the column names from these rows only (e.g. the training split); values of the
+        other rows without a column are dropped and counted. Ignored with ``vocabulary``.
 
     Returns
     -------
     X : scipy.sparse.csr_matrix of float32, shape (n_tasks, n_features)
     names : FeatureNames
-        ``"<status>:<code>:<site>"`` per error column (``tiers`` uses the tier as site,
-        ``codes`` uses ``*``), then the extra columns.
+        ``"<status>:<code>:<site>"`` per view column (``tiers`` uses the tier as site,
+        ``codes`` uses ``*``), ``"<block>:<key>"`` per block column (``status_code_totals:
+        bad/50660``, ``row_summary:max``, ``campaign:<name>``), in the order of the entries.
     """
-    if view not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
-    unknown = [e for e in extras if e not in EXTRAS]
-    if unknown:
-        raise ValueError(f"unknown extra feature(s) {unknown}; choose from {', '.join(EXTRAS)}")
-    keep_statuses, axis = VIEWS[view]
-    keep = np.ones(history.nnz, dtype=bool)
-    if keep_statuses is not None:
-        wanted = [history.statuses.index(s) for s in keep_statuses if s in history.statuses]
-        keep = np.isin(history.entry_status, wanted)
-    site_idx, site_names = axis(history)
-    n_codes, n_sites = len(history.codes), len(site_names)
-    # One integer key per (status, code, site) cell, ordered status-major: sorting the keys
-    # orders columns by status, then code (numerically), then site.
-    keys = (history.entry_status[keep].astype(np.int64) * n_codes + history.entry_code[keep]) * n_sites + site_idx[keep]
-    rows = history.entry_task[keep]
-    counts = history.entry_count[keep]
-
-    def key_names(col_keys: np.ndarray) -> list[str]:
-        status, rest = np.divmod(col_keys, n_codes * n_sites)
-        code, site = np.divmod(rest, n_sites)
-        st, cd = history.statuses, history.codes
-        return [f"{st[a]}:{cd[b]}:{site_names[c]}" for a, b, c in zip(status.tolist(), code.tolist(), site.tolist())]
-
+    specs = [_parse(view, "view")] + [_parse(e, "extra") for e in extras]
+    seen = [name for name, _ in specs]
+    if len(set(seen)) != len(seen):
+        raise ValueError(f"an entry appears twice in view + extras: {seen}")
+    if vocabulary is None and vocabulary_rows is not None:
+        X, names = build_features(history, view, extras=extras)
+        fit_rows = np.zeros(history.n_tasks, dtype=bool)
+        fit_rows[np.asarray(vocabulary_rows)] = True
+        used = np.diff(X[fit_rows].tocsc().indptr) > 0
+        vocabulary = [n for n, u in zip(names, used) if u]
+    keep = b.status_mask(history, BLOCKS[specs[0][0]].statuses)
+    col_index = None if vocabulary is None else {name: i for i, name in enumerate(vocabulary)}
     dropped: dict[str, int] = {}
-    if vocabulary is None:
-        col_keys = np.unique(keys)
-        error_names = key_names(col_keys)
-        cols = np.searchsorted(col_keys, keys)
-        error_x = _csr(rows, cols, counts, history.n_tasks, len(col_keys))
-        extra_x, extra_names = _extras(history, keep, rows, counts, extras, None, dropped)
-        names = error_names + extra_names
+    matrices, names = [], []
+    for name, scaled in specs:
+        block = BLOCKS[name]
+        part = block.compute(history, keep)
+        if col_index is None:
+            width, rows, cols, values = len(part.names), part.rows, part.cols, part.values
+            names.extend(part.names)
+        else:
+            width = len(vocabulary)
+            target = np.array([col_index.get(n, -1) for n in part.names], dtype=np.int64)
+            mapped = target[part.cols] if part.cols.size else np.zeros(0, np.int64)
+            found = mapped >= 0
+            _count_dropped(dropped, name, block, part, found)
+            rows, cols, values = part.rows[found], mapped[found], part.values[found]
+        matrix = _csr(rows, cols, values, history.n_tasks, width)
+        if scaled:
+            np.log1p(matrix.data, out=matrix.data)
+        matrices.append(matrix)
+    if col_index is None:
+        if len(set(names)) != len(names):
+            raise ValueError(f"entries {seen} produce duplicate column names")
+        X = sp.hstack(matrices, format="csr", dtype=np.float32) if matrices else sp.csr_matrix((history.n_tasks, 0))
     else:
-        vocabulary = list(vocabulary)
-        col_of_key = _vocabulary_keys(vocabulary, history, site_names)
-        vocab_keys = np.fromiter(col_of_key, dtype=np.int64, count=len(col_of_key))
-        order = np.argsort(vocab_keys)
-        vocab_keys = vocab_keys[order]
-        vocab_cols = np.fromiter(col_of_key.values(), dtype=np.int64, count=len(col_of_key))[order]
-        pos = np.searchsorted(vocab_keys, keys)
-        found = (pos < vocab_keys.size) & (vocab_keys[np.minimum(pos, max(vocab_keys.size - 1, 0))] == keys) \
-            if vocab_keys.size else np.zeros(keys.size, dtype=bool)
-        if (~found).any():
-            dropped["error_entries"] = int((~found).sum())
-            dropped["error_counts"] = int(counts[~found].sum())
-        error_x = _csr(rows[found], vocab_cols[pos[found]], counts[found], history.n_tasks, len(vocabulary))
-        extra_x, _ = _extras(history, keep, rows, counts, extras, vocabulary, dropped)
-        names = vocabulary
-        if extra_x is not None:
-            error_x = error_x + extra_x
-            extra_x = None
-    X = error_x if extra_x is None else sp.hstack([error_x, extra_x], format="csr", dtype=np.float32)
+        names = list(vocabulary)
+        X = matrices[0]
+        for m in matrices[1:]:
+            X = X + m  # each block fills only its own vocabulary columns
     if dropped:
         log.warning("features of %s: dropped what the vocabulary has no column for: %s", history.path, dropped)
-    return X.tocsr(), FeatureNames(names, dropped)
+    return X.tocsr().astype(np.float32), FeatureNames(names, dropped)
+
+
+def _count_dropped(dropped: dict, name: str, block: Block, part: b.Part, found: np.ndarray) -> None:
+    lost = ~found
+    if not lost.any():
+        return
+    if block.kind == "one_hot":
+        for col in np.unique(part.cols[lost]).tolist():
+            dropped[part.names[col]] = dropped.get(part.names[col], 0) + int((part.cols[lost] == col).sum())
+        return
+    entries, counts = ("error_entries", "error_counts") if block.kind == "view" else (f"{name}:entries", f"{name}:counts")
+    dropped[entries] = dropped.get(entries, 0) + int(lost.sum())
+    dropped[counts] = dropped.get(counts, 0) + int(part.values[lost].sum())
 
 
 def _csr(rows, cols, values, n_rows: int, n_cols: int) -> sp.csr_matrix:
     # COO -> CSR sums duplicates, which is how tiers/codes aggregate several sites into a cell.
-    matrix = sp.coo_matrix((values.astype(np.float32), (rows, cols)), shape=(n_rows, n_cols)).tocsr()
+    matrix = sp.coo_matrix((np.asarray(values, dtype=np.float64), (rows, cols)), shape=(n_rows, n_cols)).tocsr()
     matrix.sum_duplicates()
     matrix.eliminate_zeros()
     return matrix
-
-
-def _vocabulary_keys(vocabulary: list[str], history: History, site_names: list[str]) -> dict[int, int]:
-    """Map each error column of a vocabulary to this history's cell key (absent ones skipped)."""
-    status_pos = {s: i for i, s in enumerate(history.statuses)}
-    code_pos = {c: i for i, c in enumerate(history.codes)}
-    site_pos = {s: i for i, s in enumerate(site_names)}
-    n_codes, n_sites = len(history.codes), len(site_names)
-    col_of_key = {}
-    for col, name in enumerate(vocabulary):
-        parts = name.split(":")
-        if len(parts) != 3:
-            continue
-        status, code, site = parts
-        if status in status_pos and code in code_pos and site in site_pos:
-            col_of_key[(status_pos[status] * n_codes + code_pos[code]) * n_sites + site_pos[site]] = col
-    return col_of_key
-
-
-def _extras(history, keep, rows, counts, extras, vocabulary, dropped):
-    """Extra columns; with a vocabulary they are placed at its columns (unseen values dropped)."""
-    if not extras:
-        return None, []
-    n = history.n_tasks
-    columns: list[tuple[str, np.ndarray, np.ndarray]] = []  # (name, row indices, values)
-    for extra in extras:
-        if extra in ("campaign", "task_type"):
-            prefix, values = ("campaign", history.campaigns) if extra == "campaign" else ("tasktype", history.task_types)
-            by_value: dict[str, list[int]] = {}
-            for i, v in enumerate(values):
-                by_value.setdefault(v, []).append(i)
-            for v in sorted(by_value):
-                idx = np.asarray(by_value[v])
-                columns.append((f"{prefix}:{v}", idx, np.ones(idx.size, np.float32)))
-        elif extra == "total":
-            columns.append(("total:errors", np.arange(n), np.bincount(rows, weights=counts, minlength=n)))
-        else:
-            axis = history.entry_site if extra == "n_sites" else history.entry_code
-            pairs = np.unique(np.stack([rows.astype(np.int64), axis[keep].astype(np.int64)]), axis=1)
-            columns.append(("n:sites" if extra == "n_sites" else "n:codes", np.arange(n),
-                            np.bincount(pairs[0], minlength=n)))
-    if vocabulary is None:
-        names = [c[0] for c in columns]
-        col_index = {name: i for i, name in enumerate(names)}
-        width = len(names)
-    else:
-        col_index = {name: i for i, name in enumerate(vocabulary)}
-        names, width = [], len(vocabulary)
-    r, c, v = [], [], []
-    for name, idx, values in columns:
-        if name not in col_index:
-            dropped[name] = int(len(idx))
-            continue
-        r.append(idx)
-        c.append(np.full(len(idx), col_index[name]))
-        v.append(np.asarray(values, dtype=np.float32))
-    if not r:
-        return sp.csr_matrix((n, width), dtype=np.float32), names
-    return _csr(np.concatenate(r), np.concatenate(c), np.concatenate(v), n, width), names

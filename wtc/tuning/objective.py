@@ -9,16 +9,34 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wtc.evaluation.metrics import objective_value, score_all
-from wtc.models.pipeline import full_proba, with_params
+from wtc.models.pipeline import MODEL_STEP, full_proba, with_params
 from wtc.tuning.base import Searcher, best_trial
 
-__all__ = ["TrialRecord", "TuningResult", "cross_validate", "summarise_folds", "tune"]
+__all__ = ["TrialRecord", "TuningResult", "cross_validate", "picked_iterations", "summarise_folds", "tune"]
 
 Folds = Sequence[tuple[np.ndarray, np.ndarray]]
 
 
+def picked_iterations(pipeline) -> int | None:
+    """Rounds or epochs a fitted pipeline's early-stopping model kept, or None when it has none.
+
+    ``best_iteration_`` of :class:`wtc.models.EarlyStoppingClassifier` (boosting rounds) or
+    ``best_epoch_`` of a :class:`wtc.models.DNNClassifier` with a validation slice (epochs).
+    Plain boosters are not asked: LightGBM's ``best_iteration_`` is 0 without early stopping.
+    """
+    from wtc.models import DNNClassifier, EarlyStoppingClassifier
+
+    model = pipeline.named_steps[MODEL_STEP] if hasattr(pipeline, "named_steps") else pipeline
+    if isinstance(model, EarlyStoppingClassifier):
+        return int(model.best_iteration_)
+    if isinstance(model, DNNClassifier) and model.validation_fraction > 0:
+        return int(model.best_epoch_)
+    return None
+
+
 def cross_validate(
     pipeline, params: dict, X, y, folds: Folds, n_classes: int, predictions: list | None = None,
+    iterations: list | None = None,
 ) -> list[dict[str, float]]:
     """Fit a fresh clone with ``params`` on each training fold; score every metric on its validation fold.
 
@@ -35,6 +53,9 @@ def cross_validate(
         Classes of the target, so that a fold missing a class still scores all columns.
     predictions : list, optional
         When given, each fold's ``(y_valid, proba)`` is appended to it (for CV ROC curves).
+    iterations : list, optional
+        When given, each fold's early-stopped rounds/epochs (:func:`picked_iterations`) are
+        appended to it; folds of a model without early stopping append nothing.
 
     Returns
     -------
@@ -48,6 +69,8 @@ def cross_validate(
         scores.append(score_all(y[valid], proba, n_classes))
         if predictions is not None:
             predictions.append((y[valid], proba))
+        if iterations is not None and (picked := picked_iterations(model)) is not None:
+            iterations.append(picked)
     return scores
 
 
@@ -68,6 +91,8 @@ class TrialRecord:
 
     ``fold_predictions`` holds each fold's ``(y_valid, proba)`` while the trial is the best
     so far (dropped from the others, to keep memory flat over long searches).
+    ``fold_iterations`` holds the rounds/epochs each fold's early stopping picked (empty for
+    a model without early stopping).
     """
 
     index: int
@@ -77,6 +102,7 @@ class TrialRecord:
     started: float                      # seconds since the epoch
     seconds: float
     fold_predictions: list | None = None
+    fold_iterations: list[int] = field(default_factory=list)
 
     @property
     def ended(self) -> float:
@@ -85,8 +111,11 @@ class TrialRecord:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """What a trial logs: ``cv/<metric>_mean|std``, ``objective`` and ``time/trial_s``."""
+        """What a trial logs: ``cv/<metric>_mean|std``, ``objective``, ``time/trial_s`` and, for an
+        early-stopping model, ``cv/best_iteration_mean`` (rounds or epochs, mean over folds)."""
         out = {f"cv/{k}": v for k, v in self.summary.items()}
+        if self.fold_iterations:
+            out["cv/best_iteration_mean"] = float(np.mean(self.fold_iterations))
         out.update({"objective": self.value, "time/trial_s": self.seconds})
         return out
 
@@ -121,6 +150,15 @@ class TuningResult:
         """The objective of the best trial (nan when none finished)."""
         best = self.best
         return best.value if best is not None else float("nan")
+
+    @property
+    def best_iterations(self) -> int | None:
+        """Rounds/epochs the best trial's folds agreed on (their median, rounded), for the
+        refit's ``refit_iterations``; None without early stopping or a finished trial."""
+        best = self.best
+        if best is None or not best.fold_iterations:
+            return None
+        return max(1, int(round(float(np.median(best.fold_iterations)))))
 
     @property
     def values(self) -> list[float]:
@@ -166,11 +204,13 @@ def tune(
         params = searcher.ask()
         started, start = time.time(), time.perf_counter()
         predictions: list = []
-        summary = summarise_folds(cross_validate(pipeline, params, X, y, folds, n_classes, predictions))
+        iterations: list = []
+        summary = summarise_folds(cross_validate(pipeline, params, X, y, folds, n_classes, predictions, iterations))
         value = objective_value(metric, {metric: summary[f"{metric}_mean"]})
         searcher.tell(params, value)
         previous_best = result.best
-        record = TrialRecord(index, params, summary, value, started, time.perf_counter() - start, predictions)
+        record = TrialRecord(index, params, summary, value, started, time.perf_counter() - start, predictions,
+                             iterations)
         result.trials.append(record)
         if result.best is not record:
             record.fold_predictions = None

@@ -1,0 +1,217 @@
+"""EarlyStoppingClassifier: the inner split, early stopping, refit_iterations, and that its
+eval rows are always a part of the rows it was given (never a fold's validation or test rows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import xgboost
+from hydra import compose, initialize_config_dir
+from imblearn.pipeline import Pipeline
+
+from wtc.models import DNNClassifier, EarlyStoppingClassifier
+from wtc.models.early_stopping import inner_split
+from wtc.splits import cv_folds, holdout_split
+from wtc.tuning import FixedSearcher, cross_validate, tune
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+#: (row ids fitted on, row ids of the eval set) of every fit of a recording booster, in order.
+SEEN: list[tuple[np.ndarray, np.ndarray]] = []
+
+
+def _ids(X) -> np.ndarray:
+    column = X[:, -1]
+    return np.asarray(column.todense() if sp.issparse(column) else column).ravel().copy()
+
+
+class RecordingLGBM(lightgbm.LGBMClassifier):
+    """LightGBM that records the row ids (last column) it trains and early-stops on."""
+
+    def fit(self, X, y, **kwargs):
+        eval_X = kwargs.get("eval_X")
+        SEEN.append((_ids(X), _ids(eval_X) if eval_X is not None else np.zeros(0)))
+        return super().fit(X, y, **kwargs)
+
+
+class RecordingXGB(xgboost.XGBClassifier):
+    """XGBoost that records the row ids (last column) it trains and early-stops on."""
+
+    def fit(self, X, y, **kwargs):
+        eval_set = kwargs.get("eval_set")
+        SEEN.append((_ids(X), _ids(eval_set[0][0]) if eval_set else np.zeros(0)))
+        return super().fit(X, y, **kwargs)
+
+
+def noisy_problem(n=600, n_classes=2, seed=0):
+    """Rows whose label depends on 2 of 10 columns plus noise: boosting overfits late."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 10))
+    score = X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=1.5, size=n)
+    y = np.digitize(score, np.quantile(score, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    ids = np.arange(1, n + 1, dtype=float)[:, None]  # last column: the row id
+    return sp.csr_matrix(np.hstack([X, ids])), y
+
+
+def lgbm(cls=lightgbm.LGBMClassifier, **kw):
+    return cls(**{"n_estimators": 400, "learning_rate": 0.2, "num_leaves": 15, "n_jobs": 1, "verbose": -1, **kw})
+
+
+def xgb(cls=xgboost.XGBClassifier, **kw):
+    return cls(**{"n_estimators": 400, "learning_rate": 0.2, "max_depth": 4, "n_jobs": 1, **kw})
+
+
+@pytest.fixture(autouse=True)
+def clear_seen():
+    SEEN.clear()
+    yield
+    SEEN.clear()
+
+
+def test_inner_split_is_stratified_disjoint_and_keeps_every_class_in_train():
+    y = np.array([0] * 50 + [1] * 10 + [2] * 1)
+    train, val = inner_split(y, 0.2, random_state=0)
+    assert not set(train) & set(val) and set(train) | set(val) == set(range(y.size))
+    assert np.bincount(y[val], minlength=3).tolist() == [10, 2, 0]  # 20% per class; the singleton stays
+    assert set(y[train]) == {0, 1, 2}
+    again, _ = inner_split(y, 0.2, random_state=0)
+    assert np.array_equal(train, again)
+    assert inner_split(y, 0.0, random_state=0)[1].size == 0
+
+
+@pytest.mark.parametrize("booster", [lgbm, xgb], ids=["lightgbm", "xgboost"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_stops_early_and_predicts_with_the_best_round(booster, n_classes):
+    X, y = noisy_problem(n_classes=n_classes)
+    model = EarlyStoppingClassifier(booster(), patience=10, random_state=0).fit(X, y)
+    assert 1 <= model.best_iteration_ < 400  # a noisy problem at lr 0.2 never needs 400 rounds
+    assert model.validation_rows_.size == pytest.approx(0.2 * y.size, abs=n_classes)
+    proba = model.predict_proba(X)
+    assert proba.shape == (y.size, n_classes) and np.allclose(proba.sum(1), 1)
+    # the early-stopped model beats the same booster run to all 400 rounds on fresh rows
+    X_new, y_new = noisy_problem(n_classes=n_classes, seed=1)
+    full = booster().fit(X[np.sort(np.setdiff1d(np.arange(y.size), model.validation_rows_))],
+                         y[np.sort(np.setdiff1d(np.arange(y.size), model.validation_rows_))])
+    from sklearn.metrics import log_loss
+
+    assert log_loss(y_new, model.predict_proba(X_new)) < log_loss(y_new, full.predict_proba(X_new))
+
+
+def test_labels_of_any_type_come_back():
+    X, y = noisy_problem()
+    names = np.array(["clone", "acdc"])[y]
+    model = EarlyStoppingClassifier(lgbm(), patience=5, random_state=0).fit(X, names)
+    assert list(model.classes_) == ["acdc", "clone"] and set(model.predict(X)) <= {"acdc", "clone"}
+
+
+@pytest.mark.parametrize("booster, recorder", [(lgbm, RecordingLGBM), (xgb, RecordingXGB)], ids=["lightgbm", "xgboost"])
+def test_refit_iterations_trains_exactly_n_rounds_on_every_row(booster, recorder):
+    X, y = noisy_problem()
+    model = EarlyStoppingClassifier(booster(recorder), refit_iterations=17, random_state=0).fit(X, y)
+    assert model.best_iteration_ == 17 and model.estimator_.n_estimators == 17
+    (fitted, evaluated), = SEEN
+    assert np.array_equal(np.sort(fitted), np.arange(1, y.size + 1)) and evaluated.size == 0
+    assert model.validation_rows_.size == 0
+
+
+def test_is_clone_safe_and_validates_its_params():
+    from sklearn.base import clone
+
+    model = EarlyStoppingClassifier(lgbm(), patience=3)
+    assert clone(model).get_params()["patience"] == 3 and "estimator__num_leaves" in model.get_params()
+    X, y = noisy_problem(n=60)
+    with pytest.raises(TypeError, match="XGBoost or LightGBM"):
+        EarlyStoppingClassifier(DNNClassifier()).fit(X, y)
+    for bad in ({"validation_fraction": 1.0}, {"patience": 0}, {"refit_iterations": 0}):
+        with pytest.raises(ValueError):
+            EarlyStoppingClassifier(lgbm(), **bad).fit(X, y)
+
+
+@pytest.mark.parametrize("recorder", [lambda: lgbm(RecordingLGBM), lambda: xgb(RecordingXGB)], ids=["lightgbm", "xgboost"])
+def test_inner_split_of_every_cv_fold_is_inside_its_training_rows(recorder):
+    """The leakage test: each fold's early stopping trains and stops on that fold's training
+    rows only: its eval rows are a subset of them, disjoint from the fold's validation rows."""
+    X, y = noisy_problem(n=400)
+    ids = _ids(X)
+    groups = np.repeat(np.arange(100), 4)  # workflows of 4 tasks
+    folds = cv_folds("grouped", 3, y, groups, 0)
+    pipeline = Pipeline([("model", EarlyStoppingClassifier(recorder(), patience=5, random_state=0))])
+    iterations: list = []
+    cross_validate(pipeline, {}, X, y, folds, 2, iterations=iterations)
+    assert len(SEEN) == len(folds) == len(iterations)
+    for (fitted, evaluated), (train, valid) in zip(SEEN, folds):
+        assert evaluated.size > 0 and not set(fitted) & set(evaluated)
+        assert set(fitted) | set(evaluated) == set(ids[train])  # every training row, nothing else
+        assert not set(evaluated) & set(ids[valid]) and not set(fitted) & set(ids[valid])
+
+
+def test_trials_log_the_picked_rounds_and_the_result_agrees_on_their_median():
+    X, y = noisy_problem(n=400)
+    folds = cv_folds("grouped", 3, y, np.repeat(np.arange(100), 4), 0)
+    pipeline = Pipeline([("model", EarlyStoppingClassifier(lgbm(), patience=5, random_state=0))])
+    result = tune(pipeline, FixedSearcher(), X, y, folds, 2, "log_loss")
+    record = result.best
+    assert len(record.fold_iterations) == 3
+    assert record.metrics["cv/best_iteration_mean"] == pytest.approx(np.mean(record.fold_iterations))
+    assert result.best_iterations == int(round(np.median(record.fold_iterations)))
+    # a model without early stopping logs no such metric and agrees on nothing
+    plain = tune(Pipeline([("model", lgbm(n_estimators=5))]), FixedSearcher(), X, y, folds, 2, "log_loss")
+    assert "cv/best_iteration_mean" not in plain.best.metrics and plain.best_iterations is None
+
+
+@pytest.mark.parametrize("model", ["xgboost_es", "lightgbm_es"])
+def test_configs_wrap_the_booster_and_search_it_by_estimator_prefix(model):
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"model={model}"])
+    estimator = instantiate(cfg.model.estimator, _convert_="all")
+    assert isinstance(estimator, EarlyStoppingClassifier)
+    assert cfg.model.space and all(k.startswith("estimator__") for k in cfg.model.space)
+    assert set(cfg.model.space) <= set(estimator.get_params())
+
+
+def test_a_whole_run_never_early_stops_on_validation_or_test_rows(tmp_path, tracking_uri):
+    """Through wtc.experiment.run: every fit of the early-stopped booster (each CV fold, then
+    the refit) trains and stops on training-split rows; the folds' fits on exactly theirs."""
+    from wtc.data.dataset import load_dataset
+    from wtc.data.synthetic import write_benchmark
+    import wtc.experiment as experiment
+
+    path = tmp_path / "history.json"
+    write_benchmark(path, n_tasks=400, seed=3)
+    overrides = [f"data.path={path}", f"tracking.uri={tracking_uri}", "search=none", "cv.n_splits=2", "n_jobs=1",
+                 "tracking.log_plots=false", "tracking.log_model=false", "scaler=none", "resample=none",
+                 "model=lightgbm_es", "data.extras=[total]", "model.estimator.patience=5",
+                 "model.estimator.estimator._target_=tests.models.test_early_stopping.RecordingLGBM"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    data = load_dataset(cfg)
+    data_ids = np.arange(1, len(data.y) + 1, dtype=np.float32)
+    original = experiment.load_dataset
+
+    def with_ids(cfg_):  # the last column (total) becomes a row id the recorder reads
+        loaded = original(cfg_)
+        X = loaded.X.tolil()
+        X[:, -1] = data_ids[:, None]
+        loaded.X = X.tocsr()
+        return loaded
+
+    experiment.load_dataset = with_ids
+    try:
+        experiment.run(cfg)
+    finally:
+        experiment.load_dataset = original
+    train, test = holdout_split(data.y, data.groups, 0.2, 0, data.dates)
+    folds = cv_folds("grouped", 2, data.y[train], data.groups[train], 0)
+    assert len(SEEN) >= len(folds) + 1
+    train_ids, test_ids = set(data_ids[train]), set(data_ids[test])
+    for (fitted, evaluated), (tr, va) in zip(SEEN, folds):
+        assert evaluated.size and set(fitted) | set(evaluated) == set(data_ids[train][tr])
+        assert not set(evaluated) & set(data_ids[train][va])
+    for fitted, evaluated in SEEN[len(folds):]:  # the refit and anything after it
+        assert set(fitted) | set(evaluated) <= train_ids and not set(evaluated) & test_ids

@@ -1,0 +1,195 @@
+"""The feature blocks of a history: raw cell views and derived per-task aggregates, as column parts.
+
+Every block turns a :class:`~wtc.data.history.History` into a :class:`Part`: entry-level
+triples ``(row, column, value)`` over the block's own column names. Duplicate triples are
+summed when the part becomes a matrix, which is how views collapse sites into tiers or codes.
+
+Every value is computed from one task's own error entries and name (row-local): no block
+reads labels, and no block uses statistics across tasks, so building features on the whole
+history and then splitting leaks no value. Only the column *names* (which codes, sites,
+campaigns exist) come from every row given; :func:`wtc.data.build_features` can learn them
+from training rows only (``vocabulary_rows``) or reuse a training vocabulary (``vocabulary``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wtc.data.history import History
+from wtc.data.vocabulary import site_tier
+
+TIERS = ("T0", "T1", "T2", "T3", "unknown")
+ROW_SUMMARY = ("total", "max", "codes", "sites", "bad_share_counts", "bad_share_cells")
+
+
+@dataclass
+class Part:
+    """A block's columns: entry-level ``rows``/``cols``/``values`` (duplicates add up) and ``names``."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    names: list[str]
+
+
+def _grouped(rows: np.ndarray, keys: np.ndarray, values: np.ndarray, name_of) -> Part:
+    """A part whose columns are the distinct ``keys`` (sorted), named by ``name_of(key array)``."""
+    col_keys, cols = np.unique(keys, return_inverse=True)
+    return Part(rows, cols.reshape(-1), values.astype(np.float64), name_of(col_keys))
+
+
+# --- views: the raw (status, code, site-axis) cells ----------------------------------------
+
+
+def _site_axis(history: History) -> tuple[np.ndarray, list[str]]:
+    """Each entry's site index and the site names (the identity axis)."""
+    return history.entry_site, history.sites
+
+
+def _tier_axis(history: History) -> tuple[np.ndarray, list[str]]:
+    tier_of_site = np.array([TIERS.index(site_tier(s)) for s in history.sites], dtype=np.int32)
+    if tier_of_site.size == 0:
+        return np.zeros(0, np.int32), list(TIERS)
+    return tier_of_site[history.entry_site], list(TIERS)
+
+
+def _no_axis(history: History) -> tuple[np.ndarray, list[str]]:
+    return np.zeros(history.nnz, dtype=np.int32), ["*"]
+
+
+def status_mask(history: History, statuses) -> np.ndarray:
+    """Entries whose status is one of ``statuses`` (all entries for None)."""
+    if statuses is None:
+        return np.ones(history.nnz, dtype=bool)
+    wanted = [history.statuses.index(s) for s in statuses if s in history.statuses]
+    return np.isin(history.entry_status, wanted)
+
+
+def cells(statuses, axis):
+    """A view: the counts of the cells ``<status>:<code>:<site-axis>`` at ``statuses`` (None: all)."""
+
+    def compute(history: History, keep: np.ndarray) -> Part:
+        mine = status_mask(history, statuses)
+        site_idx, site_names = axis(history)
+        n_codes, n_sites = len(history.codes), len(site_names)
+        # One integer key per cell, status-major: sorted keys order columns by status, then
+        # code (numerically: history.codes is sorted so), then site.
+        keys = (history.entry_status[mine].astype(np.int64) * n_codes + history.entry_code[mine]) * n_sites \
+            + site_idx[mine]
+
+        def names(col_keys):
+            status, rest = np.divmod(col_keys, n_codes * n_sites)
+            code, site = np.divmod(rest, n_sites)
+            st, cd = history.statuses, history.codes
+            return [f"{st[a]}:{cd[b]}:{site_names[c]}" for a, b, c in zip(status.tolist(), code.tolist(), site.tolist())]
+
+        return _grouped(history.entry_task[mine], keys, history.entry_count[mine], names)
+
+    return compute
+
+
+# --- derived blocks over all statuses ------------------------------------------------------
+
+
+def _status_code_keys(history: History) -> tuple[np.ndarray, callable]:
+    n_codes = len(history.codes)
+    keys = history.entry_status.astype(np.int64) * n_codes + history.entry_code
+
+    def names(prefix):
+        def name_of(col_keys):
+            status, code = np.divmod(col_keys, n_codes)
+            return [f"{prefix}:{history.statuses[a]}/{history.codes[b]}" for a, b in zip(status.tolist(), code.tolist())]
+        return name_of
+
+    return keys, names
+
+
+def status_code_totals(history: History, keep: np.ndarray) -> Part:
+    """``status_code_totals:<status>/<code>``: the (status, code) count summed over sites."""
+    keys, names = _status_code_keys(history)
+    return _grouped(history.entry_task, keys, history.entry_count, names("status_code_totals"))
+
+
+def status_code_sites(history: History, keep: np.ndarray) -> Part:
+    """``status_code_sites:<status>/<code>``: at how many sites the (status, code) occurred."""
+    keys, names = _status_code_keys(history)
+    # An entry is one (task, status, code, site) cell with a non-zero count: one site each.
+    return _grouped(history.entry_task, keys, np.ones(history.nnz), names("status_code_sites"))
+
+
+def code_totals(history: History, keep: np.ndarray) -> Part:
+    """``code_totals:<code>``: the code's count summed over sites and statuses."""
+    return _grouped(history.entry_task, history.entry_code.astype(np.int64), history.entry_count,
+                    lambda k: [f"code_totals:{history.codes[c]}" for c in k.tolist()])
+
+
+def site_totals(history: History, keep: np.ndarray) -> Part:
+    """``site_totals:<site>``: the site's count summed over codes and statuses."""
+    return _grouped(history.entry_task, history.entry_site.astype(np.int64), history.entry_count,
+                    lambda k: [f"site_totals:{history.sites[s]}" for s in k.tolist()])
+
+
+def _distinct_per_task(history: History, axis: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    rows = history.entry_task if mask is None else history.entry_task[mask]
+    axis = axis if mask is None else axis[mask]
+    if rows.size == 0:
+        return np.zeros(history.n_tasks)
+    pairs = np.unique(np.stack([rows.astype(np.int64), axis.astype(np.int64)]), axis=1)
+    return np.bincount(pairs[0], minlength=history.n_tasks).astype(np.float64)
+
+
+def row_summary(history: History, keep: np.ndarray) -> Part:
+    """``row_summary:<stat>``: total count, largest cell, distinct codes, distinct sites, and the
+    share of the counts and of the cells at bad sites (0 for a task without errors)."""
+    n, rows, counts = history.n_tasks, history.entry_task, history.entry_count.astype(np.float64)
+    total = np.bincount(rows, weights=counts, minlength=n)
+    largest = np.zeros(n)
+    np.maximum.at(largest, rows, counts)
+    n_cells = np.bincount(rows, minlength=n).astype(np.float64)
+    bad = history.entry_status == history.statuses.index("bad") if "bad" in history.statuses \
+        else np.zeros(history.nnz, dtype=bool)
+    bad_counts = np.bincount(rows[bad], weights=counts[bad], minlength=n)
+    bad_cells = np.bincount(rows[bad], minlength=n).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_counts = np.where(total > 0, bad_counts / np.maximum(total, 1e-300), 0.0)
+        share_cells = np.where(n_cells > 0, bad_cells / np.maximum(n_cells, 1.0), 0.0)
+    stats = (total, largest, _distinct_per_task(history, history.entry_code),
+             _distinct_per_task(history, history.entry_site), share_counts, share_cells)
+    task = np.arange(n)
+    return Part(np.tile(task, len(stats)), np.repeat(np.arange(len(stats)), n), np.concatenate(stats),
+                [f"row_summary:{s}" for s in ROW_SUMMARY])
+
+
+def one_hot(prefix: str, attribute: str):
+    """A one-hot block ``<prefix>:<value>`` of a per-task attribute of the history."""
+
+    def compute(history: History, keep: np.ndarray) -> Part:
+        values = getattr(history, attribute)
+        distinct = sorted(set(values))
+        index = {v: i for i, v in enumerate(distinct)}
+        cols = np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+        return Part(np.arange(len(values)), cols, np.ones(len(values)), [f"{prefix}:{v}" for v in distinct])
+
+    return compute
+
+
+# --- the original extras: counted over the view's statuses (``keep``) -----------------------
+
+
+def legacy_total(history: History, keep: np.ndarray) -> Part:
+    """``total:errors``: the view's total count (over the view's statuses)."""
+    return Part(history.entry_task[keep], np.zeros(int(keep.sum()), np.int64),
+                history.entry_count[keep].astype(np.float64), ["total:errors"])
+
+
+def legacy_distinct(axis_name: str):
+    """``n:sites`` / ``n:codes``: distinct sites or codes among the view's statuses."""
+
+    def compute(history: History, keep: np.ndarray) -> Part:
+        axis = history.entry_site if axis_name == "sites" else history.entry_code
+        return Part(np.arange(history.n_tasks), np.zeros(history.n_tasks, np.int64),
+                    _distinct_per_task(history, axis, keep), [f"n:{axis_name}"])
+
+    return compute
