@@ -154,8 +154,12 @@ def run(cfg: DictConfig) -> RunResult:
         search_s = time.perf_counter() - search_start
 
         refit_start = time.perf_counter()
-        unfitted = with_params(pipeline, tuning.best_params)
-        final = with_params(pipeline, tuning.best_params).fit(data.X[train], data.y[train])
+        refit_params = dict(tuning.best_params)
+        # An early-stopped model refits on the whole training split with the rounds its folds agreed on.
+        if tuning.best_iterations is not None and "refit_iterations" in pipeline.named_steps["model"].get_params():
+            refit_params["refit_iterations"] = tuning.best_iterations
+        unfitted = with_params(pipeline, refit_params)
+        final = with_params(pipeline, refit_params).fit(data.X[train], data.y[train])
         refit_s = time.perf_counter() - refit_start
         test_proba = full_proba(final, data.X[test], len(data.classes))
         train_proba = full_proba(final, data.X[train], len(data.classes))
@@ -163,6 +167,8 @@ def run(cfg: DictConfig) -> RunResult:
         metrics = {f"cv/{k}": v for k, v in tuning.best_summary.items()}
         metrics.update(_scores(data, splits, train_proba, test_proba))
         metrics["objective"] = tuning.best_value
+        if tuning.best_iterations is not None:
+            metrics["refit/iterations"] = float(tuning.best_iterations)
         tracker.log_params(_model_params(final))
         tracker.log_metrics(metrics)
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
