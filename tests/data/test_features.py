@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from tests.conftest import SMALL_HISTORY, write_json
-from wtc.data import EXTRAS, VIEWS, build_features, load_history
+from wtc.data import EXTRAS, build_features, load_history
 from wtc.data.features import BLOCKS
 
 TASKS = list(SMALL_HISTORY)
