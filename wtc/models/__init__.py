@@ -1,6 +1,7 @@
-"""Estimators scikit-learn lacks (the Keras network, the WTC-procedures baseline) and the run pipeline."""
+"""Estimators scikit-learn lacks (the Keras network, the WTC-procedures baseline, the cascade) and the run pipeline."""
 
+from wtc.models.cascade import CascadeClassifier
 from wtc.models.dnn import DNNClassifier
 from wtc.models.rules import RulesClassifier
 
-__all__ = ["DNNClassifier", "RulesClassifier"]
+__all__ = ["CascadeClassifier", "DNNClassifier", "RulesClassifier"]
