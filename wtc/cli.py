@@ -131,6 +131,25 @@ def _promote(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    from wtc.serving.predict import format_report, predict_history, write_predictions
+
+    if args.out is not None and args.out.suffix not in (".csv", ".json"):
+        raise WtcError(f"--out must end in .csv or .json, got {args.out.name!r}")
+    prediction = predict_history(args.history, args.model, tracking_uri=_default_uri(args), precision=args.precision)
+    print(format_report(prediction))
+    if args.out is not None:
+        print(f"wrote {write_predictions(prediction, args.out)}")
+    bad = prediction.bad
+    for row in bad.itertuples(index=False):
+        print(f"error: {args.history}: task {row.task!r}: {row.error}", file=sys.stderr)
+    if len(bad):
+        print(f"error: {len(bad)} of {len(prediction.table)} task(s) could not be predicted (listed above); "
+              "the others were", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _precision(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
@@ -207,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
                          help="target precision of AUTO decisions (default: 0.95)")
     promote.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
     promote.set_defaults(func=_promote)
+
+    predict = commands.add_parser(
+        "predict", help="recommend an action per task of a history file, AUTO or REVIEW",
+        description="Run every task of an actions-history file through a model (e.g. models:/NAME@champion): "
+                    "per task the recommendation, its probability, the runner-up and AUTO/REVIEW (AUTO when the "
+                    "confidence reaches the threshold promotion chose for the target precision); then how many are "
+                    "AUTO, the expected precision and the exit codes behind each recommendation. Malformed tasks get "
+                    "one message each (exit 1); the others are still predicted.")
+    predict.add_argument("history", type=Path, help="the actions-history JSON file")
+    predict.add_argument("--model", required=True, metavar="URI", help="e.g. models:/wtc-action@champion")
+    predict.add_argument("--tracking-uri", metavar="URI",
+                         help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    predict.add_argument("--precision", type=_precision, default=0.95, metavar="P",
+                         help="the precision asked of AUTO decisions (default: 0.95; a promoted version's own "
+                              "threshold and precision take precedence)")
+    predict.add_argument("--out", type=Path, metavar="FILE", help="also write the table: FILE.csv or FILE.json")
+    predict.set_defaults(func=_predict)
     return parser
 
 

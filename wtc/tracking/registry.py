@@ -17,7 +17,7 @@ from wtc.errors import WtcError
 from wtc.evaluation.metrics import REGISTRY
 from wtc.tracking.query import _client, parent_runs
 
-__all__ = ["BASELINES", "CHAMPION", "SPLIT_PARAMS", "Promotion", "champion_tags", "promote", "run_model"]
+__all__ = ["BASELINES", "CHAMPION", "SPLIT_PARAMS", "Promotion", "champion_tags", "promote", "run_model", "version_tags"]
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +175,28 @@ def _fmt(value: float | None) -> str:
 
 def champion_tags(tracking_uri: str, name: str, alias: str = CHAMPION) -> dict[str, str]:
     """The tags of the version ``name@alias`` (empty when the alias does not exist)."""
+    return version_tags(tracking_uri, f"models:/{name}@{alias}")
+
+
+def version_tags(tracking_uri: str, model_uri: str) -> dict[str, str]:
+    """The tags of the registered version a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI names.
+
+    Empty for any other URI (a logged model id, ``runs:/``, a path) or an unknown version.
+    """
+    if not model_uri.startswith("models:/"):
+        return {}
+    ref = model_uri[len("models:/"):].strip("/")
     client = _client(tracking_uri)
     try:
-        return dict(client.get_model_version_by_alias(name, alias).tags)
+        if "@" in ref:
+            name, alias = ref.rsplit("@", 1)
+            return dict(client.get_model_version_by_alias(name, alias).tags)
+        if "/" in ref:
+            name, version = ref.rsplit("/", 1)
+            return dict(client.get_model_version(name, version).tags)
     except mlflow.exceptions.MlflowException:
         return {}
+    return {}
 
 
 def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: str | None = None,
