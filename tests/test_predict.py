@@ -129,3 +129,70 @@ def test_errors_are_one_line(store, capsys, args, message):
     code = main([a.replace("{mixed}", str(mixed)) for a in args] + ["--tracking-uri", uri])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
+    """`wtc serve` starts `mlflow models serve` for real; POST raw tasks to /invocations; stop its process group."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    uri, mixed, classes, expected, _ = store
+    port = _free_port()
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # Not the venv's bin dir on PATH: `wtc serve` must put it there itself.
+    env["PATH"] = "/usr/bin:/bin"
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "wtc.cli", "serve", "--model", "models:/wtc-p@champion",
+                               "--tracking-uri", uri, "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "server did not answer within 90 s"
+            time.sleep(1)
+        tasks = json.loads(mixed.read_text())
+        names = list(tasks)[:3] + ["/wf_bad/negative_count"]
+        body = {"dataframe_records": [{"task": t, "entry": tasks[t]} for t in names[:2]]
+                + [{"task": names[2], "entry": json.dumps(tasks[names[2]])}, {"task": names[3], "entry": tasks[names[3]]}],
+                "params": {"threshold": 0.0}}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            rows = json.loads(answer.read())["predictions"]
+        assert [r["task"] for r in rows] == names
+        for row, proba in zip(rows[:3], expected[:3]):
+            assert row["error"] == "" and row["decision"] == "AUTO"  # threshold 0: every valid task AUTO
+            np.testing.assert_allclose([row[f"p_{c}"] for c in classes], proba, rtol=1e-6)
+            assert row["recommendation"] == classes[int(proba.argmax())]
+        assert "count must be a non-negative integer" in rows[3]["error"] and rows[3]["decision"] == ""
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()

@@ -150,6 +150,13 @@ def _predict(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from wtc.serving.serve import serve
+
+    serve(args.model, args.port, _default_uri(args))  # replaces this process; returns only by an error
+    return 1
+
+
 def _precision(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
@@ -243,6 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
                               "threshold and precision take precedence)")
     predict.add_argument("--out", type=Path, metavar="FILE", help="also write the table: FILE.csv or FILE.json")
     predict.set_defaults(func=_predict)
+
+    serve = commands.add_parser(
+        "serve", help="serve a model over REST on 127.0.0.1 (POST raw tasks to /invocations)",
+        description="Run `mlflow models serve -m URI --env-manager local -h 127.0.0.1 -p PORT` with this "
+                    "environment's bin dir first on PATH (it needs uvicorn from there) and the store set to resolve "
+                    "models:/ URIs. POST {\"dataframe_records\": [{\"task\": ..., \"entry\": {...}}], "
+                    "\"params\": {\"threshold\": T}} to /invocations.")
+    serve.add_argument("--model", required=True, metavar="URI", help="e.g. models:/wtc-action@champion")
+    serve.add_argument("--port", type=_positive, default=5001, metavar="N", help="port (default: 5001)")
+    serve.add_argument("--tracking-uri", metavar="URI",
+                       help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    serve.set_defaults(func=_serve)
     return parser
 
 
