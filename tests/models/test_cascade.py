@@ -93,26 +93,13 @@ def test_two_classes_leave_stage_two_constant(data):
     assert proba.shape == (300, 2)
 
 
-pytestmark_mlflow = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::UserWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::FutureWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"),
-]
-
-
-def _apply(marks):
-    def decorate(fn):
-        for mark in marks:
-            fn = mark(fn)
-        return fn
-    return decorate
-
-
-@_apply(pytestmark_mlflow)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow")
+@pytest.mark.filterwarnings("ignore::UserWarning:mlflow")
+@pytest.mark.filterwarnings("ignore::FutureWarning:mlflow")
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")
 def test_cascade_runs_end_to_end_on_action_split(tmp_path, tracking_uri):
-    from hydra import compose, initialize_config_dir
     import mlflow
+    from hydra import compose, initialize_config_dir
 
     from tests.test_experiment import CONF
     from wtc.data.synthetic import write_benchmark

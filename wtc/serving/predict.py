@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 
 from wtc.errors import WtcError
-from wtc.serving.tasks import AUTO, TaskModelSpec, infer_view, predict_tasks, validate_tasks
+from wtc.serving.tasks import (
+    AUTO,
+    TaskModelSpec,
+    infer_view,
+    predict_tasks,
+    validate_tasks,
+)
 
 __all__ = ["Prediction", "format_report", "predict_history", "write_predictions"]
 
@@ -44,11 +50,11 @@ class Prediction:
         good = self.good
         by_class = {}
         for cls, rows in good.groupby("recommendation", sort=True):
-            by_class[str(cls)] = {"tasks": int(len(rows)), "auto": int((rows["decision"] == AUTO).sum()),
+            by_class[str(cls)] = {"tasks": len(rows), "auto": int((rows["decision"] == AUTO).sum()),
                                   "top_codes": [{"code": c, "tasks": n} for c, n in self.drivers.get(str(cls), [])]}
         return {
-            "model": self.model_uri, "tasks": int(len(self.table)), "predicted": int(len(good)),
-            "invalid": int(len(self.bad)), "auto": int((good["decision"] == AUTO).sum()),
+            "model": self.model_uri, "tasks": len(self.table), "predicted": len(good),
+            "invalid": len(self.bad), "auto": int((good["decision"] == AUTO).sum()),
             "review": int((good["decision"] != AUTO).sum()), "threshold": self.threshold,
             "expected_precision": self.precision, "expected_precision_from": self.precision_source,
             "expected_coverage": self.expected_coverage, "by_recommendation": by_class,
