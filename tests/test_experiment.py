@@ -107,7 +107,7 @@ def test_baselines_are_beaten_and_oracle_is_the_limit(history_path, tracking_uri
 def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
     cfg = make_cfg(history_path, tracking_uri, ["model=xgboost", "search=gp", "resample=smote",
                                             "tracking.log_model=true", "tracking.log_plots=true", *fast_overrides("xgboost")])
-    run(cfg)
+    result = run(cfg)
     client, parents, _ = runs_of(tracking_uri)
     parent = parents[0]
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
@@ -116,12 +116,35 @@ def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
     assert "config.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     models = client.search_logged_models([parent.info.experiment_id])
     assert len(models) == 1 and models[0].source_run_id == parent.info.run_id
+    assert {"plots/partial_dependence.png", "plots/cv_roc.png", "plots/automation.png",
+            "plots/training_curves.png"} <= plots  # the GP was fitted within 2 trials (1 random point)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.md", "search_space.yaml", "curves"} <= artifacts
+    assert parent.inputs.dataset_inputs[0].dataset.digest == parent.data.params["data.content_hash"][:36]
     model = mlflow.pyfunc.load_model(models[0].model_uri)
+    assert models[0].name == parent.info.run_name  # models are named after their run
+    # The logged model reads raw tasks as the actions-history file holds them.
+    import json
+
+    import pandas as pd
+
+    raw = json.loads(Path(history_path).read_text())
+    tasks = list(raw)[:7]
+    out = model.predict(pd.DataFrame({"task": tasks, "entry": [raw[t] for t in tasks]}))
     data = load_dataset(cfg)
-    proba = model.predict(data.X[:7].toarray().astype(np.float32))
-    assert list(proba.columns) == data.classes and proba.shape == (7, len(data.classes))
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
-    assert model.metadata.signature is not None
+    columns = [f"p_{c}" for c in data.classes]
+    assert list(out["task"]) == tasks and set(columns) <= set(out.columns)
+    np.testing.assert_allclose(out[columns].sum(axis=1), 1.0, rtol=1e-5)
+    from wtc.data import build_features
+
+    history = load_history(history_path)
+    X, _ = build_features(history, cfg.data.view)
+    rows = [history.tasks.index(t) for t in tasks]
+    np.testing.assert_allclose(out[columns].to_numpy(), result.pipeline.predict_proba(X[rows]), rtol=1e-5)
+    assert set(out["decision"]) <= {"AUTO", "REVIEW"} and model.metadata.signature is not None
+    assert parent.data.params["model.max_depth"] and "best.max_depth" not in parent.data.params
+    children = client.search_runs([parent.info.experiment_id], filter_string="tags.mlflow.parentRunId != ''")
+    assert all(c.info.end_time - c.info.start_time >= 1000 * c.data.metrics["time/trial_s"] - 50 for c in children)
 
 
 def test_same_seed_same_numbers(history_path, tracking_uri):

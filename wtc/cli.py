@@ -1,4 +1,5 @@
-"""The ``wtc`` command line: inspect, check and generate actions histories; compare tracked runs."""
+"""The ``wtc`` command line: inspect, check and generate actions histories; compare tracked runs; promote a
+champion; predict and serve decisions on raw tasks."""
 
 from __future__ import annotations
 
@@ -99,6 +100,70 @@ def _compare(args) -> int:
     return 0
 
 
+def _default_uri(args) -> str:
+    return args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+
+
+def _promote(args) -> int:
+    from wtc.tracking.registry import CHAMPION, promote
+
+    outcome = promote(_default_uri(args), args.experiment, args.metric, args.name, sweep=args.sweep,
+                      precision=args.precision, dry_run=args.dry_run)
+    print(f"{'dry run: ' if args.dry_run else ''}best finished run of {args.experiment} by {args.metric}: "
+          f"{outcome.run_name} ({outcome.run_id}) {outcome.value:.4g}")
+    for note in outcome.notes:
+        print(f"  {note}")
+    for action in outcome.actions:
+        print(f"  {action}")
+    if outcome.refused:
+        for reason in outcome.refusals:
+            print(f"refused: {reason}", file=sys.stderr)
+        return 1
+    if outcome.threshold is not None:
+        where = "would be stored" if args.dry_run else "stored"
+        reach = ("no threshold reaches it: every task goes to REVIEW" if outcome.threshold == float("inf")
+                 else f"AUTO when confidence >= {outcome.threshold:.4g}, expected coverage {outcome.coverage:.1%}")
+        print(f"  at {outcome.precision:.0%} precision on the champion's held-out rows: {reach} ({where} "
+              f"with the version)")
+    if not args.dry_run:
+        print(f"{args.name}@{CHAMPION} = version {outcome.version}"
+              + ("" if outcome.changed else " (unchanged)"))
+    return 0
+
+
+def _predict(args) -> int:
+    from wtc.serving.predict import format_report, predict_history, write_predictions
+
+    if args.out is not None and args.out.suffix not in (".csv", ".json"):
+        raise WtcError(f"--out must end in .csv or .json, got {args.out.name!r}")
+    prediction = predict_history(args.history, args.model, tracking_uri=_default_uri(args), precision=args.precision)
+    print(format_report(prediction))
+    if args.out is not None:
+        print(f"wrote {write_predictions(prediction, args.out)}")
+    bad = prediction.bad
+    for row in bad.itertuples(index=False):
+        print(f"error: {args.history}: task {row.task!r}: {row.error}", file=sys.stderr)
+    if len(bad):
+        print(f"error: {len(bad)} of {len(prediction.table)} task(s) could not be predicted (listed above); "
+              "the others were", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _serve(args) -> int:
+    from wtc.serving.serve import serve
+
+    serve(args.model, args.port, _default_uri(args))  # replaces this process; returns only by an error
+    return 1
+
+
+def _precision(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -150,6 +215,53 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--top", type=_positive, default=5, metavar="N",
                          help="show the ROC curves of the N best runs (default: 5); tables list every run")
     compare.set_defaults(func=_compare)
+
+    promote = commands.add_parser(
+        "promote", help="register the best run as NAME@champion if it beats the baselines",
+        description="Pick the best finished parent run of an experiment (or sweep) by a test metric; refuse it "
+                    "unless it beats both the rules baseline and the class-prior dummy on the same split (trained "
+                    "on the spot when missing); register its model, move the alias champion to it and store the "
+                    "AUTO threshold for the requested precision with the version. Idempotent.")
+    promote.add_argument("--experiment", required=True, metavar="NAME", help="experiment of the competing runs")
+    promote.add_argument("--metric", default="test/log_loss", metavar="test/NAME",
+                         help="test metric that ranks the runs (default: test/log_loss; direction from the registry)")
+    promote.add_argument("--name", required=True, metavar="NAME", help="registered model name")
+    promote.add_argument("--sweep", metavar="TAG", help="only the runs of this sweep (its dir or a unique suffix)")
+    promote.add_argument("--tracking-uri", metavar="URI",
+                         help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    promote.add_argument("--precision", type=_precision, default=0.95, metavar="P",
+                         help="target precision of AUTO decisions (default: 0.95)")
+    promote.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
+    promote.set_defaults(func=_promote)
+
+    predict = commands.add_parser(
+        "predict", help="recommend an action per task of a history file, AUTO or REVIEW",
+        description="Run every task of an actions-history file through a model (e.g. models:/NAME@champion): "
+                    "per task the recommendation, its probability, the runner-up and AUTO/REVIEW (AUTO when the "
+                    "confidence reaches the threshold promotion chose for the target precision); then how many are "
+                    "AUTO, the expected precision and the exit codes behind each recommendation. Malformed tasks get "
+                    "one message each (exit 1); the others are still predicted.")
+    predict.add_argument("history", type=Path, help="the actions-history JSON file")
+    predict.add_argument("--model", required=True, metavar="URI", help="e.g. models:/wtc-action@champion")
+    predict.add_argument("--tracking-uri", metavar="URI",
+                         help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    predict.add_argument("--precision", type=_precision, default=0.95, metavar="P",
+                         help="the precision asked of AUTO decisions (default: 0.95; a promoted version's own "
+                              "threshold and precision take precedence)")
+    predict.add_argument("--out", type=Path, metavar="FILE", help="also write the table: FILE.csv or FILE.json")
+    predict.set_defaults(func=_predict)
+
+    serve = commands.add_parser(
+        "serve", help="serve a model over REST on 127.0.0.1 (POST raw tasks to /invocations)",
+        description="Run `mlflow models serve -m URI --env-manager local -h 127.0.0.1 -p PORT` with this "
+                    "environment's bin dir first on PATH (it needs uvicorn from there) and the store set to resolve "
+                    "models:/ URIs. POST {\"dataframe_records\": [{\"task\": ..., \"entry\": {...}}], "
+                    "\"params\": {\"threshold\": T}} to /invocations.")
+    serve.add_argument("--model", required=True, metavar="URI", help="e.g. models:/wtc-action@champion")
+    serve.add_argument("--port", type=_positive, default=5001, metavar="N", help="port (default: 5001)")
+    serve.add_argument("--tracking-uri", metavar="URI",
+                       help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    serve.set_defaults(func=_serve)
     return parser
 
 

@@ -191,7 +191,8 @@ def run(cfg: DictConfig) -> RunResult:
             diagnostics_s = outcome.seconds
         if cfg.tracking.get("log_model", True):
             tracker.log_model(final, data.X[test[:5]], class_names=data.classes, feature_names=data.feature_names,
-                              name=name)
+                              name=name, view=cfg.data.view, extras=list(cfg.data.get("extras") or []),
+                              target=cfg.target.name)
         tracker.log_text(summary_markdown(name, _choices(cfg), metrics, cfg.metric, figures, len(train), len(test)),
                          "summary.md")
         timing = {"time/total_s": time.perf_counter() - started, "time/search_s": search_s, "time/refit_s": refit_s,

@@ -16,10 +16,11 @@ import wtc.models
 import lightgbm
 import xgboost
 
-from wtc.models import DNNClassifier, EarlyStoppingClassifier, RulesClassifier
+from wtc.models import CascadeClassifier, DNNClassifier, EarlyStoppingClassifier, RulesClassifier
 
 #: estimator instance (small settings) -> {check name: why it fails}
 ESTIMATORS = {
+    CascadeClassifier(): {},
     DNNClassifier(max_epochs=2, random_state=0): {
         # float32 inference: a row's probabilities change in the 7th digit with the batch around it.
         "check_methods_sample_order_invariance": "float32 network: outputs differ ~1e-7 with batch order",

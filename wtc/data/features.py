@@ -40,11 +40,13 @@ class Block:
     kind : ``view`` (raw cells; the view's statuses fix the mask legacy extras count over),
         ``counts`` (may be log-scaled) or ``one_hot`` (drops are counted per value).
     statuses : the statuses a view keeps (None: all); ignored for other kinds.
+    axis : a view's site axis, ``history -> (site index of each entry, axis names)``.
     """
 
     compute: Callable[[History, np.ndarray], b.Part]
     kind: str = "counts"
     statuses: Sequence[str] | None = None
+    axis: Callable | None = None
 
 
 # The one table of views and blocks: a new block is one entry here (and, for a view, one YAML
@@ -52,11 +54,11 @@ class Block:
 # a count entry by log(1 + x) after summing.
 BLOCKS: dict[str, Block] = {
     # views: the counts of every (status, code, site-axis) cell
-    "good": Block(b.cells(("good",), b._site_axis), "view", ("good",)),
-    "bad": Block(b.cells(("bad",), b._site_axis), "view", ("bad",)),
-    "combined": Block(b.cells(None, b._site_axis), "view"),  # every status side by side
-    "tiers": Block(b.cells(None, b._tier_axis), "view"),  # sites collapsed to T0-T3/unknown
-    "codes": Block(b.cells(None, b._no_axis), "view"),  # sites summed out
+    "good": Block(b.cells(("good",), b._site_axis), "view", ("good",), b._site_axis),
+    "bad": Block(b.cells(("bad",), b._site_axis), "view", ("bad",), b._site_axis),
+    "combined": Block(b.cells(None, b._site_axis), "view", None, b._site_axis),  # every status side by side
+    "tiers": Block(b.cells(None, b._tier_axis), "view", None, b._tier_axis),  # sites collapsed to T0-T3/unknown
+    "codes": Block(b.cells(None, b._no_axis), "view", None, b._no_axis),  # sites summed out
     # derived blocks, over every status whatever the view
     "status_code_totals": Block(b.status_code_totals),
     "status_code_sites": Block(b.status_code_sites),

@@ -1,4 +1,4 @@
-"""The logged model: a pyfunc over the fitted pipeline, its requirements, and loading it back."""
+"""The logged model: a pyfunc over the fitted pipeline (raw WTC tasks in), its requirements, and loading it back."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["WTCProbabilityModel", "load_model", "log_pipeline_model", "pipeline_requirements"]
+__all__ = ["NO_THRESHOLD", "WTCProbabilityModel", "WTCTaskModel", "load_model", "log_pipeline_model",
+           "pipeline_requirements", "tasks_from_rows"]
 
 _INPUT_EXAMPLE_ROWS = 5
+#: Default of the ``threshold`` param: "not given" (a param schema needs a typed default, and
+#: JSON has no NaN): the threshold stored with the model is used, else every task is REVIEW.
+NO_THRESHOLD = -1.0
 
 
 class WTCProbabilityModel(mlflow.pyfunc.PythonModel):
@@ -58,6 +62,90 @@ class WTCProbabilityModel(mlflow.pyfunc.PythonModel):
                 f"for {len(self.class_names)} class names"
             )
         return pd.DataFrame(proba, columns=self.class_names)
+
+
+class WTCTaskModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc on raw WTC tasks: one row per task (``task``, ``entry``) in, one decision row out.
+
+    ``entry`` is the task's history entry (``errors`` and optionally ``parameters``) as a dict
+    or as JSON text, exactly as an actions-history file holds it. Each entry is validated by
+    the loader's rules, featurised in the training vocabulary (unseen codes and sites are
+    ignored and counted) and predicted; see :func:`wtc.serving.tasks.predict_tasks` for the
+    output columns. A task that fails validation gets a one-line ``error`` and no prediction.
+
+    Parameters
+    ----------
+    pipeline : estimator
+        Fitted pipeline whose probability columns follow ``class_names``.
+    class_names, feature_names : list of str
+        Class order and the training vocabulary (the view's column names).
+    view : str, optional
+        The run's feature view; None: read from ``feature_names`` (:func:`wtc.serving.infer_view`).
+    extras : list of str, optional
+        The run's extra columns; None: read from ``feature_names`` with the view.
+    target : str, optional
+        The target the classes belong to (recorded, for people reading the model).
+    threshold : float, optional
+        Confidence at or above which a task is ``AUTO`` when predict is given no ``threshold``
+        param; None: REVIEW unless a threshold is passed.
+    """
+
+    def __init__(self, pipeline: Any, class_names: list[str], feature_names: list[str], view: str | None = None,
+                 extras: list[str] | None = None, target: str | None = None, threshold: float | None = None):
+        from wtc.serving.tasks import TaskModelSpec, infer_view
+
+        self.pipeline = pipeline
+        inferred_view, inferred_extras = infer_view(feature_names)
+        self.spec = TaskModelSpec(view=view or inferred_view, feature_names=[str(f) for f in feature_names],
+                                  class_names=[str(c) for c in class_names],
+                                  extras=list(inferred_extras if extras is None else extras), target=target)
+        self.threshold = None if threshold is None else float(threshold)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.spec.class_names
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.spec.feature_names
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """Return one decision row per task (see the class docstring)."""
+        from wtc.serving.tasks import predict_tasks
+
+        threshold = (params or {}).get("threshold", NO_THRESHOLD)
+        threshold = self.threshold if threshold is None or float(threshold) == NO_THRESHOLD else float(threshold)
+        return predict_tasks(self.pipeline, self.spec, model_input, threshold=threshold)
+
+
+def tasks_from_rows(X: Any, feature_names: list[str], n_rows: int = _INPUT_EXAMPLE_ROWS) -> dict[str, dict]:
+    """Raw history entries that featurise to (about) the given rows: an input example for the model.
+
+    Each ``<status>:<code>:<site>`` count becomes ``errors.<status>_sites.<code>.<site>``;
+    a tier or ``*`` site (tiers/codes views) becomes a made-up site of that tier. Extra
+    columns are not reproduced (the made-up task names carry no campaign).
+    """
+    from wtc.data.features import TIERS
+
+    head = X[:n_rows]
+    head = sp.csr_matrix(head.toarray() if sp.issparse(head) else np.asarray(head), dtype=np.float64)
+    tasks = {}
+    for i in range(head.shape[0]):
+        errors: dict[str, dict] = {}
+        row = head.getrow(i)
+        for j, value in zip(row.indices, row.data):
+            parts = str(feature_names[j]).split(":")
+            if len(parts) != 3 or value <= 0 or value != int(value):
+                continue
+            status, code, site = parts
+            if site == "*":
+                site = "T2_XX_Example"
+            elif site in TIERS:
+                site = f"{site}_XX_Example" if site != "unknown" else "Unknown"
+            cell = errors.setdefault(f"{status}_sites", {}).setdefault(code, {})
+            cell[site] = cell.get(site, 0) + int(value)
+        tasks[f"/example_workflow_{i}/example_task_{i}"] = {"errors": errors}
+    return tasks
 
 
 #: Always needed to load the model, whatever the pipeline holds.
@@ -103,6 +191,21 @@ def pipeline_requirements(pipeline: Any) -> list[str]:
     return pins
 
 
+def _task_schemas(class_names: list[str]):
+    """Input (two string columns), output and params schemas of :class:`WTCTaskModel`."""
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    from wtc.serving.tasks import output_columns
+
+    types = {"task": "string", "recommendation": "string", "runner_up": "string", "decision": "string",
+             "error": "string", "unseen_codes": "long", "unseen_sites": "long"}
+    inputs = Schema([ColSpec("string", "task"), ColSpec("string", "entry")])
+    outputs = Schema([ColSpec(types.get(c, "double"), c, required=c in ("task", "error"))
+                      for c in output_columns(class_names)])
+    params = ParamSchema([ParamSpec("threshold", "double", NO_THRESHOLD)])
+    return mlflow.models.ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
 def log_pipeline_model(
     pipeline: Any,
     X_example: Any,
@@ -110,8 +213,21 @@ def log_pipeline_model(
     feature_names: list[str],
     name: str = "model",
     registered_model_name: str | None = None,
+    *,
+    view: str | None = None,
+    extras: list[str] | None = None,
+    target: str | None = None,
+    threshold: float | None = None,
+    tasks_example: dict[str, dict] | None = None,
 ) -> str:
-    """Log a fitted pipeline to the active run as a pyfunc model that predicts class probabilities.
+    """Log a fitted pipeline to the active run as a pyfunc model.
+
+    With ``view`` given, the model reads raw WTC tasks (:class:`WTCTaskModel`: columns
+    ``task`` and ``entry``, one decision row per task out) and the view, extras, target,
+    vocabulary and class names travel with it as artifacts (``model_spec.json``,
+    ``feature_names.json``, ``class_names.json``). Without ``view`` it is the older
+    matrix model (:class:`WTCProbabilityModel`: ``len(feature_names)`` float columns in,
+    class probabilities out).
 
     Parameters
     ----------
@@ -119,13 +235,24 @@ def log_pipeline_model(
         Fitted scikit-learn / imblearn pipeline with ``predict_proba``; its probability
         columns must be in the order of ``class_names``.
     X_example : array or sparse matrix, shape (n_samples, n_features)
-        Rows from which the signature and input example (first rows) are built.
+        Rows from which the signature and input example (first rows) are built; for a raw-task
+        model they are turned back into raw entries unless ``tasks_example`` is given.
     class_names, feature_names : list of str
-        Names of the probability columns and of the input columns.
+        Names of the probability columns and of the input columns (the training vocabulary).
     name : str
         Name of the logged model.
     registered_model_name : str, optional
         Also register the model as a new version of this registered model.
+    view : str, optional
+        The run's feature view (``cfg.data.view``): makes the model read raw tasks.
+    extras : list of str, optional
+        The run's extra columns (``cfg.data.extras``); None: read from ``feature_names``.
+    target : str, optional
+        The run's target (``cfg.target.name``).
+    threshold : float, optional
+        Default AUTO threshold of the raw-task model (a ``threshold`` param overrides it).
+    tasks_example : mapping, optional
+        ``{task: entry}`` raw tasks for the input example of a raw-task model.
 
     Returns
     -------
@@ -136,15 +263,32 @@ def log_pipeline_model(
     head = np.asarray(head.toarray() if sp.issparse(head) else head, dtype=np.float32)
     if head.ndim != 2 or head.shape[1] != len(feature_names):
         raise ValueError(f"X_example has shape {head.shape}; expected {len(feature_names)} columns")
-    python_model = WTCProbabilityModel(pipeline, class_names, feature_names)
-    proba = python_model.predict(None, head)
+    specs: dict[str, Any] = {"class_names": [str(v) for v in class_names],
+                             "feature_names": [str(v) for v in feature_names]}
+    if view is None:
+        python_model = WTCProbabilityModel(pipeline, class_names, feature_names)
+        example = head
+        signature = mlflow.models.infer_signature(head, python_model.predict(None, head))
+    else:
+        python_model = WTCTaskModel(pipeline, class_names, feature_names, view=view, extras=extras, target=target,
+                                    threshold=threshold)
+        tasks = tasks_example if tasks_example is not None else tasks_from_rows(head, feature_names)
+        example = pd.DataFrame({"task": list(tasks), "entry": [json.dumps(e) for e in tasks.values()]})
+        answer = python_model.predict(None, example)
+        failed = answer[answer["error"] != ""]
+        if len(failed):
+            raise ValueError(f"input example task {failed['task'].iloc[0]!r} is invalid: {failed['error'].iloc[0]}")
+        signature = _task_schemas(python_model.class_names)
+        spec = python_model.spec
+        specs["model_spec"] = {"kind": "wtc-tasks", "view": spec.view, "extras": spec.extras, "target": spec.target,
+                               "threshold": python_model.threshold, "class_names": spec.class_names}
     import wtc
 
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = {}
-        for key, values in (("class_names", class_names), ("feature_names", feature_names)):
+        for key, values in specs.items():
             path = Path(tmp, f"{key}.json")
-            path.write_text(json.dumps([str(v) for v in values]))
+            path.write_text(json.dumps(values))
             artifacts[key] = str(path)
         # The cloudpickle notice is MLflow's generic advice, printed on every model of a
         # sweep; these models are our own pipelines, so it is said once here instead.
@@ -157,8 +301,8 @@ def log_pipeline_model(
                 python_model=python_model,
                 artifacts=artifacts,
                 code_paths=[str(Path(wtc.__file__).parent)],
-                signature=mlflow.models.infer_signature(head, proba),
-                input_example=head,
+                signature=signature,
+                input_example=example,
                 pip_requirements=pipeline_requirements(pipeline),
                 registered_model_name=registered_model_name,
             )
@@ -180,7 +324,8 @@ def load_model(model_uri: str, tracking_uri: str | None = None) -> Any:
     Returns
     -------
     mlflow.pyfunc.PyFuncModel
-        Its ``predict`` gives a DataFrame of class probabilities.
+        Its ``predict`` gives one decision row per raw task (:class:`WTCTaskModel`), or a
+        DataFrame of class probabilities for a matrix model (:class:`WTCProbabilityModel`).
     """
     if tracking_uri is not None:
         mlflow.set_tracking_uri(tracking_uri)

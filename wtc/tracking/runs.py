@@ -316,11 +316,13 @@ class RunTracker(RunLogger):
         feature_names: list[str],
         name: str = "model",
         registered_model_name: str | None = None,
+        **raw_tasks: Any,
     ) -> str:
-        """Log a fitted pipeline to this (active) run as a pyfunc model of class probabilities.
+        """Log a fitted pipeline to this (active) run as a pyfunc model.
 
-        See :func:`wtc.tracking.pyfunc.log_pipeline_model`; returns the model's URI.
+        See :func:`wtc.tracking.pyfunc.log_pipeline_model` (``view``, ``extras``, ``target``,
+        ``threshold`` make it the model that reads raw WTC tasks); returns the model's URI.
         """
         with self._timed():
             return log_pipeline_model(pipeline, X_example, class_names, feature_names, name=name,
-                                      registered_model_name=registered_model_name)
+                                      registered_model_name=registered_model_name, **raw_tasks)

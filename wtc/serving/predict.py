@@ -1,0 +1,212 @@
+"""``wtc predict``: a history file's tasks through a registered model; AUTO/REVIEW per task and the summary."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wtc.errors import WtcError
+from wtc.serving.tasks import (
+    AUTO,
+    TaskModelSpec,
+    infer_view,
+    predict_tasks,
+    validate_tasks,
+)
+
+__all__ = ["Prediction", "format_report", "predict_history", "write_predictions"]
+
+_TOP_CODES = 3
+
+
+@dataclass
+class Prediction:
+    """The per-task table of a history and what an operator reads first."""
+
+    table: pd.DataFrame
+    model_uri: str
+    threshold: float | None
+    precision: float
+    precision_source: str
+    expected_coverage: float | None = None
+    drivers: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bad(self) -> pd.DataFrame:
+        return self.table[self.table["error"] != ""]
+
+    @property
+    def good(self) -> pd.DataFrame:
+        return self.table[self.table["error"] == ""]
+
+    def summary(self) -> dict[str, Any]:
+        good = self.good
+        by_class = {}
+        for cls, rows in good.groupby("recommendation", sort=True):
+            by_class[str(cls)] = {"tasks": len(rows), "auto": int((rows["decision"] == AUTO).sum()),
+                                  "top_codes": [{"code": c, "tasks": n} for c, n in self.drivers.get(str(cls), [])]}
+        return {
+            "model": self.model_uri, "tasks": len(self.table), "predicted": len(good),
+            "invalid": len(self.bad), "auto": int((good["decision"] == AUTO).sum()),
+            "review": int((good["decision"] != AUTO).sum()), "threshold": self.threshold,
+            "expected_precision": self.precision, "expected_precision_from": self.precision_source,
+            "expected_coverage": self.expected_coverage, "by_recommendation": by_class,
+        }
+
+
+def _read_tasks(path: Path) -> pd.DataFrame:
+    """The ``task``/``entry`` rows of an actions-history file, entries unvalidated (the model checks them)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise WtcError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WtcError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise WtcError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict) or not data:
+        raise WtcError(f"{path}: the top level must be a non-empty object of tasks")
+    return pd.DataFrame({"task": list(data), "entry": list(data.values())})
+
+
+def _dominant_codes(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, list[tuple[str, int]]]:
+    """Per recommended class, the exit codes that most often dominate (most failures) its tasks."""
+    good = table["error"] == ""
+    history, _ = validate_tasks(frame.loc[good, "task"].tolist(), frame.loc[good, "entry"].tolist())
+    if history is None or history.nnz == 0:
+        return {}
+    per_code = np.zeros((history.n_tasks, len(history.codes)))
+    np.add.at(per_code, (history.entry_task, history.entry_code), history.entry_count)
+    dominant = {t: history.codes[int(per_code[i].argmax())] for i, t in enumerate(history.tasks)
+                if per_code[i].max() > 0}
+    counts: dict[str, Counter] = {}
+    for task, cls in zip(table.loc[good, "task"], table.loc[good, "recommendation"]):
+        if task in dominant:
+            counts.setdefault(str(cls), Counter())[dominant[task]] += 1
+    return {cls: c.most_common(_TOP_CODES) for cls, c in sorted(counts.items())}
+
+
+def _predict(model: Any, frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
+    """Run a loaded model on raw tasks; a matrix model (logged before raw tasks) is wrapped on the fly."""
+    from wtc.tracking.pyfunc import NO_THRESHOLD
+
+    inner = model.unwrap_python_model()
+    if hasattr(inner, "spec"):  # a model on raw tasks
+        return model.predict(frame, params={"threshold": NO_THRESHOLD if threshold is None else float(threshold)})
+    view, extras = infer_view(inner.feature_names)
+    spec = TaskModelSpec(view=view, feature_names=list(inner.feature_names), class_names=list(inner.class_names),
+                         extras=extras)
+    return predict_tasks(inner.pipeline, spec, frame, threshold=threshold)
+
+
+def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None = None,
+                    precision: float = 0.95) -> Prediction:
+    """Predict every task of an actions-history file with a (registered) model.
+
+    Parameters
+    ----------
+    path : path
+        An actions-history JSON file; its malformed tasks get a one-line error each, the
+        others a prediction.
+    model_uri : str
+        ``models:/NAME@champion``, ``models:/NAME/VERSION``, ``models:/<model_id>``, ``runs:/…`` or a path.
+    tracking_uri : str, optional
+        The store that resolves ``models:/`` URIs.
+    precision : float
+        The precision asked for; the AUTO threshold comes from the version's tags (stored by
+        ``wtc promote``) or from the model itself; without either, every task is REVIEW.
+
+    Returns
+    -------
+    Prediction
+    """
+    import mlflow.exceptions
+
+    from wtc.tracking.pyfunc import load_model
+    from wtc.tracking.registry import version_tags
+
+    frame = _read_tasks(Path(path))
+    try:
+        model = load_model(model_uri, tracking_uri=tracking_uri)
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise WtcError(f"cannot load the model {model_uri}: {' '.join(str(exc).split())[:300]}") from None
+    tags = version_tags(tracking_uri, model_uri) if tracking_uri else {}
+    notes = []
+    threshold = _float(tags.get("wtc.auto_threshold"))
+    coverage = _float(tags.get("wtc.auto_coverage"))
+    tagged = _float(tags.get("wtc.auto_precision"))
+    if threshold is not None and tagged is not None:
+        source = "the version's tags (chosen at promotion on held-out tasks)"
+        if abs(tagged - precision) > 1e-9:
+            notes.append(f"the AUTO threshold was chosen at promotion for {tagged:.0%} precision, not the "
+                         f"{precision:.0%} asked; promote again with --precision {precision} to change it")
+        precision = tagged
+    else:
+        inner = model.unwrap_python_model()
+        threshold = getattr(inner, "threshold", None)
+        source = "the request (the model is not a promoted version)"
+        if threshold is None:
+            notes.append("no AUTO threshold: this model was not promoted (wtc promote chooses one), so every "
+                         "task is REVIEW")
+    if threshold is not None and not np.isfinite(threshold):
+        notes.append(f"no confidence threshold reached {precision:.0%} precision on held-out tasks: every task "
+                     "is REVIEW")
+    table = _predict(model, frame, threshold)
+    return Prediction(table, model_uri, threshold, precision, source, coverage, _dominant_codes(frame, table), notes)
+
+
+def _float(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def format_report(prediction: Prediction) -> str:
+    """The per-task lines, the bad tasks' messages and the summary, as printed by ``wtc predict``."""
+    lines = []
+    for row in prediction.good.itertuples(index=False):
+        lines.append(f"{row.decision:<6}  {row.recommendation} {row.confidence:.2f}  "
+                     f"(runner-up {row.runner_up} {row.runner_up_p:.2f})  {row.task}")
+    summary = prediction.summary()
+    lines.append("")
+    share = summary["auto"] / summary["predicted"] if summary["predicted"] else 0.0
+    threshold = summary["threshold"]
+    lines.append(f"{summary['predicted']} of {summary['tasks']} task(s) predicted; {summary['auto']} AUTO "
+                 f"({share:.0%}), {summary['review']} REVIEW"
+                 + (f"; AUTO when confidence >= {threshold:.3g}" if threshold is not None and np.isfinite(threshold)
+                    else ""))
+    expected = f"expected precision of AUTO decisions: {summary['expected_precision']:.0%} (from " \
+               f"{summary['expected_precision_from']})"
+    if summary["expected_coverage"] is not None:
+        expected += f"; expected coverage {summary['expected_coverage']:.0%}"
+    lines.append(expected)
+    for cls, info in summary["by_recommendation"].items():
+        codes = ", ".join(f"{c['code']} x{c['tasks']}" for c in info["top_codes"]) or "no errors"
+        lines.append(f"  {cls}: {info['tasks']} task(s), {info['auto']} AUTO; dominant exit codes: {codes}")
+    for note in prediction.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def write_predictions(prediction: Prediction, out: Path | str) -> Path:
+    """Write the per-task table as ``.csv``, or table and summary as ``.json``."""
+    out = Path(out)
+    if out.suffix not in (".csv", ".json"):
+        raise WtcError(f"--out must end in .csv or .json, got {out.name!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        prediction.table.to_csv(out, index=False)
+    else:
+        records = json.loads(prediction.table.to_json(orient="records"))
+        out.write_text(json.dumps({"summary": prediction.summary(), "tasks": records}, indent=2), encoding="utf-8")
+    return out

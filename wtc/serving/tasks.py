@@ -1,0 +1,310 @@
+"""Raw WTC tasks (name + history entry) -> validated, featurised in a training vocabulary -> per-task decisions."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wtc.data.features import BLOCKS, EXTRAS, TIERS, VIEWS, build_features
+from wtc.data.history import History
+from wtc.data.loader import load_history
+from wtc.errors import HistoryError
+
+__all__ = [
+    "AUTO",
+    "REVIEW",
+    "TASK_COLUMNS",
+    "TaskModelSpec",
+    "decision_table",
+    "infer_view",
+    "output_columns",
+    "predict_tasks",
+    "tasks_frame",
+    "validate_tasks",
+]
+
+AUTO, REVIEW = "AUTO", "REVIEW"
+#: The input of a model on raw tasks: the task's ``/workflow/task`` key and its history entry
+#: (the ``errors`` mapping, optionally ``parameters``) as a dict or as JSON text.
+TASK_COLUMNS = ("task", "entry")
+_EXTRA_OF_PREFIX = {"campaign:": "campaign", "tasktype:": "task_type", "total:errors": "total",
+                    "n:sites": "n_sites", "n:codes": "n_codes"}
+
+
+@dataclass
+class TaskModelSpec:
+    """What featurising raw tasks for a fitted pipeline needs: the run's view, extras and vocabulary."""
+
+    view: str
+    feature_names: list[str]
+    class_names: list[str]
+    extras: list[str] = field(default_factory=list)
+    target: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            raise ValueError(f"unknown view {self.view!r}; choose one of {', '.join(VIEWS)}")
+        unknown = [e for e in self.extras if e not in EXTRAS]
+        if unknown:
+            raise ValueError(f"unknown extra feature(s) {unknown}; choose from {', '.join(EXTRAS)}")
+
+
+def infer_view(feature_names: Sequence[str]) -> tuple[str, list[str]]:
+    """The view and extras a training vocabulary was built with, read from its column names.
+
+    For models logged without their view: ``*`` sites mean ``codes``, tier sites mean
+    ``tiers``, error columns of one status only mean that status's view (``good``/``bad``),
+    anything else ``combined``. Extras are read from their column prefixes.
+    """
+    statuses, sites, extras = set(), set(), []
+    for name in feature_names:
+        parts = str(name).split(":")
+        extra = next((e for p, e in _EXTRA_OF_PREFIX.items() if str(name).startswith(p)), None)
+        if extra is not None:
+            if extra not in extras:
+                extras.append(extra)
+        elif len(parts) == 3:
+            statuses.add(parts[0])
+            sites.add(parts[2])
+    extras = [e for e in EXTRAS if e in extras]  # the order build_features writes them in
+    if sites == {"*"}:
+        return "codes", extras
+    if sites and sites <= set(TIERS):
+        return "tiers", extras
+    if statuses in ({"good"}, {"bad"}):
+        return statuses.pop(), extras
+    return "combined", extras
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Silence the loader's and featuriser's per-file warnings: the table reports each task."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _problem(exc: HistoryError) -> str:
+    return f"{exc.field}: {exc.message}" if exc.field else exc.message
+
+
+def tasks_frame(model_input: Any) -> pd.DataFrame:
+    """The ``task``/``entry`` table of a model input: a DataFrame, a list of rows, or a history mapping."""
+    if isinstance(model_input, pd.DataFrame):
+        frame = model_input
+    elif isinstance(model_input, dict):
+        if set(model_input) == set(TASK_COLUMNS):  # columnar {"task": [...], "entry": [...]}
+            frame = pd.DataFrame(model_input)
+        else:  # a whole actions-history mapping {task: entry}
+            frame = pd.DataFrame({"task": list(model_input), "entry": list(model_input.values())})
+    else:
+        frame = pd.DataFrame(list(model_input))
+    missing = [c for c in TASK_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the input needs the columns task and entry (one row per task); missing {missing}")
+    return frame.reset_index(drop=True)
+
+
+def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[History | None, list[str | None]]:
+    """Check each task's entry by the loader's own rules; the valid ones become one History.
+
+    The tasks are written to a temporary actions-history file and read back with
+    ``load_history(strict=False, use_cache=False)``, so a task is valid here exactly when the
+    loader would accept it in a history file.
+
+    Returns
+    -------
+    history : History or None
+        The valid tasks, in input order (None when none is valid).
+    errors : list of str or None
+        One line per input row saying why it was left out (None for valid rows).
+    """
+    errors: list[str | None] = [None] * len(tasks)
+    records: dict[str, Any] = {}
+    row_of: dict[str, int] = {}
+    for i, (task, entry) in enumerate(zip(tasks, entries)):
+        if not isinstance(task, str) or not task:
+            errors[i] = f"task: must be a /<workflow>/<task> name, got {task!r}"
+            continue
+        if isinstance(entry, bytes | str):
+            try:
+                entry = json.loads(entry)
+            except ValueError as exc:
+                errors[i] = f"entry: not valid JSON ({exc})"
+                continue
+        if task in records:
+            errors[i] = f"task: {task!r} appears more than once in the input"
+            continue
+        records[task], row_of[task] = entry, i
+    if not records:
+        return None, errors
+    with tempfile.TemporaryDirectory(prefix="wtc-tasks-") as tmp, _quiet("wtc.data.loader"):
+        path = Path(tmp, "tasks.json")
+        try:
+            path.write_text(json.dumps(records), encoding="utf-8")
+        except (TypeError, ValueError) as exc:
+            # An entry holding something JSON cannot hold (a Python object): check them one by one.
+            history = None
+            bad = exc
+        else:
+            bad = None
+            try:
+                history = load_history(path, strict=False, use_cache=False)
+            except HistoryError:
+                history = None  # no valid task at all: ask the loader about each one for its reason
+        if history is None:
+            for task, entry in records.items():
+                try:
+                    path.write_text(json.dumps({task: entry}), encoding="utf-8")
+                    load_history(path, strict=True, use_cache=False)
+                except HistoryError as exc:
+                    errors[row_of[task]] = _problem(exc)
+                except (TypeError, ValueError) as exc:
+                    errors[row_of[task]] = f"entry: cannot be written as JSON ({exc})"
+                else:
+                    errors[row_of[task]] = f"entry: rejected with the other tasks ({bad})"
+            return None, errors
+    for task, problem in history.skipped:
+        errors[row_of[task]] = problem
+    return history, errors
+
+
+def _vocabulary_axes(feature_names: Sequence[str]) -> tuple[set[str], set[str]]:
+    codes, sites = set(), set()
+    for name in feature_names:
+        parts = str(name).split(":")
+        if len(parts) == 3:
+            codes.add(parts[1])
+            sites.add(parts[2])
+    return codes, sites
+
+
+def _unseen(history: History, spec: TaskModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Per task, the distinct codes and sites (of the view's statuses) the vocabulary lacks."""
+    codes, sites = _vocabulary_axes(spec.feature_names)
+    view = BLOCKS[spec.view]
+    keep_statuses, axis = view.statuses, view.axis
+    keep = np.ones(history.nnz, dtype=bool)
+    if keep_statuses is not None:
+        keep = np.isin(history.entry_status, [history.statuses.index(s) for s in keep_statuses
+                                              if s in history.statuses])
+    site_axis, axis_names = axis(history)
+    code_unseen = np.array([c not in codes for c in history.codes], dtype=bool)
+    axis_unseen = np.array([s not in sites for s in axis_names], dtype=bool)
+
+    def distinct(mask: np.ndarray, what: np.ndarray) -> np.ndarray:
+        pairs = np.unique(np.stack([history.entry_task[mask].astype(np.int64), what[mask].astype(np.int64)]), axis=1)
+        return np.bincount(pairs[0], minlength=history.n_tasks)
+
+    if history.nnz == 0:
+        zero = np.zeros(history.n_tasks, dtype=np.int64)
+        return zero, zero
+    unseen_codes = distinct(keep & code_unseen[history.entry_code], history.entry_code)
+    site_mask = keep & (axis_unseen[site_axis] if axis_unseen.size else np.zeros(history.nnz, bool))
+    unseen_sites = distinct(site_mask, history.entry_site)
+    return unseen_codes, unseen_sites
+
+
+def output_columns(class_names: Sequence[str]) -> list[str]:
+    """The columns of :func:`predict_tasks`' table, in order."""
+    return ["task", *(f"p_{c}" for c in class_names), "recommendation", "confidence", "runner_up",
+            "runner_up_p", "decision", "unseen_codes", "unseen_sites", "error"]
+
+
+def decision_table(tasks: Sequence[str], errors: Sequence[str | None], proba: np.ndarray | None,
+                   valid_rows: Sequence[int], class_names: Sequence[str], threshold: float | None,
+                   unseen_codes: Sequence[int] = (), unseen_sites: Sequence[int] = ()) -> pd.DataFrame:
+    """One row per input task: probabilities, recommendation, runner-up, AUTO/REVIEW, or the error.
+
+    Rows of invalid tasks carry only ``task`` and ``error`` (numbers NaN/NA, texts empty).
+    A task is ``AUTO`` when its confidence (largest probability) is at least ``threshold``;
+    without a threshold every task is ``REVIEW``.
+    """
+    n, k = len(tasks), len(class_names)
+    names = np.asarray([str(c) for c in class_names], dtype=object)
+    full = np.full((n, k), np.nan)
+    rows = np.asarray(valid_rows, dtype=np.int64)
+    if proba is not None and rows.size:
+        full[rows] = proba
+    table = pd.DataFrame({"task": [str(t) for t in tasks]})
+    for j, c in enumerate(names):
+        table[f"p_{c}"] = full[:, j]
+    recommendation = np.full(n, "", dtype=object)
+    runner_up = np.full(n, "", dtype=object)
+    confidence = np.full(n, np.nan)
+    runner_up_p = np.full(n, np.nan)
+    decision = np.full(n, "", dtype=object)
+    if rows.size:
+        order = np.argsort(-full[rows], axis=1, kind="stable")
+        recommendation[rows] = names[order[:, 0]]
+        confidence[rows] = full[rows, order[:, 0]]
+        if k > 1:
+            runner_up[rows] = names[order[:, 1]]
+            runner_up_p[rows] = full[rows, order[:, 1]]
+        auto = confidence[rows] >= threshold if threshold is not None else np.zeros(rows.size, bool)
+        decision[rows] = np.where(auto, AUTO, REVIEW)
+    table["recommendation"] = recommendation
+    table["confidence"] = confidence
+    table["runner_up"] = runner_up
+    table["runner_up_p"] = runner_up_p
+    table["decision"] = decision
+    for column, values in (("unseen_codes", unseen_codes), ("unseen_sites", unseen_sites)):
+        counts = pd.array([pd.NA] * n, dtype="Int64")
+        if rows.size:
+            counts[rows] = np.asarray(values, dtype=np.int64)
+        table[column] = counts
+    table["error"] = ["" if e is None else str(e) for e in errors]
+    return table
+
+
+def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshold: float | None = None) -> pd.DataFrame:
+    """Validate, featurise and predict raw tasks with a fitted pipeline.
+
+    Parameters
+    ----------
+    pipeline : estimator
+        Fitted on the matrix of ``build_features(history, spec.view, extras=spec.extras)``,
+        with class indices as labels (``spec.class_names`` in order).
+    spec : TaskModelSpec
+        View, extras, training vocabulary (``feature_names``) and class names.
+    model_input : DataFrame, list of rows or mapping
+        Columns ``task`` and ``entry`` (see :func:`tasks_frame`).
+    threshold : float, optional
+        Confidence at or above which a task is ``AUTO``; None: every task is ``REVIEW``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`output_columns`, one row per input row, in input order. Invalid tasks get their
+        one-line ``error`` and nothing else; codes and sites outside the vocabulary are
+        ignored and counted (``unseen_codes``, ``unseen_sites``).
+    """
+    from wtc.models.pipeline import full_proba
+
+    frame = tasks_frame(model_input)
+    tasks = frame["task"].tolist()
+    history, errors = validate_tasks(tasks, frame["entry"].tolist())
+    proba, valid_rows, unseen_codes, unseen_sites = None, [], [], []
+    if history is not None:
+        row_of = {t: i for i, t in enumerate(tasks) if errors[i] is None}
+        valid_rows = [row_of[t] for t in history.tasks]
+        with _quiet("wtc.data.features"):
+            X, _ = build_features(history, spec.view, vocabulary=spec.feature_names, extras=spec.extras)
+        proba = full_proba(pipeline, X, len(spec.class_names))
+        unseen_codes, unseen_sites = _unseen(history, spec)
+    return decision_table(tasks, errors, proba, valid_rows, spec.class_names, threshold, unseen_codes, unseen_sites)
