@@ -49,6 +49,7 @@ def describe_history(history: History) -> dict:
         "sites": len(history.sites),
         "nonzeros": history.nnz,
         "nonzeros_by_status": {s: int(n) for s, n in zip(history.statuses, status_nnz)},
-        "total_errors": int(history.entry_count.sum()),
+        # Python ints: the sum of int64 counts can pass 2**63.
+        "total_errors": sum(history.entry_count.tolist()),
         "classes": classes,
     }
