@@ -240,7 +240,7 @@ def valid_tasks(path: Path, data, strict: bool) -> tuple[dict, list[tuple[str, s
         items = [(t, r) for t, r in data if t not in repeated]
         duplicates = [(t, "<name>: duplicate task name") for t in dict.fromkeys(t for t in names if t in repeated)]
         if strict:
-            raise HistoryError(path, "duplicate task name", task=duplicates[0][0])
+            raise HistoryError(path, "duplicate task name", task=duplicates[0][0], field="<name>")
     elif type(data) is dict:
         items, duplicates = data.items(), []
     else:
