@@ -40,8 +40,12 @@ def load_history(path, strict: bool = True, use_cache: bool = True, cache_dir=No
         where each matrix is sparse (``{code: {site: count}}``) or dense
         (``{"codes": [...], "sites": [...], "matrix": [[count per site] per code]}``).
     strict : bool
-        When True (default) the first malformed task raises :class:`HistoryError`. When False
-        malformed tasks are skipped and listed in ``History.skipped`` with the reason.
+        When True (default) the first malformed task raises :class:`HistoryError` naming the
+        file, the task and the field. When False malformed tasks are skipped and listed in
+        ``History.skipped`` as ``(task, "<field>: <reason>")``; a task name that occurs twice
+        skips every task of that name. What is valid is listed in ``wtc.data.validation``.
+        Either way, a file that is not JSON, is nested too deeply, holds no valid task, or has
+        no non-zero count under ``good_sites`` or ``bad_sites`` raises HistoryError.
     use_cache : bool
         Reuse the parsed form cached under the file's content hash, and cache a fresh parse
         (see ``wtc.data.cache``). A damaged cache entry is ignored with a warning and rewritten.

@@ -288,7 +288,7 @@ def check_task(task, record) -> None:
         raise _not_object(errors, "errors", "an object of status -> matrix")
     for status_key, matrix in errors.items():
         where = f"errors.{status_key}"
-        status = status_key[: -len("_sites")] if status_key.endswith("_sites") else status_key
+        status = status_key.removesuffix("_sites")
         problem = name_problem(status, "a status name")
         if problem:
             raise TaskError(where, problem)
