@@ -297,8 +297,9 @@ def check_task(task, record) -> None:
         for code, row in matrix.items():
             where = f"errors.{status_key}.{code}"
             if not is_exit_code(code):
-                raise TaskError(where, f"exit code must be a canonical decimal integer of at most 10 digits "
-                                       f"(no leading zeros), got {code!r}")
+                # "..., got" ends the reason `wtc data check` counts problems by.
+                raise TaskError(where, f"exit code must be an integer, got {code!r} (canonical decimal: ASCII "
+                                       f"digits, no leading zeros, at most 10 digits)")
             if type(row) is not dict:
                 raise _not_object(row, where, "an object {site: count}")
             for site, n in row.items():
