@@ -18,7 +18,7 @@ from msgspec import UNSET, UnsetType
 from wtc.data import cache
 from wtc.data.history import History
 from wtc.data.validation import (DECISION_FIELDS, MAX_TASK_NAME, TaskError, check_decision, dense_to_sparse,
-                                 is_exit_code, name_problem, pairs_hook, parameter_values_ok, valid_tasks)
+                                 is_exit_code, name_problem, pairs_hook, valid_tasks)
 from wtc.data.vocabulary import code_sort_key
 from wtc.errors import HistoryError
 
@@ -136,7 +136,13 @@ def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
         tasks = None
     except RecursionError:
         raise HistoryError(path, _TOO_DEEP) from None
-    columns = _collect(tasks, counts_typed=True, n_colons=raw.count(b":")) if tasks else None
+    if tasks:
+        plain_text = raw.isascii() and b"\\" not in raw and b"\x7f" not in raw
+        # numpy counts bytes ~9x faster than bytes.count (SIMD compare, no per-match call).
+        n_colons = int(np.count_nonzero(np.frombuffer(raw, np.uint8) == ord(":")))
+        columns = _collect(tasks, counts_typed=True, n_colons=n_colons, plain_text=plain_text)
+    else:
+        columns = None
     if columns is None:
         # Something is wrong somewhere: decode again with json, whose errors say where the
         # file is broken, and check task by task, which names the task and field (strict)
@@ -185,7 +191,8 @@ class _Columns:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None = None) -> _Columns | None:
+def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None = None,
+             plain_text: bool = False) -> _Columns | None:
     """Gather the columns of the tasks, checking them in bulk.
 
     The loader's hot path. Every check of ``validation.check_task`` runs, but none per row or
@@ -196,18 +203,20 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None =
     when anything is wrong, without saying what. ``counts_typed``: msgspec already checked
     the count types. ``n_colons``: the number of ``:`` bytes in the file, which proves that no
     object holds a key twice when it equals the number of keys decoded (each key is followed
-    by one colon; a repeated key adds a colon but no decoded key).
+    by one colon; a repeated key adds a colon but no decoded key). ``plain_text``: the file is
+    ASCII without escapes or DEL, so every string in it is printable (JSON forbids raw
+    control characters in strings).
     """
     names = list(tasks)
     # Task names look like /<workflow>/<task>: a leading "/" and another one inside.
     if not all(map(str.startswith, names, repeat("/"))) or -1 in map(str.find, map(str.strip, names, repeat("/")),
                                                                       repeat("/")):
         return None
-    if not all(map(str.isprintable, names)) or max(map(len, names), default=0) > MAX_TASK_NAME:
+    if max(map(len, names), default=0) > MAX_TASK_NAME or not (plain_text or all(map(str.isprintable, names))):
         return None
     task_matrices, status_keys, matrix_rows = [], [], []  # per task: matrices; per matrix: status, rows
     row_code_names, row_len, site_names, counts = [], [], [], []  # code, length per row; site, count per count
-    params, decisions, site_lists = [], [], []
+    params, decisions, site_lists, param_keys = [], [], [], []
     last = UNSET
     # Keys in the file that are not a task, status, code or site key: "errors", "parameters",
     # the keys of parameters and of dense matrices, less the row keys a dense matrix expands to.
@@ -216,6 +225,7 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None =
     add_matrices, add_status, add_rows = task_matrices.append, status_keys.append, matrix_rows.append
     add_codes, add_lens, add_sites, add_counts = row_code_names.extend, row_len.extend, site_names.extend, counts.extend
     add_params, add_decision, add_site_list = params.append, decisions.append, site_lists.append
+    add_param_keys = param_keys.extend
     flatten, dict_values = chain.from_iterable, dict.values
     try:
         for record in tasks.values():
@@ -235,28 +245,29 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None =
                 add_counts(flatten(map(dict_values, rows)))  # TypeError for a row that is a list
             parameters = record.parameters
             add_params(parameters)
-            if parameters is not UNSET:
-                other_keys += len(parameters) + 1
-                if parameters != last:  # a workflow's tasks share one
-                    get = parameters.get
-                    values = tuple(map(get, DECISION_FIELDS))
-                    # Types are part of a decision: 3000 and "3000", True and 1, are checked apart.
-                    add_decision((*values, *map(type, values)))
-                    sites = get("sites")
-                    if sites is not None:
-                        add_site_list(sites)
-                    if not parameter_values_ok(parameters):
-                        return None
-                    last = parameters
+            if parameters is not UNSET and parameters != last:  # a workflow's tasks share one
+                get = parameters.get
+                values = tuple(map(get, DECISION_FIELDS))
+                # Types are part of a decision: 3000 and "3000", True and 1, are checked apart.
+                add_decision((*values, *map(type, values)))
+                sites = get("sites")
+                if sites is not None:
+                    add_site_list(sites)
+                add_param_keys(parameters)
+                last = parameters
         for decision in set(decisions):  # TypeError when a value is unhashable
             check_decision(*decision[:len(DECISION_FIELDS)])
     except (TaskError, TypeError):
         return None
+    # "parameters" and the keys inside (UNSET is falsy, and so is {}, which has no key)
+    other_keys += len(params) - params.count(UNSET) + sum(map(len, filter(None, params)))
     if n_colons is not None and n_colons != (other_keys + len(names) + len(status_keys) + len(row_code_names)
                                              + len(site_names)):
         return None  # a key occurs twice in some object, or a ":" inside a string: look closer
     if not (_LIST_ONLY.issuperset(map(type, site_lists))
-            and _STR_ONLY.issuperset(map(type, chain.from_iterable(site_lists)))):
+            and _STR_ONLY.issuperset(map(type, chain.from_iterable(site_lists)))
+            # Other fields: the careful path checks them (and when it calls, it has).
+            and (n_colons is None or _KNOWN_PARAMETERS.issuperset(param_keys))):
         return None
     count_array = _count_array(counts, check_types=not counts_typed)
     if count_array is None or not all(map(is_exit_code, set(row_code_names))):
@@ -277,6 +288,9 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None =
 
 
 _LIST_ONLY, _INT_ONLY, _STR_ONLY = frozenset({list}), frozenset({int}), frozenset({str})
+
+
+_KNOWN_PARAMETERS = frozenset({*DECISION_FIELDS, "sites"})
 
 
 def _count_array(counts: list, check_types: bool) -> np.ndarray | None:

@@ -115,6 +115,8 @@ def _check_splitting(value):
 def _check_memory(value):
     if type(value) is bool:
         raise ValueError(f"memory must be a number of MB, got {value!r}")
+    if type(value) is int and not 0 < value < _INT64:
+        raise ValueError(f"memory must be a positive number of MB within 64 bits, got {value!r}")
     return FIELD_CHECKS["memory"](value)
 
 
@@ -254,13 +256,16 @@ def valid_tasks(path: Path, data, strict: bool) -> tuple[dict, list[tuple[str, s
         except TaskError as exc:
             if strict:
                 raise HistoryError(path, exc.message, task=task, field=exc.field) from None
-            skipped.append((task, f"{exc.field}: {exc.message}"))
+            # A field is a key from the file: escaped, so that a reason stays one line.
+            field = exc.field if exc.field.isprintable() else repr(exc.field)[1:-1]
+            skipped.append((task, f"{field}: {exc.message}"))
         else:
             valid[task] = record
     if skipped:
         log.warning("%s: skipped %d malformed task(s); first: %s: %s", path, len(skipped), *skipped[0])
     if not valid:
-        raise HistoryError(path, f"no valid task (skipped {len(skipped)}; first: {skipped[0][0]!r}: {skipped[0][1]})")
+        raise HistoryError(path, f"no valid task (skipped {len(skipped)}; first: task {skipped[0][0]!r}: "
+                                 f"{skipped[0][1]})")
     return valid, skipped
 
 
