@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,11 +92,77 @@ def test_device_selects_cpu_or_cuda():
     ("metric=auc", "unknown metric 'auc'"),
     ("cv.kind=loo", "unknown cv.kind"),
     ("search.kind=random", "unknown search.kind"),
-    ("search.n_trials=0", "n_trials"),
+    ("search.n_trials=0", "search.n_trials must be at least 1"),
+    ("search.n_trials=-3", "search.n_trials must be at least 1"),
+    ("search.n_trials=2.5", "search.n_trials must be an integer"),
+    ("search.n_trials=many", "search.n_trials must be an integer"),
+    ("cv.n_splits=1", "cv.n_splits must be at least 2"),
+    ("cv.n_splits=0", "cv.n_splits must be at least 2"),
+    ("cv.n_splits=2.0", "cv.n_splits must be an integer"),
+    ("cv.n_splits=true", "cv.n_splits must be an integer"),
+    ("test_size=1.5", "test_size must be a number between 0 and 1"),
+    ("test_size=0", "test_size must be a number between 0 and 1"),
+    ("test_size=1", "test_size must be a number between 0 and 1"),
+    ("test_size=-0.2", "test_size must be a number between 0 and 1"),
+    ("test_size=nan", "test_size must be a number between 0 and 1"),
+    ("test_size=abc", "test_size must be a number between 0 and 1"),
+    ("test_size=null", "test_size must be a number between 0 and 1"),
+    ("seed=abc", "seed must be an integer, got 'abc'"),
+    ("seed=1.5", "seed must be an integer"),
+    ("seed=true", "seed must be an integer"),
+    ("seed=-1", "seed must be at least 0"),
+    ("seed=99999999999", "seed must be at most"),
+    ("seed=null", "seed must be an integer"),
+    ("n_jobs=0", "n_jobs must be at least 1"),
+    ("n_jobs=-1", "n_jobs must be at least 1"),
+    ("n_jobs=two", "n_jobs must be an integer"),
+    ("target.min_class_count=-1", "target.min_class_count must be at least 0"),
+    ("target.min_class_count=0.5", "target.min_class_count must be an integer"),
+    ("data.view=everything", "unknown data.view 'everything'"),
+    ("data.extras=[campaign,weather]", "unknown data.extras ['weather']"),
+    ("data.extras=campaign", "data.extras must be a list"),
+    ("target.name=weather", "unknown target.name 'weather'"),
+    ("seed=${oc.env:WTC_NO_SUCH_VARIABLE_SET}", "seed cannot be resolved"),
 ])
-def test_bad_choices_fail_loudly(override, message):
-    with pytest.raises(ConfigError, match=message):
+def test_bad_values_fail_in_one_line_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
         check_config(compose_cfg([override]))
+    key = override.split("=", 1)[0]
+    assert str(info.value).count(key) >= 1 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override", ["seed=0", "seed=${oc.env:WTC_TEST_SEED}", "test_size=0.5", "cv.n_splits=2",
+                                      "n_jobs=1", "target.min_class_count=0", "data.extras=[campaign,total]",
+                                      "search.n_trials=1"])
+def test_good_values_pass(override, monkeypatch):
+    monkeypatch.setenv("WTC_TEST_SEED", "7")
+    check_config(compose_cfg([override]))
+
+
+def test_run_py_refuses_a_bad_seed_before_opening_a_run(tmp_path):
+    """``python run.py seed=abc``: one ``error:`` line, no traceback, nothing in the tracking store."""
+    root = CONF.parent
+    store = tmp_path / "mlflow.db"
+    done = subprocess.run(
+        [sys.executable, str(root / "run.py"), "seed=abc", f"tracking.uri=sqlite:///{store}",
+         f"hydra.run.dir={tmp_path}/out", f"paths.cache_dir={tmp_path}/cache", f"paths.data_dir={tmp_path}/data"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
+        env={**os.environ, "PYTHONPATH": str(root), "WTC_CACHE_DIR": str(tmp_path / "cache")})
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "seed" in errors[0]
+    assert not _runs_in(store)
+
+
+def _runs_in(store) -> list:
+    if not store.exists():
+        return []
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
+        return db.execute("select run_uuid, status from runs").fetchall() if "runs" in tables else []
 
 
 def test_rules_skips_the_scaler():

@@ -10,18 +10,18 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from wtc.config_checks import check_config
 from wtc.data.dataset import Dataset, load_dataset
-from wtc.errors import ConfigError
 from wtc.evaluation.diagnostics import RunOutcome, automation_metrics, roc_points, run_figures
-from wtc.evaluation.metrics import METRICS, ks_statistic, score_all
+from wtc.evaluation.metrics import ks_statistic, score_all
 from wtc.evaluation.overtraining import overtraining_ks
 from wtc.evaluation.report import summary_markdown, terminal_line
 from wtc.evaluation.tables import per_class_table
 from wtc.models.pipeline import build_pipeline, full_proba, with_params
 from wtc.provenance import git_commit, hydra_context, in_multirun, run_name
-from wtc.splits import CV_KINDS, make_splits
+from wtc.splits import make_splits
 from wtc.tracking import RunTracker
-from wtc.tuning import SEARCHERS, config_space, make_searcher, tune
+from wtc.tuning import config_space, make_searcher, tune
 
 __all__ = ["RunResult", "check_config", "run"]
 
@@ -38,18 +38,6 @@ class RunResult:
     best_params: dict
     classes: list[str]
     feature_names: list[str]
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Fail before any work when a choice has no implementation."""
-    if cfg.metric not in METRICS:
-        raise ConfigError(f"unknown metric {cfg.metric!r}; choose one of {', '.join(METRICS)}")
-    if cfg.cv.kind not in CV_KINDS:
-        raise ConfigError(f"unknown cv.kind {cfg.cv.kind!r}; choose one of {', '.join(CV_KINDS)}")
-    if cfg.search.kind not in SEARCHERS:
-        raise ConfigError(f"unknown search.kind {cfg.search.kind!r}; choose one of {', '.join(SEARCHERS)}")
-    if int(cfg.search.n_trials) < 1:
-        raise ConfigError("search.n_trials must be at least 1")
 
 
 def _choices(cfg: DictConfig) -> dict[str, str]:

@@ -191,7 +191,7 @@ def test_a_valid_file_takes_the_fast_path(tmp_path, small_history_path, monkeypa
     def fail(*args, **kwargs):
         raise AssertionError("a valid file fell back to the per-task checks")
 
-    monkeypatch.setattr(loader_module, "_valid_tasks", fail)
+    monkeypatch.setattr(loader_module, "valid_tasks", fail)
     for path in (small_history_path, _synthetic(tmp_path)):
         assert load_history(path, use_cache=False).n_tasks > 0
 

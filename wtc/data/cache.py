@@ -149,7 +149,7 @@ def write(digest: str, payload: dict, folder: Path) -> None:
         _atomic_write(base.with_suffix(".npz"), lambda fh: np.savez(fh, **arrays))
         _atomic_write(base.with_suffix(".json"),
                       lambda fh: fh.write(json.dumps(meta, separators=(",", ":")).encode("utf-8")))
-    except (OSError, TypeError, ValueError) as exc:
+    except (OSError, TypeError, ValueError, RecursionError) as exc:
         log.warning("could not cache the parsed history in %s (%s)", folder, exc)
 
 

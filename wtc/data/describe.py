@@ -29,6 +29,9 @@ def describe_history(history: History) -> dict:
         ``total_errors`` and ``classes`` (target -> class -> labelled tasks).
     """
     status_nnz = np.bincount(history.entry_status, minlength=len(history.statuses))
+    entry_counts = history.entry_count
+    # Counts are int64 each, but their sum can pass 2**63: add them as Python ints when it might.
+    fits = entry_counts.size == 0 or int(entry_counts.max()) <= (2**63 - 1) // entry_counts.size
     classes = {}
     for target in TARGETS:
         y, names = build_target(history, target)
@@ -49,6 +52,6 @@ def describe_history(history: History) -> dict:
         "sites": len(history.sites),
         "nonzeros": history.nnz,
         "nonzeros_by_status": {s: int(n) for s, n in zip(history.statuses, status_nnz)},
-        "total_errors": int(history.entry_count.sum()),
+        "total_errors": int(entry_counts.sum()) if fits else sum(entry_counts.tolist()),
         "classes": classes,
     }
