@@ -317,3 +317,18 @@ def test_every_experiment_preset_composes(preset):
                               return_hydra_config=True)
                 check_config(job)
                 assert job.hydra.runtime.choices.get(key, value) == value
+
+
+def test_a_view_without_columns_is_a_config_error(tmp_path, tracking_uri):
+    """A good-sites view of a history with bad sites only: one clear error before any run is opened."""
+    from tests.conftest import write_json
+    from wtc.errors import ConfigError
+
+    history = {f"/wf{i}_T_180412_131301_1/task": {"errors": {"bad_sites": {"8001": {"T2_US_MIT": i + 1}}},
+                                                  "parameters": {"action": "acdc" if i % 2 else "clone"}}
+               for i in range(12)}
+    path = write_json(tmp_path / "bad_only.json", history)
+    with pytest.raises(ConfigError, match="view 'good' has no column"):
+        run(make_cfg(path, tracking_uri, ["data=good", "search=none", "model=logreg", "target.min_class_count=0"]))
+    client = mlflow.MlflowClient(tracking_uri)
+    assert client.get_experiment_by_name("wtc-binary") is None or not runs_of(tracking_uri)[1]

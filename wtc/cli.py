@@ -45,7 +45,7 @@ def _check(args) -> int:
     from wtc.data.vocabulary import cms_vocabulary
 
     # The loader also logs a one-line warning about skipped tasks; this report lists them all.
-    logging.getLogger("wtc.data.history").setLevel(logging.ERROR)
+    logging.getLogger("wtc.data.loader").setLevel(logging.ERROR)
     try:
         history = load_history(args.path, strict=False, use_cache=False)
     except WtcError as exc:

@@ -102,6 +102,9 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     y, classes, mapping = merge_rare_classes(y_all[labelled], classes, int(cfg.target.get("min_class_count", 0)))
     if len(classes) < 2:
         raise ConfigError(f"{path}: target {cfg.target.name!r} has a single class {classes}")
+    if X.shape[1] == 0:
+        raise ConfigError(f"{path}: view {cfg.data.view!r} has no column on this history "
+                          f"(statuses here: {', '.join(history.statuses)}); choose another data=…")
     oracle = None
     if has_oracle(path):
         proba, _ = load_oracle(path, cfg.target.name, history=history)
