@@ -8,7 +8,6 @@ the search already fitted where they can (the CV ROC reads the best trial's fold
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -53,7 +52,6 @@ class RunOutcome:
     options: Mapping = field(default_factory=dict)            # the diagnostics config node
     seed: int = 0
     tables: dict = field(default_factory=dict)                # filled: artifact path -> DataFrame
-    seconds: float = 0.0                                      # filled: time spent computing diagnostics
 
 
 def automation_metrics(y_true, proba, prefix: str) -> dict[str, float]:
@@ -172,7 +170,6 @@ def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
 
     Tables (per-class metrics, grouped importances) land in ``outcome.tables``.
     """
-    started = time.perf_counter()
     options = outcome.options
     y_train, y_test, classes = outcome.y[outcome.train], outcome.y[outcome.test], outcome.classes
     yield "plots/roc.png", plots.roc_figure(y_test, outcome.test_proba, classes)
@@ -210,7 +207,6 @@ def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
             random_state=outcome.seed, max_features=options.get("importance_max_groups"))
         outcome.tables["importance/permutation_by_group.csv"] = table
         yield "plots/permutation_importance.png", importance_figure(table)
-    outcome.seconds += time.perf_counter() - started
 
 
 def _optuna_figures(searcher) -> Iterator[tuple[str, object]]:
