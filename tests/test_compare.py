@@ -19,12 +19,6 @@ from wtc.evaluation.compare import compare, markdown_table, rank_runs, summary_t
 from wtc.experiment import run
 from wtc.tracking.query import CHOICE_PARAMS, parent_runs
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::UserWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::FutureWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"),
-]
 
 SWEEP_A = "/somewhere/multirun/2026-01-01/10-00-00"
 SWEEP_B = "/somewhere/multirun/2026-01-02/10-00-00"

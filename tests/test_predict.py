@@ -18,12 +18,6 @@ from wtc.data.synthetic import write_benchmark
 from wtc.tracking import RunTracker
 from wtc.tracking.pyfunc import log_pipeline_model
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::UserWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::FutureWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"),
-]
 THRESHOLD = 0.7
 N_GOOD = 30
 

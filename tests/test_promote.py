@@ -12,12 +12,6 @@ from wtc.data.synthetic import write_benchmark
 from wtc.experiment import run
 from wtc.tracking.registry import CHAMPION, promote
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::UserWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::FutureWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"),
-]
 
 
 @pytest.fixture(scope="module")

@@ -93,10 +93,6 @@ def test_two_classes_leave_stage_two_constant(data):
     assert proba.shape == (300, 2)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow")
-@pytest.mark.filterwarnings("ignore::UserWarning:mlflow")
-@pytest.mark.filterwarnings("ignore::FutureWarning:mlflow")
-@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")
 def test_cascade_runs_end_to_end_on_action_split(tmp_path, tracking_uri):
     import mlflow
     from hydra import compose, initialize_config_dir

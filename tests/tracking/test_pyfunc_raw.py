@@ -18,12 +18,6 @@ from wtc.serving.tasks import infer_view, output_columns
 from wtc.tracking import RunTracker, load_model
 from wtc.tracking.pyfunc import WTCTaskModel, log_pipeline_model
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::UserWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::FutureWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"),
-]
 
 
 @pytest.fixture(scope="module")

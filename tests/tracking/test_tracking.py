@@ -22,13 +22,6 @@ from wtc.tracking import (
     load_model,
 )
 
-# MLflow and SQLAlchemy warn about their own internals; that is not our code's noise.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::UserWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::FutureWarning:mlflow"),
-    pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"),
-]
 
 EXPERIMENT = "wtc-test"
 
