@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import logging
@@ -166,6 +167,13 @@ def _estimators_of(estimator: Any) -> Iterator[Any]:
                 yield from _estimators_of(value)
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions_of_packages() -> dict[str, list[str]]:
+    """Top-level import name -> distributions: a scan of every installed package (~1 s), done once
+    per process (a sweep's worker logs one model per job)."""
+    return importlib.metadata.packages_distributions()
+
+
 def pipeline_requirements(pipeline: Any) -> list[str]:
     """Pinned pip requirements of a fitted pipeline, derived from its own steps.
 
@@ -175,7 +183,7 @@ def pipeline_requirements(pipeline: Any) -> list[str]:
     Listing them explicitly also spares MLflow's requirement inference (a subprocess that
     loads the model again).
     """
-    distributions = importlib.metadata.packages_distributions()
+    distributions = _distributions_of_packages()
     packages = list(_BASE_REQUIREMENTS)
     for estimator in _estimators_of(pipeline):
         top = type(estimator).__module__.split(".", 1)[0]
