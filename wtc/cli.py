@@ -171,6 +171,10 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_tracking_uri(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", metavar="URI", help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wtc", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -209,8 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--experiment", metavar="NAME", help="compare the runs of this experiment (e.g. wtc-binary)")
     which.add_argument("--sweep", metavar="TAG",
                        help="compare the runs of one sweep: its dir (the wtc.sweep tag) or a unique suffix of it")
-    compare.add_argument("--tracking-uri", metavar="URI",
-                         help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    _add_tracking_uri(compare)
     compare.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the report (created)")
     compare.add_argument("--top", type=_positive, default=5, metavar="N",
                          help="show the ROC curves of the N best runs (default: 5); tables list every run")
@@ -227,8 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="test metric that ranks the runs (default: test/log_loss; direction from the registry)")
     promote.add_argument("--name", required=True, metavar="NAME", help="registered model name")
     promote.add_argument("--sweep", metavar="TAG", help="only the runs of this sweep (its dir or a unique suffix)")
-    promote.add_argument("--tracking-uri", metavar="URI",
-                         help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    _add_tracking_uri(promote)
     promote.add_argument("--precision", type=_precision, default=0.95, metavar="P",
                          help="target precision of AUTO decisions (default: 0.95)")
     promote.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
@@ -243,8 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "one message each (exit 1); the others are still predicted.")
     predict.add_argument("history", type=Path, help="the actions-history JSON file")
     predict.add_argument("--model", required=True, metavar="URI", help="e.g. models:/wtc-action@champion")
-    predict.add_argument("--tracking-uri", metavar="URI",
-                         help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    _add_tracking_uri(predict)
     predict.add_argument("--precision", type=_precision, default=0.95, metavar="P",
                          help="the precision asked of AUTO decisions (default: 0.95; a promoted version's own "
                               "threshold and precision take precedence)")
@@ -259,8 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "\"params\": {\"threshold\": T}} to /invocations.")
     serve.add_argument("--model", required=True, metavar="URI", help="e.g. models:/wtc-action@champion")
     serve.add_argument("--port", type=_positive, default=5001, metavar="N", help="port (default: 5001)")
-    serve.add_argument("--tracking-uri", metavar="URI",
-                       help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
+    _add_tracking_uri(serve)
     serve.set_defaults(func=_serve)
     return parser
 

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
+from sklearn.base import clone
 from tqdm import tqdm
 
 from wtc.config_checks import check_config
@@ -18,7 +19,7 @@ from wtc.evaluation.overtraining import overtraining_ks
 from wtc.evaluation.report import summary_markdown, terminal_line
 from wtc.evaluation.tables import per_class_table
 from wtc.models.pipeline import build_pipeline, full_proba, with_params
-from wtc.provenance import git_commit, hydra_context, in_multirun, run_name
+from wtc.provenance import git_commit, hydra_context, in_multirun, run_choices, run_name
 from wtc.splits import make_splits
 from wtc.tracking import RunTracker
 from wtc.tuning import config_space, make_searcher, tune
@@ -38,24 +39,6 @@ class RunResult:
     best_params: dict
     classes: list[str]
     feature_names: list[str]
-
-
-def _choices(cfg: DictConfig) -> dict[str, str]:
-    """The choices that define a run, by the names researchers compare runs on."""
-    def short(node) -> str:
-        return node.get("_target_", "none").rsplit(".", 1)[-1] if node else "none"
-
-    choices = {
-        "model.name": cfg.model.name, "data.view": cfg.data.view, "target.name": cfg.target.name,
-        "scaler": short(cfg.scaler), "resample": short(cfg.resample), "search.kind": cfg.search.kind,
-        "search.n_trials": cfg.search.n_trials, "cv.kind": cfg.cv.kind, "cv.n_splits": cfg.cv.n_splits,
-        "metric": cfg.metric, "seed": cfg.seed, "test_size": cfg.test_size, "device": cfg.device,
-    }
-    if cfg.data.get("extras"):
-        choices["data.extras"] = ",".join(cfg.data.extras)
-    if cfg.data.path:
-        choices["data.path"] = str(cfg.data.path)
-    return {k: str(v) for k, v in choices.items()}
 
 
 def _model_params(pipeline) -> dict[str, str]:
@@ -124,7 +107,8 @@ def run(cfg: DictConfig) -> RunResult:
     log_plots = cfg.tracking.get("log_plots", True) and diagnostics.get("level") != "none"
     mlruns = OmegaConf.select(cfg, "paths.mlruns", default=None)
     with RunTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=name, tags=tags, mlruns=mlruns) as tracker:
-        tracker.log_params(_choices(cfg))
+        choices = run_choices(cfg)
+        tracker.log_params(choices)
         tracker.log_params(_data_params(data, len(train), len(test)))
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         tracker.log_dict(space, "search_space.yaml")
@@ -147,7 +131,7 @@ def run(cfg: DictConfig) -> RunResult:
         if tuning.best_iterations is not None and "refit_iterations" in pipeline.named_steps["model"].get_params():
             refit_params["refit_iterations"] = tuning.best_iterations
         unfitted = with_params(pipeline, refit_params)
-        final = with_params(pipeline, refit_params).fit(data.X[train], data.y[train])
+        final = clone(unfitted).fit(data.X[train], data.y[train])
         refit_s = time.perf_counter() - refit_start
         test_proba = full_proba(final, data.X[test], len(data.classes))
         train_proba = full_proba(final, data.X[train], len(data.classes))
@@ -187,7 +171,7 @@ def run(cfg: DictConfig) -> RunResult:
             tracker.log_model(final, data.X[test[:5]], class_names=data.classes, feature_names=data.feature_names,
                               name=name, view=cfg.data.view, extras=list(cfg.data.get("extras") or []),
                               target=cfg.target.name)
-        tracker.log_text(summary_markdown(name, _choices(cfg), metrics, cfg.metric, figures, len(train), len(test)),
+        tracker.log_text(summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test)),
                          "summary.md")
         timing = {"time/total_s": time.perf_counter() - started, "time/search_s": search_s, "time/refit_s": refit_s,
                   "time/trial_mean_s": search_s / len(tuning.trials), "time/diagnostics_s": diagnostics_s,

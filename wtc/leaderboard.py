@@ -22,12 +22,9 @@ def ui_command(tracking_uri: str) -> str:
 
 def sweep_store(config: DictConfig) -> tuple[str, str]:
     """The tracking URI and the sweep dir (the runs' ``wtc.sweep`` tag) of a multirun's config."""
-    from wtc.tracking.store import resolve_tracking_uri
+    from wtc.tracking.store import config_tracking_uri
 
-    sweep = str(OmegaConf.select(config, "hydra.sweep.dir"))
-    uri = OmegaConf.select(config, "tracking.uri", default=None, throw_on_resolution_failure=False)
-    mlruns = OmegaConf.select(config, "paths.mlruns", default=None, throw_on_resolution_failure=False)
-    return resolve_tracking_uri(str(uri) if uri else None, mlruns), sweep
+    return config_tracking_uri(config), str(OmegaConf.select(config, "hydra.sweep.dir"))
 
 
 def leaderboard(tracking_uri: str, sweep: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-__all__ = ["git_commit", "hydra_context", "in_multirun", "run_name"]
+__all__ = ["git_commit", "hydra_context", "in_multirun", "run_choices", "run_name", "step_name"]
 
 
 def git_commit() -> str:
@@ -43,13 +43,29 @@ def hydra_context() -> dict[str, str]:
     return context
 
 
-def _short(node) -> str:
+def step_name(node) -> str:
+    """The class name a scaler/resampler config node builds (``none`` when the group is empty)."""
     return node.get("_target_", "none").rsplit(".", 1)[-1] if node else "none"
 
 
 def run_name(cfg: DictConfig) -> str:
     """``<model>-<view>-<resampler>-<scaler>-<search>``, e.g. ``xgboost-combined-SMOTE-RobustScaler-gp``."""
-    return f"{cfg.model.name}-{cfg.data.view}-{_short(cfg.resample)}-{_short(cfg.scaler)}-{cfg.search.kind}"
+    return f"{cfg.model.name}-{cfg.data.view}-{step_name(cfg.resample)}-{step_name(cfg.scaler)}-{cfg.search.kind}"
+
+
+def run_choices(cfg: DictConfig) -> dict[str, str]:
+    """The choices that define a run, by the names researchers compare runs on (its params)."""
+    choices = {
+        "model.name": cfg.model.name, "data.view": cfg.data.view, "target.name": cfg.target.name,
+        "scaler": step_name(cfg.scaler), "resample": step_name(cfg.resample), "search.kind": cfg.search.kind,
+        "search.n_trials": cfg.search.n_trials, "cv.kind": cfg.cv.kind, "cv.n_splits": cfg.cv.n_splits,
+        "metric": cfg.metric, "seed": cfg.seed, "test_size": cfg.test_size, "device": cfg.device,
+    }
+    if cfg.data.get("extras"):
+        choices["data.extras"] = ",".join(cfg.data.extras)
+    if cfg.data.path:
+        choices["data.path"] = str(cfg.data.path)
+    return {k: str(v) for k, v in choices.items()}
 
 
 def in_multirun() -> bool:

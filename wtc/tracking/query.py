@@ -88,11 +88,6 @@ def _sweep_matching(sweeps: set[str], sweep: str) -> str:
     raise WtcError(f"sweep {sweep!r} is ambiguous: it matches {', '.join(matches)}")
 
 
-def _choice(params: Mapping[str, str], key: str) -> str | None:
-    """A choice param (runs log the class name of a scaler/resampler, ``none`` when left out)."""
-    return params.get(key)
-
-
 def _row(run, experiment_name: str) -> dict[str, Any]:
     info, data = run.info, run.data
     start = pd.to_datetime(info.start_time, unit="ms", utc=True) if info.start_time else pd.NaT
@@ -107,7 +102,7 @@ def _row(run, experiment_name: str) -> dict[str, Any]:
         "wall_s": (info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else float("nan"),
     }
     for key in CHOICE_PARAMS:
-        row[key] = _choice(data.params, key)
+        row[key] = data.params.get(key)  # runs log a scaler/resampler by class name, none when left out
     for key, value in data.metrics.items():
         if key.startswith(METRIC_PREFIXES):
             row[key] = value

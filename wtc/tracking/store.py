@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "default_tracking_uri", "init_store", "resolve_tracking_uri"]
+__all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "config_tracking_uri", "default_tracking_uri", "init_store", "resolve_tracking_uri"]
 
 _SQLITE_PREFIX = "sqlite:///"
 #: Without this tag the MLflow 3 UI opens an experiment in GenAI mode (traces, tokens, agent
@@ -131,6 +131,12 @@ def init_store(
         return experiment.experiment_id
 
 
+def config_tracking_uri(config: DictConfig) -> str:
+    """The store a run config logs to: ``tracking.uri``, else ``sqlite:///<paths.mlruns>/mlflow.db``."""
+    uri = OmegaConf.select(config, "tracking.uri", default=None)
+    return resolve_tracking_uri(str(uri) if uri else None, OmegaConf.select(config, "paths.mlruns", default=None))
+
+
 class TrackingSetupCallback(Callback):
     """Hydra callback that creates the tracking store before any job starts.
 
@@ -156,11 +162,9 @@ class TrackingSetupCallback(Callback):
     def _init(config: DictConfig) -> None:
         if OmegaConf.select(config, "tracking", default=None) is None:
             return  # a config without tracking creates no store
-        uri = OmegaConf.select(config, "tracking.uri", default=None)
         # The experiment name may interpolate per-job choices that do not resolve in the
         # sweep config; then create the schema only and let each job create its experiment.
         name = OmegaConf.select(
             config, "tracking.experiment", default=None, throw_on_resolution_failure=False
         )
-        mlruns = OmegaConf.select(config, "paths.mlruns", default=None)
-        init_store(uri, str(name) if name is not None else None, mlruns=mlruns)
+        init_store(config_tracking_uri(config), str(name) if name is not None else None)
