@@ -84,9 +84,9 @@ def _generate(args) -> int:
 
 
 def _compare(args) -> int:
+    uri = _default_uri(args)  # before the heavy imports: an unreachable server fails at once
     from wtc.evaluation.compare import compare
 
-    uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
     report = compare(uri, args.out, experiment=args.experiment, sweep=args.sweep, top=args.top)
     comparison = report.comparison
     direction = "higher" if comparison.greater_is_better else "lower"
@@ -101,13 +101,20 @@ def _compare(args) -> int:
 
 
 def _default_uri(args) -> str:
-    return args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    """``--tracking-uri``, else ``sqlite:///$PWD/mlruns/mlflow.db``; a server that does not answer fails here,
+    in seconds (MLflow's client would retry it for minutes)."""
+    from wtc.tracking.store import check_reachable
+
+    uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    check_reachable(uri)
+    return uri
 
 
 def _promote(args) -> int:
+    uri = _default_uri(args)
     from wtc.tracking.registry import CHAMPION, promote
 
-    outcome = promote(_default_uri(args), args.experiment, args.metric, args.name, sweep=args.sweep,
+    outcome = promote(uri, args.experiment, args.metric, args.name, sweep=args.sweep,
                       precision=args.precision, dry_run=args.dry_run)
     print(f"{'dry run: ' if args.dry_run else ''}best finished run of {args.experiment} by {args.metric}: "
           f"{outcome.run_name} ({outcome.run_id}) {outcome.value:.4g}")
@@ -157,6 +164,28 @@ def _serve(args) -> int:
     return 1
 
 
+def _tracking_server(args) -> int:
+    from wtc.tracking import server
+
+    if args.action == "start":
+        up = server.start(args.dir, host=args.host, port=args.port, workers=args.workers)
+        print(f"MLflow tracking server {up.uri} (bound to {args.host}), log {up.dir / 'mlflow.log'}")
+        print(f"  backend store  PostgreSQL {up.pg_version} on 127.0.0.1:{up.pg_port}, database {server.DB_NAME} "
+              f"({up.dir / 'postgres'})")
+        print(f"  artifacts      {up.dir / 'artifacts'}, uploaded and read through the server (mlflow-artifacts:)")
+        print(f"point runs at it:  python run.py tracking=server tracking.uri={up.uri}")
+        print(f"stop it:           wtc tracking-server stop --dir {up.dir}")
+        return 0
+    if args.action == "stop":
+        stopped = server.stop(args.dir)
+        print("stopped " + ", ".join(stopped) if stopped else f"nothing was running from {Path(args.dir).resolve()}")
+        return 0
+    now = server.status(args.dir)
+    print(f"MLflow server  {'answers at ' + now.uri if now.mlflow else 'not running'}")
+    print(f"PostgreSQL     {f'runs on 127.0.0.1:{now.pg_port}' if now.postgres else 'not running'} ({now.dir / 'postgres'})")
+    return 0 if now.running else (3 if not (now.mlflow or now.postgres) else 1)
+
+
 def _precision(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
@@ -179,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wtc", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     help="data: actions-history files; compare: tracked runs")
+                                     help="data: actions-history files; compare: tracked runs; tracking-server: a shared MLflow server")
     data = commands.add_parser("data", help="actions-history files", description="Inspect, check and generate "
                                "actions-history files.").add_subparsers(dest="data_command", required=True,
                                                                         metavar="ACTION",
@@ -262,6 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_positive, default=5001, metavar="N", help="port (default: 5001)")
     _add_tracking_uri(serve)
     serve.set_defaults(func=_serve)
+
+    shared = commands.add_parser(
+        "tracking-server", help="start, stop or check a shared MLflow server (PostgreSQL store) in a folder",
+        description="A tracking server for a group, all in DIR: a PostgreSQL cluster (initdb on first start, listening "
+                    "on 127.0.0.1 only; run as the postgres user when started by root), an MLflow server on it bound to "
+                    "--host:--port that also serves the artifacts (DIR/artifacts). Runs log to it with "
+                    "`python run.py tracking=server tracking.uri=http://HOST:PORT`. status exits 0 when both run, "
+                    "3 when neither does, 1 otherwise.")
+    shared.add_argument("action", choices=["start", "stop", "status"])
+    shared.add_argument("--dir", required=True, type=Path, metavar="DIR",
+                        help="the server's folder (database, artifacts, logs); kept between stop and start")
+    shared.add_argument("--host", default="127.0.0.1",
+                        help="interface the MLflow server binds (default: 127.0.0.1; 0.0.0.0 for other machines)")
+    shared.add_argument("--port", type=_positive, default=5000, metavar="N", help="the MLflow server's port (default: 5000)")
+    shared.add_argument("--workers", type=_positive, default=2, metavar="N",
+                        help="the MLflow server's worker processes (default: 2)")
+    shared.set_defaults(func=_tracking_server)
     return parser
 
 

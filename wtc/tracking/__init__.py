@@ -2,7 +2,8 @@
 
 - :mod:`~wtc.tracking.store`: tracking URIs, creating the schema and experiments safely;
 - :mod:`~wtc.tracking.runs`: one parent run per job, child runs per trial, artifacts;
-- :mod:`~wtc.tracking.pyfunc`: the logged model (a pyfunc of class probabilities).
+- :mod:`~wtc.tracking.pyfunc`: the logged model (a pyfunc of class probabilities);
+- :mod:`~wtc.tracking.server`: a shared MLflow server on PostgreSQL, started and stopped in a folder.
 """
 
 import logging
@@ -10,6 +11,9 @@ import os
 
 # A sweep logs a model per job: MLflow's per-download progress bars only bury the output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Against a tracking server MLflow prints two "View run ... at: URL" lines per ended run, child
+# runs included; each job's own last line already says where its run is.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 # Creating or migrating the SQLite schema is announced at INFO on every fresh store: noise for
 # a user, who only needs to hear when something went wrong.
 for _name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
