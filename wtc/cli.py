@@ -168,7 +168,8 @@ def _tracking_server(args) -> int:
     from wtc.tracking import server
 
     if args.action == "start":
-        up = server.start(args.dir, host=args.host, port=args.port, workers=args.workers)
+        up = server.start(args.dir, host=args.host, port=args.port, workers=args.workers,
+                          allowed_hosts=args.allowed_hosts)
         print(f"MLflow tracking server {up.uri} (bound to {args.host}), log {up.dir / 'mlflow.log'}")
         print(f"  backend store  PostgreSQL {up.pg_version} on 127.0.0.1:{up.pg_port}, database {server.DB_NAME} "
               f"({up.dir / 'postgres'})")
@@ -307,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_argument("--port", type=_positive, default=5000, metavar="N", help="the MLflow server's port (default: 5000)")
     shared.add_argument("--workers", type=_positive, default=2, metavar="N",
                         help="the MLflow server's worker processes (default: 2)")
+    shared.add_argument("--allowed-hosts", metavar="HOSTS",
+                        help="Host headers the server answers besides localhost and private addresses "
+                             "(MLflow's --allowed-hosts; e.g. mlflow.example.org:5000 for a server reached by name)")
     shared.set_defaults(func=_tracking_server)
     return parser
 

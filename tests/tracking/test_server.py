@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import mlflow
@@ -22,6 +23,7 @@ from wtc.tracking import load_model, server
 from wtc.tracking.registry import CHAMPION, run_model
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
 EXPERIMENT = "wtc-shared"
 #: The sweep: the rules baseline's smoothing at four values (cheap jobs; alpha below the default 1.0
 #: is what beats the rules and dummy baselines on this benchmark, see tests/test_promote.py).
@@ -44,7 +46,9 @@ def shared_server():
     folder = Path(tempfile.mkdtemp(prefix="wtc-server-"))
     folder.chmod(0o755)
     try:
+        start = time.perf_counter()
         up = server.start(folder, port=_free_port(), workers=1)
+        print(f"PostgreSQL {up.pg_version} + MLflow server answering in {time.perf_counter() - start:.1f} s")
         yield up
     finally:
         server.stop(folder)
@@ -64,8 +68,10 @@ def swept(shared_server, tmp_path_factory):
         "diagnostics=light",
     ]
     env = dict(os.environ, WTC_CACHE_DIR=str(tmp / "cache"))
+    start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    print(f"{len(ALPHAS)}-job parallel sweep against the server: {time.perf_counter() - start:.1f} s")
     return done
 
 

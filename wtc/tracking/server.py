@@ -273,7 +273,7 @@ def _state(root: Path) -> dict:
 
 # ---------------------------------------------------------------------------------- API
 def start(dir: Path | str, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-          timeout: float = 180.0) -> ServerStatus:
+          allowed_hosts: str | None = None, timeout: float = 180.0) -> ServerStatus:
     """Start PostgreSQL and an MLflow server on it from ``dir``; return once the server answers.
 
     Parameters
@@ -288,6 +288,9 @@ def start(dir: Path | str, host: str = "127.0.0.1", port: int = 5000, workers: i
         The MLflow server's port.
     workers : int
         The MLflow server's worker processes.
+    allowed_hosts : str, optional
+        MLflow's ``--allowed-hosts``: the Host headers it answers besides localhost and private
+        addresses, e.g. ``mlflow.example.org,mlflow.example.org:5000`` for a server reached by name.
     timeout : float
         Seconds to wait for the MLflow server to answer (it migrates a new database first).
 
@@ -326,6 +329,8 @@ def start(dir: Path | str, host: str = "127.0.0.1", port: int = 5000, workers: i
                    # uvicorn restarts a worker that has not answered its supervisor within 5 s; on a busy
                    # machine a worker takes longer than that just to import MLflow.
                    "--uvicorn-opts", "--timeout-worker-healthcheck 60"]
+        if allowed_hosts:
+            command += ["--allowed-hosts", allowed_hosts]
         env = dict(os.environ, PGPASSFILE=str(root / "pgpass"),
                    PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         env.pop("MLFLOW_TRACKING_URI", None)
