@@ -28,12 +28,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from wtc.errors import TrackingError
+from wtc.tracking.store import check_reachable
 
 __all__ = ["ServerStatus", "database_dsn", "postgres_bin_dir", "start", "status", "stop"]
 
@@ -223,13 +222,11 @@ def _connect_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
 
-def _answers(url: str, timeout: float = 3.0) -> bool:
+def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url + "/health", timeout=timeout):
-            return True
-    except urllib.error.HTTPError:
+        check_reachable(url, timeout=3.0)
         return True
-    except (urllib.error.URLError, OSError):
+    except TrackingError:
         return False
 
 
