@@ -300,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "--host:--port that also serves the artifacts (DIR/artifacts). Runs log to it with "
                     "`python run.py tracking=server tracking.uri=http://HOST:PORT`. status exits 0 when both run, "
                     "3 when neither does, 1 otherwise.")
-    shared.add_argument("action", choices=["start", "stop", "status"])
+    shared.add_argument("action", choices=["start", "stop", "status"],
+                        help="start (returns once the server answers), stop, or status")
     shared.add_argument("--dir", required=True, type=Path, metavar="DIR",
                         help="the server's folder (database, artifacts, logs); kept between stop and start")
     shared.add_argument("--host", default="127.0.0.1",

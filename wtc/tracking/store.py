@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -63,8 +64,10 @@ def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Fail at once, in one line, when ``uri`` is an HTTP(S) tracking server that does not answer.
 
     Any HTTP answer counts (an MLflow server answers ``GET /health``; a proxy in front of it
-    may answer 401 or 404): only a refused or timed-out connection fails. Other URIs
-    (``sqlite:``, ``postgresql:``, ``databricks``...) are not probed.
+    may answer 401 or 404), and so does a TLS handshake that fails (a self-signed certificate
+    is MLflow's ``MLFLOW_TRACKING_INSECURE_TLS`` to decide): only a connection that is refused,
+    cannot resolve or times out fails. Other URIs (``sqlite:``, ``postgresql:``,
+    ``databricks``...) are not probed.
 
     Parameters
     ----------
@@ -87,6 +90,8 @@ def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         return  # it answered
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLError):
+            return  # a TLS handshake: something listens (MLflow's own TLS settings decide the rest)
         raise TrackingError(
             f"tracking server {uri} is unreachable ({' '.join(str(reason).split()) or type(reason).__name__}); "
             "start it (wtc tracking-server start --dir DIR) or point tracking.uri / --tracking-uri at a running one"
