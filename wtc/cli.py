@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wtc", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     help="data: actions-history files; compare: tracked runs; tracking-server: a shared MLflow server")
+                                     help="data: actions-history files; compare: tracked runs; "
+                                          "tracking-server: a shared MLflow server")
     data = commands.add_parser("data", help="actions-history files", description="Inspect, check and generate "
                                "actions-history files.").add_subparsers(dest="data_command", required=True,
                                                                         metavar="ACTION",

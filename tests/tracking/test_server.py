@@ -86,10 +86,12 @@ def test_every_run_metric_and_artifact_of_a_parallel_sweep_arrives(shared_server
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == len(ALPHAS)
     assert sorted(float(r.data.params["model.alpha"]) for r in parents) == sorted(ALPHAS)
+    assert len(children) == len(ALPHAS)  # search=none: one trial per job
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {r.info.run_id for r in parents}
     assert all(r.data.metrics for r in children)
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["wtc.sweep"] for r in parents}) == 1
+    print(f"arrived: {len(parents)} parent runs (of {len(ALPHAS)}) + {len(children)} trial runs, all FINISHED")
     for run in parents:
         for name in ("test/roc_auc", "test/log_loss", "cv/roc_auc_mean", "oracle/roc_auc"):
             assert math.isfinite(run.data.metrics[name]), (run.info.run_id, name)
@@ -117,9 +119,14 @@ def test_the_backend_store_is_postgresql(shared_server, swept):
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT version()")
-            assert cursor.fetchone()[0].startswith("PostgreSQL")
+            version = cursor.fetchone()[0]
+            assert version.startswith("PostgreSQL")
             cursor.execute("SELECT count(*) FROM runs WHERE experiment_id = %s", (int(experiment.experiment_id),))
-            assert cursor.fetchone()[0] == expected
+            rows = cursor.fetchone()[0]
+            assert rows == expected
+            cursor.execute("SELECT count(*) FROM metrics m JOIN runs r ON m.run_uuid = r.run_uuid "
+                           "WHERE r.experiment_id = %s", (int(experiment.experiment_id),))
+            print(f"{version.split(',')[0]}: {rows} rows in runs, {cursor.fetchone()[0]} in metrics")
     finally:
         connection.close()
 
