@@ -54,21 +54,28 @@ def test_the_probe_fails_in_one_line_naming_the_uri():
     check_reachable("sqlite:///nowhere/mlflow.db")  # only servers are probed
 
 
-def test_any_http_answer_counts_as_reachable():
-    """A proxy in front of the server may answer 401 or 404 to /health: the server is there."""
+@pytest.mark.parametrize("code, reachable", [(200, True), (401, True), (403, True), (404, False), (503, False)])
+def test_what_an_http_answer_says(code, reachable):
+    """A login in front of the server (401/403) lets MLflow's credentials decide; 404 is no MLflow
+    server there, 503 a proxy whose server is down (MLflow's client would retry it for minutes)."""
 
-    class NotFound(http.server.BaseHTTPRequestHandler):
+    class Answer(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_error(404)
+            self.send_response(code)
+            self.end_headers()
 
         def log_message(self, *args):
             pass
 
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:
-        check_reachable(f"http://127.0.0.1:{httpd.server_address[1]}")
+        if reachable:
+            check_reachable(uri)
+        else:
+            with pytest.raises(TrackingError, match=f"{uri} does not answer as an MLflow server .*HTTP {code}"):
+                check_reachable(uri)
     finally:
         httpd.shutdown()
         httpd.server_close()

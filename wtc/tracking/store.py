@@ -25,6 +25,7 @@ _SQLITE_PREFIX = "sqlite:///"
 #: Seconds the probe of a tracking server waits for an answer. MLflow's own client retries an
 #: unreachable server for minutes (7 retries with exponential backoff, per call).
 PROBE_TIMEOUT_S = 5.0
+_AUTH_ANSWERS = (401, 403)
 #: Without this tag the MLflow 3 UI opens an experiment in GenAI mode (traces, tokens, agent
 #: versions) and hides the model-training views and the registry link.
 EXPERIMENT_TAGS = {
@@ -63,11 +64,12 @@ def resolve_tracking_uri(uri: str | None, mlruns: Path | str | None = None) -> s
 def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Fail at once, in one line, when ``uri`` is an HTTP(S) tracking server that does not answer.
 
-    Any HTTP answer counts (an MLflow server answers ``GET /health``; a proxy in front of it
-    may answer 401 or 404), and so does a TLS handshake that fails (a self-signed certificate
-    is MLflow's ``MLFLOW_TRACKING_INSECURE_TLS`` to decide): only a connection that is refused,
-    cannot resolve or times out fails. Other URIs (``sqlite:``, ``postgresql:``,
-    ``databricks``...) are not probed.
+    An MLflow server answers ``GET /health``; a login in front of it may answer 401 or 403, and
+    a TLS handshake that fails (a self-signed certificate) is left to MLflow's own TLS settings.
+    A refused, unresolvable or silent address fails, and so do other HTTP errors: 404 (no
+    MLflow server at that URI) and 5xx (a proxy whose server is down, which MLflow's client
+    would retry for minutes). Other URIs (``sqlite:``, ``postgresql:``, ``databricks``...) are
+    not probed.
 
     Parameters
     ----------
@@ -79,15 +81,19 @@ def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     Raises
     ------
     TrackingError
-        The server cannot be reached; the message names the URI and the reason.
+        The server cannot be reached or is no MLflow server; the message names the URI and why.
     """
     if not uri.lower().startswith(("http://", "https://")):
         return
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
             return
-    except urllib.error.HTTPError:
-        return  # it answered
+    except urllib.error.HTTPError as exc:
+        if exc.code in _AUTH_ANSWERS:
+            return  # a login in front of the server: MLflow's own credentials decide the rest
+        # 404: something else listens there; 5xx: a proxy whose server is down (MLflow would retry it).
+        raise TrackingError(f"tracking server {uri} does not answer as an MLflow server (GET /health: HTTP "
+                            f"{exc.code} {exc.reason}); check tracking.uri / --tracking-uri") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, ssl.SSLError):
