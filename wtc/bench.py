@@ -129,7 +129,9 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
         total += job_total
         print(f"  {model:>18}: {job_s:7.1f} s/job  {trial_s:6.2f} s/trial  figures {figures:5.1%} + tracking "
               f"{track:5.1%} = {figures + track:5.1%} of job time (diagnostics={diagnostics})")
-    print(f"  all {len(rows)} jobs: {total:.0f} s sequential")
+    spent = sum(m["time/tracking_s"] + m["time/diagnostics_s"] for *_, m in rows)
+    print(f"  all {len(rows)} jobs: {total:.0f} s sequential; figures + tracking {spent / total:5.1%} of the sweep's "
+          f"job time")
 
 
 def main(argv: list[str] | None = None) -> int:
