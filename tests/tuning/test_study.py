@@ -166,6 +166,16 @@ def test_a_trial_of_another_host_is_failed_once_its_heartbeat_stops(folder):
     shared.close()
 
 
+def test_a_value_told_after_another_process_failed_the_trial_is_kept(spec):
+    shared = spec.open(3)
+    number = shared.create_running({"C": 0.5}, make_searcher("tpe", SPACE, 3, 0).distributions)
+    shared.fail(number, "its process is gone")  # e.g. its heartbeat looked stale to another process
+    shared.finish(number, 0.25)
+    assert [(t.state.name, t.value, t.params) for t in shared.trials()] == [
+        ("FAIL", None, {"C": 0.5}), ("COMPLETE", 0.25, {"C": 0.5})]
+    shared.close()
+
+
 def test_the_last_place_goes_to_one_trial_only(spec):
     shared = spec.open(2)
     distributions = make_searcher("tpe", SPACE, 2, 0).distributions

@@ -135,13 +135,8 @@ class GPSearcher(Searcher):
             with _one_blas_thread():  # the GP is refitted and the acquisition optimised here
                 self.optimizer.tell(self._to_point(params), told)
         if number is not None:
-            from optuna.trial import TrialState
-
             self._told.add(number)
-            if math.isfinite(value):
-                self.shared.study.tell(number, value)
-            else:
-                self.shared.study.tell(number, state=TrialState.FAIL)
+            self.shared.finish(number, value, state)
 
     # ------------------------------------------------------------------ shared study
     def _attach(self, seed: int | None) -> None:

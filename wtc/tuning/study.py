@@ -277,6 +277,30 @@ class SharedStudy:
             self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
     # ------------------------------------------------------------------ one trial
+    def finish(self, number: int, value: float, state: str = "COMPLETE") -> None:
+        """Tell the study a trial's outcome: ``PRUNED`` (its last reported value), a finite value
+        (COMPLETE), or FAIL for a non-finite one.
+
+        A trial another process failed meanwhile (its heartbeat looked stale: a fit held the
+        interpreter for minutes) keeps its FAIL; a value is then stored as a new finished
+        trial, so the evaluation is not lost.
+        """
+        from optuna.trial import TrialState, create_trial
+
+        if state == "PRUNED":
+            outcome = {"state": TrialState.PRUNED}
+        elif math.isfinite(value):
+            outcome = {"values": value}
+        else:
+            outcome = {"state": TrialState.FAIL}
+        trial = self.storage.get_trial(self.trial_id(number))
+        if trial.state == TrialState.RUNNING:
+            self.study.tell(number, **outcome, skip_if_finished=True)
+        elif "values" in outcome:
+            attrs = {k: v for k, v in trial.user_attrs.items() if k != "wtc.failed"}
+            self.study.add_trial(create_trial(params=trial.params, distributions=trial.distributions, value=value,
+                                              user_attrs=attrs))
+
     def trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 

@@ -95,7 +95,9 @@ class TPESearcher(Searcher):
         from optuna.trial import TrialState
 
         trial = self._pop(params)
-        if state == "PRUNED":
+        if number is not None:
+            self.shared.finish(number, value, state)
+        elif state == "PRUNED":
             self.study.tell(trial, state=TrialState.PRUNED)  # its value: the last one reported
         elif math.isfinite(value):
             self.study.tell(trial, value)
