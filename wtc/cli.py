@@ -187,6 +187,21 @@ def _tracking_server(args) -> int:
     return 0 if now.running else (3 if not (now.mlflow or now.postgres) else 1)
 
 
+def _runs_cleanup(args) -> int:
+    from wtc.tracking.cleanup import cleanup_runs
+
+    report = cleanup_runs(_default_uri(args), args.experiment, run_ids=args.run_id, dry_run=args.dry_run)
+    verb = "would mark" if args.dry_run else "marked"
+    for run in report.killed:
+        tags = run.data.tags
+        print(f"{verb} KILLED: {run.info.run_id} {run.info.run_name} (experiment {run.info.experiment_id}, "
+              f"pid {tags.get('wtc.pid', '?')} on {tags.get('wtc.host', '?')})")
+    for run, reason in report.left:
+        print(f"left RUNNING: {run.info.run_id} {run.info.run_name}: {reason}")
+    print(f"{len(report.killed)} run(s) {verb} KILLED, {len(report.left)} left RUNNING")
+    return 0
+
+
 def _precision(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
@@ -249,6 +264,23 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--top", type=_positive, default=5, metavar="N",
                          help="show the ROC curves of the N best runs (default: 5); tables list every run")
     compare.set_defaults(func=_compare)
+
+    runs = commands.add_parser("runs", help="tracked runs: mark those left RUNNING by a dead process KILLED",
+                               description="Housekeeping of tracked runs.").add_subparsers(
+        dest="runs_command", required=True, metavar="ACTION", help="cleanup")
+    cleanup = runs.add_parser(
+        "cleanup", help="mark runs whose process is gone KILLED",
+        description="A run killed outright (SIGKILL, out of memory, a lost node) stays RUNNING in the store. Every "
+                    "run records its host and pid (tags wtc.host, wtc.pid): this marks KILLED each RUNNING run of "
+                    "this host whose process is gone, with its RUNNING child runs, and lists the others. Relaunching "
+                    "the same search does the same for its own earlier runs.")
+    cleanup.add_argument("--experiment", metavar="NAME", help="only this experiment (default: every experiment)")
+    _add_tracking_uri(cleanup)
+    cleanup.add_argument("--run-id", action="append", default=[], metavar="ID",
+                         help="also mark this RUNNING run KILLED whatever its host (a job lost on another machine); "
+                              "repeatable")
+    cleanup.add_argument("--dry-run", action="store_true", help="say what would be marked; change nothing")
+    cleanup.set_defaults(func=_runs_cleanup)
 
     promote = commands.add_parser(
         "promote", help="register the best run as NAME@champion if it beats the baselines",
