@@ -168,6 +168,19 @@ def test_compare_shows_coverage_and_draws_logged_roc_points(store, tmp_path):
     assert report.run_id is None
 
 
+def test_compare_shows_a_figure_of_each_run_side_by_side(store, tmp_path):
+    uri, ids, _ = store
+    report = compare(uri, tmp_path, sweep="2026-01-01/10-00-00", top=2, log_run=False,
+                     figures=["plots/confusion_matrix.png", "plots/nothing.png"])
+    page = report.paths["comparison.html"].read_text()
+    section = page.split("<h2>plots/confusion_matrix.png of each run, side by side</h2>")[1].split("<h2>")[0]
+    # Only the logreg run logged plots; its caption names what varies between the runs.
+    assert section.count("data:image/png;base64,") == 1 and "model=logreg</figcaption>" in section
+    assert "<h2>plots/nothing.png of each run, side by side</h2>\n<p>None of the runs logged it.</p>" in page
+    assert "plots/confusion_matrix.png of each run, side by side: comparison.html (1 run(s) logged it)" in \
+        report.paths["comparison.md"].read_text()
+
+
 def test_cli_compare_prints_the_table(store, tmp_path, capsys):
     uri, _, _ = store
     assert main(["compare", "--tracking-uri", uri, "--sweep", "2026-01-02/10-00-00", "--out", str(tmp_path)]) == 0

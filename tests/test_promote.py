@@ -103,11 +103,22 @@ def test_promotes_a_better_model_moves_the_alias_and_is_idempotent(history_path,
     assert client.get_model_version_by_alias("wtc-action", CHAMPION).tags == tags
     assert len(parents(tracking_uri, "wtc-a")) == 3  # the champion and the two baselines, trained once
 
-    # A run of another experiment promoted under the same name takes the alias.
+    # A run of another experiment promoted under the same name: refused while it is worse than the
+    # current champion on the same metric (the champion's recorded value is set to half the new
+    # run's, so it is behind by exactly that half), taken with --force.
     second = train(history_path, tracking_uri, "wtc-b", *SHARP, "seed=1")
-    code = main(["promote", "--experiment", "wtc-b", "--name", "wtc-action", "--tracking-uri", tracking_uri])
+    new_value = second.metrics["test/log_loss"]
+    client.set_model_version_tag("wtc-action", "1", "wtc.metric_value", repr(new_value / 2))
+    args = ["promote", "--experiment", "wtc-b", "--name", "wtc-action", "--tracking-uri", tracking_uri]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"({second.run_id}) is worse than the current champion (version 1, run {first.run_id}) on test/log_loss" \
+        in err and f"(behind by {new_value / 2:.4g}); --force promotes it anyway" in err
+    assert len(versions(tracking_uri, "wtc-action")) == 1
+    code = main(args + ["--force"])
     out = capsys.readouterr().out
     assert code == 0, out
+    assert "promoted anyway (--force)" in out
     assert "wtc-action@champion = version 2" in out and "at 95% precision on the champion's held-out rows" in out
     new = client.get_model_version_by_alias("wtc-action", CHAMPION)
     assert str(new.version) == "2" and new.run_id == second.run_id and new.tags["wtc.replaces"] == "1"

@@ -87,7 +87,8 @@ def _compare(args) -> int:
     uri = _default_uri(args)  # before the heavy imports: an unreachable server fails at once
     from wtc.evaluation.compare import compare
 
-    report = compare(uri, args.out, experiment=args.experiment, sweep=args.sweep, top=args.top)
+    report = compare(uri, args.out, experiment=args.experiment, sweep=args.sweep, top=args.top,
+                     figures=args.figure or ())
     comparison = report.comparison
     direction = "higher" if comparison.greater_is_better else "lower"
     print(f"{len(comparison.runs)} run(s), best first by cv/{comparison.metric}_mean ({direction} is better)")
@@ -114,8 +115,12 @@ def _promote(args) -> int:
     uri = _default_uri(args)
     from wtc.tracking.registry import CHAMPION, promote
 
+    if args.recovery:
+        return _promote_recovery(args)
+    if args.experiment is None or args.name is None:
+        raise WtcError("promote needs --experiment and --name (or --recovery)")
     outcome = promote(uri, args.experiment, args.metric, args.name, sweep=args.sweep,
-                      precision=args.precision, dry_run=args.dry_run)
+                      precision=args.precision, dry_run=args.dry_run, force=args.force)
     print(f"{'dry run: ' if args.dry_run else ''}best finished run of {args.experiment} by {args.metric}: "
           f"{outcome.run_name} ({outcome.run_id}) {outcome.value:.4g}")
     for note in outcome.notes:
@@ -135,6 +140,29 @@ def _promote(args) -> int:
     if not args.dry_run:
         print(f"{args.name}@{CHAMPION} = version {outcome.version}"
               + ("" if outcome.changed else " (unchanged)"))
+    return 0
+
+
+def _promote_recovery(args) -> int:
+    from wtc.tracking.recovery import format_recovery, promote_recovery
+    from wtc.tracking.registry import CHAMPION
+
+    if args.experiment is not None:
+        raise WtcError("--recovery reads the experiments wtc-action, wtc-splitting, wtc-xrootd and wtc-memory; "
+                       "drop --experiment (select a sweep with --sweep)")
+    name = args.name or "wtc-recovery"
+    outcome = promote_recovery(_default_uri(args), args.metric, name, sweep=args.sweep, precision=args.precision,
+                               dry_run=args.dry_run, force=args.force)
+    print(f"{'dry run: ' if args.dry_run else ''}recovery recommender from the best finished run of each part by "
+          f"{args.metric}, AUTO thresholds at {args.precision:.0%} precision on each part's held-out rows:")
+    for line in format_recovery(outcome):
+        print(f"  {line}")
+    if outcome.refused:
+        for reason in outcome.all_refusals():
+            print(f"refused: {reason}", file=sys.stderr)
+        return 1
+    if not args.dry_run:
+        print(f"{name}@{CHAMPION} = version {outcome.version}" + ("" if outcome.changed else " (unchanged)"))
     return 0
 
 
@@ -263,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the report (created)")
     compare.add_argument("--top", type=_positive, default=5, metavar="N",
                          help="show the ROC curves of the N best runs (default: 5); tables list every run")
+    compare.add_argument("--figure", action="append", metavar="ARTIFACT",
+                         help="also show this figure of each of the N best runs side by side, e.g. "
+                              "plots/confusion_matrix.png (repeatable)")
     compare.set_defaults(func=_compare)
 
     runs = commands.add_parser("runs", help="tracked runs: mark those left RUNNING by a dead process KILLED",
@@ -286,17 +317,24 @@ def build_parser() -> argparse.ArgumentParser:
         "promote", help="register the best run as NAME@champion if it beats the baselines",
         description="Pick the best finished parent run of an experiment (or sweep) by a test metric; refuse it "
                     "unless it beats both the rules baseline and the class-prior dummy on the same split (trained "
-                    "on the spot when missing); register its model, move the alias champion to it and store the "
-                    "AUTO threshold for the requested precision with the version. Idempotent.")
-    promote.add_argument("--experiment", required=True, metavar="NAME", help="experiment of the competing runs")
+                    "on the spot when missing) and is no worse than the current champion on the same metric "
+                    "(unless --force); register its model, move the alias champion to it and store the AUTO "
+                    "threshold for the requested precision with the version. Idempotent. With --recovery: do that "
+                    "for each part of a recovery (action, splitting, xrootd, memory: the experiments wtc-<target>) "
+                    "and register ONE model that combines them (default name wtc-recovery).")
+    promote.add_argument("--experiment", metavar="NAME", help="experiment of the competing runs (not with --recovery)")
     promote.add_argument("--metric", default="test/log_loss", metavar="test/NAME",
                          help="test metric that ranks the runs (default: test/log_loss; direction from the registry)")
-    promote.add_argument("--name", required=True, metavar="NAME", help="registered model name")
+    promote.add_argument("--name", metavar="NAME", help="registered model name (default with --recovery: wtc-recovery)")
+    promote.add_argument("--recovery", action="store_true",
+                         help="build the recovery recommender from the best action, splitting, xrootd and memory runs")
     promote.add_argument("--sweep", metavar="TAG", help="only the runs of this sweep (its dir or a unique suffix)")
     _add_tracking_uri(promote)
     promote.add_argument("--precision", type=_precision, default=0.95, metavar="P",
                          help="target precision of AUTO decisions (default: 0.95)")
     promote.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
+    promote.add_argument("--force", action="store_true",
+                         help="promote even when worse than the current champion on the same metric")
     promote.set_defaults(func=_promote)
 
     predict = commands.add_parser(

@@ -99,18 +99,20 @@ class ComparisonReportCallback(Callback):
     out : str
         Folder of the report (relative to where run.py was started).
     top : int
-        How many of the best runs have their ROC curves in the report.
+        How many of the best runs have their ROC curves (and ``figures``) in the report.
+    figures : list of str, optional
+        Figure artifacts of each run shown side by side (e.g. ``plots/confusion_matrix.png``).
     """
 
-    def __init__(self, out: str, top: int = 5, **kwargs: Any) -> None:
-        self.out, self.top = out, int(top)
+    def __init__(self, out: str, top: int = 5, figures: list[str] | None = None, **kwargs: Any) -> None:
+        self.out, self.top, self.figures = out, int(top), list(figures or [])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             from wtc.evaluation.compare import compare
 
             uri, sweep = sweep_store(config)
-            report = compare(uri, self.out, sweep=sweep, top=self.top)
+            report = compare(uri, self.out, sweep=sweep, top=self.top, figures=self.figures)
             print(f"Comparison report: {Path(self.out).resolve() / 'comparison.html'}", flush=True)
             del report
         except Exception as exc:  # noqa: BLE001 - a report must never fail the sweep it reports on

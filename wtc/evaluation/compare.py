@@ -288,8 +288,23 @@ def _top_rocs(tracking_uri: str, runs: pd.DataFrame, top: int) -> tuple[str, lis
     return "png", pngs, missing
 
 
+def _run_figures(tracking_uri: str, comparison: Comparison, artifacts: Sequence[str],
+                 top: int) -> list[tuple[str, list[tuple[str, bytes]]]]:
+    """Per artifact (e.g. ``plots/confusion_matrix.png``), the PNG of each of the ``top`` best finished runs."""
+    from wtc.tracking.query import read_artifact
+
+    best = comparison.runs[comparison.runs["status"] == "FINISHED"].head(top)
+    labels = [f"#{rank} " + ", ".join(f"{CHOICE_LABELS[c]}={_short(row[c])}" for c in comparison.varied)
+              for rank, (_, row) in zip(best.index + 1, best.iterrows())]
+    out = []
+    for artifact in artifacts:
+        pngs = [(label, read_artifact(tracking_uri, run_id, artifact)) for label, run_id in zip(labels, best["run_id"])]
+        out.append((artifact, [(label, png) for label, png in pngs if png]))
+    return out
+
+
 def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, sweep: str | None = None,
-            top: int = 5, log_run: bool = True) -> ComparisonReport:
+            top: int = 5, log_run: bool = True, figures: Sequence[str] = ()) -> ComparisonReport:
     """Compare the parent runs of an experiment or a sweep; write and log the report.
 
     Writes ``comparison.md``, ``comparison.csv`` and ``comparison.html`` (figures embedded)
@@ -309,6 +324,9 @@ def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, s
         How many of the best runs have their ROC curves in the report.
     log_run : bool, default True
         Log the report to the store as a comparison run.
+    figures : sequence of str, optional
+        Figure artifacts of the runs (e.g. ``plots/confusion_matrix.png``) shown side by side in
+        the HTML page, one row per artifact, for the ``top`` best runs.
     """
     from wtc.tracking.query import log_comparison, parent_runs
 
@@ -337,8 +355,12 @@ def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, s
                f" is better); common to every run: {fixed or 'none'}\n\n{markdown}\n")
     figure = comparison_figure(comparison)
     roc_kind, roc_pngs, roc_missing = _top_rocs(tracking_uri, comparison.runs, top)
+    side_by_side = _run_figures(tracking_uri, comparison, figures, top)
+    if side_by_side:
+        md_text += "".join(f"\n{artifact} of each run, side by side: comparison.html ("
+                           f"{len(pngs)} run(s) logged it)\n" for artifact, pngs in side_by_side)
     page = html_report(comparison, table, f"wtc comparison: {selection}", meta,
-                       _png(figure) if figure is not None else None, roc_kind, roc_pngs, roc_missing)
+                       _png(figure) if figure is not None else None, roc_kind, roc_pngs, roc_missing, side_by_side)
     texts = {"comparison.md": md_text, "comparison.csv": raw_table(comparison).to_csv(index=False),
              "comparison.html": page}
     out = Path(out)

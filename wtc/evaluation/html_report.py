@@ -53,11 +53,13 @@ def _html_table(table: pd.DataFrame) -> str:
 
 def html_report(comparison: Comparison, table: pd.DataFrame, title: str, meta: Sequence[str],
                 figure_png: bytes | None, roc_kind: str, roc_pngs: Sequence[tuple[str, bytes]],
-                roc_missing: Sequence[str] = ()) -> str:
+                roc_missing: Sequence[str] = (),
+                side_by_side: Sequence[tuple[str, Sequence[tuple[str, bytes]]]] = ()) -> str:
     """One self-contained HTML page: the ranked table, the comparison figure and the top runs' ROC.
 
     ``roc_kind`` is ``"points"`` (``roc_pngs`` holds one overlay figure drawn from the runs'
     logged ROC points) or ``"png"`` (each run's own ``plots/roc.png``, side by side).
+    ``side_by_side`` holds, per figure artifact, each run's PNG (label, bytes): one row each.
     """
     from wtc.evaluation.compare import CHOICE_LABELS
 
@@ -89,5 +91,14 @@ def html_report(comparison: Comparison, table: pd.DataFrame, title: str, meta: S
                      "log no figures).</p>")
     if roc_missing:
         parts.append(f"<p class='meta'>No ROC logged by: {html.escape(', '.join(roc_missing))}.</p>")
+    for artifact, pngs in side_by_side:
+        parts.append(f"<h2>{html.escape(artifact)} of each run, side by side</h2>")
+        if not pngs:
+            parts.append("<p>None of the runs logged it.</p>")
+            continue
+        parts.append("<div class='rocs'>")
+        parts.extend(f"<figure>{_img(png, name)}<figcaption>{html.escape(name)}</figcaption></figure>"
+                     for name, png in pngs)
+        parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -1,5 +1,6 @@
 """What operators use: raw WTC tasks in, AUTO/REVIEW recommendations out (``wtc predict``, ``wtc serve``)."""
 
+from wtc.serving.recovery import RECOVERY_TARGETS, RecoveryPart, recommend_tasks
 from wtc.serving.tasks import (
     AUTO,
     REVIEW,
@@ -10,4 +11,5 @@ from wtc.serving.tasks import (
     validate_tasks,
 )
 
-__all__ = ["AUTO", "REVIEW", "TASK_COLUMNS", "TaskModelSpec", "infer_view", "predict_tasks", "validate_tasks"]
+__all__ = ["AUTO", "RECOVERY_TARGETS", "REVIEW", "TASK_COLUMNS", "RecoveryPart", "TaskModelSpec", "infer_view",
+           "predict_tasks", "recommend_tasks", "validate_tasks"]

@@ -37,6 +37,13 @@ class Prediction:
     expected_coverage: float | None = None
     drivers: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    realised: dict[str, Any] | None = None
+    part_thresholds: dict[str, float | None] | None = None
+
+    @property
+    def key(self) -> str:
+        """The column the summary groups by: the action of a recovery recommender, else the recommendation."""
+        return "action" if "action" in self.table.columns else "recommendation"
 
     @property
     def bad(self) -> pd.DataFrame:
@@ -49,7 +56,7 @@ class Prediction:
     def summary(self) -> dict[str, Any]:
         good = self.good
         by_class = {}
-        for cls, rows in good.groupby("recommendation", sort=True):
+        for cls, rows in good.groupby(self.key, sort=True):
             by_class[str(cls)] = {"tasks": len(rows), "auto": int((rows["decision"] == AUTO).sum()),
                                   "top_codes": [{"code": c, "tasks": n} for c, n in self.drivers.get(str(cls), [])]}
         return {
@@ -58,6 +65,7 @@ class Prediction:
             "review": int((good["decision"] != AUTO).sum()), "threshold": self.threshold,
             "expected_precision": self.precision, "expected_precision_from": self.precision_source,
             "expected_coverage": self.expected_coverage, "by_recommendation": by_class,
+            "part_thresholds": self.part_thresholds, "realised": self.realised,
         }
 
 
@@ -78,10 +86,8 @@ def _read_tasks(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"task": list(data), "entry": list(data.values())})
 
 
-def _dominant_codes(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, list[tuple[str, int]]]:
-    """Per recommended class, the exit codes that most often dominate (most failures) its tasks."""
-    good = table["error"] == ""
-    history, _ = validate_tasks(frame.loc[good, "task"].tolist(), frame.loc[good, "entry"].tolist())
+def _dominant_codes(history: Any, table: pd.DataFrame, key: str) -> dict[str, list[tuple[str, int]]]:
+    """Per recommended class (``key`` column), the exit codes that most often dominate its tasks."""
     if history is None or history.nnz == 0:
         return {}
     per_code = np.zeros((history.n_tasks, len(history.codes)))
@@ -89,10 +95,63 @@ def _dominant_codes(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, list[
     dominant = {t: history.codes[int(per_code[i].argmax())] for i, t in enumerate(history.tasks)
                 if per_code[i].max() > 0}
     counts: dict[str, Counter] = {}
-    for task, cls in zip(table.loc[good, "task"], table.loc[good, "recommendation"]):
+    good = table["error"] == ""
+    for task, cls in zip(table.loc[good, "task"], table.loc[good, key]):
         if task in dominant:
             counts.setdefault(str(cls), Counter())[dominant[task]] += 1
     return {cls: c.most_common(_TOP_CODES) for cls, c in sorted(counts.items())}
+
+
+def _truth(parameters: Any, target: str | None, classes: list[str]) -> str | None:
+    """The class a labelled task had under ``target`` (``other`` when the model merged it), or None."""
+    from wtc.data.dataset import OTHER_CLASS
+    from wtc.data.targets import label_of
+
+    if parameters is None or target is None:
+        return None
+    label = label_of(parameters, target)
+    return label if label in classes or OTHER_CLASS not in classes else OTHER_CLASS
+
+
+def _realised(history: Any, table: pd.DataFrame, inner: Any) -> dict[str, Any] | None:
+    """How the decisions fared on the tasks that carry the operator's ``parameters`` (a back-test).
+
+    A recommendation is right when it equals the recorded class; for a recovery recommender,
+    when the action is right and, for an acdc, every parameter it recommends is right too.
+    None when no task is labelled or the model does not say what it predicts.
+    """
+    from wtc.serving.recovery import ACDC, ACDC_PARTS
+
+    if history is None or not hasattr(inner, "parts") and getattr(getattr(inner, "spec", None), "target", None) is None:
+        return None
+    records = dict(zip(history.tasks, history.parameter_records))
+    rows = table[(table["error"] == "") & table["task"].map(lambda t: records.get(t) is not None)]
+    if rows.empty:
+        return None
+    right, action_right = [], []
+    for row in rows.itertuples(index=False):
+        params = records[row.task]
+        if hasattr(inner, "parts"):
+            action = inner.parts["action"].spec
+            ok = row.action == _truth(params, action.target, action.class_names)
+            action_right.append(ok)
+            for name in ACDC_PARTS:
+                if row.action == ACDC and name in inner.parts:
+                    spec = inner.parts[name].spec
+                    ok = ok and getattr(row, name) == _truth(params, spec.target, spec.class_names)
+            right.append(ok)
+        else:
+            right.append(row.recommendation == _truth(params, inner.spec.target, inner.spec.class_names))
+    right = np.asarray(right, dtype=bool)
+    auto = (rows["decision"] == AUTO).to_numpy()
+    out = {"labelled": len(rows), "correct": int(right.sum()), "accuracy": float(right.mean()),
+           "auto": int(auto.sum()), "auto_correct": int(right[auto].sum()), "auto_coverage": float(auto.mean()),
+           "auto_precision": float(right[auto].mean()) if auto.any() else None}
+    if action_right:
+        action_right = np.asarray(action_right, dtype=bool)
+        out["action_accuracy"] = float(action_right.mean())
+        out["auto_action_precision"] = float(action_right[auto].mean()) if auto.any() else None
+    return out
 
 
 def _predict(model: Any, frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
@@ -100,6 +159,8 @@ def _predict(model: Any, frame: pd.DataFrame, threshold: float | None) -> pd.Dat
     from wtc.tracking.pyfunc import NO_THRESHOLD
 
     inner = model.unwrap_python_model()
+    if hasattr(inner, "parts"):  # the recovery recommender: each part's threshold travels with it
+        return model.predict(frame)
     if hasattr(inner, "spec"):  # a model on raw tasks
         return model.predict(frame, params={"threshold": NO_THRESHOLD if threshold is None else float(threshold)})
     view, extras = infer_view(inner.feature_names)
@@ -140,28 +201,44 @@ def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None =
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         raise WtcError(f"cannot load the model {model_uri}: {' '.join(str(exc).split())[:300]}") from None
     tags = version_tags(tracking_uri, model_uri) if tracking_uri else {}
+    inner = model.unwrap_python_model()
     notes = []
     threshold = _float(tags.get("wtc.auto_threshold"))
     coverage = _float(tags.get("wtc.auto_coverage"))
     tagged = _float(tags.get("wtc.auto_precision"))
-    if threshold is not None and tagged is not None:
+    if hasattr(inner, "parts"):
+        threshold, coverage = inner.parts["action"].threshold, None
+        source = ("each part's own threshold, chosen at promotion on its held-out tasks; AUTO needs every part "
+                  "used to meet its own")
+        if tagged is not None:
+            precision = tagged
+        never = [t for t, v in inner.thresholds.items() if v is None or not np.isfinite(v)]
+        if never:
+            notes.append(f"no threshold of the part(s) {', '.join(never)} reached {precision:.0%} precision on "
+                         "held-out tasks: every task that needs them is REVIEW")
+    elif threshold is not None and tagged is not None:
         source = "the version's tags (chosen at promotion on held-out tasks)"
         if abs(tagged - precision) > 1e-9:
             notes.append(f"the AUTO threshold was chosen at promotion for {tagged:.0%} precision, not the "
                          f"{precision:.0%} asked; promote again with --precision {precision} to change it")
         precision = tagged
     else:
-        inner = model.unwrap_python_model()
         threshold = getattr(inner, "threshold", None)
         source = "the request (the model is not a promoted version)"
         if threshold is None:
             notes.append("no AUTO threshold: this model was not promoted (wtc promote chooses one), so every "
                          "task is REVIEW")
-    if threshold is not None and not np.isfinite(threshold):
+    if threshold is not None and not np.isfinite(threshold) and not hasattr(inner, "parts"):
         notes.append(f"no confidence threshold reached {precision:.0%} precision on held-out tasks: every task "
                      "is REVIEW")
     table = _predict(model, frame, threshold)
-    return Prediction(table, model_uri, threshold, precision, source, coverage, _dominant_codes(frame, table), notes)
+    good = table["error"] == ""
+    history, _ = validate_tasks(frame.loc[good, "task"].tolist(), frame.loc[good, "entry"].tolist())
+    prediction = Prediction(table, model_uri, threshold, precision, source, coverage, notes=notes,
+                            realised=_realised(history, table, inner),
+                            part_thresholds=inner.thresholds if hasattr(inner, "parts") else None)
+    prediction.drivers = _dominant_codes(history, table, prediction.key)
+    return prediction
 
 
 def _float(text: Any) -> float | None:
@@ -171,25 +248,43 @@ def _float(text: Any) -> float | None:
         return None
 
 
+def _threshold_text(value: float | None) -> str:
+    return f">= {value:.3g}" if value is not None and np.isfinite(value) else "never"
+
+
 def format_report(prediction: Prediction) -> str:
     """The per-task lines, the bad tasks' messages and the summary, as printed by ``wtc predict``."""
     lines = []
+    held = "below_threshold" in prediction.table.columns
     for row in prediction.good.itertuples(index=False):
-        lines.append(f"{row.decision:<6}  {row.recommendation} {row.confidence:.2f}  "
-                     f"(runner-up {row.runner_up} {row.runner_up_p:.2f})  {row.task}")
+        line = (f"{row.decision:<6}  {row.recommendation} {row.confidence:.2f}  "
+                f"(runner-up {row.runner_up} {row.runner_up_p:.2f})  {row.task}")
+        if held and row.below_threshold:
+            line += f"  [held back by: {row.below_threshold}]"
+        lines.append(line)
     summary = prediction.summary()
     lines.append("")
     share = summary["auto"] / summary["predicted"] if summary["predicted"] else 0.0
     threshold = summary["threshold"]
+    if prediction.part_thresholds is not None:
+        rule = "; AUTO when every part used meets its threshold: " + ", ".join(
+            f"{part} {_threshold_text(value)}" for part, value in prediction.part_thresholds.items())
+    else:
+        rule = f"; AUTO when confidence >= {threshold:.3g}" if threshold is not None and np.isfinite(threshold) else ""
     lines.append(f"{summary['predicted']} of {summary['tasks']} task(s) predicted; {summary['auto']} AUTO "
-                 f"({share:.0%}), {summary['review']} REVIEW"
-                 + (f"; AUTO when confidence >= {threshold:.3g}" if threshold is not None and np.isfinite(threshold)
-                    else ""))
+                 f"({share:.0%}), {summary['review']} REVIEW" + rule)
     expected = f"expected precision of AUTO decisions: {summary['expected_precision']:.0%} (from " \
                f"{summary['expected_precision_from']})"
     if summary["expected_coverage"] is not None:
         expected += f"; expected coverage {summary['expected_coverage']:.0%}"
     lines.append(expected)
+    realised = summary["realised"]
+    if realised is not None:
+        auto = (f"realised precision of AUTO {realised['auto_precision']:.1%} ({realised['auto_correct']}/"
+                f"{realised['auto']})" if realised["auto"] else "no AUTO decision")
+        lines.append(f"labelled tasks (the file records the operators' decisions): {realised['labelled']}; "
+                     f"recommendation right for {realised['accuracy']:.1%}; AUTO {realised['auto_coverage']:.1%} "
+                     f"of them, {auto}")
     for cls, info in summary["by_recommendation"].items():
         codes = ", ".join(f"{c['code']} x{c['tasks']}" for c in info["top_codes"]) or "no errors"
         lines.append(f"  {cls}: {info['tasks']} task(s), {info['auto']} AUTO; dominant exit codes: {codes}")

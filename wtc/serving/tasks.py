@@ -23,11 +23,14 @@ __all__ = [
     "AUTO",
     "REVIEW",
     "TASK_COLUMNS",
+    "TaskBatch",
     "TaskModelSpec",
     "decision_table",
     "infer_view",
     "output_columns",
     "predict_tasks",
+    "read_tasks",
+    "task_probabilities",
     "tasks_frame",
     "validate_tasks",
 ]
@@ -272,6 +275,50 @@ def decision_table(tasks: Sequence[str], errors: Sequence[str | None], proba: np
     return table
 
 
+@dataclass
+class TaskBatch:
+    """Raw tasks read once: the valid ones as one History, a one-line error for each invalid row."""
+
+    tasks: list[str]
+    errors: list[str | None]
+    history: History | None
+    valid_rows: list[int]
+
+
+def read_tasks(model_input: Any) -> TaskBatch:
+    """Read and validate raw tasks (see :func:`tasks_frame` and :func:`validate_tasks`).
+
+    ``valid_rows[i]`` is the input row of ``history.tasks[i]``; rows not in it have an error.
+    """
+    frame = tasks_frame(model_input)
+    tasks = frame["task"].tolist()
+    history, errors = validate_tasks(tasks, frame["entry"].tolist())
+    valid_rows: list[int] = []
+    if history is not None:
+        row_of = {t: i for i, t in enumerate(tasks) if errors[i] is None}
+        valid_rows = [row_of[t] for t in history.tasks]
+    return TaskBatch(tasks, errors, history, valid_rows)
+
+
+def task_probabilities(pipeline: Any, spec: TaskModelSpec, history: History) -> tuple[np.ndarray, np.ndarray,
+                                                                                      np.ndarray]:
+    """Class probabilities of validated tasks in a model's vocabulary, and what it had never seen.
+
+    Returns
+    -------
+    proba : ndarray, shape (n_tasks, len(spec.class_names))
+    unseen_codes, unseen_sites : ndarray of int, shape (n_tasks,)
+        Distinct codes and sites of each task outside the vocabulary (ignored by the model).
+    """
+    from wtc.models.pipeline import full_proba
+
+    with _quiet("wtc.data.features"):
+        X, _ = build_features(history, spec.view, vocabulary=spec.feature_names, extras=spec.extras)
+    proba = full_proba(pipeline, X, len(spec.class_names))
+    unseen_codes, unseen_sites = _unseen(history, spec)
+    return proba, unseen_codes, unseen_sites
+
+
 def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshold: float | None = None) -> pd.DataFrame:
     """Validate, featurise and predict raw tasks with a fitted pipeline.
 
@@ -294,17 +341,9 @@ def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshol
         one-line ``error`` and nothing else; codes and sites outside the vocabulary are
         ignored and counted (``unseen_codes``, ``unseen_sites``).
     """
-    from wtc.models.pipeline import full_proba
-
-    frame = tasks_frame(model_input)
-    tasks = frame["task"].tolist()
-    history, errors = validate_tasks(tasks, frame["entry"].tolist())
-    proba, valid_rows, unseen_codes, unseen_sites = None, [], [], []
-    if history is not None:
-        row_of = {t: i for i, t in enumerate(tasks) if errors[i] is None}
-        valid_rows = [row_of[t] for t in history.tasks]
-        with _quiet("wtc.data.features"):
-            X, _ = build_features(history, spec.view, vocabulary=spec.feature_names, extras=spec.extras)
-        proba = full_proba(pipeline, X, len(spec.class_names))
-        unseen_codes, unseen_sites = _unseen(history, spec)
-    return decision_table(tasks, errors, proba, valid_rows, spec.class_names, threshold, unseen_codes, unseen_sites)
+    batch = read_tasks(model_input)
+    proba, unseen_codes, unseen_sites = None, [], []
+    if batch.history is not None:
+        proba, unseen_codes, unseen_sites = task_probabilities(pipeline, spec, batch.history)
+    return decision_table(batch.tasks, batch.errors, proba, batch.valid_rows, spec.class_names, threshold,
+                          unseen_codes, unseen_sites)

@@ -2,7 +2,9 @@
 
 - :mod:`~wtc.tracking.store`: tracking URIs, creating the schema and experiments safely;
 - :mod:`~wtc.tracking.runs`: one parent run per job, child runs per trial, artifacts;
-- :mod:`~wtc.tracking.pyfunc`: the logged model (a pyfunc of class probabilities);
+- :mod:`~wtc.tracking.pyfunc`: the logged model (a pyfunc on raw tasks);
+- :mod:`~wtc.tracking.registry`, :mod:`~wtc.tracking.baselines`: champion promotion against the baselines;
+- :mod:`~wtc.tracking.recovery`: the recovery recommender (four champions in one pyfunc);
 - :mod:`~wtc.tracking.server`: a shared MLflow server on PostgreSQL, started and stopped in a folder.
 """
 

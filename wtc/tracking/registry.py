@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 from mlflow.entities import RunStatus
-from omegaconf import DictConfig, OmegaConf
 
 from wtc.errors import WtcError
 from wtc.evaluation.metrics import REGISTRY
+from wtc.tracking.baselines import (
+    BASELINES,
+    SPLIT_PARAMS,
+    check_baselines,
+    fmt_value,
+    run_config,
+    split_of,
+)
 from wtc.tracking.query import _client, parent_runs
 
 __all__ = ["BASELINES", "CHAMPION", "SPLIT_PARAMS", "Promotion", "champion_tags", "promote", "run_model", "version_tags"]
@@ -22,15 +27,7 @@ __all__ = ["BASELINES", "CHAMPION", "SPLIT_PARAMS", "Promotion", "champion_tags"
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
-#: The models every champion must beat on the same split: the WTC procedures and the class prior.
-BASELINES = ("rules", "dummy")
-#: Params that make two runs' test rows the same rows. The brief's four (content hash, target,
-#: seed, test share) plus ``cv.kind`` (it chooses how the test rows are drawn: by workflow, by
-#: task or by date) and ``data.classes`` (``target.min_class_count`` merges classes and is not
-#: a param of its own; the class list shows it).
-SPLIT_PARAMS = ("data.content_hash", "target.name", "seed", "test_size", "cv.kind", "data.classes")
 _FINISHED = RunStatus.to_string(RunStatus.FINISHED)
-_CONF = Path(__file__).resolve().parents[2] / "conf"
 #: Version tags written at promotion.
 TAG_REPLACES, TAG_REPLACED_BY = "wtc.replaces", "wtc.replaced_by"
 TAG_THRESHOLD, TAG_PRECISION, TAG_COVERAGE = "wtc.auto_threshold", "wtc.auto_precision", "wtc.auto_coverage"
@@ -79,75 +76,6 @@ def run_model(client: mlflow.MlflowClient, run):
     return max(models, key=lambda m: m.creation_timestamp or 0) if models else None
 
 
-def _split_of(run) -> dict[str, str | None]:
-    return {k: run.data.params.get(k) for k in SPLIT_PARAMS}
-
-
-def _find_baseline(client, experiment_id: str, model: str, split: dict[str, str | None]):
-    """The newest finished parent run of ``model`` on the same split, or None."""
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
-    runs = client.search_runs([experiment_id], filter_string=f"params.`model.name` = '{model}' "
-                              f"and attributes.status = '{_FINISHED}'", max_results=1000)
-    for run in sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True):
-        if MLFLOW_PARENT_RUN_ID not in run.data.tags and _split_of(run) == split:
-            return run
-    return None
-
-
-def _run_config(client, run) -> DictConfig:
-    """The config a run logged (``config.yaml``)."""
-    import tempfile
-
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
-            return OmegaConf.load(path)
-    except (OSError, mlflow.exceptions.MlflowException) as exc:
-        raise WtcError(f"run {run.info.run_id} has no readable config.yaml ({exc})") from None
-
-
-def baseline_config(champion_cfg: DictConfig, model: str, tracking_uri: str, experiment: str) -> DictConfig:
-    """The champion's run config with only the model swapped for a baseline's.
-
-    Editing the champion's own (resolved) config keeps every choice that decides the test
-    rows and the features exactly as the champion had them (data path, view, target and its
-    class merging, seed, test share, cv kind, paths), whatever today's defaults are; composing
-    a fresh config from ``conf/`` with a few overrides would silently take the defaults for
-    anything not overridden. The model node itself is composed by Hydra from ``conf/`` (what
-    ``model=<name>`` means), and the search is off (baselines have nothing to tune).
-    """
-    from hydra import compose, initialize_config_dir
-
-    import wtc.config
-
-    wtc.config.register_resolvers()
-    with initialize_config_dir(config_dir=str(_CONF), version_base="1.3"):
-        composed = compose("config", overrides=[f"model={model}", "search=none", "diagnostics=none"])
-    cfg = OmegaConf.create(OmegaConf.to_container(champion_cfg, resolve=False))
-    OmegaConf.set_struct(cfg, False)
-    # Resolve the baseline's model node against the champion's values (seed, device, n_jobs).
-    node = OmegaConf.merge({"seed": cfg.get("seed"), "device": cfg.get("device", "cpu"),
-                            "n_jobs": cfg.get("n_jobs", 1)}, {"model": composed.model})
-    cfg.model = OmegaConf.to_container(node, resolve=True)["model"]
-    cfg.search = composed.search
-    cfg.diagnostics = composed.diagnostics
-    cfg.tracking.uri = tracking_uri
-    cfg.tracking.experiment = experiment
-    cfg.tracking.log_model = False
-    cfg.tracking.log_plots = False
-    return cfg
-
-
-def _train_baseline(client, champion, model: str, tracking_uri: str, experiment: str):
-    from wtc.experiment import run as run_experiment
-
-    cfg = baseline_config(_run_config(client, champion), model, tracking_uri, experiment)
-    log.info("training the %s baseline on the champion's split", model)
-    result = run_experiment(cfg)
-    return client.get_run(result.run_id)
-
-
 def _held_out_proba(client, champion, model_uri: str, tracking_uri: str):
     """The champion's test labels and probabilities, recomputed from its config and model."""
     from wtc.data.dataset import load_dataset
@@ -155,7 +83,7 @@ def _held_out_proba(client, champion, model_uri: str, tracking_uri: str):
     from wtc.splits import make_splits
     from wtc.tracking.pyfunc import load_model
 
-    cfg = _run_config(client, champion)
+    cfg = run_config(client, champion)
     data = load_dataset(cfg)
     if data.content_hash != champion.data.params.get("data.content_hash"):
         raise WtcError(f"the history of run {champion.info.run_id} changed since it ran "
@@ -167,10 +95,6 @@ def _held_out_proba(client, champion, model_uri: str, tracking_uri: str):
     # matrix models alike.
     pipeline = load_model(model_uri, tracking_uri=tracking_uri).unwrap_python_model().pipeline
     return data.y[splits.test], full_proba(pipeline, data.X[splits.test], len(data.classes))
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
 
 
 def champion_tags(tracking_uri: str, name: str, alias: str = CHAMPION) -> dict[str, str]:
@@ -199,8 +123,71 @@ def version_tags(tracking_uri: str, model_uri: str) -> dict[str, str]:
     return {}
 
 
+def select_run(client, tracking_uri: str, experiment: str, metric: str, sweep: str | None,
+               outcome: Promotion) -> Any:
+    """The best finished parent run of ``experiment`` (or ``sweep``) by ``metric``; fills ``outcome.run_*``."""
+    greater = _direction(metric)
+    table = parent_runs(tracking_uri, experiment, sweep)
+    if metric not in table.columns:
+        raise WtcError(f"no finished run of {experiment!r} has the metric {metric}")
+    table = table[(table["status"] == _FINISHED) & table[metric].notna()]
+    if table.empty:
+        raise WtcError(f"no finished run of {experiment!r}{' in that sweep' if sweep else ''} has {metric}")
+    best = table.sort_values(metric, ascending=not greater, kind="stable").iloc[0]
+    champion = client.get_run(best["run_id"])
+    outcome.run_id, outcome.run_name, outcome.value = champion.info.run_id, champion.info.run_name, float(best[metric])
+    split = split_of(champion)
+    missing = [k for k in ("data.content_hash", "target.name", "seed", "test_size") if not split[k]]
+    if missing:
+        raise WtcError(f"run {champion.info.run_id} lacks the params {missing}: cannot match baselines")
+    return champion
+
+
+def check_current(outcome: Promotion, current_metric: str | None, current_value: float | None, current: str,
+                  force: bool) -> None:
+    """Refuse a run worse than the current champion on the same metric, unless ``force`` (then a note).
+
+    ``current`` names the current champion in the message (e.g. ``version 3 (run …)``). The two
+    values come from each run's own test rows; they are comparable when both ran on the same
+    history, split and target, which is what a study's runs share.
+    """
+    if current_metric != outcome.metric or current_value is None or outcome.value is None:
+        return
+    greater = _direction(outcome.metric)
+    margin = outcome.value - current_value if greater else current_value - outcome.value
+    if margin >= 0:
+        outcome.notes.append(f"not worse than the current champion {current} on {outcome.metric}: "
+                             f"{fmt_value(outcome.value)} vs {fmt_value(current_value)}")
+        return
+    line = (f"run {outcome.run_name} ({outcome.run_id}) is worse than the current champion {current} on "
+            f"{outcome.metric}: {fmt_value(outcome.value)} vs {fmt_value(current_value)} (behind by {fmt_value(-margin)})")
+    if force:
+        outcome.notes.append(f"{line}; promoted anyway (--force)")
+    else:
+        outcome.refusals.append(f"{line}; --force promotes it anyway")
+
+
+def auto_threshold(client, champion, model_uri: str, tracking_uri: str, outcome: Promotion) -> None:
+    """Choose the AUTO threshold for ``outcome.precision`` on the champion's held-out rows.
+
+    Sets ``outcome.coverage`` and ``outcome.threshold``; refuses when the held-out rows no longer
+    give the metric the run logged (the history or the code changed since).
+    """
+    from wtc.evaluation.automation import coverage_at_precision
+
+    metric = outcome.metric
+    y_test, proba = _held_out_proba(client, champion, model_uri, tracking_uri)
+    base = REGISTRY[metric.partition("/")[2]]
+    again = base.compute(y_test, proba if base.from_proba else proba.argmax(axis=1), proba.shape[1])
+    if not np.isclose(again, outcome.value, rtol=1e-5, atol=1e-9):
+        outcome.refusals.append(f"the held-out rows of run {champion.info.run_id} could not be reproduced: "
+                                f"{metric} is {fmt_value(again)} now, {fmt_value(outcome.value)} when it ran")
+        return
+    outcome.coverage, outcome.threshold = coverage_at_precision(y_test, proba, outcome.precision)
+
+
 def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: str | None = None,
-            precision: float = 0.95, dry_run: bool = False) -> Promotion:
+            precision: float = 0.95, dry_run: bool = False, force: bool = False) -> Promotion:
     """Promote the best finished run of an experiment (or sweep) to ``name@champion``.
 
     Parameters
@@ -220,59 +207,24 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
         held-out rows, and the coverage it gives, are stored as version tags.
     dry_run : bool
         Say what would happen; change nothing (missing baselines are not trained).
+    force : bool
+        Promote a run even when it is worse than the current ``champion`` version on the same
+        metric (the baselines must still be beaten).
 
     Returns
     -------
     Promotion
-        ``refusals`` lists, one line each, why the run was not promoted (it must beat both
-        the ``rules`` and the ``dummy`` baseline on the same split, strictly).
+        ``refusals`` lists, one line each, why the run was not promoted: it must beat both the
+        ``rules`` and the ``dummy`` baseline on the same split, strictly, and (unless ``force``)
+        be no worse than the current champion on the same metric.
     """
     if not 0 < precision <= 1:
         raise WtcError(f"--precision must be in (0, 1], got {precision}")
-    greater = _direction(metric)
+    _direction(metric)
     client = _client(tracking_uri)
     outcome = Promotion(name=name, metric=metric, dry_run=dry_run, precision=precision)
-    table = parent_runs(tracking_uri, experiment, sweep)
-    if metric not in table.columns:
-        raise WtcError(f"no finished run of {experiment!r} has the metric {metric}")
-    table = table[(table["status"] == _FINISHED) & table[metric].notna()]
-    if table.empty:
-        raise WtcError(f"no finished run of {experiment!r}{' in that sweep' if sweep else ''} has {metric}")
-    best = table.sort_values(metric, ascending=not greater, kind="stable").iloc[0]
-    champion = client.get_run(best["run_id"])
-    outcome.run_id, outcome.run_name, outcome.value = champion.info.run_id, champion.info.run_name, float(best[metric])
-    split = _split_of(champion)
-    missing = [k for k in ("data.content_hash", "target.name", "seed", "test_size") if not split[k]]
-    if missing:
-        raise WtcError(f"run {champion.info.run_id} lacks the params {missing}: cannot match baselines")
-
-    for baseline in BASELINES:
-        found = _find_baseline(client, champion.info.experiment_id, baseline, split)
-        if found is None:
-            if dry_run:
-                outcome.actions.append(f"would train the {baseline} baseline on the champion's split (none matches)")
-                outcome.baselines[baseline] = (None, None)
-                continue
-            found = _train_baseline(client, champion, baseline, tracking_uri, experiment)
-            outcome.actions.append(f"trained the {baseline} baseline on the champion's split: run {found.info.run_id}")
-            if _split_of(found) != split:
-                outcome.refusals.append(f"the {baseline} baseline trained on the spot saw a different split "
-                                        f"({_split_of(found)} vs {split})")
-                continue
-        value = found.data.metrics.get(metric)
-        outcome.baselines[baseline] = (found.info.run_id, value)
-        if value is None or math.isnan(value):
-            outcome.refusals.append(f"the {baseline} baseline run {found.info.run_id} has no {metric}")
-            continue
-        margin = outcome.value - value if greater else value - outcome.value
-        if margin <= 0:
-            outcome.refusals.append(
-                f"run {outcome.run_name} ({champion.info.run_id}) does not beat the {baseline} baseline on {metric}: "
-                f"{_fmt(outcome.value)} vs {_fmt(value)} ({'lower' if greater else 'higher'} is worse; "
-                f"behind by {_fmt(-margin) if margin < 0 else 0})")
-        else:
-            outcome.notes.append(f"beats the {baseline} baseline on {metric}: {_fmt(outcome.value)} vs "
-                                 f"{_fmt(value)} (by {_fmt(margin)})")
+    champion = select_run(client, tracking_uri, experiment, metric, sweep, outcome)
+    check_baselines(client, champion, tracking_uri, experiment, outcome)
     if outcome.refusals:
         return outcome
 
@@ -281,8 +233,8 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
         outcome.refusals.append(f"run {champion.info.run_id} logged no model (tracking.log_model=false)")
         return outcome
     model_uri = logged.model_uri
-    registered = _registered(client, name)
-    current = _alias_version(client, name) if registered else None
+    is_registered = registered(client, name)
+    current = alias_version(client, name) if is_registered else None
     outcome.previous = str(current.version) if current is not None else None
     if current is not None and current.run_id == champion.info.run_id:
         outcome.version = str(current.version)
@@ -293,19 +245,17 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
         outcome.actions.append(f"{name}@{CHAMPION} is already version {current.version} of run "
                                f"{champion.info.run_id}: nothing to do")
         return outcome
+    if current is not None:
+        check_current(outcome, current.tags.get(TAG_METRIC), _float(current.tags.get(TAG_VALUE)),
+                      f"(version {current.version}, run {current.run_id})", force)
+        if outcome.refusals:
+            return outcome
 
-    y_test, proba = _held_out_proba(client, champion, model_uri, tracking_uri)
-    base = REGISTRY[metric.partition("/")[2]]
-    again = base.compute(y_test, proba if base.from_proba else proba.argmax(axis=1), proba.shape[1])
-    if not np.isclose(again, outcome.value, rtol=1e-5, atol=1e-9):
-        outcome.refusals.append(f"the held-out rows of run {champion.info.run_id} could not be reproduced: "
-                                f"{metric} is {_fmt(again)} now, {_fmt(outcome.value)} when it ran")
+    auto_threshold(client, champion, model_uri, tracking_uri, outcome)
+    if outcome.refusals:
         return outcome
-    from wtc.evaluation.automation import coverage_at_precision
 
-    outcome.coverage, outcome.threshold = coverage_at_precision(y_test, proba, precision)
-
-    existing = [v for v in (client.search_model_versions(f"name = '{name}'") if registered else [])
+    existing = [v for v in (client.search_model_versions(f"name = '{name}'") if is_registered else [])
                 if v.run_id == champion.info.run_id and v.source == model_uri]
     if dry_run:
         target = existing[0].version if existing else "a new version"
@@ -314,16 +264,28 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
                                + (f" from version {current.version}" if current is not None else ""))
         return outcome
 
-    if not registered:
-        client.create_registered_model(name, description="wtc champion models: promoted by `wtc promote`")
-    version = existing[0] if existing else client.create_model_version(
-        name, source=model_uri, run_id=champion.info.run_id, model_id=logged.model_id)
-    outcome.version = str(version.version)
-    tags = {TAG_REPLACES: str(current.version) if current is not None else "none", TAG_METRIC: metric,
-            TAG_VALUE: repr(outcome.value), TAG_SOURCE: champion.info.run_id, TAG_THRESHOLD: repr(outcome.threshold),
-            TAG_PRECISION: repr(precision), TAG_COVERAGE: repr(outcome.coverage)}
+    version = existing[0] if existing else create_version(client, name, model_uri, champion.info.run_id,
+                                                          logged.model_id)
+    tags = {TAG_METRIC: metric, TAG_VALUE: repr(outcome.value), TAG_SOURCE: champion.info.run_id,
+            TAG_THRESHOLD: repr(outcome.threshold), TAG_PRECISION: repr(precision), TAG_COVERAGE: repr(outcome.coverage)}
     for baseline, (run_id, value) in outcome.baselines.items():
         tags[f"wtc.baseline.{baseline}"] = f"{value!r} (run {run_id})"
+    move_champion(client, name, version, current, tags, outcome)
+    outcome.actions.insert(-1, f"registered run {champion.info.run_id} as {name} version {version.version}")
+    return outcome
+
+
+def create_version(client, name: str, model_uri: str, run_id: str, model_id: str | None):
+    """A new version of ``name`` (the registered model is created on first use)."""
+    if not registered(client, name):
+        client.create_registered_model(name, description="wtc champion models: promoted by `wtc promote`")
+    return client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id)
+
+
+def move_champion(client, name: str, version, current, tags: dict[str, str], outcome: Promotion) -> None:
+    """Tag ``version`` (with ``wtc.replaces``), move ``name@champion`` to it, tag the version it replaces."""
+    outcome.version = str(version.version)
+    tags = {TAG_REPLACES: str(current.version) if current is not None else "none", **tags}
     for key, value in tags.items():
         client.set_model_version_tag(name, version.version, key, value)
     client.set_registered_model_alias(name, CHAMPION, version.version)
@@ -331,12 +293,10 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
         client.set_model_version_tag(name, current.version, TAG_REPLACED_BY, outcome.version)
         previous_value = _float(current.tags.get(TAG_VALUE))
         if previous_value is not None:
-            outcome.notes.append(f"replaces version {current.version} ({metric} {_fmt(previous_value)})")
-    outcome.actions.append(f"registered run {champion.info.run_id} as {name} version {version.version}")
+            outcome.notes.append(f"replaces version {current.version} ({outcome.metric} {fmt_value(previous_value)})")
     outcome.actions.append(f"moved {name}@{CHAMPION} to version {version.version}"
                            + (f" (from {current.version})" if current is not None else ""))
     outcome.changed = True
-    return outcome
 
 
 def _float(text: Any) -> float | None:
@@ -346,7 +306,8 @@ def _float(text: Any) -> float | None:
         return None
 
 
-def _registered(client, name: str) -> bool:
+def registered(client, name: str) -> bool:
+    """Whether ``name`` is a registered model of the store."""
     try:
         client.get_registered_model(name)
         return True
@@ -354,7 +315,8 @@ def _registered(client, name: str) -> bool:
         return False
 
 
-def _alias_version(client, name: str):
+def alias_version(client, name: str):
+    """The version ``name@champion`` points at, or None."""
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
