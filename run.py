@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -10,14 +12,23 @@ import wtc  # noqa: F401  (registers the config resolvers)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Run one job and return its search objective (CV mean, minimised) for Hydra sweepers."""
+    """Run one job and return its search objective (CV mean, minimised) for Hydra sweepers.
+
+    Errors and interruptions (Ctrl-C, SIGTERM) end in one line on stderr, never a traceback.
+    """
     from wtc.errors import WtcError
     from wtc.experiment import run
+    from wtc.interrupt import interrupt_report, interrupts_unwind
 
     try:
-        result = run(cfg)
+        with interrupts_unwind():
+            result = run(cfg)
     except WtcError as exc:
         raise SystemExit(f"error: {exc}") from None
+    except KeyboardInterrupt as exc:
+        line, status = interrupt_report(exc)
+        print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(status) from None
     return result.metrics["objective"]
 
 

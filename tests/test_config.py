@@ -123,6 +123,12 @@ def test_device_selects_cpu_or_cuda():
     ("data.extras=campaign", "data.extras must be a list"),
     ("target.name=weather", "unknown target.name 'weather'"),
     ("seed=${oc.env:WTC_NO_SUCH_VARIABLE_SET}", "seed cannot be resolved"),
+    ("search.n_workers=0", "search.n_workers must be at least 1"),
+    ("search.n_workers=two", "search.n_workers must be an integer"),
+    ("search.heartbeat_s=0", "search.heartbeat_s must be at least 1"),
+    ("search.storage=nonsense", "search.storage must be null or a database URL"),
+    ("search.storage=42", "search.storage must be null or a database URL"),
+    ("search.study=''", "search.study must be a name or null"),
 ])
 def test_bad_values_fail_in_one_line_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as info:
@@ -133,10 +139,22 @@ def test_bad_values_fail_in_one_line_naming_the_key(override, message):
 
 @pytest.mark.parametrize("override", ["seed=0", "seed=${oc.env:WTC_TEST_SEED}", "test_size=0.5", "cv.n_splits=2",
                                       "n_jobs=1", "target.min_class_count=0", "data.extras=[campaign,total]",
-                                      "search.n_trials=1"])
+                                      "search.n_trials=1", "search.storage=sqlite:///optuna.db",
+                                      "search.storage=postgresql://wtc@db.example.org/optuna", "search.n_workers=3",
+                                      "search.heartbeat_s=null"])
 def test_good_values_pass(override, monkeypatch):
     monkeypatch.setenv("WTC_TEST_SEED", "7")
     check_config(compose_cfg([override]))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("search.pruner=hyperband", "unknown search.pruner 'hyperband'; choose one of none, median"),
+    ("search.prune_min_folds=0", "search.prune_min_folds must be at least 1"),
+    ("search.prune_startup_trials=-1", "search.prune_startup_trials must be at least 0"),
+])
+def test_bad_pruner_values_fail_in_one_line(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(compose_cfg(["search=tpe", override]))
 
 
 def test_run_py_refuses_a_bad_seed_before_opening_a_run(tmp_path):

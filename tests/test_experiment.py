@@ -147,6 +147,18 @@ def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
     assert all(c.info.end_time - c.info.start_time >= 1000 * c.data.metrics["time/trial_s"] - 50 for c in children)
 
 
+def test_light_diagnostics_leave_out_the_costly_figures(history_path, tracking_uri):
+    cfg = make_cfg(history_path, tracking_uri, ["model=logreg", "search=gp", "search.n_trials=3", "diagnostics=light", "tracking.log_plots=true",
+                                            "tracking.log_model=false", *fast_overrides("logreg")])
+    run(cfg)
+    client, parents, _ = runs_of(tracking_uri)
+    plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "plots")}
+    assert {"plots/roc.png", "plots/cv_roc.png", "plots/automation.png", "plots/convergence.png"} <= plots
+    # The GP was fitted (3 trials, 2 random points) but its surface is not drawn in a sweep.
+    assert not plots & {"plots/partial_dependence.png", "plots/training_curves.png", "plots/learning_curve.png",
+                        "plots/feature_importance_permutation.png"}
+
+
 def test_same_seed_same_numbers(history_path, tracking_uri):
     overrides = ["model=logreg", "search=gp", "resample=smote"]
     first = run(make_cfg(history_path, tracking_uri, overrides)).metrics

@@ -84,9 +84,9 @@ def _generate(args) -> int:
 
 
 def _compare(args) -> int:
+    uri = _default_uri(args)  # before the heavy imports: an unreachable server fails at once
     from wtc.evaluation.compare import compare
 
-    uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
     report = compare(uri, args.out, experiment=args.experiment, sweep=args.sweep, top=args.top,
                      figures=args.figure or ())
     comparison = report.comparison
@@ -102,17 +102,24 @@ def _compare(args) -> int:
 
 
 def _default_uri(args) -> str:
-    return args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    """``--tracking-uri``, else ``sqlite:///$PWD/mlruns/mlflow.db``; a server that does not answer fails here,
+    in seconds (MLflow's client would retry it for minutes)."""
+    from wtc.tracking.store import check_reachable
+
+    uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    check_reachable(uri)
+    return uri
 
 
 def _promote(args) -> int:
+    uri = _default_uri(args)
     from wtc.tracking.registry import CHAMPION, promote
 
     if args.recovery:
         return _promote_recovery(args)
     if args.experiment is None or args.name is None:
         raise WtcError("promote needs --experiment and --name (or --recovery)")
-    outcome = promote(_default_uri(args), args.experiment, args.metric, args.name, sweep=args.sweep,
+    outcome = promote(uri, args.experiment, args.metric, args.name, sweep=args.sweep,
                       precision=args.precision, dry_run=args.dry_run, force=args.force)
     print(f"{'dry run: ' if args.dry_run else ''}best finished run of {args.experiment} by {args.metric}: "
           f"{outcome.run_name} ({outcome.run_id}) {outcome.value:.4g}")
@@ -185,6 +192,44 @@ def _serve(args) -> int:
     return 1
 
 
+def _tracking_server(args) -> int:
+    from wtc.tracking import server
+
+    if args.action == "start":
+        up = server.start(args.dir, host=args.host, port=args.port, workers=args.workers,
+                          allowed_hosts=args.allowed_hosts)
+        print(f"MLflow tracking server {up.uri} (bound to {args.host}), log {up.dir / 'mlflow.log'}")
+        print(f"  backend store  PostgreSQL {up.pg_version} on 127.0.0.1:{up.pg_port}, database {server.DB_NAME} "
+              f"({up.dir / 'postgres'})")
+        print(f"  artifacts      {up.dir / 'artifacts'}, uploaded and read through the server (mlflow-artifacts:)")
+        print(f"point runs at it:  python run.py tracking=server tracking.uri={up.uri}")
+        print(f"stop it:           wtc tracking-server stop --dir {up.dir}")
+        return 0
+    if args.action == "stop":
+        stopped = server.stop(args.dir)
+        print("stopped " + ", ".join(stopped) if stopped else f"nothing was running from {Path(args.dir).resolve()}")
+        return 0
+    now = server.status(args.dir)
+    print(f"MLflow server  {'answers at ' + now.uri if now.mlflow else 'not running'}")
+    print(f"PostgreSQL     {f'runs on 127.0.0.1:{now.pg_port}' if now.postgres else 'not running'} ({now.dir / 'postgres'})")
+    return 0 if now.running else (3 if not (now.mlflow or now.postgres) else 1)
+
+
+def _runs_cleanup(args) -> int:
+    from wtc.tracking.cleanup import cleanup_runs
+
+    report = cleanup_runs(_default_uri(args), args.experiment, run_ids=args.run_id, dry_run=args.dry_run)
+    verb = "would mark" if args.dry_run else "marked"
+    for run in report.killed:
+        tags = run.data.tags
+        print(f"{verb} KILLED: {run.info.run_id} {run.info.run_name} (experiment {run.info.experiment_id}, "
+              f"pid {tags.get('wtc.pid', '?')} on {tags.get('wtc.host', '?')})")
+    for run, reason in report.left:
+        print(f"left RUNNING: {run.info.run_id} {run.info.run_name}: {reason}")
+    print(f"{len(report.killed)} run(s) {verb} KILLED, {len(report.left)} left RUNNING")
+    return 0
+
+
 def _precision(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
@@ -207,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wtc", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     help="data: actions-history files; compare: tracked runs")
+                                     help="data: actions-history files; compare: tracked runs; "
+                                          "tracking-server: a shared MLflow server")
     data = commands.add_parser("data", help="actions-history files", description="Inspect, check and generate "
                                "actions-history files.").add_subparsers(dest="data_command", required=True,
                                                                         metavar="ACTION",
@@ -249,6 +295,23 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also show this figure of each of the N best runs side by side, e.g. "
                               "plots/confusion_matrix.png (repeatable)")
     compare.set_defaults(func=_compare)
+
+    runs = commands.add_parser("runs", help="tracked runs: mark those left RUNNING by a dead process KILLED",
+                               description="Housekeeping of tracked runs.").add_subparsers(
+        dest="runs_command", required=True, metavar="ACTION", help="cleanup")
+    cleanup = runs.add_parser(
+        "cleanup", help="mark runs whose process is gone KILLED",
+        description="A run killed outright (SIGKILL, out of memory, a lost node) stays RUNNING in the store. Every "
+                    "run records its host and pid (tags wtc.host, wtc.pid): this marks KILLED each RUNNING run of "
+                    "this host whose process is gone, with its RUNNING child runs, and lists the others. Relaunching "
+                    "the same search does the same for its own earlier runs.")
+    cleanup.add_argument("--experiment", metavar="NAME", help="only this experiment (default: every experiment)")
+    _add_tracking_uri(cleanup)
+    cleanup.add_argument("--run-id", action="append", default=[], metavar="ID",
+                         help="also mark this RUNNING run KILLED whatever its host (a job lost on another machine); "
+                              "repeatable")
+    cleanup.add_argument("--dry-run", action="store_true", help="say what would be marked; change nothing")
+    cleanup.set_defaults(func=_runs_cleanup)
 
     promote = commands.add_parser(
         "promote", help="register the best run as NAME@champion if it beats the baselines",
@@ -300,6 +363,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_positive, default=5001, metavar="N", help="port (default: 5001)")
     _add_tracking_uri(serve)
     serve.set_defaults(func=_serve)
+
+    shared = commands.add_parser(
+        "tracking-server", help="start, stop or check a shared MLflow server (PostgreSQL store) in a folder",
+        description="A tracking server for a group, all in DIR: a PostgreSQL cluster (initdb on first start, listening "
+                    "on 127.0.0.1 only; run as the postgres user when started by root), an MLflow server on it bound to "
+                    "--host:--port that also serves the artifacts (DIR/artifacts). Runs log to it with "
+                    "`python run.py tracking=server tracking.uri=http://HOST:PORT`. status exits 0 when both run, "
+                    "3 when neither does, 1 otherwise.")
+    shared.add_argument("action", choices=["start", "stop", "status"],
+                        help="start (returns once the server answers), stop, or status")
+    shared.add_argument("--dir", required=True, type=Path, metavar="DIR",
+                        help="the server's folder (database, artifacts, logs); kept between stop and start")
+    shared.add_argument("--host", default="127.0.0.1",
+                        help="interface the MLflow server binds (default: 127.0.0.1; 0.0.0.0 for other machines)")
+    shared.add_argument("--port", type=_positive, default=5000, metavar="N", help="the MLflow server's port (default: 5000)")
+    shared.add_argument("--workers", type=_positive, default=2, metavar="N",
+                        help="the MLflow server's worker processes (default: 2)")
+    shared.add_argument("--allowed-hosts", metavar="HOSTS",
+                        help="Host headers the server answers besides localhost and private addresses "
+                             "(MLflow's --allowed-hosts; e.g. mlflow.example.org:5000 for a server reached by name)")
+    shared.set_defaults(func=_tracking_server)
     return parser
 
 

@@ -12,7 +12,7 @@ from wtc.data.targets import TARGETS
 from wtc.errors import ConfigError
 from wtc.evaluation.metrics import METRICS
 from wtc.splits import CV_KINDS
-from wtc.tuning import SEARCHERS
+from wtc.tuning import PRUNERS, SEARCHERS
 
 __all__ = ["check_config"]
 
@@ -39,6 +39,7 @@ def check_config(cfg: DictConfig) -> None:
     _choice(cfg, "data.view", VIEWS)
     _choice(cfg, "target.name", TARGETS)
     _integer(cfg, "search.n_trials", low=1)
+    _search_run(cfg)
     _integer(cfg, "cv.n_splits", low=2)
     _integer(cfg, "seed", low=0, high=2**32 - 1)  # what numpy and scikit-learn accept
     _integer(cfg, "n_jobs", low=1, optional=True)
@@ -53,6 +54,33 @@ def check_config(cfg: DictConfig) -> None:
         unknown = [e for e in extras if e not in EXTRAS]
         if unknown:
             raise ConfigError(f"unknown data.extras {unknown}; choose from {', '.join(EXTRAS)}")
+
+
+def _search_run(cfg: DictConfig) -> None:
+    """The keys of how a search runs and prunes (all optional: older configs lack them)."""
+    _integer(cfg, "search.n_workers", low=1, optional=True)
+    _integer(cfg, "search.heartbeat_s", low=1, optional=True, nullable=True)
+    _integer(cfg, "search.prune_startup_trials", low=0, optional=True)
+    _integer(cfg, "search.prune_min_folds", low=1, optional=True)
+    pruner = _value(cfg, "search.pruner", optional=True)
+    if pruner is not _MISSING and pruner not in PRUNERS:
+        raise ConfigError(f"unknown search.pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
+    study = _value(cfg, "search.study", optional=True)
+    if study not in (_MISSING, None) and (not isinstance(study, str) or not study.strip()):
+        raise ConfigError(f"search.study must be a name or null, got {study!r}")
+    storage = _value(cfg, "search.storage", optional=True)
+    if storage in (_MISSING, None):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        if not isinstance(storage, str):
+            raise ArgumentError(storage)
+        make_url(storage)
+    except ArgumentError:
+        raise ConfigError("search.storage must be null or a database URL such as sqlite:///optuna.db or "
+                          f"postgresql://user@host/db, got {storage!r}") from None
 
 
 def _value(cfg: DictConfig, key: str, optional: bool = False):
@@ -72,10 +100,12 @@ def _choice(cfg: DictConfig, key: str, known) -> None:
         raise ConfigError(f"unknown {key} {value!r}; choose one of {', '.join(known)}")
 
 
-def _integer(cfg: DictConfig, key: str, low: int, high: int | None = None, optional: bool = False) -> None:
-    """An integer (or its decimal text, as an environment interpolation gives) in [low, high]."""
+def _integer(cfg: DictConfig, key: str, low: int, high: int | None = None, optional: bool = False,
+             nullable: bool = False) -> None:
+    """An integer (or its decimal text, as an environment interpolation gives) in [low, high]
+    (or null when ``nullable``)."""
     value = _value(cfg, key, optional)
-    if value is _MISSING:
+    if value is _MISSING or (nullable and value is None):
         return
     number = value
     if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "HistoryError", "WtcError"]
+__all__ = ["ConfigError", "HistoryError", "TrackingError", "WtcError"]
 
 
 class WtcError(ValueError):
@@ -24,3 +24,7 @@ class HistoryError(WtcError):
 
 class ConfigError(WtcError):
     """A run config that cannot work (unknown metric, search kind, cv kind, bad value...)."""
+
+
+class TrackingError(WtcError):
+    """A tracking server that cannot be reached, started or stopped; ``str()`` names its URI or folder."""

@@ -22,7 +22,7 @@ from wtc.models.pipeline import build_pipeline, full_proba, with_params
 from wtc.provenance import git_commit, hydra_context, in_multirun, run_choices, run_name
 from wtc.splits import make_splits
 from wtc.tracking import RunTracker
-from wtc.tuning import config_space, make_searcher, tune
+from wtc.tuning import config_space, make_searcher, search, search_options, study_name, study_spec
 
 __all__ = ["RunResult", "check_config", "run"]
 
@@ -97,16 +97,17 @@ def run(cfg: DictConfig) -> RunResult:
                          data.y, data.groups, data.dates)
     train, test = splits.train, splits.test
     pipeline = build_pipeline(cfg, data.feature_names)
-    options = {k: v for k, v in OmegaConf.to_container(cfg.search, resolve=True).items() if k not in ("kind", "n_trials")}
+    options = search_options(OmegaConf.to_container(cfg.search, resolve=True))
     space = config_space(cfg)
     searcher = make_searcher(cfg.search.kind, space, int(cfg.search.n_trials), int(cfg.seed), options)
     name = run_name(cfg)
     tags = {"wtc.model": cfg.model.name, "wtc.view": cfg.data.view, "wtc.target": cfg.target.name,
-            **hydra_context()}
+            "wtc.study": study_name(cfg), **hydra_context()}
     diagnostics = OmegaConf.to_container(cfg.get("diagnostics") or OmegaConf.create({"level": "full"}), resolve=True)
     log_plots = cfg.tracking.get("log_plots", True) and diagnostics.get("level") != "none"
     mlruns = OmegaConf.select(cfg, "paths.mlruns", default=None)
     with RunTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=name, tags=tags, mlruns=mlruns) as tracker:
+        tracker.close_dead_runs(**{"wtc.study": tags["wtc.study"]})  # the same search, killed before
         choices = run_choices(cfg)
         tracker.log_params(choices)
         tracker.log_params(_data_params(data, len(train), len(test)))
@@ -117,10 +118,11 @@ def run(cfg: DictConfig) -> RunResult:
                                      "features": len(data.feature_names)})
 
         search_start = time.perf_counter()
-        tuning = tune(
+        tuning = search(
             pipeline, searcher, data.X[train], data.y[train], splits.folds, len(data.classes), cfg.metric,
+            study=study_spec(cfg), n_workers=int(cfg.search.get("n_workers") or 1),
             on_trial=lambda t: tracker.child_run(f"trial-{t.index:03d}", params=t.params, metrics=t.metrics,
-                                                 start_time=t.started, end_time=t.ended),
+                                                 tags=t.tags, start_time=t.started, end_time=t.ended),
             progress=_progress(cfg, searcher.n_trials),
         )
         search_s = time.perf_counter() - search_start

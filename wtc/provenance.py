@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-__all__ = ["git_commit", "hydra_context", "in_multirun", "run_choices", "run_name", "step_name"]
+__all__ = ["git_commit", "hydra_context", "in_multirun", "process_alive", "process_tags", "run_choices", "run_name",
+           "step_name"]
 
 
 def git_commit() -> str:
@@ -77,3 +80,30 @@ def in_multirun() -> bool:
         return HydraConfig.get().mode == RunMode.MULTIRUN
     except (ImportError, ValueError):
         return False
+
+
+def process_tags() -> dict[str, str]:
+    """``wtc.host`` and ``wtc.pid`` of this process: what tells, later, whether a RUNNING run's process is gone."""
+    return {"wtc.host": socket.gethostname(), "wtc.pid": str(os.getpid())}
+
+
+def process_alive(host: str | None, pid) -> bool | None:
+    """Whether process ``pid`` of ``host`` still runs: None when that cannot be known here
+    (another host, no pid). A zombie (killed, not yet reaped by its parent) counts as gone."""
+    if host != socket.gethostname():
+        return None
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:
+        # /proc/<pid>/stat: "pid (name) state ..."; the name may hold spaces, the state follows its ')'.
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

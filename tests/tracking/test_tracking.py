@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
+from wtc.interrupt import Terminated
 from wtc.tracking import (
     RunTracker,
     TrackingSetupCallback,
@@ -252,21 +253,24 @@ def test_parent_and_children_are_queryable(uri, client):
 
 
 @pytest.mark.parametrize(
-    ("error", "expected"),
+    ("error", "expected", "status"),
     [
-        (ValueError("bad\nthing " + "y" * 6000), "ValueError: bad thing "),
-        (KeyboardInterrupt(), "KeyboardInterrupt"),
+        (ValueError("bad\nthing " + "y" * 6000), "ValueError: bad thing ", "FAILED"),
+        (KeyboardInterrupt(), "KeyboardInterrupt", "KILLED"),
+        (Terminated("SIGTERM"), "Terminated: SIGTERM", "KILLED"),
     ],
 )
-def test_exception_marks_run_and_children_failed(uri, client, error, expected):
+def test_exception_marks_run_and_children_failed_or_killed(uri, client, error, expected, status):
     with pytest.raises(type(error)):
         with RunTracker(uri, EXPERIMENT) as tracker:
             tracker.child_run("done", {"k": 1}, {"cv/x_mean": 1.0})
-            tracker.start_child("left-open").__enter__()
+            left_open = tracker.start_child("left-open")  # held: really left open, not closed by the GC
+            left_open.__enter__()
             with tracker.start_child("failing"):
                 raise error
     parent = client.get_run(tracker.run_id)
-    assert parent.info.status == "FAILED"
+    assert parent.info.status == status
+    assert getattr(error, "run_id", tracker.run_id) == tracker.run_id  # an interruption names its run
     assert parent.data.tags["error"].startswith(expected)
     assert "\n" not in parent.data.tags["error"]
     assert len(parent.data.tags["error"]) <= 5000
@@ -276,7 +280,7 @@ def test_exception_marks_run_and_children_failed(uri, client, error, expected):
             [tracker.experiment_id], f"tags.mlflow.parentRunId = '{tracker.run_id}'"
         )
     }
-    assert statuses == {"done": "FINISHED", "left-open": "FAILED", "failing": "FAILED"}
+    assert statuses == {"done": "FINISHED", "left-open": status, "failing": status}
     _assert_nothing_running(client)
 
 

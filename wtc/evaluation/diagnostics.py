@@ -186,11 +186,12 @@ def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
     if len(outcome.values) > 1:
         yield "plots/convergence.png", plots.convergence_figure(outcome.values, outcome.metric,
                                                                 METRICS[outcome.metric].greater_is_better)
-    # Only the GP back-end has a surrogate to show (``result`` is its OptimizeResult).
-    figure = plots.partial_dependence_figure(getattr(outcome.searcher, "result", None))
-    if figure is not None:
-        yield "plots/partial_dependence.png", figure
-    yield from _optuna_figures(outcome.searcher)
+    if options.get("search_surfaces", True):
+        # Only the GP back-end has a surrogate to show (``result`` is its OptimizeResult).
+        figure = plots.partial_dependence_figure(getattr(outcome.searcher, "result", None))
+        if figure is not None:
+            yield "plots/partial_dependence.png", figure
+        yield from _optuna_figures(outcome.searcher)
     if options.get("training_curves", True):
         history = training_history(outcome)
         if history is not None:

@@ -4,7 +4,8 @@
 - :mod:`~wtc.tracking.runs`: one parent run per job, child runs per trial, artifacts;
 - :mod:`~wtc.tracking.pyfunc`: the logged model (a pyfunc on raw tasks);
 - :mod:`~wtc.tracking.registry`, :mod:`~wtc.tracking.baselines`: champion promotion against the baselines;
-- :mod:`~wtc.tracking.recovery`: the recovery recommender (four champions in one pyfunc).
+- :mod:`~wtc.tracking.recovery`: the recovery recommender (four champions in one pyfunc);
+- :mod:`~wtc.tracking.server`: a shared MLflow server on PostgreSQL, started and stopped in a folder.
 """
 
 import logging
@@ -12,6 +13,9 @@ import os
 
 # A sweep logs a model per job: MLflow's per-download progress bars only bury the output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Against a tracking server MLflow prints two "View run ... at: URL" lines per ended run, child
+# runs included; each job's own last line already says where its run is.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 # Creating or migrating the SQLite schema is announced at INFO on every fresh store: noise for
 # a user, who only needs to hear when something went wrong.
 for _name in ("mlflow.store.db.utils", "alembic.runtime.migration"):

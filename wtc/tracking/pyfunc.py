@@ -170,8 +170,19 @@ def _estimators_of(estimator: Any) -> Iterator[Any]:
 @functools.lru_cache(maxsize=1)
 def _distributions_of_packages() -> dict[str, list[str]]:
     """Top-level import name -> distributions: a scan of every installed package (~1 s), done once
-    per process (a sweep's worker logs one model per job)."""
-    return importlib.metadata.packages_distributions()
+    per process (a sweep's worker logs one model per job).
+
+    MLflow makes the same scan once per process when it checks a logged model's requirements
+    against the environment; the one scan serves both (it cost ~1 s more per worker apart).
+    """
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_modules_to_packages_map()
+        shared = requirements_utils._MODULES_TO_PACKAGES
+    except (ImportError, AttributeError):  # a later MLflow without the private map
+        shared = None
+    return shared if isinstance(shared, dict) else importlib.metadata.packages_distributions()
 
 
 def pipeline_requirements(pipeline: Any) -> list[str]:

@@ -21,6 +21,8 @@ from mlflow.utils.validation import (
 )
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from wtc.provenance import process_tags
+from wtc.tracking.cleanup import dead_runs, mark_killed
 from wtc.tracking.pyfunc import log_pipeline_model
 from wtc.tracking.store import init_store, resolve_tracking_uri
 
@@ -47,6 +49,13 @@ def _flatten(params: Mapping, prefix: str = "") -> dict[str, str]:
 
 def _split(items: list, size: int) -> tuple[list, list]:
     return items[:size], items[size:]
+
+
+def _end_status(exc: BaseException | None) -> int:
+    """FINISHED, KILLED for an interruption (Ctrl-C, SIGTERM), FAILED for any other exception."""
+    if exc is None:
+        return RunStatus.FINISHED
+    return RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
 
 
 def _one_line(exc: BaseException) -> str:
@@ -170,8 +179,12 @@ class RunTracker(RunLogger):
     """One MLflow parent run per job, with nested child runs (one per search trial).
 
     Use as a context manager. Leaving the block normally ends the run FINISHED; leaving it
-    by any exception (``KeyboardInterrupt`` included) sets the ``error`` tag, ends the run
-    and any open child FAILED and re-raises. A run is never left RUNNING.
+    by an exception sets the ``error`` tag, ends the run and any open child FAILED and
+    re-raises; an interruption (``KeyboardInterrupt``: Ctrl-C, or SIGTERM under
+    :func:`wtc.interrupt.interrupts_unwind`) ends them KILLED. A run is never left RUNNING
+    by its own process; one whose process was killed outright (SIGKILL) is marked KILLED by
+    :meth:`close_dead_runs` on the next launch or by ``wtc runs cleanup``. Every run carries
+    ``wtc.host`` and ``wtc.pid``, which is how a dead one is told from a live one.
 
     Parameters
     ----------
@@ -205,7 +218,7 @@ class RunTracker(RunLogger):
         self.uri = resolve_tracking_uri(uri, mlruns)
         self.experiment_name = experiment_name
         self.run_name = run_name
-        self.tags = dict(tags or {})
+        self.tags = {**process_tags(), **(tags or {})}
         self._experiment_id: str | None = None
         self._open_children: dict[str, RunLogger] = {}
         # The client is made in __enter__, after init_store: making one touches the store,
@@ -238,7 +251,9 @@ class RunTracker(RunLogger):
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
-        status = RunStatus.to_string(RunStatus.FINISHED if exc is None else RunStatus.FAILED)
+        status = RunStatus.to_string(_end_status(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            exc.run_id = self._run_id  # for the one line the entry point prints
         with self._timed():
             try:
                 if exc is not None:
@@ -246,13 +261,26 @@ class RunTracker(RunLogger):
             finally:
                 for child_id in list(self._open_children):
                     with contextlib.suppress(Exception):  # ending the parent matters more
-                        self._end_child(child_id, "FAILED")
+                        self._end_child(child_id, status)
                 active = mlflow.active_run()
                 if active is not None and active.info.run_id == self._run_id:
                     mlflow.end_run(status=status)
                 else:
                     self._client.set_terminated(self._run_id, status=status)
         return False  # re-raise
+
+    def close_dead_runs(self, **tags: str) -> list[str]:
+        """Mark KILLED the RUNNING runs of this experiment with these tags whose process is gone.
+
+        For a relaunch (e.g. ``wtc.study=<name>``): the run of the same search killed by
+        SIGKILL is closed instead of being left RUNNING forever. Only runs of this host can
+        be judged; returns the ids marked.
+        """
+        with self._timed():
+            dead = [run.info.run_id for run in dead_runs(self._client, [self._experiment_id], tags)
+                    if run.info.run_id != self._run_id]
+            mark_killed(self._client, dead, f"its process was gone when run {self._run_id} started")
+        return dead
 
     # --------------------------------------------------------------------- child runs
     @contextlib.contextmanager
@@ -280,7 +308,7 @@ class RunTracker(RunLogger):
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 child.set_tags({"error": _one_line(exc)})
-            self._end_child(child.run_id, "FAILED")
+            self._end_child(child.run_id, RunStatus.to_string(_end_status(exc)))
             raise
         self._end_child(child.run_id, "FINISHED", end_time)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "config_tracking_uri", "default_tracking_uri", "init_store", "resolve_tracking_uri"]
+from wtc.errors import TrackingError, WtcError
+
+__all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "check_reachable", "config_tracking_uri",
+           "default_tracking_uri", "init_store", "resolve_tracking_uri"]
 
 _SQLITE_PREFIX = "sqlite:///"
+#: Seconds the probe of a tracking server waits for an answer. MLflow's own client retries an
+#: unreachable server for minutes (7 retries with exponential backoff, per call).
+PROBE_TIMEOUT_S = 5.0
+_AUTH_ANSWERS = (401, 403)
 #: Without this tag the MLflow 3 UI opens an experiment in GenAI mode (traces, tokens, agent
 #: versions) and hides the model-training views and the registry link.
 EXPERIMENT_TAGS = {
@@ -49,6 +59,49 @@ def resolve_tracking_uri(uri: str | None, mlruns: Path | str | None = None) -> s
     config alone (``tracking.uri=...``), not by whatever the shell happens to export.
     """
     return uri or default_tracking_uri(mlruns)
+
+
+def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail at once, in one line, when ``uri`` is an HTTP(S) tracking server that does not answer.
+
+    An MLflow server answers ``GET /health``; a login in front of it may answer 401 or 403, and
+    a TLS handshake that fails (a self-signed certificate) is left to MLflow's own TLS settings.
+    A refused, unresolvable or silent address fails, and so do other HTTP errors: 404 (no
+    MLflow server at that URI) and 5xx (a proxy whose server is down, which MLflow's client
+    would retry for minutes). Other URIs (``sqlite:``, ``postgresql:``, ``databricks``...) are
+    not probed.
+
+    Parameters
+    ----------
+    uri : str
+        Tracking URI.
+    timeout : float
+        Seconds to wait for the server's answer.
+
+    Raises
+    ------
+    TrackingError
+        The server cannot be reached or is no MLflow server; the message names the URI and why.
+    """
+    if not uri.lower().startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code in _AUTH_ANSWERS:
+            return  # a login in front of the server: MLflow's own credentials decide the rest
+        # 404: something else listens there; 5xx: a proxy whose server is down (MLflow would retry it).
+        raise TrackingError(f"tracking server {uri} does not answer as an MLflow server (GET /health: HTTP "
+                            f"{exc.code} {exc.reason}); check tracking.uri / --tracking-uri") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLError):
+            return  # a TLS handshake: something listens (MLflow's own TLS settings decide the rest)
+        raise TrackingError(
+            f"tracking server {uri} is unreachable ({' '.join(str(reason).split()) or type(reason).__name__}); "
+            "start it (wtc tracking-server start --dir DIR) or point tracking.uri / --tracking-uri at a running one"
+        ) from None
 
 
 def _sqlite_db_path(uri: str) -> Path | None:
@@ -91,7 +144,9 @@ def init_store(
     """Create the tracking schema and the experiment if missing; return the experiment id.
 
     Idempotent and safe to call from several processes at once. Call it once in the
-    main process before parallel writers start.
+    main process before parallel writers start. An HTTP(S) server is probed first
+    (:func:`check_reachable`), so an unreachable one fails in seconds, not after MLflow's
+    minutes of retries.
 
     Parameters
     ----------
@@ -101,8 +156,14 @@ def init_store(
         Experiment to get or create. ``None`` only creates the schema (returns ``None``).
     mlruns : path, optional
         The store's folder when ``uri`` is not given (see :func:`default_tracking_uri`).
+
+    Raises
+    ------
+    TrackingError
+        ``uri`` is a tracking server that does not answer.
     """
     uri = resolve_tracking_uri(uri, mlruns)
+    check_reachable(uri)
     db_path = _sqlite_db_path(uri)
     with _store_lock(db_path):
         client = mlflow.MlflowClient(tracking_uri=uri)
@@ -141,7 +202,11 @@ class TrackingSetupCallback(Callback):
     """Hydra callback that creates the tracking store before any job starts.
 
     Runs in the main process, before a launcher (e.g. joblib) forks workers, so that no two
-    workers ever create the SQLite schema at once. Register it in the primary config::
+    workers ever create the SQLite schema at once, and so that an unreachable tracking server
+    stops ``run.py`` (``-m`` or not) before any job starts: the error is printed as one
+    ``error: ...`` line and the process exits with status 1 (Hydra turns any exception a
+    callback raises into a warning, so the callback raises ``SystemExit``). Register it in the
+    primary config::
 
         hydra:
           callbacks:
@@ -167,4 +232,7 @@ class TrackingSetupCallback(Callback):
         name = OmegaConf.select(
             config, "tracking.experiment", default=None, throw_on_resolution_failure=False
         )
-        init_store(config_tracking_uri(config), str(name) if name is not None else None)
+        try:
+            init_store(config_tracking_uri(config), str(name) if name is not None else None)
+        except WtcError as exc:
+            raise SystemExit(f"error: {exc}") from None

@@ -3,7 +3,9 @@
 - :mod:`~wtc.tuning.space`: the ``space`` node of a model config, validated (:class:`Param`);
 - :mod:`~wtc.tuning.base`: the ask/tell :class:`Searcher` and the best-trial rule;
 - :mod:`~wtc.tuning.gp`, :mod:`~wtc.tuning.tpe`: scikit-optimize GP and Optuna TPE back-ends;
-- :mod:`~wtc.tuning.objective`: CV over folds, fold summaries and the trial loop (:func:`tune`).
+- :mod:`~wtc.tuning.objective`: CV over folds, fold summaries and the trial loop (:func:`tune`);
+- :mod:`~wtc.tuning.study`: trials in a stored Optuna study (resume, a shared budget, dead trials);
+- :mod:`~wtc.tuning.workers`: :func:`search`, the loop over a stored study with local worker processes.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ from wtc.tuning.base import FixedSearcher, Searcher, best_trial
 from wtc.tuning.gp import GPSearcher
 from wtc.tuning.objective import TuningResult, cross_validate, summarise_folds, tune
 from wtc.tuning.space import Param, config_space, parse_space
-from wtc.tuning.tpe import TPESearcher
+from wtc.tuning.study import RUN_KEYS, StudySpec, study_name, study_spec
+from wtc.tuning.tpe import PRUNERS, TPESearcher
+from wtc.tuning.workers import search
 
 __all__ = [
+    "PRUNERS",
+    "RUN_KEYS",
     "SEARCHERS",
     "FixedSearcher",
     "GPSearcher",
     "Param",
     "Searcher",
+    "StudySpec",
     "TPESearcher",
     "TuningResult",
     "best_trial",
@@ -29,6 +36,10 @@ __all__ = [
     "cross_validate",
     "make_searcher",
     "parse_space",
+    "search",
+    "search_options",
+    "study_name",
+    "study_spec",
     "summarise_folds",
     "tune",
 ]
@@ -68,3 +79,9 @@ def make_searcher(
         return FixedSearcher()
     options = {k: v for k, v in (options or {}).items() if v is not None}
     return SEARCHERS[kind](space, n_trials, seed, **options)
+
+
+def search_options(search: Mapping) -> dict:
+    """The back-end settings of a ``search`` config node (plain mapping): everything but its kind,
+    budget and the keys of how it runs (:data:`RUN_KEYS`: storage, study, workers, heartbeat)."""
+    return {k: v for k, v in search.items() if k not in ("kind", "n_trials", *RUN_KEYS)}

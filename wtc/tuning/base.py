@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from wtc.interrupt import deferred
 from wtc.tuning.space import parse_space
 
 __all__ = ["FixedSearcher", "Searcher", "best_trial"]
@@ -35,15 +36,27 @@ class Searcher:
     back-end; a parameter with a single choice is fixed, and a space of only those is one
     trial too.
 
+    After :meth:`attach`, trials live in a stored Optuna study shared with other processes
+    (subclasses then implement ``_attach``, ``_ask_trial`` and ``_reseed``): ``ask`` returns
+    None once the shared budget is spent, and every trial asked is either told or abandoned.
+
     Attributes
     ----------
     n_trials : int
-        How many trials the search is meant to run.
+        How many trials the search is meant to run (finished trials in all, when shared).
     history : list of (dict, float)
-        Every told trial, in order.
+        Every told trial, in order (pruned ones with a nan value); when shared, the
+        study's other finished trials join it as the back-end learns of them.
+    shared : SharedStudy or None
+        The stored study, once attached.
     """
 
     def __init__(self, space: Mapping | None = None, n_trials: int = 1, seed: int | None = None):
+        self._args = {"space": space, "n_trials": n_trials, "seed": seed}
+        self.shared = None
+        self.worker = 0
+        self._open: list[tuple[dict, int | None]] = []  # (searched params, study number) asked, not told
+        self._evaluated: set[int] = set()         # trial numbers this searcher told
         parsed = parse_space(space)
         # A single choice is a fixed value written in the space (a YAML habit): it is
         # returned by every ask but not searched, so back-ends never see a constant
@@ -59,12 +72,41 @@ class Searcher:
         self.seed = seed
         self.history: list[tuple[dict, float]] = []
 
-    def ask(self) -> dict:
-        """Parameters of the next trial, as plain Python values."""
-        searched = self._ask() if self.params else {}
-        return {**self.fixed, **{name: _plain(value) for name, value in searched.items()}}
+    # ------------------------------------------------------------------ settings
+    @property
+    def options(self) -> dict:
+        """Back-end settings beyond space, budget and seed (what :meth:`fresh` passes on)."""
+        return {}
 
-    def tell(self, params: dict, value: float) -> None:
+    @property
+    def settings(self) -> dict:
+        """Constructor arguments of this searcher: space, budget, seed and :attr:`options`."""
+        return {**self._args, **self.options}
+
+    def fresh(self) -> Searcher:
+        """A new, unattached searcher with the same settings (what a worker process builds)."""
+        return type(self)(**self.settings)
+
+    def refresh(self) -> None:
+        """Learn of the shared study's trials finished elsewhere (a back-end that keeps its own
+        model of the search, like the GP, does so before each ask anyway)."""
+
+    # ------------------------------------------------------------------ ask / tell
+    def ask(self) -> dict | None:
+        """Parameters of the next trial, as plain Python values.
+
+        None when the search is attached to a shared study whose budget is spent.
+        """
+        if not self.params:
+            return dict(self.fixed)
+        if self.shared is not None:
+            with deferred():  # an interruption waits until the trial is created and recorded as open
+                return self._ask_shared()
+        searched = {name: _plain(value) for name, value in self._ask().items()}
+        self._open.append((searched, None))
+        return {**self.fixed, **searched}
+
+    def tell(self, params: dict, value: float, state: str = "COMPLETE", attrs: Mapping | None = None) -> None:
         """Report the objective of a trial asked before.
 
         Parameters
@@ -74,19 +116,124 @@ class Searcher:
         value : float
             The objective, minimised. A non-finite value (a failed trial) is recorded but
             never becomes the best.
+        state : {"COMPLETE", "PRUNED"}
+            ``PRUNED``: the trial was stopped early (see :meth:`should_prune`); it is recorded
+            with a nan value, so it never becomes the best.
+        attrs : mapping, optional
+            What to store with the trial in a shared study (its fold summary, timing).
         """
-        value = float(value)
+        value = float(value) if state == "COMPLETE" else math.nan
         missing = [p.name for p in self.params if p.name not in params]
         if missing:
             raise ValueError(f"tell() params lack the searched parameters {missing}")
-        if self.params:
-            self._tell({p.name: params[p.name] for p in self.params}, value)
-        self.history.append((dict(params), value))
+        if not self.params:
+            self.history.append((dict(params), value))
+            return
+        searched = {p.name: params[p.name] for p in self.params}
+        with deferred():  # stored whole, or not at all
+            number = self._close(searched)
+            if number is not None:
+                self.shared.set_attrs(number, {"wtc.result": dict(attrs or {})})
+                self._evaluated.add(number)
+            self._tell(searched, value, state, number)
+            self.history.append((dict(params), value))
+
+    def should_prune(self, params: dict, folds_done: int, value: float) -> bool:
+        """Report a trial's running objective after ``folds_done`` folds; True when it should stop.
+
+        Only back-ends with a pruner (TPE) ever say yes.
+        """
+        return False
+
+    def abandon(self, params: dict, reason: str) -> None:
+        """Give up a trial asked but never told (an error, an interruption): in a shared study it
+        ends FAIL, with ``reason``, so no other process waits on it. A trial not open is left alone."""
+        if not self.params:
+            return
+        searched = {p.name: params[p.name] for p in self.params}
+        if not any(open_ == searched for open_, _ in self._open):
+            return
+        with deferred():
+            number = self._close(searched)
+            self._abandon(searched)
+            if number is not None:
+                self.shared.fail(number, reason)
+
+    def abandon_open(self, reason: str) -> None:
+        """:meth:`abandon` every trial asked and not yet told."""
+        for searched, _ in list(self._open):
+            self.abandon({**self.fixed, **searched}, reason)
+
+    def trial_number(self, params: dict) -> int | None:
+        """The study's number of an open (asked, not told) trial; None when not shared."""
+        searched = {p.name: params[p.name] for p in self.params}
+        return next((number for open_, number in self._open if open_ == searched), None)
 
     @property
     def done(self) -> bool:
-        """Whether ``n_trials`` trials have been told."""
+        """Whether ``n_trials`` trials have been told (in a shared study: by every process)."""
+        if self.shared is not None and self.params:
+            return self.shared.remaining() <= 0
         return len(self.history) >= self.n_trials
+
+    # ------------------------------------------------------------------ shared study
+    def attach(self, shared, worker: int = 0) -> None:
+        """Keep the trials in a stored study shared with other processes, from now on.
+
+        Parameters
+        ----------
+        shared : SharedStudy
+        worker : int
+            This process's index among the local workers (0 for the main one): with the
+            number of trials already stored, it derives this process's seed, so that workers
+            and restarts never replay each other's random draws.
+        """
+        if not self.params:
+            return  # one fixed trial: nothing to search, nothing to share
+        from wtc.tuning.study import derive_seed
+
+        self.shared, self.worker = shared, int(worker)
+        self._attach(derive_seed(self.seed, shared.existing, worker))
+
+    def _ask_shared(self) -> dict | None:
+        from wtc.tuning.study import _REPEAT_ATTEMPTS, derive_seed
+
+        shared = self.shared
+        for attempt in range(_REPEAT_ATTEMPTS + 1):
+            own = {number for _, number in self._open} | self._evaluated
+            shared.reap()
+            if shared.remaining() <= 0:
+                return None
+            searched, number = self._ask_trial()
+            shared.claim(number)
+            searched = {name: _plain(value) for name, value in searched.items()}
+            self._open.append((searched, number))
+            verdict = shared.admit(number, searched, own, check_repeats=attempt < _REPEAT_ATTEMPTS)
+            if verdict == "full":
+                self.abandon({**self.fixed, **searched}, "another process took the budget's last place")
+                return None
+            if verdict == "repeat":
+                # Another process (or the run before a restart) has these parameters: draw
+                # again from a stream of this trial's own.
+                self.abandon({**self.fixed, **searched}, "repeats another trial's parameters")
+                self._reseed(derive_seed(self.seed, number, self.worker + 1))
+                continue
+            break
+        shared.set_attrs(number, shared.owner_attrs(self.worker))  # a GP trial has them already; TPE's not
+        shared.start_heartbeat(number)
+        return {**self.fixed, **searched}
+
+    def _close(self, searched: dict) -> int | None:
+        """Take a trial off the open list; its study number (None in memory)."""
+        for i, (open_, number) in enumerate(self._open):
+            if open_ == searched:
+                del self._open[i]
+                if number is not None:
+                    self.shared.release(number)
+                return number
+        if self.shared is not None:
+            raise ValueError(f"tell() got parameters that ask() did not give: {searched!r}")
+        return None  # in memory a back-end may be told any point
 
     @property
     def best_params(self) -> dict | None:
@@ -107,7 +254,20 @@ class Searcher:
     def _ask(self) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _tell(self, params: dict, value: float) -> None:  # pragma: no cover - abstract
+    def _tell(self, params: dict, value: float, state: str, number: int | None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _abandon(self, params: dict) -> None:
+        """Forget the back-end's handle of an open trial (nothing to do for most back-ends)."""
+
+    def _attach(self, seed: int | None) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} cannot share a stored study")
+
+    def _ask_trial(self) -> tuple[dict, int]:  # pragma: no cover - abstract
+        """Create a RUNNING trial in the shared study; its searched parameters and number."""
+        raise NotImplementedError
+
+    def _reseed(self, seed: int | None) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def __repr__(self) -> str:

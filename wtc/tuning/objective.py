@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ def picked_iterations(pipeline) -> int | None:
 
 def cross_validate(
     pipeline, params: dict, X, y, folds: Folds, n_classes: int, predictions: list | None = None,
-    iterations: list | None = None,
+    iterations: list | None = None, stop: Callable[[list[dict[str, float]]], bool] | None = None,
 ) -> list[dict[str, float]]:
     """Fit a fresh clone with ``params`` on each training fold; score every metric on its validation fold.
 
@@ -56,14 +57,19 @@ def cross_validate(
     iterations : list, optional
         When given, each fold's early-stopped rounds/epochs (:func:`picked_iterations`) are
         appended to it; folds of a model without early stopping append nothing.
+    stop : callable, optional
+        Called with the scores so far after each fold but the last; True stops the CV there
+        (a pruned trial).
 
     Returns
     -------
     list of dict
-        :func:`wtc.evaluation.metrics.score_all` of each fold, in fold order.
+        :func:`wtc.evaluation.metrics.score_all` of each fold run, in fold order.
     """
     scores = []
-    for train, valid in folds:
+    for k, (train, valid) in enumerate(folds):
+        if k and stop is not None and stop(scores):
+            break
         model = with_params(pipeline, params).fit(X[train], y[train])
         proba = full_proba(model, X[valid], n_classes)
         scores.append(score_all(y[valid], proba, n_classes))
@@ -92,7 +98,10 @@ class TrialRecord:
     ``fold_predictions`` holds each fold's ``(y_valid, proba)`` while the trial is the best
     so far (dropped from the others, to keep memory flat over long searches).
     ``fold_iterations`` holds the rounds/epochs each fold's early stopping picked (empty for
-    a model without early stopping).
+    a model without early stopping). A ``PRUNED`` trial has a nan value (never the best), the
+    summary of the folds it ran and their number in ``n_folds``. In a shared study ``index``
+    is the trial's number there, ``worker`` the ``host:pid`` that evaluated it and
+    ``resumed`` says it was finished before this run started.
     """
 
     index: int
@@ -103,6 +112,10 @@ class TrialRecord:
     seconds: float
     fold_predictions: list | None = None
     fold_iterations: list[int] = field(default_factory=list)
+    state: str = "COMPLETE"
+    n_folds: int | None = None
+    worker: str | None = None
+    resumed: bool = False
 
     @property
     def ended(self) -> float:
@@ -117,6 +130,27 @@ class TrialRecord:
         if self.fold_iterations:
             out["cv/best_iteration_mean"] = float(np.mean(self.fold_iterations))
         out.update({"objective": self.value, "time/trial_s": self.seconds})
+        if self.n_folds is not None:
+            out["cv/n_folds"] = float(self.n_folds)
+        return out
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """``wtc.trial_state`` (COMPLETE or PRUNED); in a shared study also ``wtc.trial_number``,
+        ``wtc.worker`` and, for a trial finished before this run, ``wtc.resumed``."""
+        tags = {"wtc.trial_state": self.state}
+        if self.worker is not None:
+            tags.update({"wtc.trial_number": str(self.index), "wtc.worker": self.worker})
+        if self.resumed:
+            tags["wtc.resumed"] = "true"
+        return tags
+
+    def stored(self) -> dict:
+        """What a shared study keeps with the trial (its ``wtc.result``), to rebuild this record elsewhere."""
+        out = {"summary": self.summary, "started": self.started, "seconds": self.seconds,
+               "fold_iterations": [int(i) for i in self.fold_iterations]}
+        if self.n_folds is not None:
+            out["n_folds"] = self.n_folds
         return out
 
 
@@ -179,6 +213,11 @@ def tune(
 ) -> TuningResult:
     """Run the search: each trial is scored by the CV mean of ``metric`` (minimised, see ``objective_value``).
 
+    A back-end with a pruner hears each trial's running mean after every fold and may stop
+    it (a ``PRUNED`` record). A searcher attached to a shared study (:meth:`Searcher.attach`)
+    starts from the study's finished trials (records marked ``resumed``), picks up those
+    other processes finish, and stops when the study holds ``n_trials`` finished trials.
+
     Parameters
     ----------
     pipeline : imblearn Pipeline
@@ -190,27 +229,41 @@ def tune(
     metric : str
         An objective metric of :data:`wtc.evaluation.metrics.METRICS`.
     on_trial : callable, optional
-        Called with each finished :class:`TrialRecord` (e.g. to log a child run).
+        Called with each finished :class:`TrialRecord` (e.g. to log a child run), including
+        the stored ones of a shared study.
     progress : callable, optional
         Wraps the range of trial indices (e.g. a tqdm bar).
 
     Returns
     -------
     TuningResult
+        Its trials in order (by study number when shared).
     """
     result = TuningResult(searcher)
-    indices = range(searcher.n_trials)
+    shared = searcher.shared if searcher.params else None
+    seen: set[int] = set()
+    if shared is not None:
+        shared.reap()
+        collect_stored(result, shared, seen, on_trial)
+    indices = range(searcher.n_trials if shared is None else max(shared.remaining(), 0))
     for index in progress(indices) if progress is not None else indices:
-        params = searcher.ask()
-        started, start = time.time(), time.perf_counter()
-        predictions: list = []
-        iterations: list = []
-        summary = summarise_folds(cross_validate(pipeline, params, X, y, folds, n_classes, predictions, iterations))
-        value = objective_value(metric, {metric: summary[f"{metric}_mean"]})
-        searcher.tell(params, value)
+        try:
+            params = searcher.ask()
+            if params is None:
+                break  # the shared budget is spent
+            number = searcher.trial_number(params) if shared is not None else index
+            record = _evaluate(pipeline, searcher, params, X, y, folds, n_classes, metric)
+            record.index = number
+            if shared is not None:
+                record.worker = f"{shared.host}:{shared.pid}"
+            searcher.tell(params, record.value, record.state, record.stored())
+        except BaseException as exc:
+            # Nothing may wait on a trial of ours: in a shared study it ends FAIL, with the reason.
+            searcher.abandon_open("interrupted" if isinstance(exc, KeyboardInterrupt) else
+                                  f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500])
+            raise
         previous_best = result.best
-        record = TrialRecord(index, params, summary, value, started, time.perf_counter() - start, predictions,
-                             iterations)
+        seen.add(record.index)
         result.trials.append(record)
         if result.best is not record:
             record.fold_predictions = None
@@ -218,4 +271,39 @@ def tune(
             previous_best.fold_predictions = None
         if on_trial is not None:
             on_trial(record)
+        if shared is not None:
+            collect_stored(result, shared, seen, on_trial)
     return result
+
+
+def collect_stored(result: TuningResult, shared, seen: set[int],
+                   on_trial: Callable[[TrialRecord], None] | None = None) -> None:
+    """Add the shared study's finished trials not in ``seen`` (resumed, or other processes') to
+    ``result`` (kept in study order) and ``seen``, calling ``on_trial`` with each."""
+    for record in shared.records(result.searcher.fixed, skip=seen):
+        seen.add(record.index)
+        result.trials.append(record)
+        if on_trial is not None:
+            on_trial(record)
+    result.trials.sort(key=lambda t: t.index)
+
+
+def _evaluate(pipeline, searcher: Searcher, params: dict, X, y, folds: Folds, n_classes: int,
+              metric: str) -> TrialRecord:
+    """CV of one trial, stopped early when the searcher's pruner says so; its record (index 0)."""
+    started, start = time.time(), time.perf_counter()
+    predictions: list = []
+    iterations: list = []
+
+    def pruned(scores: list[dict[str, float]]) -> bool:
+        value = objective_value(metric, {metric: summarise_folds(scores)[f"{metric}_mean"]})
+        return math.isfinite(value) and searcher.should_prune(params, len(scores), value)
+
+    scores = cross_validate(pipeline, params, X, y, folds, n_classes, predictions, iterations, stop=pruned)
+    summary = summarise_folds(scores)
+    seconds = time.perf_counter() - start
+    if len(scores) < len(folds):
+        return TrialRecord(0, params, summary, math.nan, started, seconds, predictions, iterations,
+                           state="PRUNED", n_folds=len(scores))
+    value = objective_value(metric, {metric: summary[f"{metric}_mean"]})
+    return TrialRecord(0, params, summary, value, started, seconds, predictions, iterations)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Param", "config_space", "parse_space"]
+__all__ = ["Param", "config_space", "optuna_distributions", "parse_space"]
 
 _RANGE_KEYS = {"low", "high", "type", "log"}
 _TYPES = ("int", "float")
@@ -125,3 +125,18 @@ def config_space(cfg) -> dict:
 
     space = cfg.model.get("space") or {}
     return OmegaConf.to_container(space, resolve=True) if isinstance(space, DictConfig) else dict(space)
+
+
+def optuna_distributions(params: list[Param]) -> dict:
+    """Optuna distributions of parsed parameters: how TPE samples them and how a study stores any trial."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    out = {}
+    for p in params:
+        if p.is_categorical:
+            out[p.name] = CategoricalDistribution(p.choices)
+        elif p.type == "int":
+            out[p.name] = IntDistribution(p.low, p.high, log=p.log)
+        else:
+            out[p.name] = FloatDistribution(p.low, p.high, log=p.log)
+    return out

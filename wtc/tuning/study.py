@@ -1,0 +1,377 @@
+"""Trials kept in an Optuna RDB storage: the study a run config names, its shared budget, dead trials, stored records.
+
+A search with ``search.storage=sqlite:///…`` or ``postgresql://…`` writes every trial to an
+Optuna study. Relaunching the same command finds the study again (its name is derived from
+the config) and continues from its finished trials; several processes started on the same
+study share one budget of ``search.n_trials`` finished trials and never evaluate the same
+trial twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import socket
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wtc.errors import ConfigError
+from wtc.provenance import process_alive
+
+__all__ = ["RUN_KEYS", "SharedStudy", "StudySpec", "derive_seed", "study_name", "study_spec"]
+
+#: Keys of the ``search`` node that say how a search runs, not what it searches: never
+#: passed to a back-end, never part of the study name.
+RUN_KEYS = ("storage", "study", "n_workers", "heartbeat_s")
+
+#: Config keys that do not change what a trial evaluates, left out of the study name: where
+#: things are written, how many workers, the budget (a relaunch may extend it), logging.
+#: (``n_jobs`` stays in: it reaches the estimators, and a booster's result may depend on its threads.)
+_NOT_IN_NAME = {"tracking", "paths", "diagnostics", "verbose", "hydra"}
+_SEARCH_NOT_IN_NAME = {*RUN_KEYS, "n_trials"}
+
+#: Trials open (asked, not yet told) in this process, by (storage URL, study, number): a RUNNING
+#: trial of this host and pid that is not here was left by an earlier process with the same pid.
+_OPEN_HERE: set[tuple[str, str, int]] = set()
+
+#: Attempts at a parameter set no other trial of the study has, before one is evaluated anyway
+#: (a small categorical space may hold fewer points than the budget).
+_REPEAT_ATTEMPTS = 3
+
+
+def study_name(cfg) -> str:
+    """The study a run's trials live in: ``search.study``, else derived from the config.
+
+    ``wtc-<target>-<model>-<search kind>-<hash>``, the hash over the resolved config minus the
+    keys that do not change a trial's outcome (storage, workers, budget, tracking, paths,
+    diagnostics). The same command therefore finds the same study again, and any
+    change to the data, the split, the model, its space, the metric or the seed makes a new one.
+    """
+    from omegaconf import OmegaConf
+
+    explicit = OmegaConf.select(cfg, "search.study", default=None)
+    if explicit:
+        return str(explicit)
+    # Node by node, so that a key left out (e.g. an unset environment variable in tracking.uri)
+    # is never resolved; interpolations inside the others still reach the whole config.
+    plain = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+             for key in cfg if key not in _NOT_IN_NAME}
+    plain["search"] = {k: v for k, v in plain.get("search", {}).items() if k not in _SEARCH_NOT_IN_NAME}
+    digest = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"wtc-{cfg.target.name}-{cfg.model.name}-{cfg.search.kind}-{digest}"
+
+
+def derive_seed(seed: int | None, *keys: int) -> int | None:
+    """A seed for one worker or one restart of a search: ``seed`` itself when every key is 0
+    (the first worker of a fresh study: the same trials as an in-memory search), else a seed
+    mixed from all of them, so that workers and restarts never replay each other's draws."""
+    if seed is None or not any(keys):
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Where a search's trials live (picklable: worker processes open it themselves).
+
+    ``temporary`` names a folder to delete when the search ends (the SQLite file of a
+    multi-worker search given no storage).
+    """
+
+    url: str
+    name: str
+    heartbeat_s: int | None = 60
+    temporary: str | None = None
+
+    def open(self, n_trials: int) -> SharedStudy:
+        """Connect to the storage and create or load the study."""
+        return SharedStudy(self, n_trials)
+
+
+def study_spec(cfg) -> StudySpec | None:
+    """The :class:`StudySpec` of a run config, or None for an in-memory search.
+
+    ``search.storage`` names it; ``search.n_workers`` > 1 without one uses a temporary SQLite
+    file (the workers share it; it is deleted afterwards, so that search cannot be resumed).
+    """
+    from omegaconf import OmegaConf
+
+    url = OmegaConf.select(cfg, "search.storage", default=None)
+    n_workers = int(OmegaConf.select(cfg, "search.n_workers", default=1) or 1)
+    temporary = None
+    if not url:
+        if n_workers < 2:
+            return None
+        temporary = tempfile.mkdtemp(prefix="wtc-study-")
+        url = f"sqlite:///{temporary}/study.db"
+    heartbeat = OmegaConf.select(cfg, "search.heartbeat_s", default=60)
+    return StudySpec(str(url), study_name(cfg), None if heartbeat is None else int(heartbeat), temporary)
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna calls its heartbeat and stale-trial API experimental and says heartbeats are meant
+    for ``Study.optimize``; we drive them from our own ask/tell loop on purpose."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(url: str) -> Iterator[None]:
+    """Serialise creating the tables and the study of a SQLite file (parallel first writes to a
+    fresh SQLite database can break its schema); a server database needs no lock."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(url[len("sqlite:///"):].split("?", 1)[0]).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _finished(trial) -> bool:
+    """COMPLETE, PRUNED, or evaluated with a non-finite value (Optuna stores those as FAIL)."""
+    from optuna.trial import TrialState
+
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        trial.state == TrialState.FAIL and "wtc.result" in trial.user_attrs)
+
+
+def _counted(trial) -> bool:
+    """Whether a trial holds a place in the budget: finished, running or queued."""
+    from optuna.trial import TrialState
+
+    return _finished(trial) or trial.state in (TrialState.RUNNING, TrialState.WAITING)
+
+
+class SharedStudy:
+    """One process's connection to a stored study, with the budget every process shares.
+
+    Parameters
+    ----------
+    spec : StudySpec
+    n_trials : int
+        Finished trials (complete or pruned) the search is to have in all.
+
+    Attributes
+    ----------
+    study : optuna.Study
+        The study; a searcher sets its ``sampler`` and ``pruner``.
+    """
+
+    def __init__(self, spec: StudySpec, n_trials: int):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.spec = spec
+        self.n_trials = int(n_trials)
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        # SQLite: wait for a busy file instead of failing at once (several workers write to it).
+        engine = {"connect_args": {"timeout": 60}} if spec.url.startswith("sqlite") else {"pool_pre_ping": True}
+        heartbeat = spec.heartbeat_s
+        try:
+            with _file_lock(spec.url), _quiet_optuna():
+                self.storage = optuna.storages.RDBStorage(
+                    spec.url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                    # A trial's heartbeat thread may wait on a long fit holding the GIL:
+                    # declare it dead only after five missed beats.
+                    grace_period=None if heartbeat is None else 5 * heartbeat)
+                self.study = optuna.create_study(study_name=spec.name, storage=self.storage, direction="minimize",
+                                                 load_if_exists=True)
+        except Exception as exc:  # a missing driver, a bad URL, a server that does not answer
+            message = " ".join(str(exc).split())[:300]
+            raise ConfigError(f"search.storage {spec.url!r} cannot be opened: {type(exc).__name__}: {message}") from None
+        self.study_id = self.storage.get_study_id_from_name(spec.name)
+        trials = self.study.get_trials(deepcopy=False)
+        self.existing = len(trials)  # trials of any state when this process joined
+        #: Trials finished before this process joined: a relaunch's resumed trials.
+        self.resumed = {t.number for t in trials if _finished(t)}
+        self._beats: dict[int, tuple[threading.Event, threading.Thread]] = {}
+
+    # ------------------------------------------------------------------------ budget
+    def trials(self, finished_only: bool = False) -> list:
+        """The study's trials by number (only the finished ones when asked)."""
+        trials = self.study.get_trials(deepcopy=False)
+        return [t for t in trials if _finished(t)] if finished_only else trials
+
+    def remaining(self) -> int:
+        """Places left in the budget: ``n_trials`` minus the finished, running and queued trials."""
+        return self.n_trials - sum(map(_counted, self.trials()))
+
+    def admit(self, number: int, params: Mapping[str, Any], own: set[int], check_repeats: bool = True) -> str | None:
+        """Whether a trial just created may run: None if so; ``"full"`` when ``n_trials`` counted
+        trials come before it (two processes asked for the last place at the same moment: trial
+        numbers are unique and ordered, so exactly one gets it); ``"repeat"`` when another
+        process's trial (running, or finished, e.g. before a restart) has the same ``params``."""
+        trials = self.trials()
+        if sum(1 for t in trials if t.number < number and _counted(t)) >= self.n_trials:
+            return "full"
+        if check_repeats and any(t.number != number and t.number not in own and _counted(t) and t.params == dict(params)
+                                 for t in trials):
+            return "repeat"
+        return None
+
+    # ------------------------------------------------------------------- dead trials
+    def claim(self, number: int) -> None:
+        """Record that this process evaluates trial ``number`` (until :meth:`release`)."""
+        _OPEN_HERE.add((self.spec.url, self.spec.name, number))
+
+    def release(self, number: int) -> None:
+        """Trial ``number`` is told or failed: stop its heartbeat, forget the claim."""
+        self.stop_heartbeat(number)
+        _OPEN_HERE.discard((self.spec.url, self.spec.name, number))
+
+    def reap(self) -> list[int]:
+        """Fail the RUNNING trials whose process is gone, so they are never waited on.
+
+        A trial of this host whose process has died (or that names this process's pid but
+        is not open here: an earlier process with the same pid, as in a restarted container)
+        is failed at once; a trial of another host once its heartbeat is older than the grace
+        period. Returns the trials failed here by process check.
+        """
+        from optuna.trial import TrialState
+
+        failed = []
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            owner = trial.user_attrs.get("wtc.owner", {})
+            if (self.spec.url, self.spec.name, trial.number) in _OPEN_HERE or owner.get("host") != self.host:
+                continue
+            if owner.get("pid") == self.pid or process_alive(self.host, owner.get("pid")) is False:
+                self.fail(trial.number, "its process is gone")
+                failed.append(trial.number)
+        if self.spec.heartbeat_s is not None:
+            import optuna
+
+            with _quiet_optuna():
+                optuna.storages.fail_stale_trials(self.study)
+        return failed
+
+    def fail(self, number: int, reason: str) -> None:
+        """End a trial FAIL, with ``wtc.failed`` saying why (a trial already finished is left)."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        self.release(number)
+        with contextlib.suppress(UpdateFinishedTrialError):
+            self.set_attrs(number, {"wtc.failed": reason})
+            self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+    # ------------------------------------------------------------------ one trial
+    def finish(self, number: int, value: float, state: str = "COMPLETE") -> None:
+        """Tell the study a trial's outcome: ``PRUNED`` (its last reported value), a finite value
+        (COMPLETE), or FAIL for a non-finite one.
+
+        A trial another process failed meanwhile (its heartbeat looked stale: a fit held the
+        interpreter for minutes) keeps its FAIL; a value is then stored as a new finished
+        trial, so the evaluation is not lost.
+        """
+        from optuna.trial import TrialState, create_trial
+
+        if state == "PRUNED":
+            outcome = {"state": TrialState.PRUNED}
+        elif math.isfinite(value):
+            outcome = {"values": value}
+        else:
+            outcome = {"state": TrialState.FAIL}
+        trial = self.storage.get_trial(self.trial_id(number))
+        if trial.state == TrialState.RUNNING:
+            self.study.tell(number, **outcome, skip_if_finished=True)
+        elif "values" in outcome:
+            attrs = {k: v for k, v in trial.user_attrs.items() if k != "wtc.failed"}
+            self.study.add_trial(create_trial(params=trial.params, distributions=trial.distributions, value=value,
+                                              user_attrs=attrs))
+
+    def trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
+    def set_attrs(self, number: int, attrs: Mapping[str, Any]) -> None:
+        """Store user attributes on a trial (JSON values)."""
+        trial_id = self.trial_id(number)
+        for key, value in attrs.items():
+            self.storage.set_trial_user_attr(trial_id, key, value)
+
+    def create_running(self, params: Mapping[str, Any], distributions: Mapping, worker: int = 0) -> int:
+        """A RUNNING trial with given parameters (a point another back-end proposed); its number."""
+        from optuna.trial import TrialState, create_trial
+
+        template = create_trial(state=TrialState.RUNNING, params=dict(params), distributions=dict(distributions),
+                                user_attrs=self.owner_attrs(worker))
+        return self.storage.get_trial_number_from_id(self.storage.create_new_trial(self.study_id, template))
+
+    def owner_attrs(self, worker: int = 0) -> dict[str, Any]:
+        """``wtc.owner``: the host, pid and worker index evaluating a trial (how a dead one is recognised)."""
+        return {"wtc.owner": {"host": self.host, "pid": self.pid, "worker": int(worker)}}
+
+    def start_heartbeat(self, number: int) -> None:
+        """Beat for a running trial every ``heartbeat_s`` seconds until :meth:`stop_heartbeat`."""
+        if self.spec.heartbeat_s is None or number in self._beats:
+            return
+        trial_id, stop = self.trial_id(number), threading.Event()
+
+        def beat():
+            while True:
+                with contextlib.suppress(Exception):  # a missed beat is not worth a crash
+                    self.storage.record_heartbeat(trial_id)
+                if stop.wait(self.spec.heartbeat_s):
+                    return
+
+        thread = threading.Thread(target=beat, name=f"wtc-heartbeat-{number}", daemon=True)
+        thread.start()
+        self._beats[number] = (stop, thread)
+
+    def stop_heartbeat(self, number: int) -> None:
+        stop, thread = self._beats.pop(number, (None, None))
+        if stop is not None:
+            stop.set()
+            thread.join()
+
+    def records(self, fixed: Mapping[str, Any], skip: set[int] = frozenset()) -> list:
+        """:class:`~wtc.tuning.objective.TrialRecord` of every finished trial not in ``skip``, by number.
+
+        Trials finished before this process joined the study are marked ``resumed``.
+        ``fixed`` (single-choice parameters, never stored as searched) is merged back in.
+        """
+        from wtc.tuning.objective import TrialRecord
+
+        out = []
+        for trial in self.trials(finished_only=True):
+            if trial.number in skip:
+                continue
+            result, owner = trial.user_attrs.get("wtc.result", {}), trial.user_attrs.get("wtc.owner")
+            state = "PRUNED" if trial.state.name == "PRUNED" else "COMPLETE"
+            value = trial.value if trial.state.name == "COMPLETE" else math.nan
+            started = result.get("started", trial.datetime_start.timestamp() if trial.datetime_start else 0.0)
+            out.append(TrialRecord(
+                trial.number, {**fixed, **trial.params}, dict(result.get("summary", {})), value, started,
+                float(result.get("seconds", 0.0)), fold_iterations=list(result.get("fold_iterations", [])),
+                state=state, n_folds=result.get("n_folds"), resumed=trial.number in self.resumed,
+                worker=f"{owner['host']}:{owner['pid']}" if owner else None))
+        return out
+
+    def close(self) -> None:
+        """Stop heartbeats and release the database connections."""
+        for number in list(self._beats):
+            self.release(number)
+        self.storage.remove_session()
+        with contextlib.suppress(Exception):
+            self.storage.engine.dispose()

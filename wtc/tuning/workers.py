@@ -1,0 +1,131 @@
+"""A search over a stored study, with local worker processes running the same trial loop beside this one."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wtc.tuning.base import Searcher
+from wtc.tuning.objective import Folds, TrialRecord, TuningResult, collect_stored, tune
+from wtc.tuning.study import StudySpec
+
+__all__ = ["search"]
+
+#: Seconds a worker gets to fail its running trial and exit after SIGTERM, before SIGKILL.
+_STOP_GRACE_S = 30
+
+
+@dataclass
+class _Job:
+    """What a worker process needs (pickled to it)."""
+
+    searcher: type
+    settings: dict
+    study: StudySpec
+    pipeline: object
+    X: object
+    y: object
+    folds: Folds
+    n_classes: int
+    metric: str
+
+
+def _work(job: _Job, index: int, errors) -> None:
+    """A worker process: the trial loop against the shared study, until its budget is spent."""
+    from wtc.interrupt import interrupts_unwind
+
+    try:
+        with interrupts_unwind():
+            searcher = job.searcher(**job.settings)
+            shared = job.study.open(searcher.n_trials)
+            try:
+                searcher.attach(shared, worker=index)
+                tune(job.pipeline, searcher, job.X, job.y, job.folds, job.n_classes, job.metric)
+            finally:
+                shared.close()
+    except KeyboardInterrupt:
+        sys.exit(1)  # its running trial is already failed; the parent knows why it stopped us
+    except BaseException as exc:
+        errors.put(f"worker {index}: {type(exc).__name__}: {' '.join(str(exc).split())}"[:2000])
+        sys.exit(1)
+
+
+def search(
+    pipeline,
+    searcher: Searcher,
+    X,
+    y,
+    folds: Folds,
+    n_classes: int,
+    metric: str,
+    study: StudySpec | None = None,
+    n_workers: int = 1,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+    progress: Callable | None = None,
+) -> TuningResult:
+    """Run a search in memory, or over a stored study with ``n_workers`` processes in all.
+
+    Parameters
+    ----------
+    pipeline, searcher, X, y, folds, n_classes, metric, on_trial, progress
+        See :func:`wtc.tuning.objective.tune`.
+    study : StudySpec, optional
+        Where the trials live; None searches in memory (``n_workers`` must then be 1).
+    n_workers : int
+        Processes evaluating trials, this one included: ``n_workers - 1`` are started (spawned)
+        and each runs the trial loop against the study until it holds ``n_trials`` finished
+        trials. This process then waits for them and gathers every trial, so the result (and
+        ``on_trial``) covers the whole study.
+
+    Returns
+    -------
+    TuningResult
+    """
+    if study is None or not searcher.params:
+        if study is not None and study.temporary:
+            shutil.rmtree(study.temporary, ignore_errors=True)
+        return tune(pipeline, searcher, X, y, folds, n_classes, metric, on_trial=on_trial, progress=progress)
+    shared = study.open(searcher.n_trials)
+    workers = []
+    try:
+        searcher.attach(shared, worker=0)
+        if n_workers > 1:
+            context = multiprocessing.get_context("spawn")  # no fork of a process holding DB connections
+            errors = context.Queue()
+            job = _Job(type(searcher), searcher.settings, study, pipeline, X, y, folds, n_classes, metric)
+            for index in range(1, n_workers):
+                worker = context.Process(target=_work, args=(job, index, errors), name=f"wtc-search-worker-{index}")
+                worker.start()
+                workers.append(worker)
+        result = tune(pipeline, searcher, X, y, folds, n_classes, metric, on_trial=on_trial, progress=progress)
+        for worker in workers:
+            worker.join()
+        failed = [worker for worker in workers if worker.exitcode != 0]
+        if failed:
+            message = errors.get() if not errors.empty() else f"exit code {failed[0].exitcode}"
+            raise RuntimeError(f"search worker failed: {message}")
+        collect_stored(result, shared, {t.index for t in result.trials}, on_trial)
+        searcher.refresh()  # e.g. the GP learns the last trials, for its plots
+        return result
+    finally:
+        _stop(workers)
+        shared.close()
+        if study.temporary:
+            shutil.rmtree(study.temporary, ignore_errors=True)
+
+
+def _stop(workers: list) -> None:
+    """SIGTERM the workers still running (each fails its trial and exits), SIGKILL any that linger."""
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+    for worker in workers:
+        worker.join(_STOP_GRACE_S)
+        if worker.is_alive():
+            with contextlib.suppress(Exception):
+                worker.kill()
+                worker.join()
