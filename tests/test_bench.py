@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wtc.bench import main
+from wtc.bench import bench_quality, main
 
 
 def test_data_benchmark_prints_figures(capsys):
@@ -19,3 +19,27 @@ def test_sweep_benchmark_prints_figures(capsys):
     out = capsys.readouterr().out
     assert "s/job" in out and "figures" in out and "tracking" in out and "all 1 jobs" in out
     assert "(diagnostics=light)" in out
+
+
+def test_quality_benchmark_prints_one_table_per_target(capsys, tracking_uri):
+    """Tiny history and budget: every row printed (FLAML too: the test extra installs it)."""
+    tables = bench_quality(None, generate_seed=3, tasks=400, budget_s=3, targets=["binary"], trials=1,
+                           recipes=["champion", "seed_xgb", "rules", "dummy", "flaml"], tracking_uri=tracking_uri)
+    out = capsys.readouterr().out
+    assert "log_loss" in out and "x oracle" in out and "cov@95" in out and "wall_s" in out
+    names = [r["recipe"] for r in tables["binary"]]
+    assert names[:4] == ["champion", "seed_xgb", "rules", "dummy"] and names[4].startswith("flaml (")
+    for row in tables["binary"]:
+        assert row["oracle_log_loss"] > 0 and row["wall_s"] > 0 and 0 <= row["coverage_p95"] <= 1
+        assert row["recipe"].split()[0] in out
+
+
+def test_quality_benchmark_without_flaml_says_so_in_one_line(capsys, monkeypatch, tracking_uri):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "flaml", None)  # import flaml -> ImportError
+    assert main(["quality", "--generate-seed", "3", "--tasks", "300", "--targets", "binary",
+                 "--recipes", "dummy,flaml", "--tracking-uri", tracking_uri]) == 0
+    out = capsys.readouterr().out
+    assert "FLAML is not installed (pip install -e .[bench]): its row is left out" in out
+    assert "flaml (" not in out and "dummy" in out

@@ -19,7 +19,7 @@ from wtc.models.pipeline import build_pipeline
 from wtc.tuning import config_space, parse_space
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["data", "target", "scaler", "resample", "model", "search", "cv"]
+GROUPS = ["data", "target", "scaler", "resample", "model", "search", "cv", "ensemble", "calibration"]
 
 
 def options(group: str) -> list[str]:
@@ -40,6 +40,8 @@ REQUIRED = {
               "rules", "seed_dnn", "seed_xgb"},
     "search": {"none", "gp", "tpe"},
     "cv": {"stratified", "grouped", "temporal"},
+    "ensemble": {"none", "folds", "top_k"},
+    "calibration": {"none", "sigmoid", "isotonic", "temperature"},
 }
 
 
@@ -122,6 +124,8 @@ def test_device_selects_cpu_or_cuda():
     ("data.extras=[campaign,weather]", "unknown data.extras ['weather']"),
     ("data.extras=campaign", "data.extras must be a list"),
     ("target.name=weather", "unknown target.name 'weather'"),
+    ("calibration.method=platt", "unknown calibration.method 'platt'"),
+    ("ensemble.kind=stack", "unknown ensemble.kind 'stack'"),
     ("seed=${oc.env:WTC_NO_SUCH_VARIABLE_SET}", "seed cannot be resolved"),
     ("search.n_workers=0", "search.n_workers must be at least 1"),
     ("search.n_workers=two", "search.n_workers must be an integer"),
@@ -135,6 +139,11 @@ def test_bad_values_fail_in_one_line_naming_the_key(override, message):
         check_config(compose_cfg([override]))
     key = override.split("=", 1)[0]
     assert str(info.value).count(key) >= 1 and "\n" not in str(info.value)
+
+
+def test_a_top_k_ensemble_needs_one_member():
+    with pytest.raises(ConfigError, match=re.escape("ensemble.k must be at least 1, got 0")):
+        check_config(compose_cfg(["ensemble=top_k", "ensemble.k=0"]))
 
 
 @pytest.mark.parametrize("override", ["seed=0", "seed=${oc.env:WTC_TEST_SEED}", "test_size=0.5", "cv.n_splits=2",

@@ -1,4 +1,4 @@
-"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep``."""
+"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality``."""
 
 from __future__ import annotations
 
@@ -134,6 +134,154 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
           f"job time")
 
 
+#: The recipes ``quality`` runs besides FLAML: (name, overrides). All share seed, test_size
+#: and cv, hence the same held-out rows; the seed recipes and baselines read the combined view.
+QUALITY_RECIPES = (
+    ("champion", ["+experiment=champion"]),
+    ("seed_xgb", ["model=seed_xgb", "search=none"]),
+    ("seed_dnn", ["model=seed_dnn", "search=none"]),
+    ("rules", ["model=rules", "search=none"]),
+    ("dummy", ["model=dummy", "search=none"]),
+)
+
+
+def _quality_row(name: str, y_test, proba, oracle, wall_s: float) -> dict:
+    from wtc.evaluation.diagnostics import automation_metrics
+    from wtc.evaluation.metrics import score_all
+
+    n_classes = proba.shape[1]
+    scores = score_all(y_test, proba, n_classes)
+    row = {"recipe": name, "log_loss": scores["log_loss"], "roc_auc": scores["roc_auc"],
+           "coverage_p95": automation_metrics(y_test, proba, "t")["t/coverage_at_p95"], "wall_s": wall_s}
+    if oracle is not None:
+        best = score_all(y_test, oracle, n_classes)
+        row["oracle_log_loss"] = best["log_loss"]
+        row["oracle_coverage_p95"] = automation_metrics(y_test, oracle, "o")["o/coverage_at_p95"]
+    return row
+
+
+def _flaml_row(cfg, budget_s: float) -> dict:
+    """FLAML's AutoML on the training split of ``cfg``'s view (the champion's), scored on its test rows."""
+    import logging
+
+    from flaml import AutoML
+
+    from wtc.data.dataset import load_dataset
+    from wtc.models.pipeline import full_proba
+    from wtc.splits import make_splits
+
+    data = load_dataset(cfg)
+    splits = make_splits(cfg.cv.kind, int(cfg.cv.n_splits), float(cfg.test_size), int(cfg.seed), data.y,
+                         data.groups, data.dates)
+    logging.getLogger("flaml.automl.logger").setLevel(logging.WARNING)
+    automl = AutoML()
+    start = time.perf_counter()
+    # FLAML's own validation split is not grouped by workflow: with groups its holdout may
+    # lack a rare class and it trains nothing (issue 8); the test rows are the shared ones.
+    automl.fit(data.X[splits.train], data.y[splits.train], task="classification", metric="log_loss",
+               time_budget=budget_s, n_jobs=int(cfg.n_jobs), seed=int(cfg.seed), verbose=0)
+    wall_s = time.perf_counter() - start
+    proba = full_proba(automl, data.X[splits.test], len(data.classes))
+    oracle = data.oracle[splits.test] if data.oracle is not None else None
+    row = _quality_row(f"flaml ({automl.best_estimator})", data.y[splits.test], proba, oracle, wall_s)
+    row["train_rows"], row["test_rows"] = len(splits.train), len(splits.test)
+    return row
+
+
+def _print_quality(target: str, rows: list[dict]) -> None:
+    oracle = next((r for r in rows if "oracle_log_loss" in r), None)
+    print(f"\n{target}: test log-loss, its ratio to the oracle's, ROC AUC, coverage at 95% precision "
+          f"(and its ratio to the oracle's), wall time")
+    print(f"{'recipe':>24} {'log_loss':>9} {'x oracle':>9} {'roc_auc':>8} {'cov@95':>7} {'x oracle':>9} {'wall_s':>8}")
+    if oracle is not None:
+        print(f"{'oracle':>24} {oracle['oracle_log_loss']:>9.4f} {1:>9.3f} {'':>8} "
+              f"{oracle['oracle_coverage_p95']:>7.3f} {1:>9.2f} {'':>8}")
+    for r in rows:
+        ratio = r["log_loss"] / r["oracle_log_loss"] if "oracle_log_loss" in r else float("nan")
+        cov_ratio = (r["coverage_p95"] / r["oracle_coverage_p95"]
+                     if r.get("oracle_coverage_p95") else float("nan"))
+        print(f"{r['recipe']:>24} {r['log_loss']:>9.4f} {ratio:>9.3f} {r['roc_auc']:>8.3f} {r['coverage_p95']:>7.3f} "
+              f"{cov_ratio:>9.2f} {r['wall_s']:>8.1f}", flush=True)
+
+
+def bench_quality(history: str | None, generate_seed: int | None, tasks: int, budget_s: float, targets: list[str],
+                  trials: int | None = None, recipes: list[str] | None = None,
+                  tracking_uri: str | None = None) -> dict[str, list[dict]]:
+    """The champion preset, the seed recipes, the rules baseline, the dummy and FLAML on the same split.
+
+    Each recipe is one ``wtc.experiment.run`` (tracked in a temporary store, no figures, no
+    logged model: its wall time is loading + search + refit + scoring); FLAML gets ``budget_s``
+    seconds on the champion's training matrix (the evidence view). Prints one table per target
+    and returns its rows.
+
+    Parameters
+    ----------
+    history : str, optional
+        A history file; None: the generated default benchmark (or ``generate_seed``).
+    generate_seed : int, optional
+        Generate a history of ``tasks`` tasks with this seed (into a temporary folder).
+    tasks : int
+    budget_s : float
+        FLAML's ``time_budget``: the champion preset's wall-clock budget.
+    targets : list of str
+    trials : int, optional
+        Overrides the champion's ``search.n_trials`` (quick checks).
+    recipes : list of str, optional
+        A subset of :data:`QUALITY_RECIPES`' names and ``flaml``; all by default.
+    tracking_uri : str, optional
+        Keep the runs in this MLflow store (default: a temporary one).
+    """
+    from hydra import compose, initialize_config_dir
+
+    from wtc.experiment import run
+
+    with_flaml = recipes is None or "flaml" in recipes
+    if with_flaml:
+        try:
+            import flaml  # noqa: F401
+        except ImportError:
+            with_flaml = False
+            print("FLAML is not installed (pip install -e .[bench]): its row is left out", flush=True)
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    chosen = [r for r in QUALITY_RECIPES if recipes is None or r[0] in recipes]
+    tables = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if history is None and generate_seed is not None:
+            from wtc.data.synthetic import write_benchmark
+
+            history = str(write_benchmark(Path(tmp) / f"history_{tasks}_seed{generate_seed}.json", n_tasks=tasks,
+                                          seed=generate_seed))
+        base = [f"tracking.uri={tracking_uri or f'sqlite:///{tmp}/mlruns/mlflow.db'}", f"paths.mlruns={tmp}/mlruns",
+                f"paths.cache_dir={tmp}/cache", "diagnostics=none", "tracking.log_model=false",
+                # One thread per model for every recipe and FLAML alike: on a shared machine
+                # OpenMP threads that wait on each other cost more than they bring.
+                "n_jobs=1"]
+        if history is not None:
+            base.append(f"data.path={history}")
+        print(f"history: {history or 'the default benchmark'}; FLAML budget {budget_s:.0f} s", flush=True)
+        for target in targets:
+            rows = []
+            for name, overrides in chosen:
+                extra = [f"search.n_trials={trials}"] if trials is not None and name == "champion" else []
+                with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+                    cfg = compose("config", overrides=[*overrides, f"target={target}", *base, *extra])
+                start = time.perf_counter()
+                result = run(cfg)
+                m = result.metrics
+                row = {"recipe": name, "log_loss": m["test/log_loss"], "roc_auc": m["test/roc_auc"],
+                       "coverage_p95": m["test/coverage_at_p95"], "wall_s": time.perf_counter() - start}
+                if "oracle/log_loss" in m:
+                    row.update(oracle_log_loss=m["oracle/log_loss"], oracle_coverage_p95=m["oracle/coverage_at_p95"])
+                rows.append(row)
+            if with_flaml:  # on the champion's view and split
+                with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+                    cfg = compose("config", overrides=["+experiment=champion", f"target={target}", *base])
+                rows.append(_flaml_row(cfg, budget_s))
+            _print_quality(target, rows)
+            tables[target] = rows
+    return tables
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wtc.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -149,9 +297,24 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--resamplers", nargs="+", default=["none", "smote"])
     sweep.add_argument("--diagnostics", choices=["full", "light", "none"], default="light",
                        help="the figures each job computes (light: what sweeps log)")
+    quality = sub.add_parser("quality", help="the champion preset against the seed recipes, rules, dummy and FLAML")
+    source = quality.add_mutually_exclusive_group()
+    source.add_argument("--history", help="a history file (default: the generated default benchmark)")
+    source.add_argument("--generate-seed", type=int, help="generate a history with this seed instead")
+    quality.add_argument("--tasks", type=int, default=20000, help="tasks of a generated history (default 20000)")
+    quality.add_argument("--budget-s", type=float, default=900.0,
+                         help="FLAML's wall-clock budget per target: the preset's (default 900 s)")
+    quality.add_argument("--targets", default="binary,action_split", help="comma-separated targets")
+    quality.add_argument("--trials", type=int, help="override the champion's search.n_trials (quick checks)")
+    quality.add_argument("--tracking-uri", help="keep the runs in this MLflow store (default: a temporary one)")
+    quality.add_argument("--recipes", help="comma-separated subset of: "
+                         + ",".join([r for r, _ in QUALITY_RECIPES] + ["flaml"]))
     args = parser.parse_args(argv)
     if args.what == "data":
         bench_data(args.sizes, args.seed)
+    elif args.what == "quality":
+        bench_quality(args.history, args.generate_seed, args.tasks, args.budget_s, args.targets.split(","),
+                      args.trials, args.recipes.split(",") if args.recipes else None, args.tracking_uri)
     else:
         bench_sweep(args.tasks, args.trials, args.folds, args.models, args.views, args.resamplers, args.diagnostics)
     return 0

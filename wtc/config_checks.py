@@ -11,8 +11,12 @@ from wtc.data.features import EXTRAS, VIEWS
 from wtc.data.targets import TARGETS
 from wtc.errors import ConfigError
 from wtc.evaluation.metrics import METRICS
+from wtc.models.calibration import CALIBRATION_METHODS
 from wtc.splits import CV_KINDS
 from wtc.tuning import PRUNERS, SEARCHERS
+
+#: What ``ensemble.kind`` may name (see wtc.refit).
+ENSEMBLE_KINDS = ("none", "folds", "top_k")
 
 __all__ = ["check_config"]
 
@@ -40,6 +44,11 @@ def check_config(cfg: DictConfig) -> None:
     _choice(cfg, "target.name", TARGETS)
     _integer(cfg, "search.n_trials", low=1)
     _search_run(cfg)
+    if OmegaConf.select(cfg, "calibration", default=None) is not None:
+        _choice(cfg, "calibration.method", CALIBRATION_METHODS)
+    if OmegaConf.select(cfg, "ensemble", default=None) is not None:
+        _choice(cfg, "ensemble.kind", ENSEMBLE_KINDS)
+        _integer(cfg, "ensemble.k", low=1, optional=True)
     _integer(cfg, "cv.n_splits", low=2)
     _integer(cfg, "seed", low=0, high=2**32 - 1)  # what numpy and scikit-learn accept
     _integer(cfg, "n_jobs", low=1, optional=True)

@@ -8,21 +8,22 @@ import time
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
-from sklearn.base import clone
 from tqdm import tqdm
 
 from wtc.config_checks import check_config
 from wtc.data.dataset import Dataset, load_dataset
 from wtc.evaluation.diagnostics import RunOutcome, automation_metrics, roc_points, run_figures
-from wtc.evaluation.metrics import ks_statistic, score_all
+from wtc.evaluation.metrics import expected_calibration_error, ks_statistic, score_all
 from wtc.evaluation.overtraining import overtraining_ks
 from wtc.evaluation.report import summary_markdown, terminal_line
 from wtc.evaluation.tables import per_class_table
-from wtc.models.pipeline import build_pipeline, full_proba, with_params
+from wtc.models.pipeline import build_pipeline, full_proba
 from wtc.provenance import git_commit, hydra_context, in_multirun, run_choices, run_name
+from wtc.refit import fit_final_model
 from wtc.splits import make_splits
 from wtc.tracking import RunTracker
 from wtc.tuning import config_space, make_searcher, search, search_options, study_name, study_spec
+from wtc.tuning.bounds import params_at_bounds
 
 __all__ = ["RunResult", "check_config", "run"]
 
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What one run produced: its metrics, MLflow run id, the refitted pipeline and its classes."""
+    """What one run produced: its metrics, MLflow run id, the logged model (the refitted pipeline,
+    or an ensemble and/or calibrated model around it) and its classes."""
 
     metrics: dict[str, float]
     run_id: str
@@ -73,6 +75,28 @@ def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
         metrics.update({f"oracle/{k}": v for k, v in oracle.items()})
         metrics.update(automation_metrics(y_test, data.oracle[splits.test], "oracle"))
     return metrics
+
+
+def _node(cfg: DictConfig, group: str) -> dict:
+    """A config group's node as a plain dict ({} when the config has no such group)."""
+    node = OmegaConf.select(cfg, group, default=None)
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+def _warn_at_bounds(tracker, space: dict, best_params: dict) -> None:
+    """A warning per best parameter at a bound of its range, and the run tag ``wtc.at_bound``."""
+    found = params_at_bounds(space, best_params)
+    for item in found:
+        log.warning("best %s: the optimum may lie outside the searched range; widen it", item)
+    if found:
+        tracker.set_tags({"wtc.at_bound": ",".join(item.name for item in found)})
+
+
+def _calibration_scores(y_test, before, after, n_classes: int) -> dict[str, float]:
+    """``calibration/test_log_loss_before`` and the test ECE before and after calibration."""
+    return {"calibration/test_log_loss_before": score_all(y_test, before, n_classes)["log_loss"],
+            "calibration/test_ece_before": expected_calibration_error(y_test, before),
+            "calibration/test_ece_after": expected_calibration_error(y_test, after)}
 
 
 def _progress(cfg: DictConfig, n_trials: int):
@@ -127,23 +151,30 @@ def run(cfg: DictConfig) -> RunResult:
         )
         search_s = time.perf_counter() - search_start
 
+        _warn_at_bounds(tracker, space, tuning.best_params)
+
         refit_start = time.perf_counter()
-        refit_params = dict(tuning.best_params)
-        # An early-stopped model refits on the whole training split with the rounds its folds agreed on.
-        if tuning.best_iterations is not None and "refit_iterations" in pipeline.named_steps["model"].get_params():
-            refit_params["refit_iterations"] = tuning.best_iterations
-        unfitted = with_params(pipeline, refit_params)
-        final = clone(unfitted).fit(data.X[train], data.y[train])
+        # An early-stopped model refits with the rounds its folds agreed on; an ensemble averages
+        # the folds' models or the best trials' refits; a calibrator learns from out-of-fold rows.
+        fitted = fit_final_model(pipeline, tuning, data.X[train], data.y[train], splits.folds, len(data.classes),
+                                 ensemble=_node(cfg, "ensemble"), calibration=_node(cfg, "calibration").get("method", "none"))
+        final, unfitted = fitted.model, fitted.unfitted
         refit_s = time.perf_counter() - refit_start
         test_proba = full_proba(final, data.X[test], len(data.classes))
         train_proba = full_proba(final, data.X[train], len(data.classes))
+        uncalibrated_test = None
+        if fitted.uncalibrated is not final:
+            uncalibrated_test = full_proba(fitted.uncalibrated, data.X[test], len(data.classes))
 
         metrics = {f"cv/{k}": v for k, v in tuning.best_summary.items()}
         metrics.update(_scores(data, splits, train_proba, test_proba))
         metrics["objective"] = tuning.best_value
         if tuning.best_iterations is not None:
             metrics["refit/iterations"] = float(tuning.best_iterations)
-        tracker.log_params(_model_params(final))
+        metrics.update(fitted.metrics)
+        if uncalibrated_test is not None:
+            metrics.update(_calibration_scores(data.y[test], uncalibrated_test, test_proba, len(data.classes)))
+        tracker.log_params(_model_params(fitted.base))
         tracker.log_metrics(metrics)
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
         tracker.log_dict(roc_points(data.y[test], test_proba), "curves/roc.json")
@@ -152,11 +183,11 @@ def run(cfg: DictConfig) -> RunResult:
         if log_plots:
             best = tuning.best
             outcome = RunOutcome(
-                data.classes, data.feature_names, data.X, data.y, train, test, train_proba, test_proba, final,
+                data.classes, data.feature_names, data.X, data.y, train, test, train_proba, test_proba, fitted.base,
                 unfitted, searcher, tuning.values, cfg.metric, folds=splits.folds,
                 fold_predictions=best.fold_predictions if best is not None else None,
                 oracle_test=data.oracle[test] if data.oracle is not None else None,
-                options=diagnostics, seed=int(cfg.seed))
+                options=diagnostics, seed=int(cfg.seed), model=final, test_proba_uncalibrated=uncalibrated_test)
             # Time only the computing of each figure: saving it is tracking time (tracker.overhead_s).
             pending = run_figures(outcome)
             while True:

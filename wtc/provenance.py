@@ -64,6 +64,13 @@ def run_choices(cfg: DictConfig) -> dict[str, str]:
         "search.n_trials": cfg.search.n_trials, "cv.kind": cfg.cv.kind, "cv.n_splits": cfg.cv.n_splits,
         "metric": cfg.metric, "seed": cfg.seed, "test_size": cfg.test_size, "device": cfg.device,
     }
+    ensemble, calibration = cfg.get("ensemble"), cfg.get("calibration")
+    if ensemble is not None:
+        choices["ensemble"] = ensemble.get("kind", "none")
+        if choices["ensemble"] == "top_k":
+            choices["ensemble.k"] = ensemble.get("k", 3)
+    if calibration is not None:
+        choices["calibration"] = calibration.get("method", "none")
     if cfg.data.get("extras"):
         choices["data.extras"] = ",".join(cfg.data.extras)
     if cfg.data.path:

@@ -16,10 +16,24 @@ import wtc.models
 import lightgbm
 import xgboost
 
-from wtc.models import CascadeClassifier, DNNClassifier, EarlyStoppingClassifier, RulesClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from wtc.models import (
+    AveragingClassifier,
+    CalibratedClassifier,
+    CascadeClassifier,
+    DNNClassifier,
+    EarlyStoppingClassifier,
+    RulesClassifier,
+)
 
 #: estimator instance (small settings) -> {check name: why it fails}
 ESTIMATORS = {
+    AveragingClassifier([LogisticRegression(), DecisionTreeClassifier(max_depth=3, random_state=0)]): {},
+    CalibratedClassifier(LogisticRegression(), method="temperature", cv=3, random_state=0): {},
+    CalibratedClassifier(DecisionTreeClassifier(max_depth=3, random_state=0), method="isotonic", cv=3,
+                         random_state=0): {},
     CascadeClassifier(): {},
     DNNClassifier(max_epochs=2, random_state=0): {
         # float32 inference: a row's probabilities change in the 7th digit with the batch around it.

@@ -41,7 +41,7 @@ class RunOutcome:
     test: np.ndarray            # row indices of the held-out split
     train_proba: np.ndarray
     test_proba: np.ndarray
-    pipeline: object            # the refitted pipeline
+    pipeline: object            # the refitted pipeline (an ensemble's first member)
     unfitted: object            # the pipeline with the best parameters, not fitted (for learning curves)
     searcher: object            # the search back-end after the last trial
     values: list[float]         # every trial's objective value
@@ -52,6 +52,8 @@ class RunOutcome:
     options: Mapping = field(default_factory=dict)            # the diagnostics config node
     seed: int = 0
     tables: dict = field(default_factory=dict)                # filled: artifact path -> DataFrame
+    model: object | None = None                               # the logged model, when not ``pipeline``
+    test_proba_uncalibrated: np.ndarray | None = None         # the test probabilities before calibration
 
 
 def automation_metrics(y_true, proba, prefix: str) -> dict[str, float]:
@@ -177,7 +179,8 @@ def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
         yield "plots/cv_roc.png", plots.cv_roc_figure(outcome.fold_predictions, classes)
     yield "plots/confusion_matrix.png", plots.confusion_matrix_figure(y_test, outcome.test_proba.argmax(axis=1), classes)
     yield "plots/overtraining.png", overtraining_figure(y_train, outcome.train_proba, y_test, outcome.test_proba, classes)
-    yield "plots/calibration.png", plots.calibration_figure(y_test, outcome.test_proba, classes)
+    yield "plots/calibration.png", plots.calibration_figure(y_test, outcome.test_proba, classes,
+                                                            before=outcome.test_proba_uncalibrated)
     yield "plots/class_balance.png", plots.class_balance_figure(np.bincount(outcome.y, minlength=len(classes)), classes)
     curves = {"model": (y_test, outcome.test_proba)}
     if outcome.oracle_test is not None:
@@ -202,8 +205,9 @@ def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
     if importances is not None:
         yield "plots/feature_importance.png", feature_importance_figure(importances, outcome.feature_names)
     if options.get("permutation_importance", False):
+        model = outcome.model if outcome.model is not None else outcome.pipeline
         table = permutation_importance_by_group(
-            outcome.pipeline, outcome.X[outcome.test], y_test, outcome.feature_names,
+            model, outcome.X[outcome.test], y_test, outcome.feature_names,
             scoring=_scorer(outcome.metric, len(classes)), n_repeats=int(options.get("importance_repeats", 5)),
             random_state=outcome.seed, max_features=options.get("importance_max_groups"))
         outcome.tables["importance/permutation_by_group.csv"] = table

@@ -190,3 +190,32 @@ def objective_value(metric: str, scores: dict[str, float]) -> float:
         raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}")
     value = float(scores[metric])
     return -value if METRICS[metric].greater_is_better else value
+
+
+def expected_calibration_error(y_true, proba, n_bins: int = 10) -> float:
+    """Expected calibration error: mean |observed - predicted| over equal-width bins, weighted by rows.
+
+    Binary: the probability of class 1 against its frequency; multi-class: the top-class
+    probability (confidence) against how often the top class is right (as the calibration
+    figure draws them).
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (n_samples,)
+    proba : array-like of float, shape (n_samples, n_classes)
+    n_bins : int, default 10
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 for perfectly calibrated probabilities.
+    """
+    y_true, proba = np.asarray(y_true, dtype=np.int64), np.asarray(proba, dtype=float)
+    if proba.shape[1] == 2:
+        score, hit = proba[:, 1], (y_true == 1).astype(float)
+    else:
+        score, hit = proba.max(axis=1), (proba.argmax(axis=1) == y_true).astype(float)
+    bins = np.minimum((score * n_bins).astype(np.int64), n_bins - 1)
+    rows = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, weights=hit, minlength=n_bins) - np.bincount(bins, weights=score, minlength=n_bins))
+    return float(gap.sum() / max(rows.sum(), 1))

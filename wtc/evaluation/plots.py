@@ -219,7 +219,7 @@ def confusion_matrix_figure(y_true, y_pred, classes: Sequence[str]) -> Figure:
     return fig
 
 
-def calibration_figure(y_true, proba, classes: Sequence[str], n_bins: int = 10) -> Figure:
+def calibration_figure(y_true, proba, classes: Sequence[str], n_bins: int = 10, before=None) -> Figure:
     """Reliability curve: predicted probability against observed frequency.
 
     Parameters
@@ -232,6 +232,9 @@ def calibration_figure(y_true, proba, classes: Sequence[str], n_bins: int = 10) 
         Name of each class.
     n_bins : int, default 10
         Quantile bins of the predicted probability.
+    before : array-like of float, shape (n_samples, n_classes), optional
+        The same model's probabilities before calibration: drawn too, so the figure shows
+        the reliability before and after.
 
     Returns
     -------
@@ -248,9 +251,16 @@ def calibration_figure(y_true, proba, classes: Sequence[str], n_bins: int = 10) 
         score, label, observed = proba.max(axis=1), "top-class probability", "Observed accuracy"
     fig, ax = _figure()
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
-    # Quantile bins keep every bin populated when the scores bunch up near 0 or 1.
-    frac, mean_pred = calibration_curve(hit.astype(int), score, n_bins=n_bins, strategy="quantile")
-    ax.plot(mean_pred, frac, marker="o", lw=1.5, label=f"model (n={y_true.size}, {len(frac)} quantile bins)")
+    curves = [("model", hit, score)]
+    if before is not None:
+        before = np.asarray(before, dtype=float)
+        hit_before = hit if before.shape[1] == 2 else before.argmax(axis=1) == y_true
+        score_before = before[:, 1] if before.shape[1] == 2 else before.max(axis=1)
+        curves = [("before calibration", hit_before, score_before), ("after calibration", hit, score)]
+    for name, hits, scores in curves:
+        # Quantile bins keep every bin populated when the scores bunch up near 0 or 1.
+        frac, mean_pred = calibration_curve(hits.astype(int), scores, n_bins=n_bins, strategy="quantile")
+        ax.plot(mean_pred, frac, marker="o", lw=1.5, label=f"{name} (n={y_true.size}, {len(frac)} quantile bins)")
     ax.set(xlabel=f"Mean predicted {label}", ylabel=observed, title=f"Calibration of {label}")
     ax.set(xlim=(0, 1.02), ylim=(0, 1.02))  # a margin so points at 1.0 are not cut in half
     ax.legend(loc="upper left", fontsize="small")

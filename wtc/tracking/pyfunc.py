@@ -154,7 +154,8 @@ _BASE_REQUIREMENTS = ("mlflow", "cloudpickle", "numpy", "scipy", "pandas", "scik
 
 
 def _estimators_of(estimator: Any) -> Iterator[Any]:
-    """The estimator and every estimator nested in it (pipeline steps, meta-estimator parameters)."""
+    """The estimator and every estimator nested in it (pipeline steps, meta-estimator parameters,
+    ensemble members)."""
     yield estimator
     steps = getattr(estimator, "steps", None)
     if steps is not None:
@@ -163,8 +164,10 @@ def _estimators_of(estimator: Any) -> Iterator[Any]:
     get_params = getattr(estimator, "get_params", None)
     if callable(get_params) and not isinstance(estimator, type):
         for value in get_params(deep=False).values():
-            if hasattr(value, "get_params") and not isinstance(value, type):
-                yield from _estimators_of(value)
+            # An ensemble's members come as a list of estimators.
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if hasattr(item, "get_params") and not isinstance(item, type):
+                    yield from _estimators_of(item)
 
 
 @functools.lru_cache(maxsize=1)
