@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from tests.test_experiment import make_cfg, runs_of
 from wtc.data.synthetic import write_benchmark
@@ -122,12 +123,19 @@ def test_sigterm_ends_the_run_killed_in_one_line(history, tracking_uri, tmp_path
     print(f"\nSIGTERM: exit {proc.returncode}, stderr {lines[0]!r}, run {parents[0].info.status}")
 
 
+class SlowLogisticRegression(LogisticRegression):
+    """A logistic regression whose fits take 0.2 s: long enough that both processes get trials."""
+
+    def fit(self, X, y, sample_weight=None):
+        time.sleep(0.2)
+        return super().fit(X, y, sample_weight)
+
+
 def _separate_job(storage: str, kind: str, n_trials: int, start) -> None:
     """One of two processes started alike (the same config and seed) on one study: cluster jobs."""
     import scipy.sparse as sp
     from imblearn.pipeline import Pipeline
     from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     from wtc.tuning import StudySpec, make_searcher, search
@@ -137,13 +145,16 @@ def _separate_job(storage: str, kind: str, n_trials: int, start) -> None:
     searcher = make_searcher(kind, {"C": {"low": 1e-4, "high": 100.0, "log": True}}, n_trials, 0,
                              {"pruner": "none"} if kind == "tpe" else {"n_initial_points": 3})
     start.wait()
-    search(Pipeline([("model", LogisticRegression(max_iter=200))]), searcher, sp.csr_matrix(X), y, folds, 2,
+    search(Pipeline([("model", SlowLogisticRegression(max_iter=200))]), searcher, sp.csr_matrix(X), y, folds, 2,
            "log_loss", study=StudySpec(storage, f"shared-{kind}", heartbeat_s=None))
 
 
 @pytest.mark.parametrize("kind", ["tpe", "gp"])
 def test_two_processes_on_one_study_share_its_budget_and_never_repeat_a_trial(tmp_path, kind):
+    from wtc.tuning import StudySpec
+
     storage = f"sqlite:///{tmp_path}/optuna.db"
+    StudySpec(storage, f"shared-{kind}").open(6).close()  # the tables exist before the race starts
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     jobs = [context.Process(target=_separate_job, args=(storage, kind, 6, start)) for _ in range(2)]
