@@ -91,15 +91,20 @@ def test_a_stored_search_is_the_in_memory_search_and_resumes_without_reevaluatin
     assert [t.index for t in resumed.trials] == list(range(6))
     assert [t.resumed for t in resumed.trials] == [True] * 3 + [False] * 3
     stored = [t.params["C"] for t in first.trials]
-    assert len(evaluations()) == 3 and not set(evaluations()) & set(stored)  # 0 re-evaluated
+    trials_fitted = list(dict.fromkeys(FITTED[:3 * len(folds)]))
+    assert len(trials_fitted) == 3 and not set(trials_fitted) & set(stored)  # 0 re-evaluated
     assert resumed.best_value == min(t.value for t in resumed.trials)
+    # A resumed best gets its fold predictions again (for calibration, the CV ROC): one CV, no trial.
+    assert FITTED[3 * len(folds):] == ([resumed.best.params["C"]] * len(folds) if resumed.best.resumed else [])
+    assert len(resumed.best.fold_predictions) == len(folds)
     if kind == "gp":  # the optimiser was told the stored points before proposing
         told = [x[0] for x in resumed.searcher.optimizer.Xi]
         assert told[:3] == pytest.approx(stored) and len(told) == 6
 
     FITTED.clear()
     again = run_search(kind, 6, pipeline, data, spec)  # a finished study: nothing left to evaluate
-    assert FITTED == [] and len(again.trials) == 6 and all(t.resumed for t in again.trials)
+    assert FITTED == [again.best.params["C"]] * len(folds)  # only the best's fold predictions
+    assert len(again.trials) == 6 and all(t.resumed for t in again.trials)
 
 
 def test_a_dead_processs_trial_is_failed_at_once_and_a_live_ones_kept(pipeline, data, spec):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wtc.tuning.base import Searcher
-from wtc.tuning.objective import Folds, TrialRecord, TuningResult, collect_stored, tune
+from wtc.tuning.objective import Folds, TrialRecord, TuningResult, collect_stored, cross_validate, tune
 from wtc.tuning.study import StudySpec
 
 __all__ = ["search"]
@@ -79,7 +79,8 @@ def search(
         Processes evaluating trials, this one included: ``n_workers - 1`` are started (spawned)
         and each runs the trial loop against the study until it holds ``n_trials`` finished
         trials. This process then waits for them and gathers every trial, so the result (and
-        ``on_trial``) covers the whole study.
+        ``on_trial``) covers the whole study; when the best was evaluated elsewhere (or before
+        a restart), its fold predictions are computed again (one more CV of its parameters).
 
     Returns
     -------
@@ -110,6 +111,12 @@ def search(
             raise RuntimeError(f"search worker failed: {message}")
         collect_stored(result, shared, {t.index for t in result.trials}, on_trial)
         searcher.refresh()  # e.g. the GP learns the last trials, for its plots
+        best = result.best
+        if best is not None and best.fold_predictions is None:
+            # Evaluated before a restart or by another process: its fold predictions (what
+            # calibration and the CV ROC read) are computed again, the same folds and parameters.
+            best.fold_predictions = []
+            cross_validate(pipeline, best.params, X, y, folds, n_classes, best.fold_predictions)
         return result
     finally:
         _stop(workers)
