@@ -125,6 +125,83 @@ def test_errors_are_one_line(store, capsys, args, message):
     assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
+def _deep(levels: int) -> dict:
+    entry: dict = {}
+    for _ in range(levels):
+        entry = {"errors": entry}
+    return entry
+
+
+def test_hostile_entries_are_refused_per_task_in_bounded_work(store):
+    """Oversized and deeply nested entries (as text or as objects) become one error each; good tasks still predict."""
+    from wtc.serving.tasks import MAX_ENTRY_CHARS
+
+    uri, mixed, classes, expected, _ = store
+    tasks = json.loads(mixed.read_text())
+    good = list(tasks)[:2]
+    with _tracking(uri):
+        model = mlflow.pyfunc.load_model("models:/wtc-p@champion")
+    rows = [
+        {"task": good[0], "entry": tasks[good[0]]},
+        {"task": "/wf/deep_text", "entry": "[" * 100_000},
+        {"task": "/wf/deep_object", "entry": _deep(5_000)},
+        {"task": "/wf/huge_text", "entry": json.dumps(tasks[good[1]]) + " " * MAX_ENTRY_CHARS},
+        {"task": "/wf/huge_object", "entry": {"errors": {"good_sites": {"50660": {f"T2_X_{i}": 1 for i in range(60_000)}}}}},
+        {"task": good[1], "entry": json.dumps(tasks[good[1]])},
+    ]
+    out = model.predict(pd.DataFrame(rows))
+    errors = out["error"].tolist()
+    assert errors[0] == "" and errors[5] == ""
+    np.testing.assert_allclose(out.loc[[0, 5], [f"p_{c}" for c in classes]].to_numpy(), expected[:2], rtol=1e-6)
+    assert "nested too deeply" in errors[1] and "nested too deeply" in errors[2]
+    assert f"more than the {MAX_ENTRY_CHARS}" in errors[3] and f"more than the {MAX_ENTRY_CHARS}" in errors[4]
+    assert all("\n" not in e for e in errors)
+
+
+def _tracking(uri):
+    import contextlib
+
+    @contextlib.contextmanager
+    def scope():
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(previous)
+    return scope()
+
+
+def test_a_call_holds_a_bounded_number_of_tasks_and_predict_sends_batches(store, tmp_path, monkeypatch, capsys):
+    import wtc.serving.predict as predict
+    import wtc.serving.tasks as tasks_module
+
+    uri, mixed, classes, expected, _ = store
+    whole = tmp_path / "whole.json"
+    assert main(["predict", str(mixed), "--model", "models:/wtc-p@champion", "--tracking-uri", uri,
+                 "--out", str(whole)]) == 1
+    monkeypatch.setattr(tasks_module, "MAX_TASKS_PER_CALL", 7)
+    monkeypatch.setattr(predict, "MAX_TASKS_PER_CALL", 7)
+    with _tracking(uri):
+        model = mlflow.pyfunc.load_model("models:/wtc-p@champion")
+    tasks = json.loads(mixed.read_text())
+    with pytest.raises(Exception, match="more than the 7 one call may hold"):
+        model.predict(pd.DataFrame({"task": list(tasks), "entry": list(tasks.values())}))
+    batched = tmp_path / "batched.json"
+    assert main(["predict", str(mixed), "--model", "models:/wtc-p@champion", "--tracking-uri", uri,
+                 "--out", str(batched)]) == 1  # 1: the file has bad tasks
+    assert json.loads(batched.read_text()) == json.loads(whole.read_text())
+
+
+def test_a_deeply_nested_history_file_is_one_line(store, tmp_path, capsys):
+    uri, *_ = store
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    code = main(["predict", str(path), "--model", "models:/wtc-p@champion", "--tracking-uri", uri])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "nested too deeply" in err and len(err.strip().splitlines()) == 1
+
+
 def _free_port() -> int:
     import socket
 
@@ -168,9 +245,10 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
             assert time.monotonic() < deadline, "server did not answer within 90 s"
             time.sleep(1)
         tasks = json.loads(mixed.read_text())
-        names = list(tasks)[:3] + ["/wf_bad/negative_count"]
+        names = list(tasks)[:3] + ["/wf_bad/negative_count", "/wf_bad/deep"]
         body = {"dataframe_records": [{"task": t, "entry": tasks[t]} for t in names[:2]]
-                + [{"task": names[2], "entry": json.dumps(tasks[names[2]])}, {"task": names[3], "entry": tasks[names[3]]}],
+                + [{"task": names[2], "entry": json.dumps(tasks[names[2]])}, {"task": names[3], "entry": tasks[names[3]]},
+                   {"task": names[4], "entry": "[" * 100_000}],
                 "params": {"threshold": 0.0}}
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
@@ -182,6 +260,7 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
             np.testing.assert_allclose([row[f"p_{c}"] for c in classes], proba, rtol=1e-6)
             assert row["recommendation"] == classes[int(proba.argmax())]
         assert "count must be a non-negative integer" in rows[3]["error"] and rows[3]["decision"] == ""
+        assert "nested too deeply" in rows[4]["error"]  # a hostile row is answered, not a server error
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

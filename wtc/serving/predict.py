@@ -14,6 +14,7 @@ import pandas as pd
 from wtc.errors import WtcError
 from wtc.serving.tasks import (
     AUTO,
+    MAX_TASKS_PER_CALL,
     TaskModelSpec,
     infer_view,
     predict_tasks,
@@ -81,6 +82,8 @@ def _read_tasks(path: Path) -> pd.DataFrame:
         raise WtcError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise WtcError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise WtcError(f"{path}: invalid JSON: nested too deeply (a history is a few levels deep)") from None
     if not isinstance(data, dict) or not data:
         raise WtcError(f"{path}: the top level must be a non-empty object of tasks")
     return pd.DataFrame({"task": list(data), "entry": list(data.values())})
@@ -158,6 +161,9 @@ def _predict(model: Any, frame: pd.DataFrame, threshold: float | None) -> pd.Dat
     """Run a loaded model on raw tasks; a matrix model (logged before raw tasks) is wrapped on the fly."""
     from wtc.tracking.pyfunc import NO_THRESHOLD
 
+    if len(frame) > MAX_TASKS_PER_CALL:  # one call reads at most this many tasks: batches, in order
+        return pd.concat([_predict(model, frame.iloc[start:start + MAX_TASKS_PER_CALL], threshold)
+                          for start in range(0, len(frame), MAX_TASKS_PER_CALL)], ignore_index=True)
     inner = model.unwrap_python_model()
     if hasattr(inner, "parts"):  # the recovery recommender: each part's threshold travels with it
         return model.predict(frame)

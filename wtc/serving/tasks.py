@@ -21,6 +21,8 @@ from wtc.errors import HistoryError
 
 __all__ = [
     "AUTO",
+    "MAX_ENTRY_CHARS",
+    "MAX_TASKS_PER_CALL",
     "REVIEW",
     "TASK_COLUMNS",
     "TaskBatch",
@@ -39,6 +41,13 @@ AUTO, REVIEW = "AUTO", "REVIEW"
 #: The input of a model on raw tasks: the task's ``/workflow/task`` key and its history entry
 #: (the ``errors`` mapping, optionally ``parameters``) as a dict or as JSON text.
 TASK_COLUMNS = ("task", "entry")
+#: The most characters of JSON one task's entry may hold. A WTC entry is a few kB (one matrix of
+#: counts per status); a larger one is refused before it is parsed, so one hostile row cannot
+#: take the memory of a served model.
+MAX_ENTRY_CHARS = 1_000_000
+#: The most tasks one call (a request to the served model) may hold; ``wtc predict`` sends a
+#: history file in batches of this size.
+MAX_TASKS_PER_CALL = 100_000
 _EXTRA_OF_PREFIX = {"campaign:": "campaign", "tasktype:": "task_type", "total:errors": "total",
                     "n:sites": "n_sites", "n:codes": "n_codes"}
 
@@ -120,7 +129,36 @@ def tasks_frame(model_input: Any) -> pd.DataFrame:
     missing = [c for c in TASK_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"the input needs the columns task and entry (one row per task); missing {missing}")
+    if len(frame) > MAX_TASKS_PER_CALL:
+        raise ValueError(f"the input holds {len(frame)} tasks, more than the {MAX_TASKS_PER_CALL} one call may "
+                         "hold: send them in batches")
     return frame.reset_index(drop=True)
+
+
+def _entry_object(entry: Any) -> tuple[str | None, Any]:
+    """``(problem, entry)``: a task's entry as a JSON object, or why it cannot be one.
+
+    Text is refused above :data:`MAX_ENTRY_CHARS` before it is parsed; an object is measured by
+    its JSON text. Nesting deeper than Python's recursion limit is refused, not raised.
+    """
+    if not isinstance(entry, bytes | str):
+        try:
+            size = len(json.dumps(entry))
+        except RecursionError:
+            return "entry: nested too deeply (an entry is a few levels deep)", None
+        except (TypeError, ValueError) as exc:
+            return f"entry: cannot be written as JSON ({str(exc)[:200]})", None
+        if size > MAX_ENTRY_CHARS:
+            return f"entry: {size} characters of JSON, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
+        return None, entry
+    if len(entry) > MAX_ENTRY_CHARS:
+        return f"entry: {len(entry)} characters, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
+    try:
+        return None, json.loads(entry)
+    except RecursionError:
+        return "entry: nested too deeply (an entry is a few levels deep)", None
+    except ValueError as exc:
+        return f"entry: not valid JSON ({str(exc)[:200]})", None
 
 
 def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[History | None, list[str | None]]:
@@ -142,16 +180,13 @@ def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[Histor
     row_of: dict[str, int] = {}
     for i, (task, entry) in enumerate(zip(tasks, entries)):
         if not isinstance(task, str) or not task:
-            errors[i] = f"task: must be a /<workflow>/<task> name, got {task!r}"
+            errors[i] = f"task: must be a /<workflow>/<task> name, got {str(task)[:80]!r}"
             continue
-        if isinstance(entry, bytes | str):
-            try:
-                entry = json.loads(entry)
-            except ValueError as exc:
-                errors[i] = f"entry: not valid JSON ({exc})"
-                continue
+        errors[i], entry = _entry_object(entry)
+        if errors[i] is not None:
+            continue
         if task in records:
-            errors[i] = f"task: {task!r} appears more than once in the input"
+            errors[i] = f"task: {task[:200]!r} appears more than once in the input"
             continue
         records[task], row_of[task] = entry, i
     if not records:
@@ -160,7 +195,7 @@ def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[Histor
         path = Path(tmp, "tasks.json")
         try:
             path.write_text(json.dumps(records), encoding="utf-8")
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             # An entry holding something JSON cannot hold (a Python object): check them one by one.
             history = None
             bad = exc
@@ -177,8 +212,8 @@ def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[Histor
                     load_history(path, strict=True, use_cache=False)
                 except HistoryError as exc:
                     errors[row_of[task]] = _problem(exc)
-                except (TypeError, ValueError) as exc:
-                    errors[row_of[task]] = f"entry: cannot be written as JSON ({exc})"
+                except (TypeError, ValueError, RecursionError) as exc:
+                    errors[row_of[task]] = f"entry: cannot be written as JSON ({str(exc)[:200]})"
                 else:
                     errors[row_of[task]] = f"entry: rejected with the other tasks ({bad})"
             return None, errors
