@@ -377,3 +377,26 @@ def test_model_requirements_come_from_the_pipeline_steps():
     nested = names(Pipeline([("model", CalibratedClassifierCV(XGBClassifier()))]))  # a meta-estimator's inner one
     assert "xgboost" in nested
     assert all("==" in pin for pin in pipeline_requirements(Pipeline([("model", XGBClassifier())])))
+
+
+def test_a_dataset_logged_by_two_jobs_at_once_is_linked_not_lost(tracking_uri, monkeypatch):
+    """The loser of the insert race (a unique-key error from the store) tries again and links the winner's row."""
+    calls = []
+    original = mlflow.MlflowClient.log_inputs
+
+    def racing(self, run_id, datasets=None, models=None):
+        calls.append(run_id)
+        if len(calls) == 1:  # what PostgreSQL answered a parallel sweep behind an MLflow server
+            raise MlflowException('duplicate key value violates unique constraint "dataset_pk"')
+        return original(self, run_id, datasets=datasets, models=models)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_inputs", racing)
+    with RunTracker(tracking_uri, EXPERIMENT) as tracker:
+        tracker.log_dataset("history.json", "a" * 64, "/data/history.json")
+        run_id = tracker.run_id
+    run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
+    assert len(calls) == 2 and [d.dataset.name for d in run.inputs.dataset_inputs] == ["history.json"]
+    monkeypatch.setattr(mlflow.MlflowClient, "log_inputs",
+                        lambda *a, **k: (_ for _ in ()).throw(MlflowException("INVALID_PARAMETER_VALUE: bad")))
+    with pytest.raises(MlflowException, match="bad"), RunTracker(tracking_uri, EXPERIMENT) as tracker:
+        tracker.log_dataset("history.json", "b" * 64, "/data/history.json")  # other errors are not retried

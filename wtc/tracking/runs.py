@@ -159,9 +159,21 @@ class RunLogger:
 
         dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
                           profile=json.dumps(dict(profile)) if profile else None)
+        inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])]
         with self._timed():
-            self._client.log_inputs(self._run_id, datasets=[
-                DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+            for attempt in range(3):
+                try:
+                    self._client.log_inputs(self._run_id, datasets=inputs)
+                    return
+                except mlflow.exceptions.MlflowException as exc:
+                    # Parallel jobs of a sweep log the same dataset at once: the store looks it up,
+                    # finds nothing, and both insert it; the loser's unique-key error (seen with
+                    # PostgreSQL behind a tracking server) rolls back, and a second try finds the
+                    # row the winner wrote and only links it to this run.
+                    text = str(exc).lower()
+                    if attempt == 2 or not ("unique" in text or "duplicate key" in text):
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         """Save a matplotlib figure (e.g. ``plots/roc.png``) and close it."""
