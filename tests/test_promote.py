@@ -129,3 +129,16 @@ def test_unknown_metric_is_one_line(tracking_uri, capsys):
     code = main(["promote", "--experiment", "x", "--metric", "cv/log_loss", "--name", "m",
                  "--tracking-uri", tracking_uri])
     assert code == 2 and capsys.readouterr().err.startswith("error: --metric must be test/<name>")
+
+
+def test_baselines_of_the_champion_preset_are_plain_models(tmp_path):
+    """The champion's ensemble and calibration are not carried over to the rules and dummy baselines."""
+    from wtc.tracking.registry import baseline_config
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        champion = compose("config", overrides=["+experiment=champion", "target=binary"])
+    assert champion.ensemble.kind == "folds" and champion.calibration.method != "none"
+    cfg = baseline_config(champion, "rules", f"sqlite:///{tmp_path}/mlflow.db", "wtc-binary")
+    assert cfg.model.name == "rules" and cfg.search.kind == "none"
+    assert cfg.ensemble.kind == "none" and cfg.calibration.method == "none"
+    assert cfg.data.view == champion.data.view and cfg.cv.n_splits == champion.cv.n_splits

@@ -71,8 +71,8 @@ def test_fold_ensemble_with_calibration_is_the_logged_model(history_path, tracki
     assert isinstance(model, CalibratedClassifier) and isinstance(model.estimator_, AveragingClassifier)
     members = model.estimator_.estimators_
     assert len(members) == 2 and result.metrics["refit/members"] == 2
-    # Each fold's member keeps the rounds its own fold picked.
-    assert all(m.named_steps["model"].refit_iterations >= 1 for m in members)
+    # Each fold's member stopped on its own fold's validation rows, with its own rounds.
+    assert all(m.named_steps["model"].best_iteration_ >= 1 for m in members)
     metrics = result.metrics
     for name in ("calibration/temperature", "calibration/oof_log_loss_before", "calibration/oof_log_loss_after",
                  "calibration/test_log_loss_before", "calibration/test_ece_before", "calibration/test_ece_after"):
@@ -124,3 +124,34 @@ def test_a_best_parameter_at_a_bound_is_a_warning_and_a_tag(history_path, tracki
     assert f"best estimator__num_leaves={value} at its {side} bound {value}" in caplog.text
     _, parents, _ = runs_of(tracking_uri)
     assert parents[0].data.tags["wtc.at_bound"] == "estimator__num_leaves"
+
+
+def test_fold_members_train_on_their_fold_and_stop_on_its_validation_rows():
+    """A recording booster: member k trains on fold k's training rows and early-stops on fold
+    k's validation rows, never on anything else; its out-of-fold rows feed the calibrator."""
+    from imblearn.pipeline import Pipeline
+    from sklearn.model_selection import StratifiedKFold
+
+    from tests.models.test_early_stopping import SEEN, RecordingLGBM, lgbm, noisy_problem
+    from wtc.models import EarlyStoppingClassifier
+    from wtc.refit import fit_final_model
+    from wtc.tuning import FixedSearcher
+    from wtc.tuning.objective import TrialRecord, TuningResult
+
+    X, y = noisy_problem(n=300)
+    ids = np.arange(1, 301)
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(np.zeros(300), y))
+    pipeline = Pipeline([("model", EarlyStoppingClassifier(lgbm(RecordingLGBM), patience=5, random_state=0))])
+    trial = TrialRecord(0, {"estimator__num_leaves": 7}, {}, 0.5, 0.0, 1.0,
+                        fold_predictions=[(y[va], np.full((va.size, 2), 0.5)) for _, va in folds],
+                        fold_iterations=[50, 60, 70])
+    tuning = TuningResult(FixedSearcher(), [trial])
+    SEEN.clear()
+    final = fit_final_model(pipeline, tuning, X, y, folds, 2, {"kind": "folds"}, calibration="temperature")
+    assert len(SEEN) == 3
+    for (trained, stopped), (tr, va) in zip(SEEN, folds):
+        assert set(trained) == set(ids[tr]) and set(stopped) == set(ids[va])
+    members = final.model.estimator_.estimators_
+    assert [m.named_steps["model"].estimator_.get_params()["num_leaves"] for m in members] == [7, 7, 7]
+    assert final.metrics["calibration/oof_rows"] == 300
+    SEEN.clear()

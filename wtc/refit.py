@@ -1,7 +1,8 @@
 """The model a run logs: the refit of the best trial or an ensemble of fits, calibrated on out-of-fold predictions.
 
 ``ensemble=none`` refits the best parameters on the whole training split; ``ensemble=folds``
-averages one model per CV fold of the best trial (bagging over folds); ``ensemble=top_k``
+averages one model per CV fold of the best trial (bagging over folds; an early-stopped booster
+stops on its fold's validation rows); ``ensemble=top_k``
 averages the refits of the ``k`` best trials. ``calibration=temperature|sigmoid|isotonic``
 then maps the probabilities with a calibrator fitted on out-of-fold predictions of the
 training split: never on a test row.
@@ -18,6 +19,7 @@ import numpy as np
 from wtc.config_checks import ENSEMBLE_KINDS
 from wtc.evaluation.metrics import REGISTRY
 from wtc.models.calibration import CALIBRATION_METHODS, CalibratedClassifier
+from wtc.models.early_stopping import EarlyStoppingClassifier
 from wtc.models.ensemble import AveragingClassifier
 from wtc.models.pipeline import MODEL_STEP, full_proba, with_params
 
@@ -79,15 +81,37 @@ def _ranked_trials(tuning) -> list:
     return sorted(finished, key=lambda t: (t.value, t.index))
 
 
+def _fit_stopping_on(member, X, y, X_val, y_val):
+    """Fit a pipeline whose model is an :class:`EarlyStoppingClassifier` on ``X, y``, the booster
+    stopping on ``X_val, y_val`` (passed through the fitted scaler; samplers touch training rows only)."""
+    for _, step in member.steps[:-1]:
+        if hasattr(step, "fit_resample"):
+            X, y = step.fit_resample(X, y)
+        else:
+            X = step.fit_transform(X, y)
+            X_val = step.transform(X_val)
+    member.steps[-1][1].fit(X, y, validation=(X_val, y_val))
+    return member
+
+
 def _fold_members(pipeline, best, X, y, folds, n_classes: int):
-    """One model per CV fold of the best trial, fitted on that fold's training rows (an
-    early-stopped model with the rounds its own fold picked), and their predictions on the
-    fold's validation rows: out-of-fold predictions of exactly these members."""
+    """One model per CV fold of the best trial, fitted on that fold's training rows, and their
+    predictions on the fold's validation rows.
+
+    An early-stopped booster stops on its fold's validation rows (grouped by workflow, like the
+    folds; the inner split of a CV trial is not, and its rounds run long on sibling tasks), so
+    each member keeps its own rounds; those out-of-fold predictions then saw their rows pick
+    the rounds, which is a little optimistic for a calibrator. Any other model is fitted as in
+    the trial, and its out-of-fold predictions are the trial's own.
+    """
     members, y_oof, proba_oof = [], [], []
-    iterations = list(best.fold_iterations or [])
-    for k, (train, valid) in enumerate(folds):
-        rounds = iterations[k] if k < len(iterations) and len(iterations) == len(folds) else None
-        member = with_params(pipeline, refit_params(pipeline, best.params, rounds)).fit(X[train], y[train])
+    for train, valid in folds:
+        member = with_params(pipeline, best.params)
+        model = member.named_steps[MODEL_STEP]
+        if isinstance(model, EarlyStoppingClassifier) and model.refit_iterations is None:
+            member = _fit_stopping_on(member, X[train], y[train], X[valid], y[valid])
+        else:
+            member.fit(X[train], y[train])
         members.append(member)
         y_oof.append(y[valid])
         proba_oof.append(full_proba(member, X[valid], n_classes))

@@ -140,13 +140,18 @@ class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         if self.refit_iterations is not None and int(self.refit_iterations) < 1:
             raise ValueError(f"refit_iterations must be at least 1 or None, got {self.refit_iterations!r}")
 
-    def fit(self, X, y):
+    def fit(self, X, y, validation=None):
         """Fit the booster with early stopping on an inner split of these rows (see the class doc).
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        validation : (X_val, y_val), optional
+            Other rows to stop on instead of an inner split: all of ``X`` is trained on. A
+            fold-ensemble member stops on its CV fold's validation rows this way (grouped by
+            workflow, unlike the inner split). Rows of a class ``y`` lacks are left out of it;
+            ignored with ``refit_iterations``.
 
         Returns
         -------
@@ -159,7 +164,25 @@ class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.classes_ = encoder.classes_
         if self.classes_.size < 2:
             raise ValueError(f"a classifier needs at least 2 classes in y; got the one class {self.classes_[0]!r}")
+        if validation is not None and self.refit_iterations is None:
+            X_val, y_val = validation
+            X_val = validate_data(self, X_val, accept_sparse=("csr", "csc"), reset=False)
+            known = np.isin(np.asarray(y_val), self.classes_)
+            return self._fit_on(X, encoder.transform(y), X_val[known], encoder.transform(np.asarray(y_val)[known]))
         return self._fit(X, encoder.transform(y))
+
+    def _fit_on(self, X, y, X_val, y_val):
+        """Boost on every row of ``X``, stopping on the given validation rows."""
+        estimator = clone(self.estimator)
+        self.validation_rows_ = np.zeros(0, dtype=np.intp)  # none of the rows given to fit
+        if y_val.size == 0:
+            self.estimator_ = estimator.fit(X, y)
+            self.best_iteration_ = int(estimator.get_params()["n_estimators"])
+            return self
+        fit_with_eval = next(fit for is_family, fit in _FITTERS if is_family(estimator))
+        self.best_iteration_ = fit_with_eval(estimator, X, y, X_val, y_val, int(self.patience))
+        self.estimator_ = estimator
+        return self
 
     def _fit(self, X, y):
         estimator = clone(self.estimator)

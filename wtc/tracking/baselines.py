@@ -74,7 +74,8 @@ def baseline_config(champion_cfg: DictConfig, model: str, tracking_uri: str, exp
     class merging, seed, test share, cv kind, paths), whatever today's defaults are; composing
     a fresh config from ``conf/`` with a few overrides would silently take the defaults for
     anything not overridden. The model node itself is composed by Hydra from ``conf/`` (what
-    ``model=<name>`` means), and the search is off (baselines have nothing to tune).
+    ``model=<name>`` means), the search is off (baselines have nothing to tune) and so are
+    the ensemble and the calibration.
     """
     from hydra import compose, initialize_config_dir
 
@@ -91,6 +92,9 @@ def baseline_config(champion_cfg: DictConfig, model: str, tracking_uri: str, exp
     cfg.model = OmegaConf.to_container(node, resolve=True)["model"]
     cfg.search = composed.search
     cfg.diagnostics = composed.diagnostics
+    # A baseline is one plain model: the champion's ensemble and calibration are not its own.
+    cfg.ensemble = composed.ensemble
+    cfg.calibration = composed.calibration
     cfg.tracking.uri = tracking_uri
     cfg.tracking.experiment = experiment
     cfg.tracking.log_model = False
