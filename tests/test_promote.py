@@ -133,7 +133,7 @@ def test_unknown_metric_is_one_line(tracking_uri, capsys):
 
 def test_baselines_of_the_champion_preset_are_plain_models(tmp_path):
     """The champion's ensemble and calibration are not carried over to the rules and dummy baselines."""
-    from wtc.tracking.registry import baseline_config
+    from wtc.tracking.baselines import baseline_config
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         champion = compose("config", overrides=["+experiment=champion", "target=binary"])
