@@ -15,8 +15,9 @@ from mlflow.entities import RunStatus, ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from wtc.errors import WtcError
+from wtc.sqlite import sqlite_db_path
 from wtc.tracking.runs import RunTracker
-from wtc.tracking.store import _sqlite_db_path, check_reachable
+from wtc.tracking.store import check_reachable
 
 __all__ = [
     "CHOICE_PARAMS",
@@ -46,7 +47,7 @@ def _client(tracking_uri: str) -> mlflow.MlflowClient:
     """A client on an existing store; a missing SQLite file or a server that does not answer is an error
     (MLflow would create the one and retry the other for minutes)."""
     check_reachable(tracking_uri)
-    db_path = _sqlite_db_path(tracking_uri)
+    db_path = sqlite_db_path(tracking_uri)
     if db_path is not None and not db_path.is_file():
         raise WtcError(f"no tracking store at {tracking_uri} ({db_path} does not exist); "
                        "run an experiment first or pass --tracking-uri")

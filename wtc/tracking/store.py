@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +15,11 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
 from wtc.errors import TrackingError, WtcError
+from wtc.sqlite import SQLITE_PREFIX, sqlite_db_path, sqlite_lock
 
 __all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "check_reachable", "config_tracking_uri",
            "default_tracking_uri", "init_store", "resolve_tracking_uri"]
 
-_SQLITE_PREFIX = "sqlite:///"
 #: Seconds the probe of a tracking server waits for an answer. MLflow's own client retries an
 #: unreachable server for minutes (7 retries with exponential backoff, per call).
 PROBE_TIMEOUT_S = 5.0
@@ -49,7 +47,7 @@ def default_tracking_uri(mlruns: Path | str | None = None) -> str:
     """
     folder = Path(mlruns or Path.cwd() / "mlruns").resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    return f"{_SQLITE_PREFIX}{folder / 'mlflow.db'}"
+    return f"{SQLITE_PREFIX}{folder / 'mlflow.db'}"
 
 
 def resolve_tracking_uri(uri: str | None, mlruns: Path | str | None = None) -> str:
@@ -104,38 +102,10 @@ def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         ) from None
 
 
-def _sqlite_db_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (relative paths are relative to cwd)."""
-    if not uri.startswith(_SQLITE_PREFIX):
-        return None
-    return Path(uri[len(_SQLITE_PREFIX) :].split("?", 1)[0]).resolve()
-
-
 def _artifact_root(db_path: Path) -> Path:
     """Artifacts live in ``mlruns/artifacts`` beside (or under) the database."""
     mlruns = db_path.parent if db_path.parent.name == "mlruns" else db_path.parent / "mlruns"
     return mlruns / "artifacts"
-
-
-@contextlib.contextmanager
-def _store_lock(db_path: Path | None) -> Iterator[None]:
-    """Serialise schema creation and experiment creation across processes (SQLite only).
-
-    Concurrent first writes to a fresh SQLite store corrupt its schema (STACK.md), so
-    every process that may create tables or experiments takes this lock first.
-    """
-    if db_path is None:
-        yield
-        return
-    import fcntl  # POSIX only; the SQLite store is a local-disk, single-host store anyway
-
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(db_path.with_name(db_path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def init_store(
@@ -164,8 +134,8 @@ def init_store(
     """
     uri = resolve_tracking_uri(uri, mlruns)
     check_reachable(uri)
-    db_path = _sqlite_db_path(uri)
-    with _store_lock(db_path):
+    db_path = sqlite_db_path(uri)
+    with sqlite_lock(db_path):
         client = mlflow.MlflowClient(tracking_uri=uri)
         if experiment_name is None:
             client.search_experiments(max_results=1)  # first touch creates the schema

@@ -20,11 +20,11 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from wtc.errors import ConfigError
 from wtc.provenance import process_alive
+from wtc.sqlite import sqlite_db_path, sqlite_lock
 
 __all__ = ["RUN_KEYS", "SharedStudy", "StudySpec", "derive_seed", "study_name", "study_spec"]
 
@@ -130,25 +130,6 @@ def _quiet_optuna() -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def _file_lock(url: str) -> Iterator[None]:
-    """Serialise creating the tables and the study of a SQLite file (parallel first writes to a
-    fresh SQLite database can break its schema); a server database needs no lock."""
-    if not url.startswith("sqlite:///"):
-        yield
-        return
-    import fcntl
-
-    path = Path(url[len("sqlite:///"):].split("?", 1)[0]).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _finished(trial) -> bool:
     """COMPLETE, PRUNED, or evaluated with a non-finite value (Optuna stores those as FAIL)."""
     from optuna.trial import TrialState
@@ -190,7 +171,7 @@ class SharedStudy:
         engine = {"connect_args": {"timeout": 60}} if spec.url.startswith("sqlite") else {"pool_pre_ping": True}
         heartbeat = spec.heartbeat_s
         try:
-            with _file_lock(spec.url), _quiet_optuna():
+            with sqlite_lock(sqlite_db_path(spec.url)), _quiet_optuna():
                 self.storage = optuna.storages.RDBStorage(
                     spec.url, engine_kwargs=engine, heartbeat_interval=heartbeat,
                     # A trial's heartbeat thread may wait on a long fit holding the GIL:
