@@ -329,6 +329,11 @@ def test_every_experiment_preset_composes(preset):
                               return_hydra_config=True)
                 check_config(job)
                 assert job.hydra.runtime.choices.get(key, value) == value
+        # On a cluster the launcher is replaced whole; nothing in the preset may assume joblib's keys.
+        for launcher in ("slurm", "local"):
+            job = compose("config", overrides=[f"+experiment={preset}", f"hydra/launcher={launcher}"],
+                          return_hydra_config=True)
+            assert job.hydra.runtime.choices["hydra/launcher"] == launcher
 
 
 def test_a_view_without_columns_is_a_config_error(tmp_path, tracking_uri):
