@@ -18,13 +18,17 @@ since both enter each cell's share):
 - **whitelist**: stratified. The slots that land on the task's observed eligible sites give
   the set ``A``, enumerated exactly with its probability (inclusion-exclusion over the
   ``n ~ P(n)`` slots); the other slots only move the whitelist's pull totals and are
-  sampled (``samples`` sequences per task from the prior restricted to the unobserved sites,
-  shared by every ``A`` so the estimate is smooth in ``A``). With few eligible sites (tests,
-  point masses) those sequences are enumerated instead, and the whole posterior is exact.
+  sampled: for each ``A``, its "no slot elsewhere" part exactly, the rest by ``samples``
+  sequences per task from the prior restricted to the unobserved sites (the number of them,
+  m, drawn from ``P(m | A, m > 0)``), shared by every ``A`` so the estimate is smooth in
+  ``A``. With few eligible sites (tests, point masses) every (m, sequence) is enumerated
+  instead, and the whole posterior is exact.
 
-All sums run in log space. The Monte Carlo error is reported by the benchmark (two seeds,
-two sample sizes); see ``python -m wtc.bench quality``. This is a yardstick: no model, view or
-preset may use it.
+All sums run in log space, in blocks of whole tasks. Error, measured on the default benchmark's
+1,516 test rows (binary; action_split alike): the Monte Carlo standard error of the test
+log-loss is ~1e-4 at 32 samples (seeds 0 and 1 differ by 1.0e-4, 16 and 64 samples by 2e-5);
+16 and 64 quadrature nodes move it by 6e-6 and 2e-7. About 80 s for 7,582 tasks on one core.
+This is a yardstick: no model, view or preset may use it.
 """
 
 from __future__ import annotations
