@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from wtc.bench import bench_quality, main
 
 
@@ -26,12 +28,19 @@ def test_quality_benchmark_prints_one_table_per_target(capsys, tracking_uri):
     tables = bench_quality(None, generate_seed=3, tasks=400, budget_s=3, targets=["binary"], trials=1,
                            recipes=["champion", "seed_xgb", "rules", "dummy", "flaml"], tracking_uri=tracking_uri)
     out = capsys.readouterr().out
-    assert "log_loss" in out and "x oracle" in out and "cov@95" in out and "wall_s" in out
+    assert "log_loss" in out and "x oracle" in out and "cov@95" in out and "wall_s" in out and "x blind" in out
+    assert "name-blind oracle (32 whitelist samples per task)" in out
     names = [r["recipe"] for r in tables["binary"]]
     assert names[:4] == ["champion", "seed_xgb", "rules", "dummy"] and names[4].startswith("flaml (")
     for row in tables["binary"]:
         assert row["oracle_log_loss"] > 0 and row["wall_s"] > 0 and 0 <= row["coverage_p95"] <= 1
+        assert row["oracle_blind_log_loss"] > 0 and 0 <= row["oracle_blind_coverage_p95"] <= 1
         assert row["recipe"].split()[0] in out
+    # the limits' own rows come first: the oracle, then the name-blind oracle (its figures, both ratios)
+    oracle, blind = (line.split() for line in out.splitlines() if line.split()[:1] in (["oracle"], ["blind"]))
+    assert float(oracle[1]) == pytest.approx(tables["binary"][0]["oracle_log_loss"], abs=1e-4)
+    assert float(blind[2]) == pytest.approx(tables["binary"][0]["oracle_blind_log_loss"], abs=1e-4)
+    assert float(blind[4]) == pytest.approx(1.0) and float(oracle[2]) == pytest.approx(1.0)
 
 
 def test_quality_benchmark_without_flaml_says_so_in_one_line(capsys, monkeypatch, tracking_uri):

@@ -145,7 +145,7 @@ QUALITY_RECIPES = (
 )
 
 
-def _quality_row(name: str, y_test, proba, oracle, wall_s: float) -> dict:
+def _quality_row(name: str, y_test, proba, oracle, wall_s: float, oracle_blind=None) -> dict:
     from wtc.evaluation.diagnostics import automation_metrics
     from wtc.evaluation.metrics import score_all
 
@@ -153,10 +153,22 @@ def _quality_row(name: str, y_test, proba, oracle, wall_s: float) -> dict:
     scores = score_all(y_test, proba, n_classes)
     row = {"recipe": name, "log_loss": scores["log_loss"], "roc_auc": scores["roc_auc"],
            "coverage_p95": automation_metrics(y_test, proba, "t")["t/coverage_at_p95"], "wall_s": wall_s}
-    if oracle is not None:
-        best = score_all(y_test, oracle, n_classes)
-        row["oracle_log_loss"] = best["log_loss"]
-        row["oracle_coverage_p95"] = automation_metrics(y_test, oracle, "o")["o/coverage_at_p95"]
+    for prefix, best_proba in (("oracle", oracle), ("oracle_blind", oracle_blind)):
+        if best_proba is not None:
+            best = score_all(y_test, best_proba, n_classes)
+            row[f"{prefix}_log_loss"], row[f"{prefix}_roc_auc"] = best["log_loss"], best["roc_auc"]
+            row[f"{prefix}_coverage_p95"] = automation_metrics(y_test, best_proba, "o")["o/coverage_at_p95"]
+    return row
+
+
+def _row_of_metrics(name: str, m: dict, wall_s: float) -> dict:
+    """A quality row from a run's metrics (with ``oracle/…`` and ``oracle_blind/…`` when present)."""
+    row = {"recipe": name, "log_loss": m["test/log_loss"], "roc_auc": m["test/roc_auc"],
+           "coverage_p95": m["test/coverage_at_p95"], "wall_s": wall_s}
+    for prefix in ("oracle", "oracle_blind"):
+        if f"{prefix}/log_loss" in m:
+            row.update({f"{prefix}_log_loss": m[f"{prefix}/log_loss"], f"{prefix}_roc_auc": m[f"{prefix}/roc_auc"],
+                        f"{prefix}_coverage_p95": m[f"{prefix}/coverage_at_p95"]})
     return row
 
 
@@ -183,30 +195,57 @@ def _flaml_row(cfg, budget_s: float) -> dict:
     wall_s = time.perf_counter() - start
     proba = full_proba(automl, data.X[splits.test], len(data.classes))
     oracle = data.oracle[splits.test] if data.oracle is not None else None
-    row = _quality_row(f"flaml ({automl.best_estimator})", data.y[splits.test], proba, oracle, wall_s)
+    blind = data.oracle_blind[splits.test] if data.oracle_blind is not None else None
+    row = _quality_row(f"flaml ({automl.best_estimator})", data.y[splits.test], proba, oracle, wall_s, blind)
     row["train_rows"], row["test_rows"] = len(splits.train), len(splits.test)
     return row
 
 
+def _ratio(a, b) -> float:
+    return a / b if b else float("nan")
+
+
 def _print_quality(target: str, rows: list[dict]) -> None:
-    oracle = next((r for r in rows if "oracle_log_loss" in r), None)
-    print(f"\n{target}: test log-loss, its ratio to the oracle's, ROC AUC, coverage at 95% precision "
-          f"(and its ratio to the oracle's), wall time")
-    print(f"{'recipe':>24} {'log_loss':>9} {'x oracle':>9} {'roc_auc':>8} {'cov@95':>7} {'x oracle':>9} {'wall_s':>8}")
-    if oracle is not None:
-        print(f"{'oracle':>24} {oracle['oracle_log_loss']:>9.4f} {1:>9.3f} {'':>8} "
-              f"{oracle['oracle_coverage_p95']:>7.3f} {1:>9.2f} {'':>8}")
+    """One table: each recipe's figures and their ratios to the oracle's and the blind oracle's."""
+    best = {p: next((r for r in rows if f"{p}_log_loss" in r), {}) for p in ("oracle", "oracle_blind")}
+    print(f"\n{target}: test log-loss and its ratio to the oracle's (x oracle) and the name-blind oracle's "
+          f"(x blind), ROC AUC, coverage at 95% precision and its ratios, wall time")
+    print(f"{'recipe':>24} {'log_loss':>9} {'x oracle':>9} {'x blind':>8} {'roc_auc':>8} {'cov@95':>7} {'x oracle':>9} "
+          f"{'x blind':>8} {'wall_s':>8}")
+    for prefix, name in (("oracle_blind", "blind oracle"), ("oracle", "oracle")):  # oracle first
+        r = best[prefix]
+        if r:  # the limits' own rows: both ratios against the same two limits
+            rows = [{"recipe": name, "log_loss": r[f"{prefix}_log_loss"], "roc_auc": r[f"{prefix}_roc_auc"],
+                     "coverage_p95": r[f"{prefix}_coverage_p95"], "wall_s": float("nan")}] + rows
+    ref = {p: (best[p].get(f"{p}_log_loss", float("nan")), best[p].get(f"{p}_coverage_p95", float("nan")))
+           for p in best}
     for r in rows:
-        ratio = r["log_loss"] / r["oracle_log_loss"] if "oracle_log_loss" in r else float("nan")
-        cov_ratio = (r["coverage_p95"] / r["oracle_coverage_p95"]
-                     if r.get("oracle_coverage_p95") else float("nan"))
-        print(f"{r['recipe']:>24} {r['log_loss']:>9.4f} {ratio:>9.3f} {r['roc_auc']:>8.3f} {r['coverage_p95']:>7.3f} "
-              f"{cov_ratio:>9.2f} {r['wall_s']:>8.1f}", flush=True)
+        print(f"{r['recipe']:>24} {r['log_loss']:>9.4f} {_ratio(r['log_loss'], ref['oracle'][0]):>9.3f} "
+              f"{_ratio(r['log_loss'], ref['oracle_blind'][0]):>8.3f} {r['roc_auc']:>8.3f} {r['coverage_p95']:>7.3f} "
+              f"{_ratio(r['coverage_p95'], ref['oracle'][1]):>9.2f} "
+              f"{_ratio(r['coverage_p95'], ref['oracle_blind'][1]):>8.2f} {r['wall_s']:>8.1f}", flush=True)
+
+
+def _ensure_blind_oracle(conf: Path, base: list[str], samples: int) -> None:
+    """Write the history's name-blind oracle sidecar unless it is there (timed): the runs read it."""
+    from hydra import compose, initialize_config_dir
+
+    from wtc.data.dataset import resolve_data_path
+    from wtc.data.oracle import has_oracle
+    from wtc.data.synthetic import ensure_blind_oracle
+
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        path = resolve_data_path(compose("config", overrides=base))
+    if not has_oracle(path):
+        return  # not a generated history: there is no oracle of either kind
+    start = time.perf_counter()
+    ensure_blind_oracle(path, samples=samples)
+    print(f"name-blind oracle ({samples} whitelist samples per task): {time.perf_counter() - start:.1f} s", flush=True)
 
 
 def bench_quality(history: str | None, generate_seed: int | None, tasks: int, budget_s: float, targets: list[str],
                   trials: int | None = None, recipes: list[str] | None = None,
-                  tracking_uri: str | None = None) -> dict[str, list[dict]]:
+                  tracking_uri: str | None = None, blind_samples: int = 32) -> dict[str, list[dict]]:
     """The champion preset, the seed recipes, the rules baseline, the dummy and FLAML on the same split.
 
     Each recipe is one ``wtc.experiment.run`` (tracked in a temporary store, no figures, no
@@ -230,6 +269,9 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
         A subset of :data:`QUALITY_RECIPES`' names and ``flaml``; all by default.
     tracking_uri : str, optional
         Keep the runs in this MLflow store (default: a temporary one).
+    blind_samples : int
+        Whitelist samples per task of the name-blind oracle, computed beside a generated
+        history on first use (its figures come with every row); 0 leaves it out.
     """
     from hydra import compose, initialize_config_dir
 
@@ -259,6 +301,8 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
         if history is not None:
             base.append(f"data.path={history}")
         print(f"history: {history or 'the default benchmark'}; FLAML budget {budget_s:.0f} s", flush=True)
+        if blind_samples:
+            _ensure_blind_oracle(conf, base, blind_samples)
         for target in targets:
             rows = []
             for name, overrides in chosen:
@@ -267,12 +311,7 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
                     cfg = compose("config", overrides=[*overrides, f"target={target}", *base, *extra])
                 start = time.perf_counter()
                 result = run(cfg)
-                m = result.metrics
-                row = {"recipe": name, "log_loss": m["test/log_loss"], "roc_auc": m["test/roc_auc"],
-                       "coverage_p95": m["test/coverage_at_p95"], "wall_s": time.perf_counter() - start}
-                if "oracle/log_loss" in m:
-                    row.update(oracle_log_loss=m["oracle/log_loss"], oracle_coverage_p95=m["oracle/coverage_at_p95"])
-                rows.append(row)
+                rows.append(_row_of_metrics(name, result.metrics, time.perf_counter() - start))
             if with_flaml:  # on the champion's view and split
                 with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
                     cfg = compose("config", overrides=["+experiment=champion", f"target={target}", *base])
@@ -309,12 +348,16 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--tracking-uri", help="keep the runs in this MLflow store (default: a temporary one)")
     quality.add_argument("--recipes", help="comma-separated subset of: "
                          + ",".join([r for r, _ in QUALITY_RECIPES] + ["flaml"]))
+    quality.add_argument("--blind-samples", type=int, default=32,
+                         help="whitelist samples per task of the name-blind oracle, computed beside the history "
+                              "on first use (default 32; 0: leave it out)")
     args = parser.parse_args(argv)
     if args.what == "data":
         bench_data(args.sizes, args.seed)
     elif args.what == "quality":
         bench_quality(args.history, args.generate_seed, args.tasks, args.budget_s, args.targets.split(","),
-                      args.trials, args.recipes.split(",") if args.recipes else None, args.tracking_uri)
+                      args.trials, args.recipes.split(",") if args.recipes else None, args.tracking_uri,
+                      args.blind_samples)
     else:
         bench_sweep(args.tasks, args.trials, args.folds, args.models, args.views, args.resamplers, args.diagnostics)
     return 0

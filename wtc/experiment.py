@@ -61,7 +61,8 @@ def _data_params(data: Dataset, n_train: int, n_test: int) -> dict:
 
 def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
     """``test/…``, ``train/…``, over-training KS, coverage at 90/95/99% precision and, with an
-    oracle, ``oracle/…`` on the same test rows."""
+    oracle, ``oracle/…`` on the same test rows (``oracle_blind/…`` for the name-blind oracle when
+    the history has its sidecar)."""
     n_classes = len(data.classes)
     y_train, y_test = data.y[splits.train], data.y[splits.test]
     metrics = {f"test/{k}": v for k, v in score_all(y_test, test_proba, n_classes).items()}
@@ -74,6 +75,10 @@ def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
         oracle = score_all(y_test, data.oracle[splits.test], n_classes)
         metrics.update({f"oracle/{k}": v for k, v in oracle.items()})
         metrics.update(automation_metrics(y_test, data.oracle[splits.test], "oracle"))
+    if data.oracle_blind is not None:
+        blind = score_all(y_test, data.oracle_blind[splits.test], n_classes)
+        metrics.update({f"oracle_blind/{k}": v for k, v in blind.items()})
+        metrics.update(automation_metrics(y_test, data.oracle_blind[splits.test], "oracle_blind"))
     return metrics
 
 

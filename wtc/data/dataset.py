@@ -36,6 +36,7 @@ class Dataset:
     dates: object  # pandas Series of request dates
     oracle: np.ndarray | None
     n_unlabelled: int
+    oracle_blind: np.ndarray | None = None  # the name-blind oracle, when its sidecar exists
 
 
 def _paths(cfg: DictConfig) -> DictConfig:
@@ -105,10 +106,13 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     if X.shape[1] == 0:
         raise ConfigError(f"{path}: view {cfg.data.view!r} has no column on this history "
                           f"(statuses here: {', '.join(history.statuses)}); choose another data=…")
-    oracle = None
+    oracle = oracle_blind = None
     if has_oracle(path):
         proba, _ = load_oracle(path, cfg.target.name, history=history)
         oracle = proba[labelled] @ mapping
+    if has_oracle(path, blind=True):
+        proba, _ = load_oracle(path, cfg.target.name, history=history, blind=True)
+        oracle_blind = proba[labelled] @ mapping
     workflows = np.asarray(history.workflows, dtype=object)[labelled]
     return Dataset(
         path=path,
@@ -121,4 +125,5 @@ def load_dataset(cfg: DictConfig) -> Dataset:
         dates=history.request_dates[labelled],
         oracle=oracle,
         n_unlabelled=int((~labelled).sum()),
+        oracle_blind=oracle_blind,
     )

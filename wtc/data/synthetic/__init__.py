@@ -20,6 +20,8 @@ The package is split along those steps:
   into a JSON-ready history (:func:`generate_history`);
 - :mod:`~wtc.data.synthetic.posterior`: the exact likelihood, posterior and oracle table
   (:func:`oracle_of`);
+- :mod:`~wtc.data.synthetic.blind`: the name-blind oracle, the traits marginalised over
+  their prior (:func:`blind_oracle_of`): the limit of a model that cannot read the traits;
 - :mod:`~wtc.data.synthetic.io`: benchmark files, their oracle sidecars and the default
   benchmark;
 - :mod:`~wtc.data.synthetic.calibration`: the recipe on random vs grouped splits, with the oracle.
@@ -27,8 +29,10 @@ The package is split along those steps:
 
 from __future__ import annotations
 
+from wtc.data.synthetic.blind import blind_oracle_of
 from wtc.data.synthetic.io import (
     default_history_path,
+    ensure_blind_oracle,
     ensure_default_history,
     load_oracle_table,
     oracle_path,
@@ -54,7 +58,9 @@ __all__ = [
     "SEVERITIES",
     "STATUSES",
     "TASK_CLASSES",
+    "blind_oracle_of",
     "default_history_path",
+    "ensure_blind_oracle",
     "ensure_default_history",
     "generate_history",
     "load_oracle_table",

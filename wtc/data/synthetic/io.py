@@ -13,10 +13,11 @@ from wtc.data.synthetic.sampling import generate_history
 from wtc.data.synthetic.world import DEFAULT_TASKS, GENERATOR_VERSION
 
 
-def oracle_path(history_path) -> Path:
-    """The oracle sidecar of a history: same folder and stem, suffix ``.oracle.parquet``."""
+def oracle_path(history_path, blind: bool = False) -> Path:
+    """The oracle sidecar of a history: same folder and stem, suffix ``.oracle.parquet``
+    (``.blind_oracle.parquet`` for the name-blind oracle, see :mod:`~wtc.data.synthetic.blind`)."""
     path = Path(history_path)
-    return path.with_name(path.stem + ".oracle.parquet")
+    return path.with_name(path.stem + (".blind_oracle.parquet" if blind else ".oracle.parquet"))
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -60,18 +61,37 @@ def write_benchmark(path, n_tasks: int = DEFAULT_TASKS, seed: int = 0) -> Path:
     return path
 
 
-def load_oracle_table(history_path) -> pd.DataFrame:
-    """Read the oracle sidecar of a history (see :func:`oracle_of` for its columns).
+def load_oracle_table(history_path, blind: bool = False) -> pd.DataFrame:
+    """Read the oracle sidecar of a history (see :func:`oracle_of` for its columns), or with
+    ``blind`` the name-blind oracle's (see :func:`ensure_blind_oracle`).
 
     Raises
     ------
     FileNotFoundError
         When the sidecar is missing (only generated histories have one).
     """
-    sidecar = oracle_path(history_path)
+    sidecar = oracle_path(history_path, blind)
     if not sidecar.exists():
         raise FileNotFoundError(f"no oracle sidecar {sidecar} for {history_path} (only generated histories have one)")
     return pd.read_parquet(sidecar)
+
+
+def ensure_blind_oracle(history_path, samples: int = 32, seed: int = 0) -> Path:
+    """The name-blind oracle's sidecar of a generated history, computed on first use.
+
+    It costs minutes per 10,000 tasks (see :mod:`~wtc.data.synthetic.blind`), so unlike the
+    exact oracle it is not written with every history: the quality benchmark asks for it. A
+    sidecar whose tasks are not the history's is recomputed.
+    """
+    from wtc.data.synthetic.blind import blind_oracle_of
+
+    sidecar = oracle_path(history_path, blind=True)
+    history = json.loads(Path(history_path).read_bytes())
+    if sidecar.exists() and list(pd.read_parquet(sidecar, columns=["task"])["task"]) == list(history):
+        return sidecar
+    table = blind_oracle_of(history, samples=samples, seed=seed)
+    _atomic_write(sidecar, lambda tmp: table.to_parquet(tmp, index=False))
+    return sidecar
 
 
 def default_history_path(folder=None) -> Path:

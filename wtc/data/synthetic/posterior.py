@@ -21,12 +21,12 @@ import pandas as pd
 from scipy.special import gammaln
 
 from wtc.data.names import workflow_of
-from wtc.data.synthetic.traits import site_probability, workflow_traits
+from wtc.data.synthetic.traits import WorkflowTraits, site_probability, workflow_traits
 from wtc.data.synthetic.world import DISPERSION, SIGNATURE_SHARE, STATUSES, World, fixed_world
 from wtc.data.targets import TARGETS
 
 
-def _observations(world: World, history: dict, week: np.ndarray) -> list[np.ndarray]:
+def observed_cells(world: World, history: dict, week: np.ndarray) -> list[np.ndarray]:
     """Non-zero cells of every task as arrays (task, status, code, site, count), file order."""
     code_pos = {c: i for i, c in enumerate(world.codes)}
     site_pos = {s: i for i, s in enumerate(world.sites)}
@@ -55,6 +55,86 @@ def _log_nbinom(n_minus_1: np.ndarray, mean: np.ndarray) -> np.ndarray:
             + r * np.log(r / (r + mean)) + n_minus_1 * np.log(mean / (r + mean)))
 
 
+def code_probability(world: World, cls: np.ndarray, status: np.ndarray, code: np.ndarray,
+                     signature_hit) -> np.ndarray:
+    """``P(code | z, status, task class, signature)`` of each cell, shape (cell, z).
+
+    ``signature_hit`` (cell, z) or a scalar: whether the cell's code is its workflow's
+    signature code for that z.
+    """
+    return (1 - SIGNATURE_SHARE) * world.code_prob[:, cls, status, code].T + SIGNATURE_SHARE * signature_hit
+
+
+def cell_rate(world: World, cls: np.ndarray, status: np.ndarray, code: np.ndarray, signature_hit) -> np.ndarray:
+    """``lam * bad_share * P(code)`` of each cell, shape (cell, z): its expected draws but for ``P(site)``."""
+    return (world.draws[:, cls].T * world.bad_share[:, status].T
+            * code_probability(world, cls, status, code, signature_hit))
+
+
+def presence_term(rate: np.ndarray, p_site: np.ndarray) -> np.ndarray:
+    """``log(e^(lam pi) - 1)`` of each active cell, shape (cell, z): the cell was hit at least once.
+
+    ``lam pi`` is the cell's expected number of draws, ``rate`` (:func:`cell_rate`) times
+    ``P(site)``, which depends on the whitelist (see
+    :func:`~wtc.data.synthetic.traits.site_probability`).
+    """
+    return np.log(np.expm1(rate * p_site[:, None]))  # lam pi <= lam: no overflow
+
+
+def count_term(world: World, cls: np.ndarray, count: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``log P(count | z, task class, count scale)`` of each active cell, shape (cell, z)."""
+    mean = (world.count_mean[:, cls].T - 1) * scale[:, None]
+    return _log_nbinom((count - 1)[:, None], mean)
+
+
+def task_term(world: World, cls: np.ndarray) -> np.ndarray:
+    """``-lam - log(1 - e^-lam)`` of each task, shape (task, z): the inactive cells and the
+    truncation at one draw (the same whatever the traits: the shares of all cells sum to 1)."""
+    lam = world.draws[:, cls].T
+    return -lam - np.log(-np.expm1(-lam))
+
+
+def latent_loglik(world: World, history: dict, traits: WorkflowTraits | None = None,
+                  chunk: int = 200_000) -> np.ndarray:
+    """``log P(task's matrix | z, traits)`` for every task, shape (n_tasks, n_z).
+
+    Parameters
+    ----------
+    world : World
+    history : dict
+    traits : WorkflowTraits, optional
+        One row per task; by default each task's workflow traits, read from its name.
+    chunk : int
+        Cells per vectorised block (bounds the memory).
+    """
+    tasks = list(history)
+    _, week, cls = world.context(tasks)
+    t, s, c, k, n = observed_cells(world, history, week)
+    if traits is None:
+        workflows, task_wf = np.unique([workflow_of(task) for task in tasks], return_inverse=True)
+        traits = workflow_traits(world, list(workflows))
+    else:
+        task_wf = np.arange(len(tasks))
+    loglik = task_term(world, cls)
+    for lo in range(0, t.size, chunk):
+        sl = slice(lo, lo + chunk)
+        tt, ss, cc = t[sl], s[sl], c[sl]
+        wf = task_wf[tt]
+        p_site = site_probability(world, traits.whitelist[wf], week[tt], ss, k[sl])
+        term = presence_term(cell_rate(world, cls[tt], ss, cc, cc[:, None] == traits.signature[wf]), p_site)
+        term += count_term(world, cls[tt], n[sl], traits.count_scale[wf])
+        _add_rows(loglik, tt, term)
+    return loglik
+
+
+def normalised_posterior(log_prior: np.ndarray, loglik: np.ndarray) -> np.ndarray:
+    """``P(z | task)`` from ``log P(z)`` and ``log P(task | z)`` (rows sum to 1)."""
+    log_post = log_prior + loglik
+    log_post -= log_post.max(axis=1, keepdims=True)
+    post = np.exp(log_post)
+    return post / post.sum(axis=1, keepdims=True)
+
+
 def latent_posterior(world: World, history: dict, chunk: int = 200_000) -> np.ndarray:
     """``P(z | task)`` for every task, shape (n_tasks, n_z).
 
@@ -62,29 +142,8 @@ def latent_posterior(world: World, history: dict, chunk: int = 200_000) -> np.nd
     which is part of the task's entry, so they enter each cell's probability and count
     term as known values; siblings are never read.
     """
-    tasks = list(history)
-    camp, week, cls = world.context(tasks)
-    t, s, c, k, n = _observations(world, history, week)
-    workflows, task_wf = np.unique([workflow_of(task) for task in tasks], return_inverse=True)
-    traits = workflow_traits(world, list(workflows))
-    lam = world.draws[:, cls].T                                     # (task, z)
-    loglik = -lam - np.log(-np.expm1(-lam))
-    for lo in range(0, t.size, chunk):
-        sl = slice(lo, lo + chunk)
-        tt, ss, cc = t[sl], s[sl], c[sl]
-        wf = task_wf[tt]
-        p_code = ((1 - SIGNATURE_SHARE) * world.code_prob[:, cls[tt], ss, cc].T
-                  + SIGNATURE_SHARE * (cc[:, None] == traits.signature[wf]))          # (cell, z)
-        p_site = site_probability(world, traits.whitelist[wf], week[tt], ss, k[sl])  # (cell,)
-        x = lam[tt] * world.bad_share[:, ss].T * p_code * p_site[:, None]
-        term = np.log(np.expm1(x))                                  # log(e^x - 1), x <= lam
-        mean = (world.count_mean[:, cls[tt]].T - 1) * traits.count_scale[wf][:, None]
-        term += _log_nbinom((n[sl] - 1)[:, None], mean)
-        _add_rows(loglik, tt, term)
-    log_post = world.log_prior[camp] + loglik
-    log_post -= log_post.max(axis=1, keepdims=True)
-    post = np.exp(log_post)
-    return post / post.sum(axis=1, keepdims=True)
+    camp, _, _ = world.context(list(history))
+    return normalised_posterior(world.log_prior[camp], latent_loglik(world, history, chunk=chunk))
 
 
 def _add_rows(total: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
@@ -112,8 +171,12 @@ def oracle_of(history: dict) -> pd.DataFrame:
         in ``targets.TARGETS`` and every class with nonzero prior mass (canonical order).
     """
     world = fixed_world()
-    post = latent_posterior(world, history)
-    columns: dict = {"task": list(history)}
+    return class_table(world, list(history), latent_posterior(world, history))
+
+
+def class_table(world: World, tasks: list[str], post: np.ndarray) -> pd.DataFrame:
+    """``P(class | task)`` of every target from ``P(z | task)`` (the columns of :func:`oracle_of`)."""
+    columns: dict = {"task": tasks}
     for target in TARGETS:
         classes, matrix = world.class_prob[target]
         proba = post @ matrix

@@ -31,7 +31,7 @@ from wtc.data.synthetic.world import (
 from wtc.data.vocabulary import site_tier
 
 
-def _draw(rng: np.random.Generator, prob: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def draw_rows(rng: np.random.Generator, prob: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """One categorical draw per entry of ``rows`` from the matching row of ``prob`` (2-D).
 
     Searching ``row + u`` in the row-offset cumulative table samples every row at once
@@ -68,9 +68,9 @@ def sample_history(n_tasks: int, seed: int) -> Sample:
     rng = np.random.default_rng(seed)
     one_row = np.zeros(n_tasks, dtype=np.int64)  # n_tasks workflows bound the need; cut below
     camp_w = normalise(np.array([[v[5] for v in CAMPAIGNS.values()]], dtype=float))
-    camp = _draw(rng, camp_w, one_row)
-    z = _draw(rng, np.exp(world.log_prior), camp)
-    sizes = 1 + _draw(rng, np.array([TASKS_PER_WORKFLOW]), one_row)
+    camp = draw_rows(rng, camp_w, one_row)
+    z = draw_rows(rng, np.exp(world.log_prior), camp)
+    sizes = 1 + draw_rows(rng, np.array([TASKS_PER_WORKFLOW]), one_row)
     # Which tasks failed: the first step always, then others by Gumbel-top-k (weights in the
     # order of _task_paths); step-1 tasks only for two-step campaigns, its Cleanup rarely.
     keys = np.log([3.0, 0.8, 0.4, 0.8, 2.5, 3.0, 0.4]) + rng.gumbel(size=(n_tasks, 7))
@@ -89,14 +89,14 @@ def sample_history(n_tasks: int, seed: int) -> Sample:
     last = np.array([(date(2018, f[4], 28) - YEAR_START).days for f in info])
     day = first + (rng.random(n_wf) * (last - first + 1)).astype(np.int64)
     second = rng.integers(0, 86400, n_wf)
-    pwg = _draw(rng, normalise(np.array([PWG_WEIGHTS], dtype=float)), one_row[:n_wf])
+    pwg = draw_rows(rng, normalise(np.array([PWG_WEIGHTS], dtype=float)), one_row[:n_wf])
     number = rng.integers(1, 100000, n_wf)
     suffix = rng.integers(1000, 10000, n_wf)
-    decision = _draw(rng, world.decision_prob, z)
+    decision = draw_rows(rng, world.decision_prob, z)
     # Sites the operator names for a resubmission: 1-3 ready T1/T2 sites of that week.
     big = np.array([site_tier(s) in ("T1", "T2") for s in world.sites])
     ready_big = normalise(world.site_prob[:, 0] * big)
-    picked = _draw(rng, ready_big, np.repeat(day // 7, 3)).reshape(n_wf, 3)
+    picked = draw_rows(rng, ready_big, np.repeat(day // 7, 3)).reshape(n_wf, 3)
     n_sites = rng.integers(1, 4, n_wf)
 
     history: dict = {}
@@ -147,16 +147,16 @@ def sample_errors(rng: np.random.Generator, world: World, history: dict, task_z:
         k[empty] = rng.poisson(lam[empty])
     t = np.repeat(np.arange(len(tasks)), k)
     wf = task_workflow[t]
-    s = _draw(rng, world.bad_share, task_z[t])
+    s = draw_rows(rng, world.bad_share, task_z[t])
     n_codes, n_sites = len(world.codes), len(world.sites)
     code_rows = world.code_prob.reshape(-1, n_codes)
-    c = _draw(rng, code_rows, (task_z[t] * len(TASK_CLASSES) + cls[t]) * 2 + s)
+    c = draw_rows(rng, code_rows, (task_z[t] * len(TASK_CLASSES) + cls[t]) * 2 + s)
     signed = rng.random(t.size) < SIGNATURE_SHARE
     c[signed] = traits.signature[wf[signed], task_z[t[signed]]]
-    site = _draw(rng, world.site_prob.reshape(-1, n_sites), week[t] * 2 + s)
+    site = draw_rows(rng, world.site_prob.reshape(-1, n_sites), week[t] * 2 + s)
     pull = whitelist_pull(world, traits.whitelist[wf], week[t], s)
     listed = (rng.random(t.size) < WHITELIST_SHARE) & (pull.sum(axis=1) > 0)
-    slot = _draw(rng, pull[listed], np.arange(listed.sum()))
+    slot = draw_rows(rng, pull[listed], np.arange(listed.sum()))
     site[listed] = traits.whitelist[wf[listed], slot]
     key = np.unique(((t * 2 + s) * n_codes + c) * n_sites + site)  # distinct active cells
     rest, site = np.divmod(key, n_sites)

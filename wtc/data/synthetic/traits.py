@@ -34,6 +34,8 @@ from wtc.data.synthetic.world import (
     World,
 )
 
+__all__ = ["TraitsPrior", "WorkflowTraits", "site_probability", "traits_prior", "whitelist_pull", "workflow_traits"]
+
 _PERSON = b"wtc-traits-g2"  # salts the hash: another generator version would draw other traits
 
 
@@ -72,6 +74,38 @@ def workflow_traits(world: World, workflows: list[str]) -> WorkflowTraits:
     cum = np.cumsum(world.signature_prob, axis=1)
     signature = np.minimum((cum[None] < u[:, high + 1, None, None]).sum(axis=2), cum.shape[1] - 1)
     return WorkflowTraits(slots, signature, np.exp(COUNT_SCALE_SIGMA * ndtri(u[:, high + 2])))
+
+
+@dataclass(frozen=True)
+class TraitsPrior:
+    """A distribution of a workflow's traits of the form :func:`workflow_traits` draws from.
+
+    The whitelist is the set of ``n`` slots drawn independently from ``slot_prob`` (a site
+    named twice is one entry), ``n ~ n_slots_prob``; the signature code of each z is drawn
+    from that z's row of ``signature_prob``; the count scale is ``exp(scale_mu + scale_sigma
+    * N(0, 1))``. The three are independent. :func:`traits_prior` is the one names induce;
+    point masses (one-hot rows, ``scale_sigma=0``) give a workflow's known traits.
+    """
+
+    slot_prob: np.ndarray       # (site,): P(a slot names the site)
+    n_slots_prob: np.ndarray    # (n,): P(n slots), n = 0 .. WHITELIST_SITES[1]
+    signature_prob: np.ndarray  # (z, code): P(signature code | z)
+    scale_mu: float = 0.0
+    scale_sigma: float = COUNT_SCALE_SIGMA
+
+
+def traits_prior(world: World) -> TraitsPrior:
+    """The distribution :func:`workflow_traits` induces over names (their hashes as uniforms).
+
+    Slots follow ``world.whitelist_prob``, the number of slots is uniform on
+    ``WHITELIST_SITES``, the signature of z is the u-quantile of ``world.signature_prob[z]``
+    (so it has that distribution) and the scale is lognormal(0, ``COUNT_SCALE_SIGMA``).
+    """
+    low, high = WHITELIST_SITES
+    n_slots = np.zeros(high + 1)
+    n_slots[low:] = 1.0 / (high - low + 1)
+    signature = world.signature_prob / world.signature_prob.sum(axis=1, keepdims=True)
+    return TraitsPrior(world.whitelist_prob, n_slots, signature, 0.0, COUNT_SCALE_SIGMA)
 
 
 def whitelist_pull(world: World, whitelist: np.ndarray, week: np.ndarray, status: np.ndarray) -> np.ndarray:
