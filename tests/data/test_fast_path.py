@@ -74,6 +74,11 @@ def test_tasks_with_the_same_parameters_text_share_one_record(tmp_path, monkeypa
     ('{"action": "acdc", "note": "a:b"}', None),
     ('{"action": "acdc", "sites": ["T1:US"]}', "parameters.sites"),
     ('{"action": "acdc", "sites": "T1_US_FNAL"}', "parameters.sites"),
+    ('{"action": "acdc", "sites": ""}', "parameters.sites"),  # falsy, but not null: still not a list
+    ('{"action": "acdc", "sites": false}', "parameters.sites"),
+    ('{"action": "acdc", "sites": [""]}', "parameters.sites"),
+    ('{"action": "acdc", "sites": [["T1_US_FNAL"]]}', "parameters.sites"),
+    ('{"action": "acdc", "cores": [4]}', "parameters.cores"),
     ('null', "parameters"),
     ('[]', "parameters"),
     ('{"action": "acdc", "memory": 1e999}', "parameters.memory"),  # inf to json, an error to msgspec

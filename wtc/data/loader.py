@@ -6,7 +6,8 @@ import gc
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
+from operator import is_not, ne, sub
 from pathlib import Path
 from typing import Union
 
@@ -275,35 +276,39 @@ def _parameter_records(texts: list[msgspec.Raw]) -> tuple[list[dict | None], int
     ``"3000"``, ``true`` and ``1``, differ as text), so no task escapes a check. The fields
     must be the decision fields and ``sites``: the careful path checks any other.
     """
-    texts = list(map(bytes, texts))
-    records = dict.fromkeys(texts)
-    records.pop(b"", None)
-    n_keys = len(texts) - texts.count(b"")  # the "parameters" keys
-    decisions, site_lists = set(), []
+    # The tasks of a workflow come one after another: compare each text with the one before
+    # (in C, no copy) and copy only the first of each run.
+    first = [True, *map(ne, texts[1:], texts)]
+    starts = list(compress(range(len(texts)), first))
+    runs = list(map(sub, [*starts[1:], len(texts)], starts))
+    heads = list(map(bytes, compress(texts, first)))
+    distinct = dict.fromkeys(heads)
+    distinct.pop(b"", None)
     try:
-        for text in records:
-            parameters = records[text] = _JSON.decode(text)
-            if type(parameters) is not dict or not _KNOWN_PARAMETERS.issuperset(parameters):
-                return None
-            values = tuple(map(parameters.get, DECISION_FIELDS))
-            # Types are part of a decision: 3000 and "3000", True and 1, are checked apart.
-            decisions.add((*values, *map(type, values)))  # TypeError when a value is unhashable
-            sites = parameters.get("sites")
-            if sites is not None:
-                site_lists.append(sites)
-        for decision in decisions:
+        # Every text is one whole JSON value (msgspec found where it ends): as an array, one decode.
+        decoded = _JSON.decode(b"[" + b",".join(distinct) + b"]")
+        if not (_DICT_ONLY.issuperset(map(type, decoded))
+                and _KNOWN_PARAMETERS.issuperset(chain.from_iterable(decoded))):
+            return None
+        columns = [list(map(dict.get, decoded, repeat(name))) for name in DECISION_FIELDS]
+        # Types are part of a decision: 3000 and "3000", True and 1, are checked apart.
+        for decision in set(zip(*columns, *[map(type, column) for column in columns])):  # TypeError: unhashable
             check_decision(*decision[:len(DECISION_FIELDS)])
     except (msgspec.DecodeError, RecursionError, TaskError, TypeError):
         return None
-    sites = chain.from_iterable(site_lists)
-    if not (_LIST_ONLY.issuperset(map(type, site_lists)) and _STR_ONLY.issuperset(map(type, sites))
+    site_lists = list(map(dict.get, decoded, repeat("sites")))
+    site_lists = list(compress(site_lists, map(is_not, site_lists, repeat(None))))  # null: no sites
+    if not (_LIST_ONLY.issuperset(map(type, site_lists))
+            and _STR_ONLY.issuperset(map(type, chain.from_iterable(site_lists)))
             and not any(map(name_problem, set(chain.from_iterable(site_lists))))):
         return None
-    shared = list(map(records.get, texts))
-    return shared, n_keys + sum(map(len, filter(None, shared)))
+    records = dict(zip(distinct, decoded))
+    shared = list(chain.from_iterable(map(repeat, map(records.get, heads), runs)))  # None where absent
+    # The "parameters" keys (a non-empty text is one) and the keys inside.
+    return shared, sum(compress(runs, heads)) + sum(map(len, filter(None, shared)))
 
 
-_LIST_ONLY, _INT_ONLY, _STR_ONLY = frozenset({list}), frozenset({int}), frozenset({str})
+_LIST_ONLY, _INT_ONLY, _STR_ONLY, _DICT_ONLY = frozenset({list}), frozenset({int}), frozenset({str}), frozenset({dict})
 
 
 _KNOWN_PARAMETERS = frozenset({*DECISION_FIELDS, "sites"})
