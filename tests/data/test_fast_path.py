@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 
-import msgspec
 import pytest
 
 from tests.conftest import write_json
+from tests.data.test_loader import _BrokenDecoder
 from wtc.data import HistoryError, load_history
 from wtc.data import loader as loader_module
 
 ERRORS = {"good_sites": {"85": {"T1_US_FNAL": 3}}}
-
-
-class _BrokenDecoder:
-    """Stands in for the typed decoder so that a load takes the careful, per-task path."""
-
-    def decode(self, raw):
-        raise msgspec.DecodeError("forced")
 
 
 # In Python 1 == True == 1.0: a check run once per distinct decision must still tell them apart.
