@@ -24,6 +24,8 @@ class History:
 
     Each non-zero count is one entry ``(task, status, code, site, count)``; nothing here is
     ever a dense task × code × site array, so memory grows with the non-zeros.
+    ``parameter_records`` holds each task's ``parameters`` (None when unlabelled); tasks whose
+    parameters are the same text in the file may share one dict: treat them as read-only.
     """
 
     path: Path

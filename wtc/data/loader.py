@@ -6,14 +6,14 @@ import gc
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
+from operator import is_not, ne, sub
 from pathlib import Path
 from typing import Union
 
 import msgspec
 import numpy as np
 import pandas as pd
-from msgspec import UNSET, UnsetType
 
 from wtc.data import cache
 from wtc.data.history import History
@@ -140,7 +140,15 @@ def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
         plain_text = raw.isascii() and b"\\" not in raw and b"\x7f" not in raw
         # numpy counts bytes ~9x faster than bytes.count (SIMD compare, no per-match call).
         n_colons = int(np.count_nonzero(np.frombuffer(raw, np.uint8) == ord(":")))
-        columns = _collect(tasks, counts_typed=True, n_colons=n_colons, plain_text=plain_text)
+        columns = _collect(tasks, counts_typed=True, plain_text=plain_text)
+        parameters = None if columns is None else _parameter_records(columns.parameter_records)
+        # Each key is followed by one colon: as many colons as keys decoded proves that no
+        # object holds a key twice (a repeated key adds a colon but no decoded key). A colon
+        # inside a string breaks the equality too, and the careful path looks closer.
+        if parameters is None or n_colons != columns.n_keys + parameters[1]:
+            columns = None
+        else:
+            columns.parameter_records = parameters[0]
     else:
         columns = None
     if columns is None:
@@ -148,7 +156,7 @@ def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
         # file is broken, and check task by task, which names the task and field (strict)
         # or leaves out just the tasks concerned (strict=False).
         valid, skipped = valid_tasks(path, _decode(path, raw), strict)
-        columns = _collect({t: _Task(r["errors"], r.get("parameters", UNSET)) for t, r in valid.items()},
+        columns = _collect({t: _Task(r["errors"], r.get("parameters")) for t, r in valid.items()},
                            counts_typed=False)
         if columns is None:
             raise AssertionError(f"{path}: the bulk checks reject tasks the per-task checks accept")
@@ -159,16 +167,17 @@ def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
 # What msgspec checks while it decodes (in C, while each object is fresh in the CPU cache):
 # the top level is an object of task objects, each with an "errors" object of status
 # objects and nothing else but "parameters"; a sparse row is an object of integers (msgspec
-# refuses bools, floats and strings there; _count_array checks the range); "parameters" is an
-# object (UNSET when absent; null is an error). Strings are valid UTF-8 without lone
-# surrogates, numbers are never NaN or Infinity. A dense matrix's lists are checked by
-# dense_to_sparse and _count_array.
+# refuses bools, floats and strings there; _count_array checks the range). Strings are valid
+# UTF-8 without lone surrogates, numbers are never NaN or Infinity. A dense matrix's lists are
+# checked by dense_to_sparse and _count_array. "parameters" stays raw JSON text (empty when
+# absent): _parameter_records decodes and checks each distinct text once.
 class _Task(msgspec.Struct, forbid_unknown_fields=True):
     errors: dict[str, dict[str, Union[dict[str, int], list]]]
-    parameters: Union[dict, UnsetType] = UNSET
+    parameters: msgspec.Raw = msgspec.Raw()  # the careful path puts the checked dict (or None)
 
 
 _TASKS = msgspec.json.Decoder(dict[str, _Task])
+_JSON = msgspec.json.Decoder()
 
 
 @dataclass
@@ -187,25 +196,22 @@ class _Columns:
     row_len: list[int]
     site_names: list[str]
     counts: np.ndarray
-    parameter_records: list[dict | None]
+    parameter_records: list
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    n_keys: int = 0  # the keys of errors' objects in the file
 
 
-def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None = None,
-             plain_text: bool = False) -> _Columns | None:
-    """Gather the columns of the tasks, checking them in bulk.
+def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = False) -> _Columns | None:
+    """Gather the columns of the tasks' errors, checking them in bulk; parameters as they come.
 
-    The loader's hot path. Every check of ``validation.check_task`` runs, but none per row or
-    count in Python: a status matrix's codes, row lengths, sites and counts are gathered by C
-    iterators, and names, counts, codes, decisions and sites are checked over the whole file
-    (distinct values only) at once. Each object is visited once, while it is in the CPU cache:
-    a second pass over a column of dicts costs more than the work done on it. Returns None
-    when anything is wrong, without saying what. ``counts_typed``: msgspec already checked
-    the count types. ``n_colons``: the number of ``:`` bytes in the file, which proves that no
-    object holds a key twice when it equals the number of keys decoded (each key is followed
-    by one colon; a repeated key adds a colon but no decoded key). ``plain_text``: the file is
-    ASCII without escapes or DEL, so every string in it is printable (JSON forbids raw
-    control characters in strings).
+    The loader's hot path. Every check of ``validation.check_task`` on errors runs, but none
+    per row or count in Python: a status matrix's codes, row lengths, sites and counts are
+    gathered by C iterators, and names, counts, codes and sites are checked over the whole
+    file (distinct values only) at once. Each object is visited once, while it is in the CPU
+    cache: a second pass over a column of dicts costs more than the work done on it. Returns
+    None when anything is wrong, without saying what. ``counts_typed``: msgspec already
+    checked the count types. ``plain_text``: the file is ASCII without escapes or DEL, so
+    every string in it is printable (JSON forbids raw control characters in strings).
     """
     names = list(tasks)
     # Task names look like /<workflow>/<task>: a leading "/" and another one inside.
@@ -216,16 +222,14 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None =
         return None
     task_matrices, status_keys, matrix_rows = [], [], []  # per task: matrices; per matrix: status, rows
     row_code_names, row_len, site_names, counts = [], [], [], []  # code, length per row; site, count per count
-    params, decisions, site_lists, param_keys = [], [], [], []
-    last = UNSET
-    # Keys in the file that are not a task, status, code or site key: "errors", "parameters",
-    # the keys of parameters and of dense matrices, less the row keys a dense matrix expands to.
+    params = []
+    # Keys in the file that are not a task, status, code or site key: "errors" and the keys of
+    # dense matrices, less the row keys a dense matrix expands to.
     other_keys = len(names)
     # Bound methods hoisted out of the loop: it runs once per task and status.
     add_matrices, add_status, add_rows = task_matrices.append, status_keys.append, matrix_rows.append
     add_codes, add_lens, add_sites, add_counts = row_code_names.extend, row_len.extend, site_names.extend, counts.extend
-    add_params, add_decision, add_site_list = params.append, decisions.append, site_lists.append
-    add_param_keys = param_keys.extend
+    add_params = params.append
     flatten, dict_values = chain.from_iterable, dict.values
     try:
         for record in tasks.values():
@@ -243,38 +247,13 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None =
                 add_lens(map(len, rows))
                 add_sites(flatten(rows))
                 add_counts(flatten(map(dict_values, rows)))  # TypeError for a row that is a list
-            parameters = record.parameters
-            add_params(parameters)
-            if parameters is not UNSET and parameters != last:  # a workflow's tasks share one
-                get = parameters.get
-                values = tuple(map(get, DECISION_FIELDS))
-                # Types are part of a decision: 3000 and "3000", True and 1, are checked apart.
-                add_decision((*values, *map(type, values)))
-                sites = get("sites")
-                if sites is not None:
-                    add_site_list(sites)
-                add_param_keys(parameters)
-                last = parameters
-        for decision in set(decisions):  # TypeError when a value is unhashable
-            check_decision(*decision[:len(DECISION_FIELDS)])
+            add_params(record.parameters)
     except (TaskError, TypeError):
-        return None
-    # "parameters" and the keys inside (UNSET is falsy, and so is {}, which has no key)
-    other_keys += len(params) - params.count(UNSET) + sum(map(len, filter(None, params)))
-    if n_colons is not None and n_colons != (other_keys + len(names) + len(status_keys) + len(row_code_names)
-                                             + len(site_names)):
-        return None  # a key occurs twice in some object, or a ":" inside a string: look closer
-    if not (_LIST_ONLY.issuperset(map(type, site_lists))
-            and _STR_ONLY.issuperset(map(type, chain.from_iterable(site_lists)))
-            # Other fields: the careful path checks them (and when it calls, it has).
-            and (n_colons is None or _KNOWN_PARAMETERS.issuperset(param_keys))):
         return None
     count_array = _count_array(counts, check_types=not counts_typed)
     if count_array is None or not all(map(is_exit_code, set(row_code_names))):
         return None
-    distinct_sites = set(site_names)
-    distinct_sites.update(chain.from_iterable(site_lists))
-    if any(map(name_problem, distinct_sites)) or any(map(name_problem, map(_status_name, set(status_keys)))):
+    if any(map(name_problem, set(site_names))) or any(map(name_problem, map(_status_name, set(status_keys)))):
         return None
     # Statuses in order of first appearance after the known ones; "<status>_sites" is <status>.
     status_index = {s: i for i, s in enumerate(KNOWN_STATUSES)}
@@ -282,12 +261,54 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, n_colons: int | None =
     matrix_status = np.fromiter(map(index_of_key.__getitem__, status_keys), dtype=np.int8, count=len(status_keys))
     matrix_task = np.repeat(np.arange(len(names), dtype=np.int32), task_matrices)
     row_task, row_status = np.repeat(matrix_task, matrix_rows), np.repeat(matrix_status, matrix_rows)
-    params = [None if p is UNSET else p for p in params]
+    n_keys = other_keys + len(names) + len(status_keys) + len(row_code_names) + len(site_names)
     return _Columns(names, list(status_index), row_task, row_status, row_code_names, row_len, site_names,
-                    count_array, params)
+                    count_array, params, n_keys=n_keys)
 
 
-_LIST_ONLY, _INT_ONLY, _STR_ONLY = frozenset({list}), frozenset({int}), frozenset({str})
+def _parameter_records(texts: list[msgspec.Raw]) -> tuple[list[dict | None], int] | None:
+    """Each task's parameters (None when absent) and the number of keys they hold, or None on a problem.
+
+    ``texts`` are the tasks' raw ``parameters`` (empty when absent). A workflow's tasks carry
+    the same parameters: each distinct text is decoded and checked once, and its tasks share
+    the one dict (thousands of equal dicts would also cost the garbage collector a walk each
+    time it runs). Equal text means equal values of equal types (``3000``, ``3000.0`` and
+    ``"3000"``, ``true`` and ``1``, differ as text), so no task escapes a check. The fields
+    must be the decision fields and ``sites``: the careful path checks any other.
+    """
+    # The tasks of a workflow come one after another: compare each text with the one before
+    # (in C, no copy) and copy only the first of each run.
+    first = [True, *map(ne, texts[1:], texts)]
+    starts = list(compress(range(len(texts)), first))
+    runs = list(map(sub, [*starts[1:], len(texts)], starts))
+    heads = list(map(bytes, compress(texts, first)))
+    distinct = dict.fromkeys(heads)
+    distinct.pop(b"", None)
+    try:
+        # Every text is one whole JSON value (msgspec found where it ends): as an array, one decode.
+        decoded = _JSON.decode(b"[" + b",".join(distinct) + b"]")
+        if not (_DICT_ONLY.issuperset(map(type, decoded))
+                and _KNOWN_PARAMETERS.issuperset(chain.from_iterable(decoded))):
+            return None
+        columns = [list(map(dict.get, decoded, repeat(name))) for name in DECISION_FIELDS]
+        # Types are part of a decision: 3000 and "3000", True and 1, are checked apart.
+        for decision in set(zip(*columns, *[map(type, column) for column in columns])):  # TypeError: unhashable
+            check_decision(*decision[:len(DECISION_FIELDS)])
+    except (msgspec.DecodeError, RecursionError, TaskError, TypeError):
+        return None
+    site_lists = list(map(dict.get, decoded, repeat("sites")))
+    site_lists = list(compress(site_lists, map(is_not, site_lists, repeat(None))))  # null: no sites
+    if not (_LIST_ONLY.issuperset(map(type, site_lists))
+            and _STR_ONLY.issuperset(map(type, chain.from_iterable(site_lists)))
+            and not any(map(name_problem, set(chain.from_iterable(site_lists))))):
+        return None
+    records = dict(zip(distinct, decoded))
+    shared = list(chain.from_iterable(map(repeat, map(records.get, heads), runs)))  # None where absent
+    # The "parameters" keys (a non-empty text is one) and the keys inside.
+    return shared, sum(compress(runs, heads)) + sum(map(len, filter(None, shared)))
+
+
+_LIST_ONLY, _INT_ONLY, _STR_ONLY, _DICT_ONLY = frozenset({list}), frozenset({int}), frozenset({str}), frozenset({dict})
 
 
 _KNOWN_PARAMETERS = frozenset({*DECISION_FIELDS, "sites"})

@@ -1,64 +1,28 @@
-"""A Keras multi-layer perceptron as a scikit-learn classifier that trains on sparse count matrices."""
+"""A Keras multi-layer perceptron as a scikit-learn classifier that trains on sparse count matrices.
+
+The estimator (parameters, validation, the validation slice, seeding, device, pickling); the
+network, its training loop and prediction live in :mod:`wtc.models.keras_net`.
+"""
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import tempfile
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from wtc.models.keras_net import adam_step, build_network, load_keras, predict_rows, train_network
+
 __all__ = ["DNNClassifier"]
 
-#: Densify at most this many matrix cells at once when predicting (64 MB of float32).
-_PREDICT_CELLS = 1 << 24
 _DEVICES = ("cpu", "gpu")
-
-
-class _OneTracePerModel(logging.Filter):
-    """Drop TensorFlow's "triggered tf.function retracing" warning.
-
-    Each fit traces the training step of its own network once, by design; TensorFlow's
-    frequent-retracing detector counts the step functions of successive fits (a search, a
-    CV loop) as retraces of one function and would warn on every fit.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
-
-
-def _keras():
-    """Import TensorFlow and Keras on first use: the import costs ~5 s and ~700 MB."""
-    # Keras 3 picks its backend from the environment; the device placement below is
-    # TensorFlow's. TF's C++ start-up chatter (no CUDA driver...) is noise on CPU nodes.
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
-    tf_logger = logging.getLogger("tensorflow")
-    if not any(isinstance(f, _OneTracePerModel) for f in tf_logger.filters):
-        tf_logger.addFilter(_OneTracePerModel())
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(
-            "DNNClassifier needs the TensorFlow Keras backend, "
-            f"KERAS_BACKEND is {keras.backend.backend()!r}"
-        )
-    return tf, keras
-
-
-def _dense_rows(X, rows) -> np.ndarray:
-    """Rows of X as a dense float32 block: the only place the matrix is densified."""
-    block = X[rows]
-    return block.toarray() if sp.issparse(block) else np.asarray(block)
 
 
 class DNNClassifier(ClassifierMixin, BaseEstimator):
@@ -231,73 +195,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         train, val = next(splitter.split(np.zeros((n, 1)), y))
         return train, val
 
-    def _build(self, keras, n_features, n_classes):
-        regulariser = keras.regularizers.L2(self.l2) if self.l2 > 0 else None
-        inputs = keras.Input(shape=(n_features,), dtype="float32")
-        x = inputs
-        for _ in range(self.n_layers):
-            x = keras.layers.Dense(
-                self.n_neurons, activation="relu", kernel_regularizer=regulariser
-            )(x)
-            if self.dropout > 0:
-                x = keras.layers.Dropout(self.dropout)(x)
-        outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
-        return keras.Model(inputs, outputs)
-
-    def _train_step(self, tf, keras, model):
-        """One compiled Adam step on the cross-entropy plus L2 penalties, traced once.
-
-        Tracing is most of a small fit's cost, and searches fit hundreds of small models.
-        Keras' ``train_on_batch``/``fit`` retrace for each new batch shape and, with
-        ``jit_compile="auto"``, XLA-compile each (~2 s per shape on 2 cores). Here a single
-        trace with a ``None`` batch dimension, without autograph (the step has no
-        data-dependent Python control flow), and TensorFlow's fused Adam kernel (the same
-        update as ``keras.optimizers.Adam``, a fraction of its graph) cost ~0.5 s.
-        """
-        beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
-        variables = model.trainable_variables
-        first_moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-        second_moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-        beta_1_power = tf.Variable(1.0, trainable=False)
-        beta_2_power = tf.Variable(1.0, trainable=False)
-        learning_rate = tf.constant(self.learning_rate, tf.float32)
-        cross_entropy = keras.losses.SparseCategoricalCrossentropy()
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, model.input_shape[1]], tf.float32),
-                tf.TensorSpec([None], tf.int32),
-            ],
-            autograph=False,
-            jit_compile=False,
-        )
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                loss = cross_entropy(y, model(x, training=True))
-                if model.losses:  # the L2 penalties
-                    loss = loss + tf.add_n(model.losses)
-            grads = tape.gradient(loss, variables)
-            beta_1_power.assign(beta_1_power * beta_1)
-            beta_2_power.assign(beta_2_power * beta_2)
-            for var, m, v, grad in zip(variables, first_moments, second_moments, grads):
-                tf.raw_ops.ResourceApplyAdam(
-                    var=var.handle,
-                    m=m.handle,
-                    v=v.handle,
-                    beta1_power=beta_1_power,
-                    beta2_power=beta_2_power,
-                    lr=learning_rate,
-                    beta1=beta_1,
-                    beta2=beta_2,
-                    epsilon=epsilon,
-                    grad=grad,
-                )
-            return loss
-
-        return step
-
     def _fit(self, X, y):
-        tf, keras = _keras()
+        tf, keras = load_keras()
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         # Weights and dropout masks draw from Keras' global seed; op determinism makes the
@@ -309,46 +208,11 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
 
         self.device_ = self._device_name(tf, warn=True)
         with tf.device(self.device_):
-            model = self._build(keras, X.shape[1], self.classes_.size)
-            step = self._train_step(tf, keras, model)
-            history = {"loss": []} if val is None else {"loss": [], "val_loss": []}
-            best_loss, best_weights, best_epoch, waited = math.inf, None, 0, 0
-            epochs = range(1, self.max_epochs + 1)
-            bar = None
-            if self.verbose > 0:
-                # Plain tqdm, not tqdm.auto: without ipywidgets (not a dependency) the
-                # notebook bar warns and falls back to text anyway.
-                from tqdm import tqdm
-
-                bar = epochs = tqdm(epochs, desc="DNN epochs", unit="epoch")
-            for epoch in epochs:
-                order = train[batch_order.permutation(train.size)]
-                total = 0.0
-                for start in range(0, order.size, self.batch_size):
-                    rows = order[start : start + self.batch_size]
-                    loss = step(_dense_rows(X, rows), y[rows])
-                    total += float(loss) * rows.size
-                history["loss"].append(total / order.size)
-                # Without a validation slice the training loss picks the weights to keep.
-                monitored = history["loss"][-1]
-                if val is not None:
-                    proba = self._proba(model, X, val)
-                    picked = np.clip(proba[np.arange(val.size), y[val]], 1e-7, 1.0)
-                    monitored = float(-np.mean(np.log(picked)))
-                    history["val_loss"].append(monitored)
-                if bar is not None:
-                    bar.set_postfix({k: f"{v[-1]:.4f}" for k, v in history.items()})
-                if monitored < best_loss:
-                    best_loss, best_epoch, waited = monitored, epoch, 0
-                    best_weights = model.get_weights()
-                else:
-                    waited += 1
-                    if val is not None and waited >= self.patience:
-                        break
-            if bar is not None:
-                bar.close()
-            if best_weights is not None:  # None only when every epoch's loss was nan
-                model.set_weights(best_weights)
+            model = build_network(keras, X.shape[1], self.classes_.size, self.n_layers, self.n_neurons, self.l2,
+                                  self.dropout)
+            step = adam_step(tf, keras, model, self.learning_rate)
+            history, best_epoch = train_network(model, step, X, y, train, val, batch_order, self.batch_size,
+                                                self.max_epochs, self.patience, self.verbose)
 
         self.model_ = model
         self.history_ = history
@@ -357,19 +221,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ predict
-    def _proba(self, model, X, rows=None) -> np.ndarray:
-        rows = np.arange(X.shape[0]) if rows is None else rows
-        chunk = int(min(8192, max(1, _PREDICT_CELLS // max(X.shape[1], 1))))
-        # Eager calls: a forward pass over a large chunk is compute-bound, and tracing a
-        # predict function would cost more than it saves.
-        parts = [
-            np.asarray(model(_dense_rows(X, rows[start : start + chunk]), training=False))
-            for start in range(0, rows.size, chunk)
-        ]
-        if not parts:
-            return np.empty((0, self.classes_.size), dtype=np.float32)
-        return np.concatenate(parts)
-
     def predict_proba(self, X):
         """Class probabilities.
 
@@ -384,10 +235,10 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=False)
-        tf, _ = _keras()
+        tf, _ = load_keras()
         # Where this process can run it now: a model fitted on a GPU node predicts on a CPU one.
         with tf.device(self._device_name(tf, warn=False)):
-            proba = self._proba(self.model_, X).astype(np.float64)
+            proba = predict_rows(self.model_, X, self.classes_.size).astype(np.float64)
         # float32 softmax rows sum to 1 only within ~1e-7; scikit-learn metrics check it.
         return proba / proba.sum(axis=1, keepdims=True)
 
@@ -428,7 +279,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         blob = state.pop("_model_keras_bytes", None)
         super().__setstate__(state)
         if blob is not None:
-            _, keras = _keras()
+            _, keras = load_keras()
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "model.keras")
                 with open(path, "wb") as fh:

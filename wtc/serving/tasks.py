@@ -135,30 +135,37 @@ def tasks_frame(model_input: Any) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _entry_object(entry: Any) -> tuple[str | None, Any]:
-    """``(problem, entry)``: a task's entry as a JSON object, or why it cannot be one.
+def _entry_text(entry: Any) -> tuple[str | None, str | None]:
+    """``(problem, text)``: a task's entry as the JSON text of an object, or why it cannot be one.
 
     Text is refused above :data:`MAX_ENTRY_CHARS` before it is parsed; an object is measured by
-    its JSON text. Nesting deeper than Python's recursion limit is refused, not raised.
+    its JSON text (written once, and that text is what goes into the history file). Nesting
+    deeper than Python's recursion limit is refused, not raised.
     """
-    if not isinstance(entry, bytes | str):
+    given_as_text = isinstance(entry, bytes | str)
+    if given_as_text:
+        if len(entry) > MAX_ENTRY_CHARS:
+            return f"entry: {len(entry)} characters, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
         try:
-            size = len(json.dumps(entry))
+            entry = json.loads(entry)
         except RecursionError:
             return "entry: nested too deeply (an entry is a few levels deep)", None
-        except (TypeError, ValueError) as exc:
-            return f"entry: cannot be written as JSON ({str(exc)[:200]})", None
-        if size > MAX_ENTRY_CHARS:
-            return f"entry: {size} characters of JSON, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
-        return None, entry
-    if len(entry) > MAX_ENTRY_CHARS:
-        return f"entry: {len(entry)} characters, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
+        except ValueError as exc:
+            return f"entry: not valid JSON ({str(exc)[:200]})", None
     try:
-        return None, json.loads(entry)
+        text = json.dumps(entry)
     except RecursionError:
         return "entry: nested too deeply (an entry is a few levels deep)", None
-    except ValueError as exc:
-        return f"entry: not valid JSON ({str(exc)[:200]})", None
+    except (TypeError, ValueError) as exc:
+        return f"entry: cannot be written as JSON ({str(exc)[:200]})", None
+    if not given_as_text and len(text) > MAX_ENTRY_CHARS:
+        return f"entry: {len(text)} characters of JSON, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
+    return None, text
+
+
+def _history_text(texts: dict[str, str]) -> str:
+    """The actions-history file of ``{task: entry text}``, as ``json.dumps`` of the parsed entries writes it."""
+    return "{" + ", ".join(f"{json.dumps(task)}: {text}" for task, text in texts.items()) + "}"
 
 
 def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[History | None, list[str | None]]:
@@ -176,46 +183,36 @@ def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[Histor
         One line per input row saying why it was left out (None for valid rows).
     """
     errors: list[str | None] = [None] * len(tasks)
-    records: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     row_of: dict[str, int] = {}
     for i, (task, entry) in enumerate(zip(tasks, entries)):
         if not isinstance(task, str) or not task:
             errors[i] = f"task: must be a /<workflow>/<task> name, got {str(task)[:80]!r}"
             continue
-        errors[i], entry = _entry_object(entry)
+        errors[i], text = _entry_text(entry)
         if errors[i] is not None:
             continue
-        if task in records:
+        if task in texts:
             errors[i] = f"task: {task[:200]!r} appears more than once in the input"
             continue
-        records[task], row_of[task] = entry, i
-    if not records:
+        texts[task], row_of[task] = text, i
+    if not texts:
         return None, errors
     with tempfile.TemporaryDirectory(prefix="wtc-tasks-") as tmp, _quiet("wtc.data.loader"):
         path = Path(tmp, "tasks.json")
+        path.write_text(_history_text(texts), encoding="utf-8")
         try:
-            path.write_text(json.dumps(records), encoding="utf-8")
-        except (TypeError, ValueError, RecursionError) as exc:
-            # An entry holding something JSON cannot hold (a Python object): check them one by one.
-            history = None
-            bad = exc
-        else:
-            bad = None
-            try:
-                history = load_history(path, strict=False, use_cache=False)
-            except HistoryError:
-                history = None  # no valid task at all: ask the loader about each one for its reason
-        if history is None:
-            for task, entry in records.items():
+            history = load_history(path, strict=False, use_cache=False)
+        except HistoryError as exc:
+            # No valid task at all: ask the loader about each one for its reason.
+            for task, text in texts.items():
                 try:
-                    path.write_text(json.dumps({task: entry}), encoding="utf-8")
+                    path.write_text(_history_text({task: text}), encoding="utf-8")
                     load_history(path, strict=True, use_cache=False)
-                except HistoryError as exc:
-                    errors[row_of[task]] = _problem(exc)
-                except (TypeError, ValueError, RecursionError) as exc:
-                    errors[row_of[task]] = f"entry: cannot be written as JSON ({str(exc)[:200]})"
+                except HistoryError as problem:
+                    errors[row_of[task]] = _problem(problem)
                 else:
-                    errors[row_of[task]] = f"entry: rejected with the other tasks ({bad})"
+                    errors[row_of[task]] = f"entry: rejected with the other tasks ({exc})"
             return None, errors
     for task, problem in history.skipped:
         errors[row_of[task]] = problem

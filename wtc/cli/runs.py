@@ -1,0 +1,212 @@
+"""The commands on tracked runs and the store: ``compare``, ``promote``, ``runs cleanup``, ``tracking-server``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from wtc.cli.options import add_tracking_uri, default_uri, positive, precision
+from wtc.errors import WtcError
+
+
+def _compare(args) -> int:
+    uri = default_uri(args)  # before the heavy imports: an unreachable server fails at once
+    from wtc.evaluation.compare import compare
+
+    report = compare(uri, args.out, experiment=args.experiment, sweep=args.sweep, top=args.top,
+                     figures=args.figure or ())
+    comparison = report.comparison
+    direction = "higher" if comparison.greater_is_better else "lower"
+    print(f"{len(comparison.runs)} run(s), best first by cv/{comparison.metric}_mean ({direction} is better)")
+    for note in comparison.notes:
+        print(f"note: {note}")
+    print(report.markdown)
+    print(f"wrote {', '.join(str(p) for p in report.paths.values())}")
+    if report.run_id:
+        print(f"logged as comparison run {report.run_id}")
+    return 0
+
+
+def _promote(args) -> int:
+    uri = default_uri(args)
+    from wtc.tracking.registry import CHAMPION, promote
+
+    if args.recovery:
+        return _promote_recovery(args)
+    if args.experiment is None or args.name is None:
+        raise WtcError("promote needs --experiment and --name (or --recovery)")
+    outcome = promote(uri, args.experiment, args.metric, args.name, sweep=args.sweep,
+                      precision=args.precision, dry_run=args.dry_run, force=args.force)
+    print(f"{'dry run: ' if args.dry_run else ''}best finished run of {args.experiment} by {args.metric}: "
+          f"{outcome.run_name} ({outcome.run_id}) {outcome.value:.4g}")
+    for note in outcome.notes:
+        print(f"  {note}")
+    for action in outcome.actions:
+        print(f"  {action}")
+    if outcome.refused:
+        for reason in outcome.refusals:
+            print(f"refused: {reason}", file=sys.stderr)
+        return 1
+    if outcome.threshold is not None:
+        where = "would be stored" if args.dry_run else "stored"
+        reach = ("no threshold reaches it: every task goes to REVIEW" if outcome.threshold == float("inf")
+                 else f"AUTO when confidence >= {outcome.threshold:.4g}, expected coverage {outcome.coverage:.1%}")
+        print(f"  at {outcome.precision:.0%} precision on the champion's held-out rows: {reach} ({where} "
+              f"with the version)")
+    if not args.dry_run:
+        print(f"{args.name}@{CHAMPION} = version {outcome.version}"
+              + ("" if outcome.changed else " (unchanged)"))
+    return 0
+
+
+def _promote_recovery(args) -> int:
+    from wtc.tracking.recovery import format_recovery, promote_recovery
+    from wtc.tracking.registry import CHAMPION
+
+    if args.experiment is not None:
+        raise WtcError("--recovery reads the experiments wtc-action, wtc-splitting, wtc-xrootd and wtc-memory; "
+                       "drop --experiment (select a sweep with --sweep)")
+    name = args.name or "wtc-recovery"
+    outcome = promote_recovery(default_uri(args), args.metric, name, sweep=args.sweep, precision=args.precision,
+                               dry_run=args.dry_run, force=args.force)
+    print(f"{'dry run: ' if args.dry_run else ''}recovery recommender from the best finished run of each part by "
+          f"{args.metric}, AUTO thresholds at {args.precision:.0%} precision on each part's held-out rows:")
+    for line in format_recovery(outcome):
+        print(f"  {line}")
+    if outcome.refused:
+        for reason in outcome.all_refusals():
+            print(f"refused: {reason}", file=sys.stderr)
+        return 1
+    if not args.dry_run:
+        print(f"{name}@{CHAMPION} = version {outcome.version}" + ("" if outcome.changed else " (unchanged)"))
+    return 0
+
+
+def _runs_cleanup(args) -> int:
+    from wtc.tracking.cleanup import cleanup_runs
+
+    report = cleanup_runs(default_uri(args), args.experiment, run_ids=args.run_id, dry_run=args.dry_run)
+    verb = "would mark" if args.dry_run else "marked"
+    for run in report.killed:
+        tags = run.data.tags
+        print(f"{verb} KILLED: {run.info.run_id} {run.info.run_name} (experiment {run.info.experiment_id}, "
+              f"pid {tags.get('wtc.pid', '?')} on {tags.get('wtc.host', '?')})")
+    for run, reason in report.left:
+        print(f"left RUNNING: {run.info.run_id} {run.info.run_name}: {reason}")
+    print(f"{len(report.killed)} run(s) {verb} KILLED, {len(report.left)} left RUNNING")
+    return 0
+
+
+def _tracking_server(args) -> int:
+    from wtc.tracking import server
+
+    if args.action == "start":
+        up = server.start(args.dir, host=args.host, port=args.port, workers=args.workers,
+                          allowed_hosts=args.allowed_hosts)
+        print(f"MLflow tracking server {up.uri} (bound to {args.host}), log {up.dir / 'mlflow.log'}")
+        print(f"  backend store  PostgreSQL {up.pg_version} on 127.0.0.1:{up.pg_port}, database {server.DB_NAME} "
+              f"({up.dir / 'postgres'})")
+        print(f"  artifacts      {up.dir / 'artifacts'}, uploaded and read through the server (mlflow-artifacts:)")
+        print(f"point runs at it:  python run.py tracking=server tracking.uri={up.uri}")
+        print(f"stop it:           wtc tracking-server stop --dir {up.dir}")
+        return 0
+    if args.action == "stop":
+        stopped = server.stop(args.dir)
+        print("stopped " + ", ".join(stopped) if stopped else f"nothing was running from {Path(args.dir).resolve()}")
+        return 0
+    now = server.status(args.dir)
+    print(f"MLflow server  {'answers at ' + now.uri if now.mlflow else 'not running'}")
+    print(f"PostgreSQL     {f'runs on 127.0.0.1:{now.pg_port}' if now.postgres else 'not running'} ({now.dir / 'postgres'})")
+    return 0 if now.running else (3 if not (now.mlflow or now.postgres) else 1)
+
+
+def add_compare(commands) -> None:
+    """The ``compare`` command."""
+    compare = commands.add_parser(
+        "compare", help="rank the parent runs of an experiment or a sweep; write a report",
+        description="Rank tracked parent runs by their CV objective and write comparison.md, comparison.csv and "
+                    "comparison.html (figures embedded); the report is also logged as a run tagged "
+                    "wtc.kind=comparison.")
+    which = compare.add_mutually_exclusive_group()
+    which.add_argument("--experiment", metavar="NAME", help="compare the runs of this experiment (e.g. wtc-binary)")
+    which.add_argument("--sweep", metavar="TAG",
+                       help="compare the runs of one sweep: its dir (the wtc.sweep tag) or a unique suffix of it")
+    add_tracking_uri(compare)
+    compare.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the report (created)")
+    compare.add_argument("--top", type=positive, default=5, metavar="N",
+                         help="show the ROC curves of the N best runs (default: 5); tables list every run")
+    compare.add_argument("--figure", action="append", metavar="ARTIFACT",
+                         help="also show this figure of each of the N best runs side by side, e.g. "
+                              "plots/confusion_matrix.png (repeatable)")
+    compare.set_defaults(func=_compare)
+
+
+def add_runs(commands) -> None:
+    """The ``runs`` command and its action ``cleanup``."""
+    runs = commands.add_parser("runs", help="tracked runs: mark those left RUNNING by a dead process KILLED",
+                               description="Housekeeping of tracked runs.").add_subparsers(
+        dest="runs_command", required=True, metavar="ACTION", help="cleanup")
+    cleanup = runs.add_parser(
+        "cleanup", help="mark runs whose process is gone KILLED",
+        description="A run killed outright (SIGKILL, out of memory, a lost node) stays RUNNING in the store. Every "
+                    "run records its host and pid (tags wtc.host, wtc.pid): this marks KILLED each RUNNING run of "
+                    "this host whose process is gone, with its RUNNING child runs, and lists the others. Relaunching "
+                    "the same search does the same for its own earlier runs.")
+    cleanup.add_argument("--experiment", metavar="NAME", help="only this experiment (default: every experiment)")
+    add_tracking_uri(cleanup)
+    cleanup.add_argument("--run-id", action="append", default=[], metavar="ID",
+                         help="also mark this RUNNING run KILLED whatever its host (a job lost on another machine); "
+                              "repeatable")
+    cleanup.add_argument("--dry-run", action="store_true", help="say what would be marked; change nothing")
+    cleanup.set_defaults(func=_runs_cleanup)
+
+
+def add_promote(commands) -> None:
+    """The ``promote`` command."""
+    promote = commands.add_parser(
+        "promote", help="register the best run as NAME@champion if it beats the baselines",
+        description="Pick the best finished parent run of an experiment (or sweep) by a test metric; refuse it "
+                    "unless it beats both the rules baseline and the class-prior dummy on the same split (trained "
+                    "on the spot when missing) and is no worse than the current champion on the same metric "
+                    "(unless --force); register its model, move the alias champion to it and store the AUTO "
+                    "threshold for the requested precision with the version. Idempotent. With --recovery: do that "
+                    "for each part of a recovery (action, splitting, xrootd, memory: the experiments wtc-<target>) "
+                    "and register ONE model that combines them (default name wtc-recovery).")
+    promote.add_argument("--experiment", metavar="NAME", help="experiment of the competing runs (not with --recovery)")
+    promote.add_argument("--metric", default="test/log_loss", metavar="test/NAME",
+                         help="test metric that ranks the runs (default: test/log_loss; direction from the registry)")
+    promote.add_argument("--name", metavar="NAME", help="registered model name (default with --recovery: wtc-recovery)")
+    promote.add_argument("--recovery", action="store_true",
+                         help="build the recovery recommender from the best action, splitting, xrootd and memory runs")
+    promote.add_argument("--sweep", metavar="TAG", help="only the runs of this sweep (its dir or a unique suffix)")
+    add_tracking_uri(promote)
+    promote.add_argument("--precision", type=precision, default=0.95, metavar="P",
+                         help="target precision of AUTO decisions (default: 0.95)")
+    promote.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
+    promote.add_argument("--force", action="store_true",
+                         help="promote even when worse than the current champion on the same metric")
+    promote.set_defaults(func=_promote)
+
+
+def add_tracking_server(commands) -> None:
+    """The ``tracking-server`` command."""
+    shared = commands.add_parser(
+        "tracking-server", help="start, stop or check a shared MLflow server (PostgreSQL store) in a folder",
+        description="A tracking server for a group, all in DIR: a PostgreSQL cluster (initdb on first start, listening "
+                    "on 127.0.0.1 only; run as the postgres user when started by root), an MLflow server on it bound to "
+                    "--host:--port that also serves the artifacts (DIR/artifacts). Runs log to it with "
+                    "`python run.py tracking=server tracking.uri=http://HOST:PORT`. status exits 0 when both run, "
+                    "3 when neither does, 1 otherwise.")
+    shared.add_argument("action", choices=["start", "stop", "status"],
+                        help="start (returns once the server answers), stop, or status")
+    shared.add_argument("--dir", required=True, type=Path, metavar="DIR",
+                        help="the server's folder (database, artifacts, logs); kept between stop and start")
+    shared.add_argument("--host", default="127.0.0.1",
+                        help="interface the MLflow server binds (default: 127.0.0.1; 0.0.0.0 for other machines)")
+    shared.add_argument("--port", type=positive, default=5000, metavar="N", help="the MLflow server's port (default: 5000)")
+    shared.add_argument("--workers", type=positive, default=2, metavar="N",
+                        help="the MLflow server's worker processes (default: 2)")
+    shared.add_argument("--allowed-hosts", metavar="HOSTS",
+                        help="Host headers the server answers besides localhost and private addresses "
+                             "(MLflow's --allowed-hosts; e.g. mlflow.example.org:5000 for a server reached by name)")
+    shared.set_defaults(func=_tracking_server)
