@@ -18,11 +18,12 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``wtc`` argument parser: every command, each with its ``func``."""
-    parser = argparse.ArgumentParser(prog="wtc", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="wtc", description="The wtc command line: inspect, check and generate actions histories; compare "
+                                "tracked runs; promote a champion; predict and serve decisions on raw tasks.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     help="data: actions-history files; compare: tracked runs; "
-                                          "tracking-server: a shared MLflow server")
+                                     help="one of the commands below; wtc COMMAND --help for its options")
     # In this order in the help; each command's options and its work live in one module.
     add_data(commands)
     add_compare(commands)
