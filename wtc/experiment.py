@@ -191,7 +191,17 @@ def run(cfg: DictConfig) -> RunResult:
         if uncalibrated_test is not None:
             metrics.update(_calibration_scores(data.y[test], uncalibrated_test, test_proba, len(data.classes)))
         tracker.log_params(_model_params(fitted.base))
-        tracker.log_metrics(metrics)
+        # The model first, then the metrics in one batch linked to it: logged after the
+        # metrics, MLflow would link them itself with one history query per metric.
+        if cfg.tracking.get("log_model", True):
+            try:
+                tracker.log_model(final, data.X[test[:5]], class_names=data.classes, feature_names=data.feature_names,
+                                  name=name, view=cfg.data.view, extras=list(cfg.data.get("extras") or []),
+                                  target=cfg.target.name)
+            except BaseException:
+                tracker.log_metrics(metrics)  # a run whose model failed to log keeps its scores
+                raise
+        tracker.log_metrics(metrics, model_id=tracker.model_id)
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
         tracker.log_dict(roc_points(data.y[test], test_proba), "curves/roc.json")
 
@@ -216,10 +226,6 @@ def run(cfg: DictConfig) -> RunResult:
                 figures.append(item[0])
             for artifact, table in outcome.tables.items():
                 tracker.log_text(table.to_csv(index=False), artifact)
-        if cfg.tracking.get("log_model", True):
-            tracker.log_model(final, data.X[test[:5]], class_names=data.classes, feature_names=data.feature_names,
-                              name=name, view=cfg.data.view, extras=list(cfg.data.get("extras") or []),
-                              target=cfg.target.name)
         tracker.log_text(summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test)),
                          "summary.md")
         timing = {"time/search_s": search_s, "time/refit_s": refit_s, "time/trial_mean_s": search_s / len(tuning.trials),
