@@ -77,7 +77,8 @@ def bench_data(sizes: list[int], seed: int) -> None:
 
 def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views: list[str],
                 resamplers: list[str], diagnostics: str = "light") -> None:
-    """Wall time per job and per trial for each model family, and the share of figures and MLflow."""
+    """Wall time per job and per trial for each model family, and the share of it the run's record costs
+    (``time/record_s``: everything after the final fit plus the MLflow calls before it)."""
     from hydra import compose, initialize_config_dir
 
     from wtc.data.synthetic import write_benchmark
@@ -300,13 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     data = sub.add_parser("data", help="loader and featuriser figures")
     data.add_argument("--sizes", type=int, nargs="+", default=[7582, 200000])
     data.add_argument("--seed", type=int, default=0)
-    sweep = sub.add_parser("sweep", help="the default sweep's time per job, per trial, tracking overhead")
-    sweep.add_argument("--tasks", type=int, default=7582)
-    sweep.add_argument("--trials", type=int, default=4)
-    sweep.add_argument("--folds", type=int, default=3)
-    sweep.add_argument("--models", nargs="+", default=["xgboost", "logreg", "dummy"])
-    sweep.add_argument("--views", nargs="+", default=["good", "bad", "combined"])
-    sweep.add_argument("--resamplers", nargs="+", default=["none", "smote"])
+    sweep = sub.add_parser("sweep", help="the default sweep's time per job and per trial, and what the record costs")
+    sweep.add_argument("--tasks", type=int, default=7582, help="tasks of the generated history (default 7582)")
+    sweep.add_argument("--trials", type=int, default=4, help="GP trials per job (default 4)")
+    sweep.add_argument("--folds", type=int, default=3, help="CV folds (default 3)")
+    sweep.add_argument("--models", nargs="+", default=["xgboost", "logreg", "dummy"], help="model configs")
+    sweep.add_argument("--views", nargs="+", default=["good", "bad", "combined"], help="data configs (views)")
+    sweep.add_argument("--resamplers", nargs="+", default=["none", "smote"], help="resample configs")
     sweep.add_argument("--diagnostics", choices=["full", "light", "none"], default="light",
                        help="the figures each job computes (light: what sweeps log)")
     quality = sub.add_parser("quality", help="the champion preset against the seed recipes, rules, dummy and FLAML")
