@@ -145,6 +145,17 @@ def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
     assert parent.data.params["model.max_depth"] and "best.max_depth" not in parent.data.params
     children = client.search_runs([parent.info.experiment_id], filter_string="tags.mlflow.parentRunId != ''")
     assert all(c.info.end_time - c.info.start_time >= 1000 * c.data.metrics["time/trial_s"] - 50 for c in children)
+    # The scores are the model's metrics too, logged once (in one batch with the run's, not
+    # copied by MLflow from each metric's history).
+    linked = {m.key: m.value for m in models[0].metrics}
+    assert linked["test/roc_auc"] == parent.data.metrics["test/roc_auc"] == result.metrics["test/roc_auc"]
+    assert {"cv/roc_auc_mean", "test/coverage_at_p95", "oracle/log_loss"} <= set(linked)
+    assert len(client.get_metric_history(parent.info.run_id, "test/roc_auc")) == 1
+    # What the record costs: everything after the final fit plus the MLflow calls before it.
+    times = result.metrics
+    assert 0 < times["time/post_training_s"] < times["time/record_s"] <= times["time/total_s"]
+    assert times["time/tracking_s"] + times["time/diagnostics_s"] <= times["time/record_s"]
+    assert times["time/post_training_cpu_s"] > 0 and parent.data.metrics["time/record_s"] > 0
 
 
 def test_light_diagnostics_leave_out_the_costly_figures(history_path, tracking_uri):

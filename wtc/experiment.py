@@ -104,6 +104,18 @@ def _calibration_scores(y_test, before, after, n_classes: int) -> dict[str, floa
             "calibration/test_ece_after": expected_calibration_error(y_test, after)}
 
 
+def _record_times(started: float, trained: float, trained_cpu: float, tracking_before: float,
+                  tracking_s: float) -> dict[str, float]:
+    """``time/total_s`` (the whole job so far), ``time/post_training_s`` (wall time since the final
+    model was fitted), its CPU time ``time/post_training_cpu_s``, ``time/tracking_s`` (every MLflow
+    call) and ``time/record_s``: what the record costs, i.e. the post-training time plus the MLflow
+    calls before it (run start, params, dataset, one child run per trial)."""
+    now = time.perf_counter()
+    return {"time/total_s": now - started, "time/post_training_s": now - trained,
+            "time/post_training_cpu_s": time.process_time() - trained_cpu, "time/tracking_s": tracking_s,
+            "time/record_s": now - trained + tracking_before}
+
+
 def _progress(cfg: DictConfig, n_trials: int):
     # Parallel workers' bars overwrite each other, and a log file is no terminal: bars only for
     # a single run on a terminal.
@@ -164,7 +176,11 @@ def run(cfg: DictConfig) -> RunResult:
         fitted = fit_final_model(pipeline, tuning, data.X[train], data.y[train], splits.folds, len(data.classes),
                                  ensemble=_node(cfg, "ensemble"), calibration=_node(cfg, "calibration").get("method", "none"))
         final, unfitted = fitted.model, fitted.unfitted
-        refit_s = time.perf_counter() - refit_start
+        trained = time.perf_counter()
+        refit_s = trained - refit_start
+        # What follows the training is what the record costs: predictions for the metrics,
+        # metrics, tables, figures, the model, the summary and the end of the run.
+        trained_cpu, tracking_before = time.process_time(), tracker.overhead_s
         test_proba = full_proba(final, data.X[test], len(data.classes))
         train_proba = full_proba(final, data.X[train], len(data.classes))
         uncalibrated_test = None
@@ -180,7 +196,17 @@ def run(cfg: DictConfig) -> RunResult:
         if uncalibrated_test is not None:
             metrics.update(_calibration_scores(data.y[test], uncalibrated_test, test_proba, len(data.classes)))
         tracker.log_params(_model_params(fitted.base))
-        tracker.log_metrics(metrics)
+        # The model first, then the metrics in one batch linked to it: logged after the
+        # metrics, MLflow would link them itself with one history query per metric.
+        if cfg.tracking.get("log_model", True):
+            try:
+                tracker.log_model(final, data.X[test[:5]], class_names=data.classes, feature_names=data.feature_names,
+                                  name=name, view=cfg.data.view, extras=list(cfg.data.get("extras") or []),
+                                  target=cfg.target.name)
+            except BaseException:
+                tracker.log_metrics(metrics)  # a run whose model failed to log keeps its scores
+                raise
+        tracker.log_metrics(metrics, model_id=tracker.model_id)
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
         tracker.log_dict(roc_points(data.y[test], test_proba), "curves/roc.json")
 
@@ -205,18 +231,15 @@ def run(cfg: DictConfig) -> RunResult:
                 figures.append(item[0])
             for artifact, table in outcome.tables.items():
                 tracker.log_text(table.to_csv(index=False), artifact)
-        if cfg.tracking.get("log_model", True):
-            tracker.log_model(final, data.X[test[:5]], class_names=data.classes, feature_names=data.feature_names,
-                              name=name, view=cfg.data.view, extras=list(cfg.data.get("extras") or []),
-                              target=cfg.target.name)
         tracker.log_text(summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test)),
                          "summary.md")
-        timing = {"time/total_s": time.perf_counter() - started, "time/search_s": search_s, "time/refit_s": refit_s,
-                  "time/trial_mean_s": search_s / len(tuning.trials), "time/diagnostics_s": diagnostics_s,
-                  "time/tracking_s": tracker.overhead_s}
+        timing = {"time/search_s": search_s, "time/refit_s": refit_s, "time/trial_mean_s": search_s / len(tuning.trials),
+                  "time/diagnostics_s": diagnostics_s, **_record_times(started, trained, trained_cpu, tracking_before,
+                                                                       tracker.overhead_s)}
         tracker.log_metrics(timing)
-        metrics.update(timing)
-        metrics["time/tracking_s"] = tracker.overhead_s
         run_id = tracker.run_id
+    # The returned times include the last batch and the end of the run, which the logged ones cannot.
+    metrics.update(timing)
+    metrics.update(_record_times(started, trained, trained_cpu, tracking_before, tracker.overhead_s))
     log.info(terminal_line(name, metrics, run_id, tracker.uri, cfg.metric))
     return RunResult(metrics, run_id, final, tuning.best_params, data.classes, data.feature_names)

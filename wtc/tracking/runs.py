@@ -100,9 +100,14 @@ class RunLogger:
         """Log (nested) params as ``a.b.c`` keys, stringified and truncated to MLflow's limit."""
         self._log_batch(params=params)
 
-    def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
-        """Log metrics (names may contain ``/``); ``None`` and NaN values are skipped."""
-        self._log_batch(metrics=metrics, step=step)
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None,
+                    model_id: str | None = None) -> None:
+        """Log metrics (names may contain ``/``); ``None`` and NaN values are skipped.
+
+        With ``model_id`` (a logged model of this run) they are also the model's metrics, in
+        the same batch.
+        """
+        self._log_batch(metrics=metrics, step=step, model_id=model_id)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags; values are stringified and truncated to MLflow's limit."""
@@ -114,6 +119,7 @@ class RunLogger:
         metrics: Mapping[str, float | None] | None = None,
         tags: Mapping[str, Any] | None = None,
         step: int | None = None,
+        model_id: str | None = None,
     ) -> None:
         """Log everything in as few ``log_batch`` calls as MLflow's batch limits allow
         (each call is one database transaction)."""
@@ -125,7 +131,7 @@ class RunLogger:
             if value is None or math.isnan(float(value)):
                 logger.debug("metric %s is %s; not logged", key, value)
                 continue
-            metric_items.append(Metric(key, float(value), timestamp, step or 0))
+            metric_items.append(Metric(key, float(value), timestamp, step or 0, model_id=model_id))
         with self._timed():
             while param_items or tag_items or metric_items:
                 p, param_items = _split(param_items, MAX_PARAMS_TAGS_PER_BATCH)
@@ -233,6 +239,7 @@ class RunTracker(RunLogger):
         self.tags = {**process_tags(), **(tags or {})}
         self._experiment_id: str | None = None
         self._open_children: dict[str, RunLogger] = {}
+        self.model_id: str | None = None  # of the model logged by log_model
         # The client is made in __enter__, after init_store: making one touches the store,
         # and the first touch of a fresh SQLite store must happen under init_store's lock.
         super().__init__(None, "", _Stopwatch())
@@ -361,8 +368,12 @@ class RunTracker(RunLogger):
         """Log a fitted pipeline to this (active) run as a pyfunc model.
 
         See :func:`wtc.tracking.pyfunc.log_pipeline_model` (``view``, ``extras``, ``target``,
-        ``threshold`` make it the model that reads raw WTC tasks); returns the model's URI.
+        ``threshold`` make it the model that reads raw WTC tasks); returns the model's URI
+        (``models:/<model_id>``) and keeps the id in :attr:`model_id`, for metrics logged after
+        it to name it (``log_metrics(..., model_id=tracker.model_id)``).
         """
         with self._timed():
-            return log_pipeline_model(pipeline, X_example, class_names, feature_names, name=name,
-                                      registered_model_name=registered_model_name, **raw_tasks)
+            uri = log_pipeline_model(pipeline, X_example, class_names, feature_names, name=name,
+                                     registered_model_name=registered_model_name, **raw_tasks)
+        self.model_id = uri.removeprefix("models:/") if uri.startswith("models:/") else None
+        return uri
