@@ -131,6 +131,28 @@ def site_totals(history: History, keep: np.ndarray) -> Part:
                     lambda k: [f"site_totals:{history.sites[s]}" for s in k.tolist()])
 
 
+def _shares_of_task_total(history: History) -> np.ndarray:
+    """Each entry's count as a share of its task's total count (over every status, code, site)."""
+    counts = history.entry_count.astype(np.float64)
+    total = np.bincount(history.entry_task, weights=counts, minlength=history.n_tasks)
+    of_task = total[history.entry_task] if counts.size else counts
+    return np.divide(counts, of_task, out=np.zeros_like(counts), where=of_task > 0)
+
+
+def status_code_shares(history: History, keep: np.ndarray) -> Part:
+    """``status_code_shares:<status>/<code>``: the (status, code) total over sites as a share of
+    the task's total count. Scale-free: a workflow's job count multiplies every count of its
+    tasks, and the shares (how operators read the table) do not move with it."""
+    keys, names = _status_code_keys(history)
+    return _grouped(history.entry_task, keys, _shares_of_task_total(history), names("status_code_shares"))
+
+
+def site_shares(history: History, keep: np.ndarray) -> Part:
+    """``site_shares:<site>``: the site's total over codes and statuses as a share of the task's total count."""
+    return _grouped(history.entry_task, history.entry_site.astype(np.int64), _shares_of_task_total(history),
+                    lambda k: [f"site_shares:{history.sites[s]}" for s in k.tolist()])
+
+
 def _distinct_per_task(history: History, axis: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     rows = history.entry_task if mask is None else history.entry_task[mask]
     axis = axis if mask is None else axis[mask]

@@ -65,6 +65,9 @@ BLOCKS: dict[str, Block] = {
     "code_totals": Block(b.code_totals),
     "site_totals": Block(b.site_totals),
     "row_summary": Block(b.row_summary),
+    # scale-free: shares of the task's total count
+    "status_code_shares": Block(b.status_code_shares),
+    "site_shares": Block(b.site_shares),
     "task_type": Block(b.one_hot("task_type", "task_types"), "one_hot"),
     "campaign": Block(b.one_hot("campaign", "campaigns"), "one_hot"),
     # the first extras, counted over the view's statuses only (kept for existing configs)
@@ -117,6 +120,7 @@ def build_features(
         Further entries of :data:`BLOCKS`, in order: ``status_code_totals``,
         ``status_code_sites`` (sites per status and code), ``code_totals``, ``site_totals``,
         ``row_summary`` (total, max, distinct codes and sites, bad share of counts and cells),
+        ``status_code_shares`` and ``site_shares`` (those totals as shares of the task's total),
         ``task_type`` and ``campaign`` (one-hots), any other view, and the first extras
         ``total`` (``total:errors``), ``n_sites`` (``n:sites``), ``n_codes`` (``n:codes``)
         that count over the view's statuses only. ``<entry>.log1p`` log-scales an entry.
