@@ -195,6 +195,16 @@ EXPECTED_BLOCKS = {
         3: {"site_shares:T2_US_MIT": pytest.approx(2 / 9), "site_shares:Unknown": pytest.approx(7 / 9)},
         4: {"site_shares:T2_US_MIT": 1},
     },
+    # workflow context: tasks 0-1 are one workflow (172 + 9 = 181 counts), tasks 2-4 another (6 + 9 + 1 = 16)
+    "workflow_code_totals": {0: {"workflow_code_totals:good/-1": 1, "workflow_code_totals:good/85": 2, "workflow_code_totals:good/50660": 72, "workflow_code_totals:bad/71304": 102, "workflow_code_totals:drain/85": 4}, 1: {"workflow_code_totals:good/-1": 1, "workflow_code_totals:good/85": 2, "workflow_code_totals:good/50660": 72, "workflow_code_totals:bad/71304": 102, "workflow_code_totals:drain/85": 4}, 2: {"workflow_code_totals:good/8001": 7, "workflow_code_totals:bad/139": 7, "workflow_code_totals:bad/8001": 2}, 3: {"workflow_code_totals:good/8001": 7, "workflow_code_totals:bad/139": 7, "workflow_code_totals:bad/8001": 2}, 4: {"workflow_code_totals:good/8001": 7, "workflow_code_totals:bad/139": 7, "workflow_code_totals:bad/8001": 2}},
+    "workflow_site_totals": {0: {"workflow_site_totals:T1_DE_KIT": 1, "workflow_site_totals:T1_US_FNAL": 9, "workflow_site_totals:T2_CH_CERNBOX": 63, "workflow_site_totals:T2_DE_DESY": 102, "workflow_site_totals:T2_US_MIT": 6}, 1: {"workflow_site_totals:T1_DE_KIT": 1, "workflow_site_totals:T1_US_FNAL": 9, "workflow_site_totals:T2_CH_CERNBOX": 63, "workflow_site_totals:T2_DE_DESY": 102, "workflow_site_totals:T2_US_MIT": 6}, 2: {"workflow_site_totals:T2_US_MIT": 8, "workflow_site_totals:T3_US_Rice": 1, "workflow_site_totals:Unknown": 7}, 3: {"workflow_site_totals:T2_US_MIT": 8, "workflow_site_totals:T3_US_Rice": 1, "workflow_site_totals:Unknown": 7}, 4: {"workflow_site_totals:T2_US_MIT": 8, "workflow_site_totals:T3_US_Rice": 1, "workflow_site_totals:Unknown": 7}},
+    "workflow_summary": {
+        0: {"workflow_summary:tasks": 2, "workflow_summary:total": 181, "workflow_summary:task_share": pytest.approx(172 / 181)},
+        1: {"workflow_summary:tasks": 2, "workflow_summary:total": 181, "workflow_summary:task_share": pytest.approx(9 / 181)},
+        2: {"workflow_summary:tasks": 3, "workflow_summary:total": 16, "workflow_summary:task_share": pytest.approx(6 / 16)},
+        3: {"workflow_summary:tasks": 3, "workflow_summary:total": 16, "workflow_summary:task_share": pytest.approx(9 / 16)},
+        4: {"workflow_summary:tasks": 3, "workflow_summary:total": 16, "workflow_summary:task_share": pytest.approx(1 / 16)},
+    },
     "task_type": {0: {"task_type:DataProcessing": 1}, 1: {"task_type:Merge": 1}, 2: {"task_type:Production": 1},
                   3: {"task_type:Merge": 1}, 4: {"task_type:Production": 1}},
     "campaign": {0: {"campaign:RunIIFall17DRStdmix": 1}, 1: {"campaign:RunIIFall17DRStdmix": 1},
@@ -224,7 +234,8 @@ def test_block_names_never_look_like_error_cells(history):
     assert all(len(n.split(":")) == 2 for n in names if not n.endswith(":*"))
 
 
-EVIDENCE = ["status_code_totals", "status_code_sites", "code_totals", "site_totals", "row_summary",
+EVIDENCE = ["status_code_totals", "status_code_sites", "code_totals", "site_totals", "row_summary", "status_code_shares",
+            "site_shares", "workflow_code_totals", "workflow_site_totals", "workflow_summary",
             "task_type", "campaign"]
 
 

@@ -68,6 +68,10 @@ BLOCKS: dict[str, Block] = {
     # scale-free: shares of the task's total count
     "status_code_shares": Block(b.status_code_shares),
     "site_shares": Block(b.site_shares),
+    # workflow context: summed over the task's workflow (siblings' entries, never their labels)
+    "workflow_code_totals": Block(b.over_workflow(b.status_code_totals, "workflow_code_totals")),
+    "workflow_site_totals": Block(b.over_workflow(b.site_totals, "workflow_site_totals")),
+    "workflow_summary": Block(b.workflow_summary),
     "task_type": Block(b.one_hot("task_type", "task_types"), "one_hot"),
     "campaign": Block(b.one_hot("campaign", "campaigns"), "one_hot"),
     # the first extras, counted over the view's statuses only (kept for existing configs)
