@@ -103,8 +103,9 @@ def build_features(
 ) -> tuple[sp.csr_matrix, FeatureNames]:
     """Featurise a history into a sparse matrix, one row per task: a view and further blocks.
 
-    Every value is computed from the task's own errors and name (never from labels or other
-    tasks), so building on the whole history and splitting afterwards leaks no value. The
+    Every value is computed from the task's own errors and name, or for the workflow-context
+    blocks from the errors of its workflow's tasks (never from labels, never across workflows),
+    so building on the whole history and splitting by workflow afterwards leaks no value. The
     column *names* are learned from all rows unless ``vocabulary_rows`` or ``vocabulary`` says
     otherwise: a column that only test rows have is all-zero in training, so it carries nothing
     a model could learn, but the strict way is ``vocabulary_rows=train``.
@@ -125,6 +126,8 @@ def build_features(
         ``status_code_sites`` (sites per status and code), ``code_totals``, ``site_totals``,
         ``row_summary`` (total, max, distinct codes and sites, bad share of counts and cells),
         ``status_code_shares`` and ``site_shares`` (those totals as shares of the task's total),
+        ``workflow_code_totals``, ``workflow_site_totals`` and ``workflow_summary`` (the workflow's
+        context: totals over the tasks of the task's workflow; its tasks, total and this task's share),
         ``task_type`` and ``campaign`` (one-hots), any other view, and the first extras
         ``total`` (``total:errors``), ``n_sites`` (``n:sites``), ``n_codes`` (``n:codes``)
         that count over the view's statuses only. ``<entry>.log1p`` log-scales an entry.
