@@ -264,7 +264,7 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
 
     Each recipe is one ``wtc.experiment.run`` (tracked in a temporary store, no figures, no
     logged model: its wall time is loading + search + refit + scoring); FLAML gets ``budget_s``
-    seconds on the champion's training matrix (the evidence view). Prints one table per target
+    seconds on the champion's training matrix (its view and blocks). Prints one table per target
     and returns its rows.
 
     Parameters

@@ -164,7 +164,7 @@ def run(cfg: DictConfig) -> RunResult:
             study=study_spec(cfg), n_workers=int(cfg.search.get("n_workers") or 1),
             on_trial=lambda t: tracker.child_run(f"trial-{t.index:03d}", params=t.params, metrics=t.metrics,
                                                  tags=t.tags, start_time=t.started, end_time=t.ended),
-            progress=_progress(cfg, searcher.n_trials),
+            progress=_progress(cfg, searcher.n_trials), groups=data.groups[train],
         )
         search_s = time.perf_counter() - search_start
 

@@ -177,6 +177,34 @@ EXPECTED_BLOCKS = {
             "row_summary:bad_share_counts": 1, "row_summary:bad_share_cells": 1},
         4: {"row_summary:total": 1, "row_summary:max": 1, "row_summary:codes": 1, "row_summary:sites": 1},
     },
+    # shares of each task's total: 172, 9, 6, 9 and 1 (row_summary:total)
+    "status_code_shares": {
+        0: {"status_code_shares:good/-1": pytest.approx(1 / 172), "status_code_shares:good/50660": pytest.approx(69 / 172),
+            "status_code_shares:bad/71304": pytest.approx(102 / 172)},
+        1: {"status_code_shares:good/85": pytest.approx(2 / 9), "status_code_shares:good/50660": pytest.approx(3 / 9),
+            "status_code_shares:drain/85": pytest.approx(4 / 9)},
+        2: {"status_code_shares:good/8001": 1},
+        3: {"status_code_shares:bad/139": pytest.approx(7 / 9), "status_code_shares:bad/8001": pytest.approx(2 / 9)},
+        4: {"status_code_shares:good/8001": 1},
+    },
+    "site_shares": {
+        0: {"site_shares:T1_DE_KIT": pytest.approx(1 / 172), "site_shares:T1_US_FNAL": pytest.approx(6 / 172),
+            "site_shares:T2_CH_CERNBOX": pytest.approx(63 / 172), "site_shares:T2_DE_DESY": pytest.approx(102 / 172)},
+        1: {"site_shares:T2_US_MIT": pytest.approx(6 / 9), "site_shares:T1_US_FNAL": pytest.approx(3 / 9)},
+        2: {"site_shares:T2_US_MIT": pytest.approx(5 / 6), "site_shares:T3_US_Rice": pytest.approx(1 / 6)},
+        3: {"site_shares:T2_US_MIT": pytest.approx(2 / 9), "site_shares:Unknown": pytest.approx(7 / 9)},
+        4: {"site_shares:T2_US_MIT": 1},
+    },
+    # workflow context: tasks 0-1 are one workflow (172 + 9 = 181 counts), tasks 2-4 another (6 + 9 + 1 = 16)
+    "workflow_code_totals": {0: {"workflow_code_totals:good/-1": 1, "workflow_code_totals:good/85": 2, "workflow_code_totals:good/50660": 72, "workflow_code_totals:bad/71304": 102, "workflow_code_totals:drain/85": 4}, 1: {"workflow_code_totals:good/-1": 1, "workflow_code_totals:good/85": 2, "workflow_code_totals:good/50660": 72, "workflow_code_totals:bad/71304": 102, "workflow_code_totals:drain/85": 4}, 2: {"workflow_code_totals:good/8001": 7, "workflow_code_totals:bad/139": 7, "workflow_code_totals:bad/8001": 2}, 3: {"workflow_code_totals:good/8001": 7, "workflow_code_totals:bad/139": 7, "workflow_code_totals:bad/8001": 2}, 4: {"workflow_code_totals:good/8001": 7, "workflow_code_totals:bad/139": 7, "workflow_code_totals:bad/8001": 2}},
+    "workflow_site_totals": {0: {"workflow_site_totals:T1_DE_KIT": 1, "workflow_site_totals:T1_US_FNAL": 9, "workflow_site_totals:T2_CH_CERNBOX": 63, "workflow_site_totals:T2_DE_DESY": 102, "workflow_site_totals:T2_US_MIT": 6}, 1: {"workflow_site_totals:T1_DE_KIT": 1, "workflow_site_totals:T1_US_FNAL": 9, "workflow_site_totals:T2_CH_CERNBOX": 63, "workflow_site_totals:T2_DE_DESY": 102, "workflow_site_totals:T2_US_MIT": 6}, 2: {"workflow_site_totals:T2_US_MIT": 8, "workflow_site_totals:T3_US_Rice": 1, "workflow_site_totals:Unknown": 7}, 3: {"workflow_site_totals:T2_US_MIT": 8, "workflow_site_totals:T3_US_Rice": 1, "workflow_site_totals:Unknown": 7}, 4: {"workflow_site_totals:T2_US_MIT": 8, "workflow_site_totals:T3_US_Rice": 1, "workflow_site_totals:Unknown": 7}},
+    "workflow_summary": {
+        0: {"workflow_summary:tasks": 2, "workflow_summary:total": 181, "workflow_summary:task_share": pytest.approx(172 / 181)},
+        1: {"workflow_summary:tasks": 2, "workflow_summary:total": 181, "workflow_summary:task_share": pytest.approx(9 / 181)},
+        2: {"workflow_summary:tasks": 3, "workflow_summary:total": 16, "workflow_summary:task_share": pytest.approx(6 / 16)},
+        3: {"workflow_summary:tasks": 3, "workflow_summary:total": 16, "workflow_summary:task_share": pytest.approx(9 / 16)},
+        4: {"workflow_summary:tasks": 3, "workflow_summary:total": 16, "workflow_summary:task_share": pytest.approx(1 / 16)},
+    },
     "task_type": {0: {"task_type:DataProcessing": 1}, 1: {"task_type:Merge": 1}, 2: {"task_type:Production": 1},
                   3: {"task_type:Merge": 1}, 4: {"task_type:Production": 1}},
     "campaign": {0: {"campaign:RunIIFall17DRStdmix": 1}, 1: {"campaign:RunIIFall17DRStdmix": 1},
@@ -206,8 +234,25 @@ def test_block_names_never_look_like_error_cells(history):
     assert all(len(n.split(":")) == 2 for n in names if not n.endswith(":*"))
 
 
-EVIDENCE = ["status_code_totals", "status_code_sites", "code_totals", "site_totals", "row_summary",
+EVIDENCE = ["status_code_totals", "status_code_sites", "code_totals", "site_totals", "row_summary", "status_code_shares",
+            "site_shares", "workflow_code_totals", "workflow_site_totals", "workflow_summary",
             "task_type", "campaign"]
+
+
+def test_shares_do_not_move_when_every_count_of_a_task_scales(history, tmp_path):
+    """The point of the share blocks: a workflow's job count multiplies its tasks' counts."""
+    scaled = copy.deepcopy(SMALL_HISTORY)
+    errors = scaled[TASKS[0]]["errors"]
+    for status in ("good_sites", "bad_sites"):
+        for code, sites in errors[status].items():
+            errors[status][code] = {site: 10 * n for site, n in sites.items()}
+    other = load_history(write_json(tmp_path / "scaled.json", scaled))
+    for block in ("status_code_shares", "site_shares"):
+        X, names = build_features(history, block)
+        X10, names10 = build_features(other, block, vocabulary=names)
+        assert np.allclose(X.toarray(), X10.toarray())
+    X, names = build_features(history, "status_code_totals")
+    assert not np.allclose(X.toarray(), build_features(other, "status_code_totals", vocabulary=names)[0].toarray())
 
 
 def test_composition_keeps_entry_order_and_unique_names(history):

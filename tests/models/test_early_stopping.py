@@ -83,6 +83,62 @@ def test_inner_split_is_stratified_disjoint_and_keeps_every_class_in_train():
     assert inner_split(y, 0.0, random_state=0)[1].size == 0
 
 
+def test_grouped_inner_split_moves_whole_workflows_and_keeps_every_class_in_train():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(60), 5)                 # 60 workflows of 5 tasks
+    y = (rng.random(groups.size) < 0.3).astype(int)
+    y[:2] = 2                                            # a rare class, all in workflow 0
+    train, val = inner_split(y, 0.2, random_state=0, groups=groups)
+    assert not set(train) & set(val) and set(train) | set(val) == set(range(y.size))
+    assert not set(groups[train]) & set(groups[val])     # no workflow on both sides
+    assert set(y[train]) == {0, 1, 2}
+    for label in (0, 1):                                 # each class gives at most its share, most of it
+        n_val, n = (y[val] == label).sum(), (y == label).sum()
+        assert 0.1 * n < n_val <= round(0.2 * n)
+    again, _ = inner_split(y, 0.2, random_state=0, groups=groups)
+    assert np.array_equal(train, again)
+    assert inner_split(y, 0.0, random_state=0, groups=groups)[1].size == 0
+    with pytest.raises(ValueError, match="one entry per row"):
+        inner_split(y, 0.2, random_state=0, groups=groups[:-1])
+
+
+@pytest.mark.parametrize("recorder", [lambda: lgbm(RecordingLGBM), lambda: xgb(RecordingXGB)], ids=["lightgbm", "xgboost"])
+def test_no_workflow_straddles_the_inner_split_of_a_cv_trial(recorder):
+    """With the rows' workflows passed to the CV (as a run does), each fold's early stopping
+    trains and stops on disjoint sets of that fold's workflows; without them it splits tasks."""
+    X, y = noisy_problem(n=400)
+    ids = _ids(X)
+    groups = np.repeat(np.arange(100), 4)  # workflows of 4 tasks
+    group_of_id = dict(zip(ids, groups))
+    folds = cv_folds("grouped", 3, y, groups, 0)
+    pipeline = Pipeline([("model", EarlyStoppingClassifier(recorder(), patience=5, random_state=0))])
+    result = tune(pipeline, FixedSearcher(), X, y, folds, 2, "log_loss", groups=groups)
+    assert len(result.best.fold_iterations) == len(SEEN) == len(folds)
+    for (fitted, evaluated), (train, valid) in zip(SEEN, folds):
+        assert evaluated.size > 0 and set(fitted) | set(evaluated) == set(ids[train])
+        fitted_groups = {group_of_id[i] for i in fitted}
+        assert fitted_groups and not fitted_groups & {group_of_id[i] for i in evaluated}
+    SEEN.clear()
+    cross_validate(pipeline, {}, X, y, folds, 2)  # no groups: the stratified split over tasks
+    assert any({group_of_id[i] for i in fitted} & {group_of_id[i] for i in evaluated} for fitted, evaluated in SEEN)
+
+
+def test_groups_reach_only_a_model_that_takes_them_and_never_after_a_sampler():
+    from imblearn.over_sampling import RandomOverSampler
+
+    from wtc.models.pipeline import fit_grouped, takes_groups
+
+    X, y = noisy_problem(n=200)
+    groups = np.repeat(np.arange(50), 4)
+    stopping = EarlyStoppingClassifier(lgbm(RecordingLGBM), patience=5, random_state=0)
+    assert takes_groups(Pipeline([("model", stopping)]))
+    assert not takes_groups(Pipeline([("model", lgbm())]))
+    assert not takes_groups(Pipeline([("resample", RandomOverSampler(random_state=0)), ("model", stopping)]))
+    fit_grouped(Pipeline([("model", lgbm(n_estimators=5))]), X, y, groups)  # a plain model: a plain fit
+    fit_grouped(Pipeline([("resample", RandomOverSampler(random_state=0)), ("model", stopping)]), X, y, groups)
+    assert len(SEEN) == 1 and SEEN[0][1].size  # stopped on an inner split of the resampled rows
+
+
 @pytest.mark.parametrize("booster", [lgbm, xgb], ids=["lightgbm", "xgboost"])
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_stops_early_and_predicts_with_the_best_round(booster, n_classes):

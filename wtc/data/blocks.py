@@ -4,9 +4,11 @@ Every block turns a :class:`~wtc.data.history.History` into a :class:`Part`: ent
 triples ``(row, column, value)`` over the block's own column names. Duplicate triples are
 summed when the part becomes a matrix, which is how views collapse sites into tiers or codes.
 
-Every value is computed from one task's own error entries and name (row-local): no block
-reads labels, and no block uses statistics across tasks, so building features on the whole
-history and then splitting leaks no value. Only the column *names* (which codes, sites,
+Every value is computed from one task's own error entries and name (row-local), except the
+workflow-context blocks (:func:`over_workflow`, :func:`workflow_summary`), which sum the error
+entries of the task's workflow: no block reads labels, and no block uses statistics across
+workflows, so building features on the whole history and then splitting by workflow leaks no
+value. Only the column *names* (which codes, sites,
 campaigns exist) come from every row given; :func:`wtc.data.build_features` can learn them
 from training rows only (``vocabulary_rows``) or reuse a training vocabulary (``vocabulary``).
 """
@@ -131,6 +133,28 @@ def site_totals(history: History, keep: np.ndarray) -> Part:
                     lambda k: [f"site_totals:{history.sites[s]}" for s in k.tolist()])
 
 
+def _shares_of_task_total(history: History) -> np.ndarray:
+    """Each entry's count as a share of its task's total count (over every status, code, site)."""
+    counts = history.entry_count.astype(np.float64)
+    total = np.bincount(history.entry_task, weights=counts, minlength=history.n_tasks)
+    of_task = total[history.entry_task] if counts.size else counts
+    return np.divide(counts, of_task, out=np.zeros_like(counts), where=of_task > 0)
+
+
+def status_code_shares(history: History, keep: np.ndarray) -> Part:
+    """``status_code_shares:<status>/<code>``: the (status, code) total over sites as a share of
+    the task's total count. Scale-free: a workflow's job count multiplies every count of its
+    tasks, and the shares (how operators read the table) do not move with it."""
+    keys, names = _status_code_keys(history)
+    return _grouped(history.entry_task, keys, _shares_of_task_total(history), names("status_code_shares"))
+
+
+def site_shares(history: History, keep: np.ndarray) -> Part:
+    """``site_shares:<site>``: the site's total over codes and statuses as a share of the task's total count."""
+    return _grouped(history.entry_task, history.entry_site.astype(np.int64), _shares_of_task_total(history),
+                    lambda k: [f"site_shares:{history.sites[s]}" for s in k.tolist()])
+
+
 def _distinct_per_task(history: History, axis: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     rows = history.entry_task if mask is None else history.entry_task[mask]
     axis = axis if mask is None else axis[mask]
@@ -160,6 +184,56 @@ def row_summary(history: History, keep: np.ndarray) -> Part:
     task = np.arange(n)
     return Part(np.tile(task, len(stats)), np.repeat(np.arange(len(stats)), n), np.concatenate(stats),
                 [f"row_summary:{s}" for s in ROW_SUMMARY])
+
+
+# --- workflow context: a block summed over the tasks of each task's workflow ------------------
+
+
+def _workflow_of_task(history: History) -> tuple[np.ndarray, int]:
+    """Each task's workflow index and the number of workflows."""
+    _, index = np.unique(np.asarray(history.workflows, dtype=object), return_inverse=True)
+    index = index.reshape(-1).astype(np.int64)
+    return index, int(index.max()) + 1 if index.size else 0
+
+
+def over_workflow(block, prefix: str):
+    """A block summed over the tasks of each task's workflow (the task itself included), renamed ``<prefix>:<key>``.
+
+    The one exception to row-locality: a task's value reads its siblings' error entries (never
+    their labels). A workflow-grouped split keeps siblings on one side, so nothing crosses it;
+    at serving time the siblings are the workflow's other tasks in the same history file.
+    Tasks of one workflow share an error pattern (a signature code, sites, a job count): its
+    siblings show a task's workflow's pattern more clearly than the task's own few counts.
+    """
+
+    def compute(history: History, keep: np.ndarray) -> Part:
+        import scipy.sparse as sp
+
+        part = block(history, keep)
+        workflow, n_workflows = _workflow_of_task(history)
+        n = history.n_tasks
+        cells = sp.csr_matrix((part.values, (part.rows, part.cols)), shape=(n, len(part.names)))
+        member = sp.csr_matrix((np.ones(n), (np.arange(n), workflow)), shape=(n, n_workflows))
+        summed = (member @ (member.T @ cells)).tocoo()
+        names = [f"{prefix}:{name.split(':', 1)[1]}" for name in part.names]
+        return Part(summed.row.astype(np.int64), summed.col.astype(np.int64), summed.data, names)
+
+    return compute
+
+
+def workflow_summary(history: History, keep: np.ndarray) -> Part:
+    """``workflow_summary:<stat>``: the tasks of the task's workflow in this history, their total
+    count, and the task's share of that total."""
+    workflow, n_workflows = _workflow_of_task(history)
+    n = history.n_tasks
+    counts = history.entry_count.astype(np.float64)
+    total = np.bincount(history.entry_task, weights=counts, minlength=n)
+    per_workflow = np.bincount(workflow, weights=total, minlength=n_workflows)[workflow] if n else total
+    tasks = np.bincount(workflow, minlength=n_workflows)[workflow].astype(np.float64) if n else total
+    share = np.divide(total, per_workflow, out=np.zeros(n), where=per_workflow > 0)
+    stats = (tasks, per_workflow, share)
+    return Part(np.tile(np.arange(n), len(stats)), np.repeat(np.arange(len(stats)), n), np.concatenate(stats),
+                [f"workflow_summary:{s}" for s in ("tasks", "total", "task_share")])
 
 
 def one_hot(prefix: str, attribute: str):

@@ -65,6 +65,13 @@ BLOCKS: dict[str, Block] = {
     "code_totals": Block(b.code_totals),
     "site_totals": Block(b.site_totals),
     "row_summary": Block(b.row_summary),
+    # scale-free: shares of the task's total count
+    "status_code_shares": Block(b.status_code_shares),
+    "site_shares": Block(b.site_shares),
+    # workflow context: summed over the task's workflow (siblings' entries, never their labels)
+    "workflow_code_totals": Block(b.over_workflow(b.status_code_totals, "workflow_code_totals")),
+    "workflow_site_totals": Block(b.over_workflow(b.site_totals, "workflow_site_totals")),
+    "workflow_summary": Block(b.workflow_summary),
     "task_type": Block(b.one_hot("task_type", "task_types"), "one_hot"),
     "campaign": Block(b.one_hot("campaign", "campaigns"), "one_hot"),
     # the first extras, counted over the view's statuses only (kept for existing configs)
@@ -96,8 +103,9 @@ def build_features(
 ) -> tuple[sp.csr_matrix, FeatureNames]:
     """Featurise a history into a sparse matrix, one row per task: a view and further blocks.
 
-    Every value is computed from the task's own errors and name (never from labels or other
-    tasks), so building on the whole history and splitting afterwards leaks no value. The
+    Every value is computed from the task's own errors and name, or for the workflow-context
+    blocks from the errors of its workflow's tasks (never from labels, never across workflows),
+    so building on the whole history and splitting by workflow afterwards leaks no value. The
     column *names* are learned from all rows unless ``vocabulary_rows`` or ``vocabulary`` says
     otherwise: a column that only test rows have is all-zero in training, so it carries nothing
     a model could learn, but the strict way is ``vocabulary_rows=train``.
@@ -117,6 +125,9 @@ def build_features(
         Further entries of :data:`BLOCKS`, in order: ``status_code_totals``,
         ``status_code_sites`` (sites per status and code), ``code_totals``, ``site_totals``,
         ``row_summary`` (total, max, distinct codes and sites, bad share of counts and cells),
+        ``status_code_shares`` and ``site_shares`` (those totals as shares of the task's total),
+        ``workflow_code_totals``, ``workflow_site_totals`` and ``workflow_summary`` (the workflow's
+        context: totals over the tasks of the task's workflow; its tasks, total and this task's share),
         ``task_type`` and ``campaign`` (one-hots), any other view, and the first extras
         ``total`` (``total:errors``), ``n_sites`` (``n:sites``), ``n_codes`` (``n:codes``)
         that count over the view's statuses only. ``<entry>.log1p`` log-scales an entry.

@@ -12,11 +12,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 __all__ = ["EarlyStoppingClassifier", "inner_split"]
 
 
-def inner_split(y: np.ndarray, fraction: float, random_state=None) -> tuple[np.ndarray, np.ndarray]:
+def inner_split(y: np.ndarray, fraction: float, random_state=None,
+                groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stratified (train, validation) positions of ``y`` that keep every class in train.
 
     Each class gives ``round(fraction * n_c)`` of its rows to validation, but always leaves at
     least one in train (a class with one row gives none), so the inner model sees every class.
+    With ``groups`` whole groups (workflows) move instead: the groups are visited in a random
+    order and one joins validation when no class of it would pass its share (``round(fraction *
+    n_c)``, at most ``n_c - 1``), so no group has rows on both sides and every class keeps a row
+    in train; validation may then fall a little short of ``fraction``.
 
     Parameters
     ----------
@@ -25,21 +30,44 @@ def inner_split(y: np.ndarray, fraction: float, random_state=None) -> tuple[np.n
     fraction : float in [0, 1)
         Share of each class held out.
     random_state : int, RandomState or None
+    groups : array-like of shape (n_samples,), optional
+        The group (workflow) of each row; None splits rows.
 
     Returns
     -------
     train, validation : arrays of int, sorted positions into ``y``; validation may be empty.
     """
     rng = check_random_state(random_state)
-    validation = []
-    for label in np.unique(y):
-        rows = np.flatnonzero(y == label)
-        n_val = min(int(round(fraction * rows.size)), rows.size - 1)
-        if n_val > 0:
-            validation.append(rng.choice(rows, size=n_val, replace=False))
-    validation = np.sort(np.concatenate(validation)) if validation else np.zeros(0, dtype=np.intp)
+    if groups is not None:
+        validation = _grouped_validation(y, np.asarray(groups), fraction, rng)
+    else:
+        validation = []
+        for label in np.unique(y):
+            rows = np.flatnonzero(y == label)
+            n_val = min(int(round(fraction * rows.size)), rows.size - 1)
+            if n_val > 0:
+                validation.append(rng.choice(rows, size=n_val, replace=False))
+        validation = np.sort(np.concatenate(validation)) if validation else np.zeros(0, dtype=np.intp)
     train = np.setdiff1d(np.arange(y.size), validation)
     return train, validation
+
+
+def _grouped_validation(y: np.ndarray, groups: np.ndarray, fraction: float, rng) -> np.ndarray:
+    """Sorted positions of the whole groups :func:`inner_split` holds out (see there)."""
+    if groups.shape != y.shape:
+        raise ValueError(f"groups must have one entry per row: {groups.shape[0]} for {y.size} rows")
+    group_ids, group_of = np.unique(groups, return_inverse=True)
+    classes, label_of = np.unique(y, return_inverse=True)
+    counts = np.zeros((group_ids.size, classes.size), dtype=np.int64)  # rows of each class per group
+    np.add.at(counts, (group_of, label_of), 1)
+    totals = counts.sum(axis=0)
+    room = np.minimum(np.round(fraction * totals).astype(np.int64), totals - 1)
+    held = np.zeros(group_ids.size, dtype=bool)
+    for g in rng.permutation(group_ids.size):
+        if (counts[g] <= room).all():
+            room -= counts[g]
+            held[g] = True
+    return np.flatnonzero(held[group_of])
 
 
 def _from_package(estimator, package: str) -> bool:
@@ -78,7 +106,8 @@ _FITTERS = ((_is_xgboost, _fit_xgboost), (_is_lightgbm, _fit_lightgbm))
 class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """Fit an XGBoost or LightGBM classifier with early stopping on an inner split of its own rows.
 
-    ``fit(X, y)`` holds out a stratified ``validation_fraction`` of the rows it is given,
+    ``fit(X, y)`` holds out a stratified ``validation_fraction`` of the rows it is given
+    (whole workflows when ``fit`` gets their ``groups``, as in a CV trial),
     boosts on the rest with that slice as the eval set until ``patience`` rounds bring no
     better loss, and predicts with the best round. Inside a CV fold those are the fold's
     training rows (its validation rows are never passed in); inside the refit, the training
@@ -140,7 +169,7 @@ class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         if self.refit_iterations is not None and int(self.refit_iterations) < 1:
             raise ValueError(f"refit_iterations must be at least 1 or None, got {self.refit_iterations!r}")
 
-    def fit(self, X, y, validation=None):
+    def fit(self, X, y, validation=None, groups=None):
         """Fit the booster with early stopping on an inner split of these rows (see the class doc).
 
         Parameters
@@ -152,6 +181,10 @@ class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             fold-ensemble member stops on its CV fold's validation rows this way (grouped by
             workflow, unlike the inner split). Rows of a class ``y`` lacks are left out of it;
             ignored with ``refit_iterations``.
+        groups : array-like of shape (n_samples,), optional
+            The workflow of each row: the inner split then keeps each workflow's rows on one side
+            (:func:`inner_split`), so the rounds are not chosen on sibling tasks of the rows
+            trained on. A CV trial passes them (``model__groups``); None splits rows.
 
         Returns
         -------
@@ -169,7 +202,11 @@ class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             X_val = validate_data(self, X_val, accept_sparse=("csr", "csc"), reset=False)
             known = np.isin(np.asarray(y_val), self.classes_)
             return self._fit_on(X, encoder.transform(y), X_val[known], encoder.transform(np.asarray(y_val)[known]))
-        return self._fit(X, encoder.transform(y))
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (X.shape[0],):
+                raise ValueError(f"groups must have one entry per row: got shape {groups.shape} for {X.shape[0]} rows")
+        return self._fit(X, encoder.transform(y), groups)
 
     def _fit_on(self, X, y, X_val, y_val):
         """Boost on every row of ``X``, stopping on the given validation rows."""
@@ -184,7 +221,7 @@ class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.estimator_ = estimator
         return self
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, groups=None):
         estimator = clone(self.estimator)
         if self.refit_iterations is not None:
             self.validation_rows_ = np.zeros(0, dtype=np.intp)
@@ -192,7 +229,7 @@ class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             self.estimator_ = estimator.fit(X, y)
             self.best_iteration_ = int(self.refit_iterations)
             return self
-        train, validation = inner_split(y, self.validation_fraction, self.random_state)
+        train, validation = inner_split(y, self.validation_fraction, self.random_state, groups)
         self.validation_rows_ = validation
         if validation.size == 0:
             self.estimator_ = estimator.fit(X, y)

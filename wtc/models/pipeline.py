@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from hydra.utils import instantiate
 from imblearn.pipeline import Pipeline
@@ -37,6 +39,26 @@ def with_params(pipeline: Pipeline, params: dict) -> Pipeline:
     if params:
         fresh.set_params(**{f"{MODEL_STEP}__{k}": v for k, v in params.items()})
     return fresh
+
+
+def takes_groups(pipeline: Pipeline) -> bool:
+    """Whether ``fit`` may route workflow groups to the model step (``model__groups``).
+
+    Only a model whose ``fit`` takes ``groups`` (an early-stopped booster's inner split) gets
+    them, and only when no step before it resamples: a sampler's output rows have no workflow.
+    """
+    model = pipeline.named_steps[MODEL_STEP]
+    if any(hasattr(step, "fit_resample") for _, step in pipeline.steps[:-1]):
+        return False
+    return "groups" in inspect.signature(model.fit).parameters
+
+
+def fit_grouped(pipeline: Pipeline, X, y, groups=None) -> Pipeline:
+    """``pipeline.fit(X, y)``, with the rows' workflow ``groups`` routed to a model that takes them
+    (:func:`takes_groups`); ``groups=None`` or any other model: a plain fit."""
+    if groups is not None and takes_groups(pipeline):
+        return pipeline.fit(X, y, **{f"{MODEL_STEP}__groups": groups})
+    return pipeline.fit(X, y)
 
 
 def full_proba(pipeline: Pipeline, X, n_classes: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wtc.evaluation.metrics import objective_value, score_all
-from wtc.models.pipeline import MODEL_STEP, full_proba, with_params
+from wtc.models.pipeline import MODEL_STEP, fit_grouped, full_proba, with_params
 from wtc.tuning.base import Searcher, best_trial
 
 __all__ = ["TrialRecord", "TuningResult", "cross_validate", "picked_iterations", "summarise_folds", "tune"]
@@ -38,6 +38,7 @@ def picked_iterations(pipeline) -> int | None:
 def cross_validate(
     pipeline, params: dict, X, y, folds: Folds, n_classes: int, predictions: list | None = None,
     iterations: list | None = None, stop: Callable[[list[dict[str, float]]], bool] | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     """Fit a fresh clone with ``params`` on each training fold; score every metric on its validation fold.
 
@@ -60,6 +61,10 @@ def cross_validate(
     stop : callable, optional
         Called with the scores so far after each fold but the last; True stops the CV there
         (a pruned trial).
+    groups : array, optional
+        The workflow of each row of ``X``: a model whose ``fit`` takes ``groups`` (the inner
+        early-stopping split of :class:`wtc.models.EarlyStoppingClassifier`) gets its training
+        fold's, so no workflow straddles that split either (:func:`wtc.models.pipeline.fit_grouped`).
 
     Returns
     -------
@@ -70,7 +75,8 @@ def cross_validate(
     for k, (train, valid) in enumerate(folds):
         if k and stop is not None and stop(scores):
             break
-        model = with_params(pipeline, params).fit(X[train], y[train])
+        model = fit_grouped(with_params(pipeline, params), X[train], y[train],
+                            None if groups is None else groups[train])
         proba = full_proba(model, X[valid], n_classes)
         scores.append(score_all(y[valid], proba, n_classes))
         if predictions is not None:
@@ -210,6 +216,7 @@ def tune(
     metric: str,
     on_trial: Callable[[TrialRecord], None] | None = None,
     progress: Callable | None = None,
+    groups: np.ndarray | None = None,
 ) -> TuningResult:
     """Run the search: each trial is scored by the CV mean of ``metric`` (minimised, see ``objective_value``).
 
@@ -224,7 +231,7 @@ def tune(
         Unfitted; cloned for every fit.
     searcher : Searcher
         The back-end proposing parameters (``ask``) and learning from values (``tell``).
-    X, y, folds, n_classes
+    X, y, folds, n_classes, groups
         See :func:`cross_validate`.
     metric : str
         An objective metric of :data:`wtc.evaluation.metrics.METRICS`.
@@ -252,7 +259,7 @@ def tune(
             if params is None:
                 break  # the shared budget is spent
             number = searcher.trial_number(params) if shared is not None else index
-            record = _evaluate(pipeline, searcher, params, X, y, folds, n_classes, metric)
+            record = _evaluate(pipeline, searcher, params, X, y, folds, n_classes, metric, groups)
             record.index = number
             if shared is not None:
                 record.worker = f"{shared.host}:{shared.pid}"
@@ -289,7 +296,7 @@ def collect_stored(result: TuningResult, shared, seen: set[int],
 
 
 def _evaluate(pipeline, searcher: Searcher, params: dict, X, y, folds: Folds, n_classes: int,
-              metric: str) -> TrialRecord:
+              metric: str, groups: np.ndarray | None = None) -> TrialRecord:
     """CV of one trial, stopped early when the searcher's pruner says so; its record (index 0)."""
     started, start = time.time(), time.perf_counter()
     predictions: list = []
@@ -299,7 +306,8 @@ def _evaluate(pipeline, searcher: Searcher, params: dict, X, y, folds: Folds, n_
         value = objective_value(metric, {metric: summarise_folds(scores)[f"{metric}_mean"]})
         return math.isfinite(value) and searcher.should_prune(params, len(scores), value)
 
-    scores = cross_validate(pipeline, params, X, y, folds, n_classes, predictions, iterations, stop=pruned)
+    scores = cross_validate(pipeline, params, X, y, folds, n_classes, predictions, iterations, stop=pruned,
+                            groups=groups)
     summary = summarise_folds(scores)
     seconds = time.perf_counter() - start
     if len(scores) < len(folds):

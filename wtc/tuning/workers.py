@@ -32,6 +32,7 @@ class _Job:
     folds: Folds
     n_classes: int
     metric: str
+    groups: object = None
 
 
 def _work(job: _Job, index: int, errors) -> None:
@@ -44,7 +45,7 @@ def _work(job: _Job, index: int, errors) -> None:
             shared = job.study.open(searcher.n_trials)
             try:
                 searcher.attach(shared, worker=index)
-                tune(job.pipeline, searcher, job.X, job.y, job.folds, job.n_classes, job.metric)
+                tune(job.pipeline, searcher, job.X, job.y, job.folds, job.n_classes, job.metric, groups=job.groups)
             finally:
                 shared.close()
     except KeyboardInterrupt:
@@ -66,12 +67,13 @@ def search(
     n_workers: int = 1,
     on_trial: Callable[[TrialRecord], None] | None = None,
     progress: Callable | None = None,
+    groups=None,
 ) -> TuningResult:
     """Run a search in memory, or over a stored study with ``n_workers`` processes in all.
 
     Parameters
     ----------
-    pipeline, searcher, X, y, folds, n_classes, metric, on_trial, progress
+    pipeline, searcher, X, y, folds, n_classes, metric, on_trial, progress, groups
         See :func:`wtc.tuning.objective.tune`.
     study : StudySpec, optional
         Where the trials live; None searches in memory (``n_workers`` must then be 1).
@@ -89,7 +91,8 @@ def search(
     if study is None or not searcher.params:
         if study is not None and study.temporary:
             shutil.rmtree(study.temporary, ignore_errors=True)
-        return tune(pipeline, searcher, X, y, folds, n_classes, metric, on_trial=on_trial, progress=progress)
+        return tune(pipeline, searcher, X, y, folds, n_classes, metric, on_trial=on_trial, progress=progress,
+                    groups=groups)
     shared = study.open(searcher.n_trials)
     workers = []
     try:
@@ -97,12 +100,13 @@ def search(
         if n_workers > 1:
             context = multiprocessing.get_context("spawn")  # no fork of a process holding DB connections
             errors = context.Queue()
-            job = _Job(type(searcher), searcher.settings, study, pipeline, X, y, folds, n_classes, metric)
+            job = _Job(type(searcher), searcher.settings, study, pipeline, X, y, folds, n_classes, metric, groups)
             for index in range(1, n_workers):
                 worker = context.Process(target=_work, args=(job, index, errors), name=f"wtc-search-worker-{index}")
                 worker.start()
                 workers.append(worker)
-        result = tune(pipeline, searcher, X, y, folds, n_classes, metric, on_trial=on_trial, progress=progress)
+        result = tune(pipeline, searcher, X, y, folds, n_classes, metric, on_trial=on_trial, progress=progress,
+                      groups=groups)
         for worker in workers:
             worker.join()
         failed = [worker for worker in workers if worker.exitcode != 0]
@@ -116,7 +120,7 @@ def search(
             # Evaluated before a restart or by another process: its fold predictions (what
             # calibration and the CV ROC read) are computed again, the same folds and parameters.
             best.fold_predictions = []
-            cross_validate(pipeline, best.params, X, y, folds, n_classes, best.fold_predictions)
+            cross_validate(pipeline, best.params, X, y, folds, n_classes, best.fold_predictions, groups=groups)
         return result
     finally:
         _stop(workers)
