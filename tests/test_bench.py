@@ -44,6 +44,14 @@ def test_quality_benchmark_prints_one_table_per_target(capsys, tracking_uri):
     assert float(oracle[1]) == pytest.approx(tables["binary"][0]["oracle_log_loss"], abs=1e-4)
     assert float(blind[2]) == pytest.approx(tables["binary"][0]["oracle_blind_log_loss"], abs=1e-4)
     assert float(blind[4]) == pytest.approx(1.0) and float(oracle[2]) == pytest.approx(1.0)
+    # the workflow oracle (reads siblings) follows the blind oracle's row: its log-loss, AUC, coverage
+    assert "workflow oracle: " in out and all(row["oracle_workflow_log_loss"] > 0 for row in tables["binary"])
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:2] == ["workflow", "oracle"])
+    assert lines[at - 1].split()[:2] == ["blind", "oracle"]
+    workflow = lines[at].split()
+    assert float(workflow[2]) == pytest.approx(tables["binary"][0]["oracle_workflow_log_loss"], abs=1e-4)
+    assert float(workflow[6]) == pytest.approx(tables["binary"][0]["oracle_workflow_coverage_p95"], abs=1e-3)
 
 
 def test_quality_benchmark_without_flaml_says_so_in_one_line(capsys, monkeypatch, tracking_uri):

@@ -61,8 +61,8 @@ def _data_params(data: Dataset, n_train: int, n_test: int) -> dict:
 
 def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
     """``test/…``, ``train/…``, over-training KS, coverage at 90/95/99% precision and, with an
-    oracle, ``oracle/…`` on the same test rows (``oracle_blind/…`` for the name-blind oracle when
-    the history has its sidecar)."""
+    oracle, ``oracle/…`` on the same test rows (``oracle_blind/…`` for the name-blind oracle and
+    ``oracle_workflow/…`` for the workflow oracle when the history has their sidecars)."""
     n_classes = len(data.classes)
     y_train, y_test = data.y[splits.train], data.y[splits.test]
     metrics = {f"test/{k}": v for k, v in score_all(y_test, test_proba, n_classes).items()}
@@ -71,14 +71,11 @@ def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
     ks = overtraining_ks(y_train, train_proba, y_test, test_proba, data.classes)
     metrics.update({f"overtraining/{k}": v for k, v in ks.items()})
     metrics.update(automation_metrics(y_test, test_proba, "test"))
-    if data.oracle is not None:
-        oracle = score_all(y_test, data.oracle[splits.test], n_classes)
-        metrics.update({f"oracle/{k}": v for k, v in oracle.items()})
-        metrics.update(automation_metrics(y_test, data.oracle[splits.test], "oracle"))
-    if data.oracle_blind is not None:
-        blind = score_all(y_test, data.oracle_blind[splits.test], n_classes)
-        metrics.update({f"oracle_blind/{k}": v for k, v in blind.items()})
-        metrics.update(automation_metrics(y_test, data.oracle_blind[splits.test], "oracle_blind"))
+    for prefix, proba in (("oracle", data.oracle), ("oracle_blind", data.oracle_blind),
+                          ("oracle_workflow", data.oracle_workflow)):
+        if proba is not None:
+            metrics.update({f"{prefix}/{k}": v for k, v in score_all(y_test, proba[splits.test], n_classes).items()})
+            metrics.update(automation_metrics(y_test, proba[splits.test], prefix))
     return metrics
 
 

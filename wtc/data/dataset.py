@@ -37,6 +37,7 @@ class Dataset:
     oracle: np.ndarray | None
     n_unlabelled: int
     oracle_blind: np.ndarray | None = None  # the name-blind oracle, when its sidecar exists
+    oracle_workflow: np.ndarray | None = None  # the workflow oracle (reads siblings), when its sidecar exists
 
 
 def _paths(cfg: DictConfig) -> DictConfig:
@@ -106,13 +107,16 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     if X.shape[1] == 0:
         raise ConfigError(f"{path}: view {cfg.data.view!r} has no column on this history "
                           f"(statuses here: {', '.join(history.statuses)}); choose another data=…")
-    oracle = oracle_blind = None
+    oracle = oracle_blind = oracle_workflow = None
     if has_oracle(path):
         proba, _ = load_oracle(path, cfg.target.name, history=history)
         oracle = proba[labelled] @ mapping
     if has_oracle(path, blind=True):
         proba, _ = load_oracle(path, cfg.target.name, history=history, blind=True)
         oracle_blind = proba[labelled] @ mapping
+    if has_oracle(path, workflow=True):
+        proba, _ = load_oracle(path, cfg.target.name, history=history, workflow=True)
+        oracle_workflow = proba[labelled] @ mapping
     workflows = np.asarray(history.workflows, dtype=object)[labelled]
     return Dataset(
         path=path,
@@ -126,4 +130,5 @@ def load_dataset(cfg: DictConfig) -> Dataset:
         oracle=oracle,
         n_unlabelled=int((~labelled).sum()),
         oracle_blind=oracle_blind,
+        oracle_workflow=oracle_workflow,
     )

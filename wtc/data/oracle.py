@@ -9,7 +9,7 @@ from wtc.errors import HistoryError
 from wtc.data.targets import build_target
 
 
-def load_oracle(history_path, target: str, history=None, blind: bool = False) -> tuple[np.ndarray, list[str]]:
+def load_oracle(history_path, target: str, history=None, blind: bool = False, workflow: bool = False) -> tuple[np.ndarray, list[str]]:
     """The oracle's ``P(class | observed task)`` for every task of a generated history.
 
     Rows follow the history's tasks, columns ``build_target``'s classes (those present among
@@ -18,7 +18,9 @@ def load_oracle(history_path, target: str, history=None, blind: bool = False) ->
 
     ``history``, when given, is the already loaded history of ``history_path`` (it is not
     read again). ``blind`` reads the name-blind oracle's sidecar instead (the limit of a model
-    that cannot read a workflow's traits from its name; see ``wtc.data.synthetic.blind``).
+    that cannot read a workflow's traits from its name; see ``wtc.data.synthetic.blind``),
+    ``workflow`` the workflow oracle's (the limit of a model that also reads the task's siblings;
+    see ``wtc.data.synthetic.posterior.workflow_oracle_of``).
 
     Raises
     ------
@@ -30,8 +32,8 @@ def load_oracle(history_path, target: str, history=None, blind: bool = False) ->
 
     if history is None:
         history = load_history(history_path)
-    table = load_oracle_table(history_path, blind)
-    sidecar = oracle_path(history_path, blind)
+    table = load_oracle_table(history_path, blind, workflow)
+    sidecar = oracle_path(history_path, blind, workflow)
     if len(table) != history.n_tasks or list(table["task"]) != history.tasks:
         raise HistoryError(sidecar, "the oracle's tasks do not match the history's (regenerate both)")
     _, classes = build_target(history, target)
@@ -44,9 +46,9 @@ def load_oracle(history_path, target: str, history=None, blind: bool = False) ->
     return proba / np.where(total > 0, total, 1.0), classes
 
 
-def has_oracle(history_path, blind: bool = False) -> bool:
+def has_oracle(history_path, blind: bool = False, workflow: bool = False) -> bool:
     """Whether a history comes with an oracle sidecar (synthetic benchmarks do), or with
-    ``blind`` a name-blind oracle's (once something asked for it)."""
+    ``blind`` a name-blind oracle's, with ``workflow`` a workflow oracle's (once something asked for it)."""
     from wtc.data.synthetic import oracle_path
 
-    return oracle_path(history_path, blind).exists()
+    return oracle_path(history_path, blind, workflow).exists()

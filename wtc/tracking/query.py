@@ -34,7 +34,7 @@ __all__ = [
 CHOICE_PARAMS = ("model.name", "data.view", "data.extras", "resample", "scaler", "search.kind",
                  "target.name", "metric", "cv.kind", "cv.n_splits", "seed")
 #: Metric families a parent run's row carries.
-METRIC_PREFIXES = ("cv/", "test/", "oracle/", "oracle_blind/", "time/")
+METRIC_PREFIXES = ("cv/", "test/", "oracle/", "oracle_blind/", "oracle_workflow/", "time/")
 SWEEP_TAG = "wtc.sweep"
 KIND_TAG = "wtc.kind"
 #: ``wtc.kind`` of the runs ``wtc compare`` logs; they are records of a comparison, not experiments.

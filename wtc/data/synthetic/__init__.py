@@ -19,7 +19,8 @@ The package is split along those steps:
 - :mod:`~wtc.data.synthetic.sampling`: drawing workflows, tasks, decisions and error counts
   into a JSON-ready history (:func:`generate_history`);
 - :mod:`~wtc.data.synthetic.posterior`: the exact likelihood, posterior and oracle table
-  (:func:`oracle_of`);
+  (:func:`oracle_of`), and the workflow oracle that also reads a task's siblings
+  (:func:`workflow_oracle_of`);
 - :mod:`~wtc.data.synthetic.blind`: the name-blind oracle, the traits marginalised over
   their prior (:func:`blind_oracle_of`): the limit of a model that cannot read the traits;
 - :mod:`~wtc.data.synthetic.io`: benchmark files, their oracle sidecars and the default
@@ -34,11 +35,12 @@ from wtc.data.synthetic.io import (
     default_history_path,
     ensure_blind_oracle,
     ensure_default_history,
+    ensure_workflow_oracle,
     load_oracle_table,
     oracle_path,
     write_benchmark,
 )
-from wtc.data.synthetic.posterior import oracle_of
+from wtc.data.synthetic.posterior import oracle_of, workflow_oracle_of
 from wtc.data.synthetic.sampling import generate_history
 from wtc.data.synthetic.world import (
     CAUSES,
@@ -62,9 +64,11 @@ __all__ = [
     "default_history_path",
     "ensure_blind_oracle",
     "ensure_default_history",
+    "ensure_workflow_oracle",
     "generate_history",
     "load_oracle_table",
     "oracle_of",
     "oracle_path",
+    "workflow_oracle_of",
     "write_benchmark",
 ]

@@ -13,11 +13,15 @@ from wtc.data.synthetic.sampling import generate_history
 from wtc.data.synthetic.world import DEFAULT_TASKS, GENERATOR_VERSION
 
 
-def oracle_path(history_path, blind: bool = False) -> Path:
+def oracle_path(history_path, blind: bool = False, workflow: bool = False) -> Path:
     """The oracle sidecar of a history: same folder and stem, suffix ``.oracle.parquet``
-    (``.blind_oracle.parquet`` for the name-blind oracle, see :mod:`~wtc.data.synthetic.blind`)."""
+    (``.blind_oracle.parquet`` for the name-blind oracle, see :mod:`~wtc.data.synthetic.blind`;
+    ``.workflow_oracle.parquet`` for the workflow oracle, see :func:`ensure_workflow_oracle`)."""
+    if blind and workflow:
+        raise ValueError("an oracle sidecar is either the name-blind or the workflow oracle's, not both")
     path = Path(history_path)
-    return path.with_name(path.stem + (".blind_oracle.parquet" if blind else ".oracle.parquet"))
+    kind = "blind_oracle" if blind else "workflow_oracle" if workflow else "oracle"
+    return path.with_name(f"{path.stem}.{kind}.parquet")
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -61,16 +65,17 @@ def write_benchmark(path, n_tasks: int = DEFAULT_TASKS, seed: int = 0) -> Path:
     return path
 
 
-def load_oracle_table(history_path, blind: bool = False) -> pd.DataFrame:
+def load_oracle_table(history_path, blind: bool = False, workflow: bool = False) -> pd.DataFrame:
     """Read the oracle sidecar of a history (see :func:`oracle_of` for its columns), or with
-    ``blind`` the name-blind oracle's (see :func:`ensure_blind_oracle`).
+    ``blind`` the name-blind oracle's (see :func:`ensure_blind_oracle`), with ``workflow`` the
+    workflow oracle's (see :func:`ensure_workflow_oracle`).
 
     Raises
     ------
     FileNotFoundError
         When the sidecar is missing (only generated histories have one).
     """
-    sidecar = oracle_path(history_path, blind)
+    sidecar = oracle_path(history_path, blind, workflow)
     if not sidecar.exists():
         raise FileNotFoundError(f"no oracle sidecar {sidecar} for {history_path} (only generated histories have one)")
     return pd.read_parquet(sidecar)
@@ -90,6 +95,25 @@ def ensure_blind_oracle(history_path, samples: int = 32, seed: int = 0) -> Path:
     if sidecar.exists() and list(pd.read_parquet(sidecar, columns=["task"])["task"]) == list(history):
         return sidecar
     table = blind_oracle_of(history, samples=samples, seed=seed)
+    _atomic_write(sidecar, lambda tmp: table.to_parquet(tmp, index=False))
+    return sidecar
+
+
+def ensure_workflow_oracle(history_path) -> Path:
+    """The workflow oracle's sidecar of a generated history, computed on first use (seconds).
+
+    The limit of a model that reads a task's siblings (see
+    :func:`~wtc.data.synthetic.posterior.workflow_oracle_of`); like the name-blind oracle it is
+    written when the quality benchmark asks for it. A sidecar whose tasks are not the history's
+    is recomputed.
+    """
+    from wtc.data.synthetic.posterior import workflow_oracle_of
+
+    sidecar = oracle_path(history_path, workflow=True)
+    history = json.loads(Path(history_path).read_bytes())
+    if sidecar.exists() and list(pd.read_parquet(sidecar, columns=["task"])["task"]) == list(history):
+        return sidecar
+    table = workflow_oracle_of(history)
     _atomic_write(sidecar, lambda tmp: table.to_parquet(tmp, index=False))
     return sidecar
 

@@ -12,6 +12,14 @@ workflow traits (whitelist, signature code, count scale; see :mod:`~wtc.data.syn
 which are a function of the workflow's name and so known exactly from the task's own entry.
 The oracle reads nothing but what the file shows (the task's matrix, its workflow name:
 campaign, date and traits, and its task type), see :func:`oracle_of`.
+
+The workflow oracle (:func:`workflow_oracle_of`) also reads the task's siblings: the
+generator draws the campaign, the hidden cause z and the decision (hence every target's label)
+once per workflow, and given z and the traits each task's matrix is an independent draw, while
+how many tasks fail and of which types does not depend on z. So
+``P(z | all the workflow's tasks) ∝ P(z | campaign) prod_tasks P(task's matrix | z, traits)``
+and every task of a workflow shares that posterior and its class probabilities (``class_prob``
+maps z to classes the same way for every task: a label never depends on the task's type).
 """
 
 from __future__ import annotations
@@ -146,6 +154,24 @@ def latent_posterior(world: World, history: dict, chunk: int = 200_000) -> np.nd
     return normalised_posterior(world.log_prior[camp], latent_loglik(world, history, chunk=chunk))
 
 
+def workflow_posterior(world: World, history: dict, chunk: int = 200_000) -> np.ndarray:
+    """``P(z | every task of the task's workflow in history)`` for every task, shape (n_tasks, n_z).
+
+    ``normalise(log P(z | campaign) + sum over the workflow's tasks of log P(matrix | z, traits))``
+    with the per-task likelihood of :func:`latent_loglik`: the bound for a model that reads a
+    task's siblings in the same file (their errors, never their labels). Only the tasks present
+    in ``history`` count, so on a subset (e.g. a workflow-grouped test split) it conditions on
+    what that subset shows. A workflow of one task gets :func:`latent_posterior`.
+    """
+    tasks = list(history)
+    camp, _, _ = world.context(tasks)
+    _, task_wf = np.unique([workflow_of(task) for task in tasks], return_inverse=True)
+    loglik = latent_loglik(world, history, chunk=chunk)
+    total = np.zeros((task_wf.max() + 1, loglik.shape[1]))
+    np.add.at(total, task_wf, loglik)
+    return normalised_posterior(world.log_prior[camp], total[task_wf])
+
+
 def _add_rows(total: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
     """``total[rows] += values`` summing repeated (sorted) rows, faster than ``np.add.at``."""
     uniq, first = np.unique(rows, return_index=True)
@@ -172,6 +198,17 @@ def oracle_of(history: dict) -> pd.DataFrame:
     """
     world = fixed_world()
     return class_table(world, list(history), latent_posterior(world, history))
+
+
+def workflow_oracle_of(history: dict) -> pd.DataFrame:
+    """The exact ``P(class | all the tasks of the task's workflow)`` of every target.
+
+    The limit of a model that reads, besides the task's own entry, the error matrices of the
+    other tasks of its workflow in the same file (see :func:`workflow_posterior`); columns and
+    rows as :func:`oracle_of`. Every task of a workflow gets the same row of probabilities.
+    """
+    world = fixed_world()
+    return class_table(world, list(history), workflow_posterior(world, history))
 
 
 def class_table(world: World, tasks: list[str], post: np.ndarray) -> pd.DataFrame:
