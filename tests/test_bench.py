@@ -63,3 +63,14 @@ def test_quality_benchmark_without_flaml_says_so_in_one_line(capsys, monkeypatch
     out = capsys.readouterr().out
     assert "FLAML is not installed (pip install -e .[bench]): its row is left out" in out
     assert "flaml (" not in out and "dummy" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["quality", "--blind-samples", "-3"], "expected an integer >= 0"),
+    (["quality", "--tasks", "10"], "give --generate-seed too"),
+    (["sweep", "--folds", "0"], "must be at least 1"),
+])
+def test_benchmark_arguments_are_checked_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
