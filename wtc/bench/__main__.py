@@ -1,0 +1,7 @@
+"""``python -m wtc.bench``."""
+
+import sys
+
+from wtc.bench import main
+
+sys.exit(main())

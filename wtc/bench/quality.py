@@ -1,0 +1,211 @@
+"""``python -m wtc.bench quality``: the champion preset against the seed recipes, baselines, FLAML and the oracles."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+
+#: The limits a quality row may carry: the exact per-task oracle, the name-blind oracle and the
+#: workflow oracle (reads the task's siblings), as metric prefixes.
+_LIMITS = ("oracle", "oracle_blind", "oracle_workflow")
+
+#: The recipes ``quality`` runs besides FLAML: (name, overrides). All share seed, test_size
+#: and cv, hence the same held-out rows; the seed recipes and baselines read the combined view.
+QUALITY_RECIPES = (
+    ("champion", ["+experiment=champion"]),
+    ("seed_xgb", ["model=seed_xgb", "search=none"]),
+    ("seed_dnn", ["model=seed_dnn", "search=none"]),
+    ("rules", ["model=rules", "search=none"]),
+    ("dummy", ["model=dummy", "search=none"]),
+)
+
+
+def _quality_row(name: str, y_test, proba, oracle, wall_s: float, oracle_blind=None, oracle_workflow=None) -> dict:
+    from wtc.evaluation.diagnostics import automation_metrics
+    from wtc.evaluation.metrics import score_all
+
+    n_classes = proba.shape[1]
+    scores = score_all(y_test, proba, n_classes)
+    row = {"recipe": name, "log_loss": scores["log_loss"], "roc_auc": scores["roc_auc"],
+           "coverage_p95": automation_metrics(y_test, proba, "t")["t/coverage_at_p95"], "wall_s": wall_s}
+    for prefix, best_proba in (("oracle", oracle), ("oracle_blind", oracle_blind),
+                               ("oracle_workflow", oracle_workflow)):
+        if best_proba is not None:
+            best = score_all(y_test, best_proba, n_classes)
+            row[f"{prefix}_log_loss"], row[f"{prefix}_roc_auc"] = best["log_loss"], best["roc_auc"]
+            row[f"{prefix}_coverage_p95"] = automation_metrics(y_test, best_proba, "o")["o/coverage_at_p95"]
+    return row
+
+
+def _row_of_metrics(name: str, m: dict, wall_s: float) -> dict:
+    """A quality row from a run's metrics (with ``oracle/…``, ``oracle_blind/…`` and
+    ``oracle_workflow/…`` when present)."""
+    row = {"recipe": name, "log_loss": m["test/log_loss"], "roc_auc": m["test/roc_auc"],
+           "coverage_p95": m["test/coverage_at_p95"], "wall_s": wall_s}
+    for prefix in _LIMITS:
+        if f"{prefix}/log_loss" in m:
+            row.update({f"{prefix}_log_loss": m[f"{prefix}/log_loss"], f"{prefix}_roc_auc": m[f"{prefix}/roc_auc"],
+                        f"{prefix}_coverage_p95": m[f"{prefix}/coverage_at_p95"]})
+    return row
+
+
+def _flaml_row(cfg, budget_s: float) -> dict:
+    """FLAML's AutoML on the training split of ``cfg``'s view (the champion's), scored on its test rows."""
+    import logging
+
+    from flaml import AutoML
+
+    from wtc.data.dataset import load_dataset
+    from wtc.models.pipeline import full_proba
+    from wtc.splits import make_splits
+
+    data = load_dataset(cfg)
+    splits = make_splits(cfg.cv.kind, int(cfg.cv.n_splits), float(cfg.test_size), int(cfg.seed), data.y,
+                         data.groups, data.dates)
+    logging.getLogger("flaml.automl.logger").setLevel(logging.WARNING)
+    automl = AutoML()
+    start = time.perf_counter()
+    # FLAML's own validation split is not grouped by workflow: with groups its holdout may
+    # lack a rare class and it trains nothing (issue 8); the test rows are the shared ones.
+    automl.fit(data.X[splits.train], data.y[splits.train], task="classification", metric="log_loss",
+               time_budget=budget_s, n_jobs=int(cfg.n_jobs), seed=int(cfg.seed), verbose=0)
+    wall_s = time.perf_counter() - start
+    proba = full_proba(automl, data.X[splits.test], len(data.classes))
+    oracle = data.oracle[splits.test] if data.oracle is not None else None
+    blind, wf = (None if p is None else p[splits.test] for p in (data.oracle_blind, data.oracle_workflow))
+    row = _quality_row(f"flaml ({automl.best_estimator})", data.y[splits.test], proba, oracle, wall_s, blind, wf)
+    row["train_rows"], row["test_rows"] = len(splits.train), len(splits.test)
+    return row
+
+
+def _ratio(a, b) -> float:
+    return a / b if b else float("nan")
+
+
+def _print_quality(target: str, rows: list[dict]) -> None:
+    """One table: each recipe's figures and their ratios to the oracle's and the blind oracle's;
+    the workflow oracle's row (no ratio columns of its own) follows the blind oracle's."""
+    best = {p: next((r for r in rows if f"{p}_log_loss" in r), {}) for p in _LIMITS}
+    print(f"\n{target}: test log-loss and its ratio to the oracle's (x oracle) and the name-blind oracle's "
+          f"(x blind), ROC AUC, coverage at 95% precision and its ratios, wall time")
+    print(f"{'recipe':>24} {'log_loss':>9} {'x oracle':>9} {'x blind':>8} {'roc_auc':>8} {'cov@95':>7} {'x oracle':>9} "
+          f"{'x blind':>8} {'wall_s':>8}")
+    for prefix, name in (("oracle_workflow", "workflow oracle"), ("oracle_blind", "blind oracle"),
+                         ("oracle", "oracle")):  # oracle first
+        r = best[prefix]
+        if r:  # the limits' own rows: both ratios against the same two limits
+            rows = [{"recipe": name, "log_loss": r[f"{prefix}_log_loss"], "roc_auc": r[f"{prefix}_roc_auc"],
+                     "coverage_p95": r[f"{prefix}_coverage_p95"], "wall_s": float("nan")}] + rows
+    ref = {p: (best[p].get(f"{p}_log_loss", float("nan")), best[p].get(f"{p}_coverage_p95", float("nan")))
+           for p in best}
+    if best["oracle_workflow"]:
+        print("(workflow oracle: P(class | all the workflow's tasks in the file), traits known: the bound for a "
+              "model that reads a task's siblings, e.g. data=workflow_evidence)")
+    for r in rows:
+        print(f"{r['recipe']:>24} {r['log_loss']:>9.4f} {_ratio(r['log_loss'], ref['oracle'][0]):>9.3f} "
+              f"{_ratio(r['log_loss'], ref['oracle_blind'][0]):>8.3f} {r['roc_auc']:>8.3f} {r['coverage_p95']:>7.3f} "
+              f"{_ratio(r['coverage_p95'], ref['oracle'][1]):>9.2f} "
+              f"{_ratio(r['coverage_p95'], ref['oracle_blind'][1]):>8.2f} {r['wall_s']:>8.1f}", flush=True)
+
+
+def _ensure_limits(conf: Path, base: list[str], samples: int) -> None:
+    """Write the history's workflow oracle and (``samples`` > 0) name-blind oracle sidecars unless
+    they are there (timed): the runs read them."""
+    from hydra import compose, initialize_config_dir
+
+    from wtc.data.dataset import resolve_data_path
+    from wtc.data.oracle import has_oracle
+    from wtc.data.synthetic import ensure_blind_oracle, ensure_workflow_oracle
+
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        path = resolve_data_path(compose("config", overrides=base))
+    if not has_oracle(path):
+        return  # not a generated history: there is no oracle of either kind
+    start = time.perf_counter()
+    ensure_workflow_oracle(path)
+    print(f"workflow oracle: {time.perf_counter() - start:.1f} s", flush=True)
+    if not samples:
+        return
+    start = time.perf_counter()
+    ensure_blind_oracle(path, samples=samples)
+    print(f"name-blind oracle ({samples} whitelist samples per task): {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def bench_quality(history: str | None, generate_seed: int | None, tasks: int, budget_s: float, targets: list[str],
+                  trials: int | None = None, recipes: list[str] | None = None,
+                  tracking_uri: str | None = None, blind_samples: int = 32) -> dict[str, list[dict]]:
+    """The champion preset, the seed recipes, the rules baseline, the dummy and FLAML on the same split.
+
+    Each recipe is one ``wtc.experiment.run`` (tracked in a temporary store, no figures, no
+    logged model: its wall time is loading + search + refit + scoring); FLAML gets ``budget_s``
+    seconds on the champion's training matrix (its view and blocks). Prints one table per target
+    and returns its rows.
+
+    Parameters
+    ----------
+    history : str, optional
+        A history file; None: the generated default benchmark (or ``generate_seed``).
+    generate_seed : int, optional
+        Generate a history of ``tasks`` tasks with this seed (into a temporary folder).
+    tasks : int
+    budget_s : float
+        FLAML's ``time_budget``: the champion preset's wall-clock budget.
+    targets : list of str
+    trials : int, optional
+        Overrides the champion's ``search.n_trials`` (quick checks).
+    recipes : list of str, optional
+        A subset of :data:`QUALITY_RECIPES`' names and ``flaml``; all by default.
+    tracking_uri : str, optional
+        Keep the runs in this MLflow store (default: a temporary one).
+    blind_samples : int
+        Whitelist samples per task of the name-blind oracle, computed beside a generated
+        history on first use (its figures come with every row); 0 leaves it out. The workflow
+        oracle's sidecar (seconds) is always computed beside a generated history.
+    """
+    from hydra import compose, initialize_config_dir
+
+    from wtc.experiment import run
+
+    with_flaml = recipes is None or "flaml" in recipes
+    if with_flaml:
+        try:
+            import flaml  # noqa: F401
+        except ImportError:
+            with_flaml = False
+            print("FLAML is not installed (pip install -e .[bench]): its row is left out", flush=True)
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    chosen = [r for r in QUALITY_RECIPES if recipes is None or r[0] in recipes]
+    tables = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if history is None and generate_seed is not None:
+            from wtc.data.synthetic import write_benchmark
+
+            history = str(write_benchmark(Path(tmp) / f"history_{tasks}_seed{generate_seed}.json", n_tasks=tasks,
+                                          seed=generate_seed))
+        base = [f"tracking.uri={tracking_uri or f'sqlite:///{tmp}/mlruns/mlflow.db'}", f"paths.mlruns={tmp}/mlruns",
+                f"paths.cache_dir={tmp}/cache", "diagnostics=none", "tracking.log_model=false",
+                # One thread per model for every recipe and FLAML alike: on a shared machine
+                # OpenMP threads that wait on each other cost more than they bring.
+                "n_jobs=1"]
+        if history is not None:
+            base.append(f"data.path={history}")
+        print(f"history: {history or 'the default benchmark'}; FLAML budget {budget_s:.0f} s", flush=True)
+        _ensure_limits(conf, base, blind_samples)
+        for target in targets:
+            rows = []
+            for name, overrides in chosen:
+                extra = [f"search.n_trials={trials}"] if trials is not None and name == "champion" else []
+                with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+                    cfg = compose("config", overrides=[*overrides, f"target={target}", *base, *extra])
+                start = time.perf_counter()
+                result = run(cfg)
+                rows.append(_row_of_metrics(name, result.metrics, time.perf_counter() - start))
+            if with_flaml:  # on the champion's view and split
+                with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+                    cfg = compose("config", overrides=["+experiment=champion", f"target={target}", *base])
+                rows.append(_flaml_row(cfg, budget_s))
+            _print_quality(target, rows)
+            tables[target] = rows
+    return tables

@@ -1,0 +1,81 @@
+"""``python -m wtc.bench sweep``: time per job and per trial, and what the run's record costs."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views: list[str],
+                resamplers: list[str], diagnostics: str = "light") -> None:
+    """Wall time per job and per trial for each model family, and the share of it the run's record costs
+    (``time/record_s``: everything after the final fit plus the MLflow calls before it)."""
+    from hydra import compose, initialize_config_dir
+
+    from wtc.data.synthetic import write_benchmark
+    from wtc.experiment import run
+
+    from wtc.tracking import init_store
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_benchmark(Path(tmp) / "history.json", n_tasks=n_tasks, seed=0)
+        uri = f"sqlite:///{tmp}/mlruns/mlflow.db"
+        # As in a real sweep: the store and experiment are created once before the jobs start
+        # (TrackingSetupCallback), and each worker process pays its imports and the scan of
+        # installed packages once, not per job. Both are timed here apart from the jobs.
+        start = time.perf_counter()
+        init_store(uri, "wtc-binary")
+        store_s = time.perf_counter() - start
+        start = time.perf_counter()
+        from wtc.tracking import pyfunc
+
+        pyfunc._distributions_of_packages()
+        process_s = time.perf_counter() - start
+        print(f"once per sweep: store created in {store_s:.1f} s; once per worker process: model-logging "
+              f"imports and package scan {process_s:.1f} s (neither counted in the jobs below)", flush=True)
+        for model, view, resample in itertools.product(models, views, resamplers):
+            overrides = [f"data.path={path}", f"tracking.uri={uri}", f"paths.cache_dir={Path(tmp) / 'cache'}", f"model={model}", f"data={view}",
+                         f"resample={resample}", "search=gp", f"search.n_trials={trials}", f"cv.n_splits={folds}",
+                         "n_jobs=2", f"diagnostics={diagnostics}"]
+            with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+                cfg = compose("config", overrides=overrides)
+            metrics = run(cfg).metrics
+            rows.append((model, view, resample, metrics))
+            parts = _record_parts(metrics)
+            print(f"{model:>18} {view:>9} {resample:>6}  job {metrics['time/total_s']:7.1f} s  "
+                  f"trial {metrics['time/trial_mean_s']:6.2f} s  record {metrics['time/record_s']:5.1f} s "
+                  f"({metrics['time/record_s'] / metrics['time/total_s']:5.1%}: figures {parts['figures']:4.1f} + "
+                  f"tracking {parts['tracking']:4.1f} + scoring {parts['scoring']:4.1f} s; after training "
+                  f"{metrics['time/post_training_cpu_s']:4.1f} s CPU)  test AUC {metrics['test/roc_auc']:.3f}  "
+                  f"oracle AUC {metrics.get('oracle/roc_auc', float('nan')):.3f}", flush=True)
+    print(f"\nper model family ({n_tasks} tasks, {trials} GP trials x {folds} folds, 2 cores, diagnostics={diagnostics}); "
+          f"record = what the run's record costs: everything after the final fit (predictions, metrics, tables,\n"
+          f"figures, model, summary, end of run) + the MLflow calls before it (run start, params, dataset, trial runs), "
+          f"as a share of the whole job's wall time:")
+    total = 0.0
+    for model in models:
+        jobs = [m for name, _, _, m in rows if name == model]
+        job_total = sum(m["time/total_s"] for m in jobs)
+        shares = [m["time/record_s"] / m["time/total_s"] for m in jobs]
+        parts = {k: sum(_record_parts(m)[k] for m in jobs) / job_total for k in ("figures", "tracking", "scoring")}
+        total += job_total
+        print(f"  {model:>18}: {job_total / len(jobs):7.1f} s/job  "
+              f"{statistics.mean(m['time/trial_mean_s'] for m in jobs):6.2f} s/trial  record "
+              f"{sum(m['time/record_s'] for m in jobs) / job_total:5.1%} of job time (jobs {min(shares):.1%}-"
+              f"{max(shares):.1%}) = figures {parts['figures']:5.1%} + tracking {parts['tracking']:5.1%} + scoring "
+              f"{parts['scoring']:5.1%}")
+    spent = sum(m["time/record_s"] for *_, m in rows)
+    print(f"  all {len(rows)} jobs: {total:.0f} s sequential; the record {spent / total:5.1%} of the sweep's job time")
+
+
+def _record_parts(metrics: dict) -> dict[str, float]:
+    """The record's seconds split into figures (computing them), tracking (every MLflow call:
+    saving figures, the model, params, metrics, artifacts) and scoring (the rest after training:
+    test/train predictions, metrics, tables)."""
+    figures, tracking = metrics["time/diagnostics_s"], metrics["time/tracking_s"]
+    return {"figures": figures, "tracking": tracking, "scoring": max(metrics["time/record_s"] - figures - tracking, 0.0)}
