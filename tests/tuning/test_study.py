@@ -130,6 +130,37 @@ def test_a_dead_processs_trial_is_failed_at_once_and_a_live_ones_kept(pipeline, 
     shared.close()
 
 
+@pytest.mark.parametrize("kind", ["tpe", "gp"])
+def test_a_trial_names_its_owner_from_its_creation(kind, spec, monkeypatch):
+    """A process killed right after creating a trial (before anything else is stored) leaves a
+    trial that says whose it was, so the next process fails it at once instead of it holding a
+    budget place for ever."""
+    shared = spec.open(4)
+    searcher = make_searcher(kind, SPACE, 4, 0, {"n_initial_points": 2} if kind == "gp" else None)
+    searcher.attach(shared)
+
+    class Killed(BaseException):
+        pass
+
+    def killed(*args, **kwargs):  # the process dies here, right after the trial was created
+        raise Killed
+
+    monkeypatch.setattr(type(shared), "claim", killed)
+    with pytest.raises(Killed):
+        searcher.ask()
+    (trial,) = shared.study.get_trials()
+    assert trial.state.name == "RUNNING"
+    assert trial.user_attrs["wtc.owner"] == {"host": shared.host, "pid": os.getpid(), "worker": 0}
+    monkeypatch.undo()
+    # The next process (another pid, on this host) finds the owner dead and fails the trial.
+    later = spec.open(4)
+    later.pid = -1
+    monkeypatch.setattr("wtc.tuning.study.process_alive", lambda host, pid: pid != os.getpid())
+    assert later.reap() == [trial.number] and later.remaining() == 4
+    shared.close()
+    later.close()
+
+
 class InterruptedLogisticRegression(LogisticRegression):
     """Ctrl-C in the middle of the second trial's CV."""
 

@@ -135,6 +135,10 @@ class TPESearcher(Searcher):
         from wtc.tuning.study import _quiet_optuna
 
         with _quiet_optuna():
+            # The owner travels with the trial from its creation (queued with it, then popped by
+            # ask), as a GP trial's does: a process killed between creating a trial and naming
+            # itself would leave a RUNNING trial no one can tell is dead, holding a budget place.
+            self.study.enqueue_trial({}, user_attrs=self.shared.owner_attrs(self.worker))
             trial = self.study.ask(self.distributions)
         params = dict(trial.params)
         self._pending.append((params, trial))
