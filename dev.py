@@ -52,7 +52,8 @@ def main(argv: list[str]) -> int:
         if code == 0:
             print("\nDone. Compare the runs in the MLflow UI:\n"
                   f"  {VENV}/bin/mlflow ui --backend-store-uri sqlite:///{ROOT}/mlruns/mlflow.db\n"
-                  "then open http://127.0.0.1:5000 (experiment wtc-binary).")
+                  "then open http://127.0.0.1:5000 (experiment wtc-binary; if the sidebar says GenAI, click\n"
+                  "'Model training' once: MLflow 3.17 starts a fresh browser there).")
         return code
     print(__doc__)
     return 2
