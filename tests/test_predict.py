@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import mlflow
@@ -210,9 +211,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
-    """`wtc serve` starts `mlflow models serve` for real; POST raw tasks to /invocations; stop its process group."""
+@contextlib.contextmanager
+def served(model_uri: str, tracking_uri: str, tmp_path):
+    """`wtc serve` of a model for real (its process group stopped on exit); yields ``post(body)``,
+    which POSTs a JSON body to /invocations and returns the answer's predictions."""
     import os
     import signal
     import subprocess
@@ -222,16 +224,21 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
     import urllib.request
     from pathlib import Path
 
-    uri, mixed, classes, expected, _ = store
     port = _free_port()
-    repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(repo), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "MLFLOW_DISABLE_TELEMETRY": "true"}
     # Not the venv's bin dir on PATH: `wtc serve` must put it there itself.
     env["PATH"] = "/usr/bin:/bin"
     log = open(tmp_path / "serve.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "wtc.cli", "serve", "--model", "models:/wtc-p@champion",
-                               "--tracking-uri", uri, "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
+    server = subprocess.Popen([sys.executable, "-m", "wtc.cli", "serve", "--model", model_uri,
+                               "--tracking-uri", tracking_uri, "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
+
+    def post(body: dict) -> list[dict]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.loads(answer.read())["predictions"]
+
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -244,23 +251,7 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
             assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "server did not answer within 90 s"
             time.sleep(1)
-        tasks = json.loads(mixed.read_text())
-        names = list(tasks)[:3] + ["/wf_bad/negative_count", "/wf_bad/deep"]
-        body = {"dataframe_records": [{"task": t, "entry": tasks[t]} for t in names[:2]]
-                + [{"task": names[2], "entry": json.dumps(tasks[names[2]])}, {"task": names[3], "entry": tasks[names[3]]},
-                   {"task": names[4], "entry": "[" * 100_000}],
-                "params": {"threshold": 0.0}}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            rows = json.loads(answer.read())["predictions"]
-        assert [r["task"] for r in rows] == names
-        for row, proba in zip(rows[:3], expected[:3]):
-            assert row["error"] == "" and row["decision"] == "AUTO"  # threshold 0: every valid task AUTO
-            np.testing.assert_allclose([row[f"p_{c}"] for c in classes], proba, rtol=1e-6)
-            assert row["recommendation"] == classes[int(proba.argmax())]
-        assert "count must be a non-negative integer" in rows[3]["error"] and rows[3]["decision"] == ""
-        assert "nested too deeply" in rows[4]["error"]  # a hostile row is answered, not a server error
+        yield post
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -269,3 +260,24 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
         log.close()
+
+
+@pytest.mark.slow
+def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
+    """`wtc serve` starts `mlflow models serve` for real; POST raw tasks to /invocations; stop its process group."""
+    uri, mixed, classes, expected, _ = store
+    with served("models:/wtc-p@champion", uri, tmp_path) as post:
+        tasks = json.loads(mixed.read_text())
+        names = list(tasks)[:3] + ["/wf_bad/negative_count", "/wf_bad/deep"]
+        body = {"dataframe_records": [{"task": t, "entry": tasks[t]} for t in names[:2]]
+                + [{"task": names[2], "entry": json.dumps(tasks[names[2]])}, {"task": names[3], "entry": tasks[names[3]]},
+                   {"task": names[4], "entry": "[" * 100_000}],
+                "params": {"threshold": 0.0}}
+        rows = post(body)
+        assert [r["task"] for r in rows] == names
+        for row, proba in zip(rows[:3], expected[:3]):
+            assert row["error"] == "" and row["decision"] == "AUTO"  # threshold 0: every valid task AUTO
+            np.testing.assert_allclose([row[f"p_{c}"] for c in classes], proba, rtol=1e-6)
+            assert row["recommendation"] == classes[int(proba.argmax())]
+        assert "count must be a non-negative integer" in rows[3]["error"] and rows[3]["decision"] == ""
+        assert "nested too deeply" in rows[4]["error"]  # a hostile row is answered, not a server error

@@ -269,54 +269,15 @@ def test_predict_prints_the_combined_recommendation_and_summary(store, promoted,
 @pytest.mark.slow
 def test_wtc_serve_answers_with_the_recommendation(store, promoted, tmp_path):
     """`wtc serve` of the recommender for real: POST raw tasks to /invocations, get the combined rows."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    import urllib.error
-    import urllib.request
-    from pathlib import Path
-
-    from tests.test_predict import _free_port
+    from tests.test_predict import served
 
     uri, path, _ = store
     assert promoted[0] == 0
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin",
-           "MLFLOW_DISABLE_TELEMETRY": "true"}
-    log = open(tmp_path / "serve.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "wtc.cli", "serve", "--model", f"models:/wtc-recovery@{CHAMPION}",
-                               "--tracking-uri", uri, "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "server did not answer within 90 s"
-            time.sleep(1)
+    with served(f"models:/wtc-recovery@{CHAMPION}", uri, tmp_path) as post:
         tasks = _raw(path, 5)
-        body = {"dataframe_records": [{"task": t, "entry": e} for t, e in tasks.items()]}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            rows = json.loads(answer.read())["predictions"]
+        rows = post({"dataframe_records": [{"task": t, "entry": e} for t, e in tasks.items()]})
         local = load_model(f"models:/wtc-recovery@{CHAMPION}", tracking_uri=uri).predict(
             pd.DataFrame({"task": list(tasks), "entry": list(tasks.values())}))
         assert [r["task"] for r in rows] == list(tasks)
         assert [r["recommendation"] for r in rows] == local["recommendation"].tolist()
         assert [r["decision"] for r in rows] == local["decision"].tolist()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
-        log.close()
