@@ -90,13 +90,8 @@ def ensure_blind_oracle(history_path, samples: int = 32, seed: int = 0) -> Path:
     """
     from wtc.data.synthetic.blind import blind_oracle_of
 
-    sidecar = oracle_path(history_path, blind=True)
-    history = json.loads(Path(history_path).read_bytes())
-    if sidecar.exists() and list(pd.read_parquet(sidecar, columns=["task"])["task"]) == list(history):
-        return sidecar
-    table = blind_oracle_of(history, samples=samples, seed=seed)
-    _atomic_write(sidecar, lambda tmp: table.to_parquet(tmp, index=False))
-    return sidecar
+    return _ensure_sidecar(history_path, oracle_path(history_path, blind=True),
+                           lambda history: blind_oracle_of(history, samples=samples, seed=seed))
 
 
 def ensure_workflow_oracle(history_path) -> Path:
@@ -109,11 +104,15 @@ def ensure_workflow_oracle(history_path) -> Path:
     """
     from wtc.data.synthetic.posterior import workflow_oracle_of
 
-    sidecar = oracle_path(history_path, workflow=True)
+    return _ensure_sidecar(history_path, oracle_path(history_path, workflow=True), workflow_oracle_of)
+
+
+def _ensure_sidecar(history_path, sidecar: Path, compute) -> Path:
+    """``sidecar`` as it is when its tasks are the history's, else ``compute(history)`` written there."""
     history = json.loads(Path(history_path).read_bytes())
     if sidecar.exists() and list(pd.read_parquet(sidecar, columns=["task"])["task"]) == list(history):
         return sidecar
-    table = workflow_oracle_of(history)
+    table = compute(history)
     _atomic_write(sidecar, lambda tmp: table.to_parquet(tmp, index=False))
     return sidecar
 
