@@ -11,15 +11,8 @@ from wtc.bench.sweep import bench_sweep
 __all__ = ["bench_data", "bench_quality", "bench_sweep", "main"]
 
 
-def _non_negative(text: str) -> int:
-    """An argparse type: an integer >= 0 (0 leaves something out)."""
-    if not text.lstrip("-").isdigit() or int(text) < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
-    from wtc.cli.options import positive
+    from wtc.cli.options import non_negative, positive
 
     parser = argparse.ArgumentParser(prog="python -m wtc.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -47,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--tracking-uri", help="keep the runs in this MLflow store (default: a temporary one)")
     quality.add_argument("--recipes", help="comma-separated subset of: "
                          + ",".join([r for r, _ in QUALITY_RECIPES] + ["flaml"]))
-    quality.add_argument("--blind-samples", type=_non_negative, default=32,
+    quality.add_argument("--blind-samples", type=non_negative, default=32,
                          help="whitelist samples per task of the name-blind oracle, computed beside the history "
                               "on first use (default 32; 0: leave it out)")
     args = parser.parse_args(argv)

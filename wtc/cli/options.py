@@ -22,6 +22,14 @@ def positive(text: str) -> int:
     return value
 
 
+def non_negative(text: str) -> int:
+    """An argument type: an integer of at least 0 (0 often leaves something out)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
     """The ``--tracking-uri`` option of the commands that read the store."""
     parser.add_argument("--tracking-uri", metavar="URI", help="the MLflow store (default: sqlite:///$PWD/mlruns/mlflow.db)")
