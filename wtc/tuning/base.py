@@ -219,7 +219,9 @@ class Searcher:
                 self._reseed(derive_seed(self.seed, number, self.worker + 1))
                 continue
             break
-        shared.set_attrs(number, shared.owner_attrs(self.worker))  # a GP trial has them already; TPE's not
+        # Every trial is created with its owner; TPE's may have been popped from another process's
+        # queue (owner: that process), so name this one again.
+        shared.set_attrs(number, shared.owner_attrs(self.worker))
         shared.start_heartbeat(number)
         return {**self.fixed, **searched}
 
