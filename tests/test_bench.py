@@ -66,7 +66,7 @@ def test_quality_benchmark_without_flaml_says_so_in_one_line(capsys, monkeypatch
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["quality", "--blind-samples", "-3"], "expected an integer >= 0"),
+    (["quality", "--blind-samples", "-3"], "must be at least 0, got -3"),
     (["quality", "--tasks", "10"], "give --generate-seed too"),
     (["sweep", "--folds", "0"], "must be at least 1"),
 ])

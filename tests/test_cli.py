@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import SMALL_HISTORY, write_json
 from wtc.cli import main
+from wtc.data.synthetic import load_oracle_table
 
 
 def test_describe_text(small_history_path, capsys):
@@ -72,10 +73,19 @@ def test_check_fatal_file(tmp_path, capsys):
     assert "FATAL" in capsys.readouterr().out
 
 
+def test_generate_writes_the_name_blind_oracle_on_request(tmp_path, capsys):
+    out_path = tmp_path / "gen.json"
+    assert main(["data", "generate", "--tasks", "60", "--seed", "2", "--out", str(out_path), "--blind-samples", "2"]) == 0
+    blind = load_oracle_table(out_path, blind=True)
+    assert len(blind) == 60 and "name-blind oracle (2 whitelist samples" in capsys.readouterr().out
+
+
 def test_generate_then_describe(tmp_path, capsys):
     out_path = tmp_path / "gen.json"
     assert main(["data", "generate", "--tasks", "300", "--seed", "2", "--out", str(out_path)]) == 0
     assert out_path.exists() and out_path.with_name("gen.oracle.parquet").exists()
+    assert out_path.with_name("gen.workflow_oracle.parquet").exists()
+    assert not out_path.with_name("gen.blind_oracle.parquet").exists()  # minutes: only on request
     capsys.readouterr()
     assert main(["data", "describe", str(out_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tasks"] == 300
@@ -119,6 +129,7 @@ def test_every_argument_has_a_help_text():
     (["data"], "the following arguments are required: ACTION"),
     (["data", "frobnicate"], "invalid choice: 'frobnicate'"),
     (["data", "generate", "--tasks", "0", "--out", "x.json"], "argument --tasks: must be at least 1, got 0"),
+    (["data", "generate", "--blind-samples", "-1", "--out", "x.json"], "argument --blind-samples: must be at least 0"),
     (["data", "describe", "a.json", "--colour"], "unrecognized arguments: --colour"),
     (["compare", "--top", "3"], "the following arguments are required: --out"),
 ])

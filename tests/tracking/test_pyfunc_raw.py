@@ -184,3 +184,27 @@ def test_tiers_view_model_reads_raw_sites(trained):
     out = model.predict(None, _frame(raw, tasks))
     np.testing.assert_allclose(out[[f"p_{c}" for c in classes]].to_numpy(), pipeline.predict_proba(tiers_X[:8]))
     assert (out["unseen_sites"] == 0).all() and (out["decision"] == "REVIEW").all()  # no threshold: REVIEW
+
+
+def test_a_workflow_context_model_reads_the_siblings_in_the_same_batch(trained, tmp_path):
+    """Workflow blocks (``data=workflow_evidence``) sum over the workflow's tasks of the batch: a
+    whole history served at once gets its training features; a task served alone, its own counts
+    as its workflow's."""
+    _, _, _, _, raw, history = trained
+    extras = ["total", "workflow_code_totals", "workflow_summary"]
+    X, names = build_features(history, "codes", extras=extras)
+    y, classes = build_target(history, "binary")
+    keep = y >= 0
+    pipeline = Pipeline([("scaler", MaxAbsScaler()), ("model", LogisticRegression(max_iter=2000))]).fit(X[keep], y[keep])
+    model = WTCTaskModel(pipeline, classes, list(names), view="codes", extras=extras)
+    columns = [f"p_{c}" for c in classes]
+    whole = model.predict(None, _frame(raw, history.tasks))
+    np.testing.assert_allclose(whole[columns].to_numpy(), pipeline.predict_proba(X), rtol=1e-6)
+    by_workflow = pd.Series(history.tasks).str.split("/").str[1]
+    sibling = next(t for t, w in zip(history.tasks, by_workflow) if (by_workflow == w).sum() > 1)
+    alone = model.predict(None, _frame(raw, [sibling]))
+    (tmp_path / "one.json").write_text(json.dumps({sibling: raw[sibling]}))
+    single = load_history(tmp_path / "one.json", use_cache=False)
+    X_alone, _ = build_features(single, "codes", extras=extras, vocabulary=list(names))
+    np.testing.assert_allclose(alone[columns].to_numpy(), pipeline.predict_proba(X_alone), rtol=1e-6)
+    assert not np.allclose(alone[columns].to_numpy(), whole.loc[history.tasks.index(sibling), columns].to_numpy())

@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from wtc.cli.options import positive
+from wtc.cli.options import non_negative, positive
 from wtc.errors import WtcError
 
 
@@ -72,11 +72,18 @@ def _check(args) -> int:
 def _generate(args) -> int:
     import time
 
-    from wtc.data.synthetic import write_benchmark
+    from wtc.data.synthetic import ensure_blind_oracle, ensure_workflow_oracle, oracle_path, write_benchmark
 
     start = time.perf_counter()
     path = write_benchmark(args.out, n_tasks=args.tasks, seed=args.seed)
-    print(f"wrote {args.tasks} tasks to {path} (oracle beside it) in {time.perf_counter() - start:.1f} s")
+    ensure_workflow_oracle(path)
+    print(f"wrote {args.tasks} tasks to {path}, the exact and workflow oracles beside it, in "
+          f"{time.perf_counter() - start:.1f} s")
+    if args.blind_samples:
+        start = time.perf_counter()
+        ensure_blind_oracle(path, samples=args.blind_samples)
+        print(f"wrote the name-blind oracle ({args.blind_samples} whitelist samples per task) to "
+              f"{oracle_path(path, blind=True)} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -98,10 +105,13 @@ def add_data(commands) -> None:
                        help="list at most N bad tasks one by one, then count the rest by kind (default: 20)")
     check.set_defaults(func=_check)
 
-    generate = data.add_parser("generate", help="write a synthetic history and its exact oracle")
+    generate = data.add_parser("generate", help="write a synthetic history and its oracles")
     generate.add_argument("--tasks", type=positive, default=7582, metavar="N",
                           help="number of tasks (default: 7582, the seed study's size)")
     generate.add_argument("--seed", type=int, default=0, help="random seed of the generator (default: 0)")
     generate.add_argument("--out", type=Path, required=True, metavar="PATH",
-                          help="the history JSON to write; the oracle is written beside it")
+                          help="the history JSON to write; the oracles are written beside it")
+    generate.add_argument("--blind-samples", type=non_negative, default=0, metavar="N",
+                          help="also write the name-blind oracle with N whitelist samples per task (32 is the "
+                               "bench's; minutes per 10,000 tasks; default 0: leave it out)")
     generate.set_defaults(func=_generate)

@@ -26,7 +26,7 @@ def non_negative(text: str) -> int:
     """An argument type: an integer of at least 0 (0 often leaves something out)."""
     value = int(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
