@@ -120,6 +120,9 @@ def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
             "plots/training_curves.png"} <= plots  # the GP was fitted within 2 trials (1 random point)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"summary.md", "search_space.yaml", "curves"} <= artifacts
+    # The run page's Description is the summary: choices, CV and test metrics against the oracle.
+    summary = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/summary.md")
+    assert parent.data.tags["mlflow.note.content"] == summary and summary.startswith(f"# {parent.info.run_name}")
     assert parent.inputs.dataset_inputs[0].dataset.digest == parent.data.params["data.content_hash"][:36]
     model = mlflow.pyfunc.load_model(models[0].model_uri)
     assert models[0].name == parent.info.run_name  # models are named after their run

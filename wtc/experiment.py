@@ -228,8 +228,9 @@ def run(cfg: DictConfig) -> RunResult:
                 figures.append(item[0])
             for artifact, table in outcome.tables.items():
                 tracker.log_text(table.to_csv(index=False), artifact)
-        tracker.log_text(summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test)),
-                         "summary.md")
+        summary = summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test))
+        tracker.log_text(summary, "summary.md")
+        tracker.set_tags({"mlflow.note.content": summary})  # the run page's Description, rendered
         timing = {"time/search_s": search_s, "time/refit_s": refit_s, "time/trial_mean_s": search_s / len(tuning.trials),
                   "time/diagnostics_s": diagnostics_s, **_record_times(started, trained, trained_cpu, tracking_before,
                                                                        tracker.overhead_s)}
