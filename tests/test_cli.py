@@ -132,6 +132,7 @@ def test_every_argument_has_a_help_text():
     (["data", "generate", "--blind-samples", "-1", "--out", "x.json"], "argument --blind-samples: must be at least 0"),
     (["data", "describe", "a.json", "--colour"], "unrecognized arguments: --colour"),
     (["compare", "--top", "3"], "the following arguments are required: --out"),
+    (["promote", "--experiment", "e", "--name", "n", "--confidence", "1"], "argument --confidence: must be in [0, 1)"),
 ])
 def test_wrong_arguments_give_usage_and_one_error_line(argv, message):
     done = subprocess.run([sys.executable, "-m", "wtc.cli", *argv], capture_output=True, text=True, timeout=120)

@@ -90,7 +90,7 @@ def test_promotes_a_better_model_moves_the_alias_and_is_idempotent(history_path,
     tags = champion.tags
     assert tags["wtc.replaces"] == "none" and tags["wtc.source_run"] == first.run_id
     assert float(tags["wtc.metric_value"]) == pytest.approx(first.metrics["test/log_loss"])
-    assert float(tags["wtc.auto_precision"]) == 0.9
+    assert float(tags["wtc.auto_precision"]) == 0.9 and tags["wtc.auto_confidence"] == "0.0"
     threshold, coverage = float(tags["wtc.auto_threshold"]), float(tags["wtc.auto_coverage"])
     assert 0 < coverage <= 1 and 0 < threshold <= 1
     # The run logged coverage at 90% precision on the same held-out rows.
@@ -115,13 +115,17 @@ def test_promotes_a_better_model_moves_the_alias_and_is_idempotent(history_path,
     assert f"({second.run_id}) is worse than the current champion (version 1, run {first.run_id}) on test/log_loss" \
         in err and f"(behind by {new_value / 2:.4g}); --force promotes it anyway" in err
     assert len(versions(tracking_uri, "wtc-action")) == 1
-    code = main(args + ["--force"])
+    code = main(args + ["--force", "--precision", "0.9", "--confidence", "0.9"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "promoted anyway (--force)" in out
-    assert "wtc-action@champion = version 2" in out and "at 95% precision on the champion's held-out rows" in out
+    assert "wtc-action@champion = version 2" in out
+    assert "at 90% precision (its 90% lower bound) on the champion's held-out rows" in out
     new = client.get_model_version_by_alias("wtc-action", CHAMPION)
     assert str(new.version) == "2" and new.run_id == second.run_id and new.tags["wtc.replaces"] == "1"
+    # The lower bound asks more of the threshold than the measured precision (test/coverage_at_p90).
+    assert new.tags["wtc.auto_confidence"] == "0.9"
+    assert float(new.tags["wtc.auto_coverage"]) <= second.metrics["test/coverage_at_p90"]
     assert client.get_model_version("wtc-action", "1").tags["wtc.replaced_by"] == "2"
 
 

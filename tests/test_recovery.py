@@ -174,6 +174,10 @@ def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promo
     assert main(["promote", "--recovery", "--precision", "0.8", "--dry-run", "--tracking-uri", uri]) == 0
     assert "would move wtc-recovery@champion to it from version 1" in capsys.readouterr().out
     assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
+    # A lower-bound threshold is not built for the parts: one line, nothing changed.
+    assert main(["promote", "--recovery", "--confidence", "0.9", "--tracking-uri", uri]) == 2
+    assert "--confidence is not supported with --recovery" in capsys.readouterr().err
+    assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
 
 
 def test_a_part_that_does_not_beat_its_baselines_refuses_the_whole_recommender(store, promoted, capsys):

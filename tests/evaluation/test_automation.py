@@ -6,6 +6,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import scipy.stats
 
 from wtc.evaluation.automation import automation_curve, automation_figure, coverage_at_precision
 
@@ -87,3 +88,19 @@ def test_figure_model_and_oracle():
     assert sorted(line.get_ydata()[0] for line in target_lines) == [0.75, 0.95]
     assert "Coverage" in ax.get_xlabel() and "Precision" in ax.get_ylabel()
     assert ax.get_title()
+
+
+def test_a_confidence_asks_the_lower_bound_of_the_precision_to_reach_the_target():
+    """Clopper-Pearson by hand: n right out of n acted has the one-sided lower bound (1 - c)^(1/n),
+    so at 90% confidence 95% needs n >= 45 (0.1^(1/45) = 0.9501) where the point estimate needs 1."""
+    confidence = np.r_[np.linspace(0.99, 0.9, 60), np.linspace(0.89, 0.6, 40)]
+    proba = np.c_[confidence, 1 - confidence]
+    y = np.r_[np.zeros(60, int), np.ones(40, int)]  # the top 60 right, the rest wrong
+    assert coverage_at_precision(y, proba, 0.95) == pytest.approx((0.63, confidence[62]))  # 60/63 = 0.952
+    coverage, threshold = coverage_at_precision(y, proba, 0.95, confidence=0.9)
+    lower = scipy.stats.beta.ppf(0.1, 60, 1)
+    assert lower == pytest.approx(0.1 ** (1 / 60)) and coverage == pytest.approx(0.60) and threshold == confidence[59]
+    assert coverage_at_precision(y[:44], proba[:44], 0.95, confidence=0.9) == (0.0, math.inf)  # 0.1^(1/44) < 0.95
+    assert coverage_at_precision(y[:45], proba[:45], 0.95, confidence=0.9)[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="confidence must be in"):
+        coverage_at_precision(y, proba, 0.95, confidence=1.0)

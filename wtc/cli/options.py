@@ -14,6 +14,14 @@ def precision(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """An argument type: a number in [0, 1)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def positive(text: str) -> int:
     """An argument type: an integer of at least 1."""
     value = int(text)

@@ -56,7 +56,7 @@ def automation_curve(y_true, proba) -> pd.DataFrame:
     })
 
 
-def coverage_at_precision(y_true, proba, precision: float = 0.95) -> tuple[float, float]:
+def coverage_at_precision(y_true, proba, precision: float = 0.95, confidence: float = 0.0) -> tuple[float, float]:
     """Largest share of tasks a model can act on while keeping a target precision.
 
     Parameters
@@ -65,6 +65,11 @@ def coverage_at_precision(y_true, proba, precision: float = 0.95) -> tuple[float
         As for :func:`automation_curve`.
     precision : float, default 0.95
         Target precision: share of acted-on tasks that must be right.
+    confidence : float, default 0.0
+        0: the measured precision must reach the target (the point estimate: on new tasks the
+        realised precision falls below it about half the time). In (0, 1): its one-sided
+        Clopper-Pearson lower bound at this confidence must, so that a threshold chosen on a
+        few hundred tasks keeps the target on new ones with that probability, for less coverage.
 
     Returns
     -------
@@ -75,8 +80,17 @@ def coverage_at_precision(y_true, proba, precision: float = 0.95) -> tuple[float
         The confidence threshold giving that coverage (act when confidence >= it); ``inf``
         when no threshold reaches the target (act on nothing).
     """
+    if not 0.0 <= confidence < 1.0:
+        raise ValueError(f"confidence must be in [0, 1), got {confidence}")
     curve = automation_curve(y_true, proba)
-    reached = curve[curve["precision"] >= precision]
+    measured = curve["precision"].to_numpy()
+    if confidence > 0:
+        from scipy.stats import beta
+
+        k, n = curve["n_correct"].to_numpy(), curve["n_acted"].to_numpy()
+        with np.errstate(invalid="ignore"):
+            measured = np.where(k > 0, beta.ppf(1.0 - confidence, k, n - k + 1), 0.0)
+    reached = curve[measured >= precision]
     if reached.empty:
         return 0.0, float("inf")
     # Coverage grows down the table, so the last row reaching the target has the most.

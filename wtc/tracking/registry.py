@@ -31,6 +31,7 @@ _FINISHED = RunStatus.to_string(RunStatus.FINISHED)
 #: Version tags written at promotion.
 TAG_REPLACES, TAG_REPLACED_BY = "wtc.replaces", "wtc.replaced_by"
 TAG_THRESHOLD, TAG_PRECISION, TAG_COVERAGE = "wtc.auto_threshold", "wtc.auto_precision", "wtc.auto_coverage"
+TAG_CONFIDENCE = "wtc.auto_confidence"
 TAG_METRIC, TAG_VALUE, TAG_SOURCE = "wtc.metric", "wtc.metric_value", "wtc.source_run"
 
 
@@ -51,6 +52,7 @@ class Promotion:
     previous: str | None = None
     threshold: float | None = None
     precision: float | None = None
+    confidence: float = 0.0
     coverage: float | None = None
     changed: bool = False
     dry_run: bool = False
@@ -183,11 +185,12 @@ def auto_threshold(client, champion, model_uri: str, tracking_uri: str, outcome:
         outcome.refusals.append(f"the held-out rows of run {champion.info.run_id} could not be reproduced: "
                                 f"{metric} is {fmt_value(again)} now, {fmt_value(outcome.value)} when it ran")
         return
-    outcome.coverage, outcome.threshold = coverage_at_precision(y_test, proba, outcome.precision)
+    outcome.coverage, outcome.threshold = coverage_at_precision(y_test, proba, outcome.precision, outcome.confidence)
 
 
 def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: str | None = None,
-            precision: float = 0.95, dry_run: bool = False, force: bool = False) -> Promotion:
+            precision: float = 0.95, dry_run: bool = False, force: bool = False,
+            confidence: float = 0.0) -> Promotion:
     """Promote the best finished run of an experiment (or sweep) to ``name@champion``.
 
     Parameters
@@ -210,6 +213,10 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
     force : bool
         Promote a run even when it is worse than the current ``champion`` version on the same
         metric (the baselines must still be beaten).
+    confidence : float
+        0: the threshold's measured held-out precision reaches ``precision``; in (0, 1): its
+        one-sided lower bound at this confidence does (see
+        :func:`~wtc.evaluation.automation.coverage_at_precision`).
 
     Returns
     -------
@@ -220,9 +227,11 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
     """
     if not 0 < precision <= 1:
         raise WtcError(f"--precision must be in (0, 1], got {precision}")
+    if not 0 <= confidence < 1:
+        raise WtcError(f"--confidence must be in [0, 1), got {confidence}")
     _direction(metric)
     client = _client(tracking_uri)
-    outcome = Promotion(name=name, metric=metric, dry_run=dry_run, precision=precision)
+    outcome = Promotion(name=name, metric=metric, dry_run=dry_run, precision=precision, confidence=confidence)
     champion = select_run(client, tracking_uri, experiment, metric, sweep, outcome)
     check_baselines(client, champion, tracking_uri, experiment, outcome)
     if outcome.refusals:
@@ -242,6 +251,7 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
         outcome.threshold = _float(tags.get(TAG_THRESHOLD))
         outcome.coverage = _float(tags.get(TAG_COVERAGE))
         outcome.precision = _float(tags.get(TAG_PRECISION)) or precision
+        outcome.confidence = _float(tags.get(TAG_CONFIDENCE)) or 0.0
         outcome.actions.append(f"{name}@{CHAMPION} is already version {current.version} of run "
                                f"{champion.info.run_id}: nothing to do")
         return outcome
@@ -267,7 +277,8 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
     version = existing[0] if existing else create_version(client, name, model_uri, champion.info.run_id,
                                                           logged.model_id)
     tags = {TAG_METRIC: metric, TAG_VALUE: repr(outcome.value), TAG_SOURCE: champion.info.run_id,
-            TAG_THRESHOLD: repr(outcome.threshold), TAG_PRECISION: repr(precision), TAG_COVERAGE: repr(outcome.coverage)}
+            TAG_THRESHOLD: repr(outcome.threshold), TAG_PRECISION: repr(precision), TAG_COVERAGE: repr(outcome.coverage),
+            TAG_CONFIDENCE: repr(confidence)}
     for baseline, (run_id, value) in outcome.baselines.items():
         tags[f"wtc.baseline.{baseline}"] = f"{value!r} (run {run_id})"
     move_champion(client, name, version, current, tags, outcome)
