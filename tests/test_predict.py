@@ -46,7 +46,8 @@ def store(tmp_path_factory, _migrated_store):
         matrix_uri = log_pipeline_model(pipeline, X[:5], classes, list(names))
     client = mlflow.MlflowClient(uri)
     client.set_registered_model_alias("wtc-p", "champion", "1")
-    for key, value in {"wtc.auto_threshold": THRESHOLD, "wtc.auto_precision": 0.9, "wtc.auto_coverage": 0.4}.items():
+    for key, value in {"wtc.auto_threshold": THRESHOLD, "wtc.auto_precision": 0.9, "wtc.auto_coverage": 0.4,
+                       "wtc.auto_confidence": 0.8}.items():
         client.set_model_version_tag("wtc-p", "1", key, str(value))
     raw = json.loads(path.read_text())
     tasks = {t: raw[t] for t in list(raw)[:N_GOOD]}
@@ -83,6 +84,7 @@ def test_predict_a_file_with_good_and_bad_tasks(store, tmp_path, capsys):
     assert sum(line.startswith(("AUTO", "REVIEW")) for line in lines) == N_GOOD
     assert f"{N_GOOD} of {N_GOOD + 2} task(s) predicted; {auto.sum()} AUTO" in stdout
     assert "expected precision of AUTO decisions: 90%" in stdout and "expected coverage 40%" in stdout
+    assert "held-out tasks, where its 80% lower bound reached it" in stdout
     assert "dominant exit codes:" in stdout
     assert "note: the AUTO threshold was chosen at promotion for 90% precision" in stdout
 

@@ -223,7 +223,9 @@ def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None =
             notes.append(f"no threshold of the part(s) {', '.join(never)} reached {precision:.0%} precision on "
                          "held-out tasks: every task that needs them is REVIEW")
     elif threshold is not None and tagged is not None:
-        source = "the version's tags (chosen at promotion on held-out tasks)"
+        confidence = _float(tags.get("wtc.auto_confidence"))
+        source = "the version's tags (chosen at promotion on held-out tasks" + (
+            f", where its {confidence:.0%} lower bound reached it)" if confidence else ")")
         if abs(tagged - precision) > 1e-9:
             notes.append(f"the AUTO threshold was chosen at promotion for {tagged:.0%} precision, not the "
                          f"{precision:.0%} asked; promote again with --precision {precision} to change it")
