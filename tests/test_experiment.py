@@ -161,16 +161,52 @@ def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
     assert times["time/post_training_cpu_s"] > 0 and parent.data.metrics["time/record_s"] > 0
 
 
-def test_light_diagnostics_leave_out_the_costly_figures(history_path, tracking_uri):
-    cfg = make_cfg(history_path, tracking_uri, ["model=logreg", "search=gp", "search.n_trials=3", "diagnostics=light", "tracking.log_plots=true",
-                                            "tracking.log_model=false", *fast_overrides("logreg")])
-    run(cfg)
+def test_light_diagnostics_log_the_figures_inputs_and_draw_them_on_demand(history_path, tracking_uri, tmp_path):
+    from wtc.tracking.figures import draw_run_figures
+
+    light = ["model=logreg", "search=gp", "search.n_trials=3", "diagnostics=light", "tracking.log_plots=true",
+             "tracking.log_model=false", *fast_overrides("logreg")]
+    result = run(make_cfg(history_path, tracking_uri, light))
     client, parents, _ = runs_of(tracking_uri)
-    plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "plots")}
-    assert {"plots/roc.png", "plots/cv_roc.png", "plots/automation.png", "plots/convergence.png"} <= plots
+    run_id = parents[0].info.run_id
+    # The job draws nothing: it logs what the figures are drawn from, and says how to draw them.
+    assert not client.list_artifacts(run_id, "plots")
+    assert [a.path for a in client.list_artifacts(run_id, "figures")] == ["figures/inputs.npz"]
+    assert parents[0].data.tags["wtc.figures"] == "on_demand"
+    assert f"`wtc runs figures {run_id}`" in parents[0].data.tags["mlflow.note.content"]
+    assert result.metrics["time/diagnostics_s"] < result.metrics["time/record_s"]
+
+    done = list(draw_run_figures(tracking_uri, [run_id]))
+    assert [d.outcome for d in done] == ["drawn"]
+    plots = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert plots == set(done[0].figures)
+    assert {"plots/roc.png", "plots/cv_roc.png", "plots/confusion_matrix.png", "plots/overtraining.png",
+            "plots/calibration.png", "plots/class_balance.png", "plots/automation.png", "plots/convergence.png",
+            "plots/feature_importance.png"} == plots
     # The GP was fitted (3 trials, 2 random points) but its surface is not drawn in a sweep.
-    assert not plots & {"plots/partial_dependence.png", "plots/training_curves.png", "plots/learning_curve.png",
-                        "plots/feature_importance_permutation.png"}
+    drawn = client.get_run(run_id)
+    assert drawn.data.tags["wtc.figures"] == "drawn"
+    summary = drawn.data.tags["mlflow.note.content"]
+    assert "## Figures\n" in summary and "- `plots/automation.png`" in summary and "wtc runs figures" not in summary
+    assert [d.outcome for d in draw_run_figures(tracking_uri, [run_id])] == ["already drawn"]
+
+    # The same run drawing its figures in the job draws the very same pictures.
+    now_uri = f"sqlite:///{tmp_path}/now.db"
+    run(make_cfg(history_path, now_uri, [*light, "diagnostics.figures=now"]))
+    now_client, now_parents, _ = runs_of(now_uri)
+    now_id = now_parents[0].info.run_id
+    assert {a.path for a in now_client.list_artifacts(now_id, "plots")} == plots
+    assert not now_client.list_artifacts(now_id, "figures")
+    for artifact in ("plots/roc.png", "plots/overtraining.png", "plots/cv_roc.png"):
+        assert (Path(client.download_artifacts(run_id, artifact, str(tmp_path / "a"))).read_bytes()
+                == Path(now_client.download_artifacts(now_id, artifact, str(tmp_path / "b"))).read_bytes()), artifact
+
+
+def test_figures_on_demand_is_checked(history_path, tracking_uri):
+    from wtc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown diagnostics.figures 'later'; choose one of now, on_demand"):
+        run(make_cfg(history_path, tracking_uri, ["diagnostics.figures=later"]))
 
 
 def test_same_seed_same_numbers(history_path, tracking_uri):

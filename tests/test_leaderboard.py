@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 from omegaconf import OmegaConf
 
@@ -28,9 +29,8 @@ def test_a_sweep_ends_with_its_leaderboard_and_the_ui_command(tmp_path, tracking
     sweep_dir = tmp_path / "multirun"
     command = [
         sys.executable, "run.py", "-m", f"hydra.sweep.dir={sweep_dir}",
-        "model=dummy,logreg", "search=none", "cv.n_splits=2",
-        f"data.path={history}", f"tracking.uri={tracking_uri}",
-        "tracking.log_model=false", "tracking.log_plots=false", "n_jobs=1",
+        "model=dummy,logreg", "search=none", "cv.n_splits=2", "diagnostics=light",
+        f"data.path={history}", f"tracking.uri={tracking_uri}", "tracking.log_model=false", "n_jobs=1",
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -48,6 +48,17 @@ def test_a_sweep_ends_with_its_leaderboard_and_the_ui_command(tmp_path, tracking
     ui = f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri {tracking_uri}"
     assert ui in out and "http://127.0.0.1:5000" in out
     assert "Traceback" not in done.stderr
+    # The jobs logged their figures' inputs; the sweep's end drew the best run's figures only.
+    assert "Figures of the best run drawn (" in out, out[-2000:]
+    wtc = Path(sys.executable).parent / "wtc"
+    assert f"the other runs logged their inputs: {wtc} runs figures --sweep {sweep_dir} [--top N]" in out
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("wtc-binary").experiment_id
+    runs = {r.data.tags["wtc.model"]: r for r in client.search_runs([experiment]) if "wtc.model" in r.data.tags}
+    assert runs["logreg"].data.tags["wtc.figures"] == "drawn"
+    assert len(client.list_artifacts(runs["logreg"].info.run_id, "plots")) == 8  # one trial: no convergence plot
+    assert runs["dummy"].data.tags["wtc.figures"] == "on_demand"
+    assert not client.list_artifacts(runs["dummy"].info.run_id, "plots")
 
 
 def test_the_callback_never_fails_a_sweep(tmp_path, capsys):

@@ -61,7 +61,7 @@ def test_calibration_never_sees_a_test_row(history_path, tracking_uri, monkeypat
     assert result.metrics["calibration/oof_rows"] == len(train)
 
 
-def test_fold_ensemble_with_calibration_is_the_logged_model(history_path, tracking_uri):  # noqa: F811
+def test_fold_ensemble_with_calibration_is_the_logged_model(history_path, tracking_uri, tmp_path):  # noqa: F811
     cfg = make_cfg(history_path, tracking_uri, ["model=lightgbm_es", "search=tpe", "ensemble=folds",
                                                 "calibration=temperature", "metric=log_loss",
                                                 "tracking.log_model=true", "tracking.log_plots=true",
@@ -81,6 +81,14 @@ def test_fold_ensemble_with_calibration_is_the_logged_model(history_path, tracki
     client, parents, _ = runs_of(tracking_uri)
     parent = parents[0]
     assert parent.data.params["ensemble"] == "folds" and parent.data.params["calibration"] == "temperature"
+    # A sweep's run (light) logs the figures' inputs, the probabilities before calibration among them.
+    from wtc.evaluation.diagnostics import FIGURE_INPUTS, FigureInputs
+    from wtc.tracking.figures import draw_run_figures
+
+    inputs = FigureInputs.load(client.download_artifacts(parent.info.run_id, FIGURE_INPUTS, str(tmp_path)))
+    assert inputs.test_proba_uncalibrated is not None and not np.allclose(inputs.test_proba_uncalibrated,
+                                                                           inputs.test_proba)
+    assert [d.outcome for d in draw_run_figures(tracking_uri, [parent.info.run_id])] == ["drawn"]
     assert "plots/calibration.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     # The raw-task model that `wtc predict` and `wtc serve` load gives the calibrated probabilities.
     (logged,) = client.search_logged_models([parent.info.experiment_id])

@@ -18,7 +18,10 @@ from wtc.tuning import PRUNERS, SEARCHERS
 #: What ``ensemble.kind`` may name (see wtc.refit).
 ENSEMBLE_KINDS = ("none", "folds", "top_k")
 
-__all__ = ["check_config"]
+__all__ = ["FIGURE_TIMINGS", "check_config"]
+
+#: ``diagnostics.figures``: drawn in the job, or their inputs logged and drawn by ``wtc runs figures``.
+FIGURE_TIMINGS = ("now", "on_demand")
 
 _MISSING = object()
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
@@ -50,6 +53,9 @@ def check_config(cfg: DictConfig) -> None:
         _choice(cfg, "ensemble.kind", ENSEMBLE_KINDS)
         _integer(cfg, "ensemble.k", low=1, optional=True)
     _integer(cfg, "cv.n_splits", low=2)
+    figures = _value(cfg, "diagnostics.figures", optional=True)
+    if figures is not _MISSING and figures not in FIGURE_TIMINGS:
+        raise ConfigError(f"unknown diagnostics.figures {figures!r}; choose one of {', '.join(FIGURE_TIMINGS)}")
     _integer(cfg, "seed", low=0, high=2**32 - 1)  # what numpy and scikit-learn accept
     _integer(cfg, "n_jobs", low=1, optional=True)
     _integer(cfg, "target.min_class_count", low=0, optional=True)

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from wtc.config_checks import check_config
 from wtc.data.dataset import Dataset, load_dataset
-from wtc.evaluation.diagnostics import RunOutcome, automation_metrics, roc_points, run_figures
+from wtc.evaluation.diagnostics import (
+    FIGURE_INPUTS,
+    FigureInputs,
+    RunOutcome,
+    automation_metrics,
+    figures_on_demand,
+    roc_points,
+    run_figures,
+)
 from wtc.evaluation.metrics import expected_calibration_error, ks_statistic, score_all
 from wtc.evaluation.overtraining import overtraining_ks
 from wtc.evaluation.report import summary_markdown, terminal_line
@@ -22,6 +32,7 @@ from wtc.provenance import git_commit, hydra_context, in_multirun, run_choices, 
 from wtc.refit import fit_final_model
 from wtc.splits import make_splits
 from wtc.tracking import RunTracker
+from wtc.tracking.figures import TAG_FIGURES
 from wtc.tuning import config_space, make_searcher, search, search_options, study_name, study_spec
 from wtc.tuning.bounds import params_at_bounds
 
@@ -216,6 +227,15 @@ def run(cfg: DictConfig) -> RunResult:
                 fold_predictions=best.fold_predictions if best is not None else None,
                 oracle_test=data.oracle[test] if data.oracle is not None else None,
                 options=diagnostics, seed=int(cfg.seed), model=final, test_proba_uncalibrated=uncalibrated_test)
+            if figures_on_demand(diagnostics):
+                # A sweep logs what the everyday figures are drawn from; `wtc runs figures` draws them.
+                start = time.perf_counter()
+                with tempfile.TemporaryDirectory() as tmp:
+                    inputs = Path(tmp) / Path(FIGURE_INPUTS).name
+                    FigureInputs.from_outcome(outcome).save(inputs)
+                    diagnostics_s += time.perf_counter() - start
+                    tracker.log_artifact(inputs, str(Path(FIGURE_INPUTS).parent))
+                tracker.set_tags({TAG_FIGURES: "on_demand"})
             # Time only the computing of each figure: saving it is tracking time (tracker.overhead_s).
             pending = run_figures(outcome)
             while True:
@@ -228,7 +248,8 @@ def run(cfg: DictConfig) -> RunResult:
                 figures.append(item[0])
             for artifact, table in outcome.tables.items():
                 tracker.log_text(table.to_csv(index=False), artifact)
-        summary = summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test))
+        on_demand = tracker.run_id if log_plots and figures_on_demand(diagnostics) else None
+        summary = summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test), on_demand)
         tracker.log_text(summary, "summary.md")
         tracker.set_tags({"mlflow.note.content": summary})  # the run page's Description, rendered
         timing = {"time/search_s": search_s, "time/refit_s": refit_s, "time/trial_mean_s": search_s / len(tuning.trials),

@@ -9,7 +9,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["ComparisonReportCallback", "LeaderboardCallback", "leaderboard", "sweep_store", "ui_command"]
+__all__ = ["ComparisonReportCallback", "LeaderboardCallback", "best_run_figures", "leaderboard", "sweep_store",
+           "ui_command"]
 
 
 def ui_command(tracking_uri: str) -> str:
@@ -85,7 +86,25 @@ class LeaderboardCallback(Callback):
     def _print(config: DictConfig) -> None:
         uri, sweep = sweep_store(config)
         text = leaderboard(uri, sweep)
-        print(f"\n{text}\n\nOpen the runs in the MLflow UI:\n  {ui_command(uri)}", flush=True)
+        print(f"\n{text}", flush=True)
+        figures = best_run_figures(uri, sweep)
+        if figures:
+            print(figures, flush=True)
+        print(f"\nOpen the runs in the MLflow UI:\n  {ui_command(uri)}", flush=True)
+
+
+def best_run_figures(tracking_uri: str, sweep: str) -> str | None:
+    """Draw the figures of a sweep's best run if it logged only their inputs (``diagnostics=light``);
+    say so, and how to draw the others'."""
+    from wtc.tracking.figures import draw_run_figures, runs_to_draw
+
+    best = runs_to_draw(tracking_uri, sweep=sweep, top=1)
+    done = next(draw_run_figures(tracking_uri, best), None)
+    if done is None or done.outcome != "drawn":
+        return None
+    wtc = Path(sys.executable).parent / "wtc"
+    return (f"\nFigures of the best run drawn ({len(done.figures)} in {done.seconds:.1f} s); the other runs logged "
+            f"their inputs: {wtc} runs figures --sweep {sweep} [--top N]")
 
 
 class ComparisonReportCallback(Callback):

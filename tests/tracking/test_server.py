@@ -20,6 +20,7 @@ from wtc.cli import main
 from wtc.data.synthetic import write_benchmark
 from wtc.errors import TrackingError
 from wtc.tracking import load_model, server
+from wtc.tracking.figures import draw_run_figures
 from wtc.tracking.registry import CHAMPION, run_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,16 +97,25 @@ def test_every_run_metric_and_artifact_of_a_parallel_sweep_arrives(shared_server
         for name in ("test/roc_auc", "test/log_loss", "cv/roc_auc_mean", "oracle/roc_auc"):
             assert math.isfinite(run.data.metrics[name]), (run.info.run_id, name)
         paths = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"summary.md", "config.yaml", "plots"} <= paths
+        assert {"summary.md", "config.yaml", "figures"} <= paths
         plots = [a.path for a in client.list_artifacts(run.info.run_id, "plots")]
-        assert any(p.endswith(".png") for p in plots)
+        # The sweep's end drew its best run's figures, through the server; the others wait for them.
+        if run.data.tags["wtc.figures"] == "drawn":
+            assert any(p.endswith(".png") for p in plots)
+        else:
+            assert run.data.tags["wtc.figures"] == "on_demand" and not plots
         summary = Path(client.download_artifacts(run.info.run_id, "summary.md", tempfile.mkdtemp()))
         assert run.info.run_name in summary.read_text()
         model = run_model(client, run)
         assert model is not None and model.artifact_location.startswith("mlflow-artifacts:")
         assert client.list_logged_model_artifacts(model.model_id)
+    assert [r.data.tags["wtc.figures"] for r in parents].count("drawn") == 1
     # ... and they are files in the server's folder.
     assert len(list((shared_server.dir / "artifacts").rglob("summary.md"))) == len(ALPHAS)
+    # Another run's figures, drawn on demand through the server, land there too.
+    waiting = next(r.info.run_id for r in parents if r.data.tags["wtc.figures"] == "on_demand")
+    assert [d.outcome for d in draw_run_figures(shared_server.uri, [waiting])] == ["drawn"]
+    assert len(list((shared_server.dir / "artifacts").rglob("overtraining.png"))) == 2
     assert "Leaderboard of sweep" in swept.stdout
 
 

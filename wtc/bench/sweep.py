@@ -17,8 +17,8 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
 
     from wtc.data.synthetic import write_benchmark
     from wtc.experiment import run
-
     from wtc.tracking import init_store
+    from wtc.tracking.figures import draw_run_figures
 
     conf = Path(__file__).resolve().parents[2] / "conf"
     rows = []
@@ -44,14 +44,20 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
                          "n_jobs=2", f"diagnostics={diagnostics}"]
             with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
                 cfg = compose("config", overrides=overrides)
-            metrics = run(cfg).metrics
+            result = run(cfg)
+            metrics = dict(result.metrics)
+            # Figures drawn on demand (light): what drawing this run's would cost, timed apart.
+            start = time.perf_counter()
+            drawn = [d for d in draw_run_figures(uri, [result.run_id]) if d.outcome == "drawn"]
+            metrics["bench/draw_s"] = time.perf_counter() - start if drawn else 0.0
             rows.append((model, view, resample, metrics))
             parts = _record_parts(metrics)
             print(f"{model:>18} {view:>9} {resample:>6}  job {metrics['time/total_s']:7.1f} s  "
                   f"trial {metrics['time/trial_mean_s']:6.2f} s  record {metrics['time/record_s']:5.1f} s "
                   f"({metrics['time/record_s'] / metrics['time/total_s']:5.1%}: figures {parts['figures']:4.1f} + "
                   f"tracking {parts['tracking']:4.1f} + scoring {parts['scoring']:4.1f} s; after training "
-                  f"{metrics['time/post_training_cpu_s']:4.1f} s CPU)  test AUC {metrics['test/roc_auc']:.3f}  "
+                  f"{metrics['time/post_training_cpu_s']:4.1f} s CPU)  drawing its figures later "
+                  f"{metrics['bench/draw_s']:4.1f} s  test AUC {metrics['test/roc_auc']:.3f}  "
                   f"oracle AUC {metrics.get('oracle/roc_auc', float('nan')):.3f}", flush=True)
     print(f"\nper model family ({n_tasks} tasks, {trials} GP trials x {folds} folds, 2 cores, diagnostics={diagnostics}); "
           f"record = what the run's record costs: everything after the final fit (predictions, metrics, tables,\n"
@@ -70,7 +76,12 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
               f"{max(shares):.1%}) = figures {parts['figures']:5.1%} + tracking {parts['tracking']:5.1%} + scoring "
               f"{parts['scoring']:5.1%}")
     spent = sum(m["time/record_s"] for *_, m in rows)
+    later = sum(m["bench/draw_s"] for *_, m in rows)
     print(f"  all {len(rows)} jobs: {total:.0f} s sequential; the record {spent / total:5.1%} of the sweep's job time")
+    if later:
+        print(f"  drawing every run's figures afterwards (wtc runs figures) would take {later:.0f} s, "
+              f"{later / total:5.1%} of it; the record with them drawn in the job (diagnostics.figures=now) "
+              f"~{(spent + later) / total:5.1%}")
 
 
 def _record_parts(metrics: dict) -> dict[str, float]:

@@ -102,6 +102,32 @@ def _runs_cleanup(args) -> int:
     return 0
 
 
+def _runs_figures(args) -> int:
+    uri = default_uri(args)
+    from wtc.evaluation.diagnostics import FIGURE_INPUTS
+    from wtc.leaderboard import ui_command
+    from wtc.tracking.figures import draw_run_figures, runs_to_draw
+
+    if args.run_id and (args.sweep or args.experiment or args.top):
+        raise WtcError("give run ids, or --sweep/--experiment (with --top), not both")
+    run_ids = runs_to_draw(uri, args.run_id, experiment=args.experiment, sweep=args.sweep, top=args.top)
+    if not run_ids:
+        print("no finished runs to draw")
+        return 0
+    counts: dict[str, int] = {}
+    for done in draw_run_figures(uri, run_ids, force=args.force):
+        counts[done.outcome] = counts.get(done.outcome, 0) + 1
+        if done.outcome == "drawn":
+            print(f"drew {len(done.figures)} figures of {done.run_name} ({done.run_id}) in {done.seconds:.1f} s", flush=True)
+        elif done.outcome == "already drawn":
+            print(f"{done.run_name} ({done.run_id}): already drawn (--force draws them again)", flush=True)
+        else:
+            print(f"{done.run_name} ({done.run_id}): no {FIGURE_INPUTS} (it drew its figures when it ran, or "
+                  f"logged none)", flush=True)
+    print(", ".join(f"{n} {outcome}" for outcome, n in counts.items()) + f"; open them: {ui_command(uri)}")
+    return 0
+
+
 def _tracking_server(args) -> int:
     from wtc.tracking import server
 
@@ -147,10 +173,10 @@ def add_compare(commands) -> None:
 
 
 def add_runs(commands) -> None:
-    """The ``runs`` command and its action ``cleanup``."""
-    runs = commands.add_parser("runs", help="tracked runs: mark those left RUNNING by a dead process KILLED",
+    """The ``runs`` command and its actions ``cleanup`` and ``figures``."""
+    runs = commands.add_parser("runs", help="tracked runs: draw a sweep's figures; mark runs of dead processes KILLED",
                                description="Housekeeping of tracked runs.").add_subparsers(
-        dest="runs_command", required=True, metavar="ACTION", help="cleanup")
+        dest="runs_command", required=True, metavar="ACTION", help="cleanup | figures")
     cleanup = runs.add_parser(
         "cleanup", help="mark runs whose process is gone KILLED",
         description="A run killed outright (SIGKILL, out of memory, a lost node) stays RUNNING in the store. Every "
@@ -164,6 +190,23 @@ def add_runs(commands) -> None:
                               "repeatable")
     cleanup.add_argument("--dry-run", action="store_true", help="say what would be marked; change nothing")
     cleanup.set_defaults(func=_runs_cleanup)
+    figures = runs.add_parser(
+        "figures", help="draw the figures of runs that logged only their inputs (sweeps)",
+        description="A sweep's runs (diagnostics=light) log what their figures are drawn from, figures/inputs.npz, "
+                    "instead of drawing them: that is most of what a job's record would cost. This draws them into "
+                    "each run's plots/ (ROC, CV ROC, confusion matrices, over-training, calibration, class balance, "
+                    "automation curve, convergence, the model's importances) from exactly those numbers, and lists "
+                    "them in the run's summary. A sweep's leaderboard does it for its best run, wtc compare for the "
+                    "runs it shows.")
+    figures.add_argument("run_id", nargs="*", metavar="RUN_ID", help="the runs to draw (or use --sweep/--experiment)")
+    which = figures.add_mutually_exclusive_group()
+    which.add_argument("--sweep", metavar="TAG", help="the finished runs of this sweep (its dir or a unique suffix)")
+    which.add_argument("--experiment", metavar="NAME", help="the finished runs of this experiment")
+    figures.add_argument("--top", type=positive, metavar="N",
+                         help="only the N best of them by the CV objective (default: all)")
+    add_tracking_uri(figures)
+    figures.add_argument("--force", action="store_true", help="draw them again where they were drawn already")
+    figures.set_defaults(func=_runs_figures)
 
 
 def add_promote(commands) -> None:

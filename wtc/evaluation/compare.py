@@ -291,9 +291,13 @@ def _top_rocs(tracking_uri: str, runs: pd.DataFrame, top: int) -> tuple[str, lis
 def _run_figures(tracking_uri: str, comparison: Comparison, artifacts: Sequence[str],
                  top: int) -> list[tuple[str, list[tuple[str, bytes]]]]:
     """Per artifact (e.g. ``plots/confusion_matrix.png``), the PNG of each of the ``top`` best finished runs."""
+    from wtc.tracking.figures import draw_run_figures
     from wtc.tracking.query import read_artifact
 
     best = comparison.runs[comparison.runs["status"] == "FINISHED"].head(top)
+    if artifacts:  # runs of a sweep (diagnostics=light) draw their figures when first shown
+        for _ in draw_run_figures(tracking_uri, best["run_id"].tolist()):
+            pass
     labels = [f"#{rank} " + ", ".join(f"{CHOICE_LABELS[c]}={_short(row[c])}" for c in comparison.varied)
               for rank, (_, row) in zip(best.index + 1, best.iterrows())]
     out = []

@@ -21,7 +21,8 @@ from wtc.evaluation.importance import feature_importance_figure, importance_figu
 from wtc.evaluation.metrics import METRICS, REGISTRY, objective_value, score_all
 from wtc.evaluation.overtraining import overtraining_figure
 
-__all__ = ["AUTOMATION_PRECISIONS", "RunOutcome", "automation_metrics", "model_importances", "roc_points", "run_figures"]
+__all__ = ["AUTOMATION_PRECISIONS", "FIGURE_INPUTS", "FigureInputs", "RunOutcome", "automation_metrics", "draw_figures",
+           "figures_on_demand", "model_importances", "roc_points", "run_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -167,28 +168,116 @@ def _learning_curve(outcome: RunOutcome):
     return learning_curve_figure(sizes, sign * train_scores, sign * valid_scores, outcome.metric)
 
 
+#: The artifact holding what the cheap figures are drawn from, in a run whose figures are drawn on demand.
+FIGURE_INPUTS = "figures/inputs.npz"
+
+
+@dataclass
+class FigureInputs:
+    """What a run's everyday figures are drawn from: labels, probabilities, trial values, importances.
+
+    Small (a few hundred kB compressed for the default benchmark), so a sweep can log it in
+    place of the figures (``diagnostics.figures: on_demand``) and the PNGs are drawn later, from
+    exactly these numbers, by :func:`draw_figures` (``wtc runs figures``).
+    """
+
+    classes: list[str]
+    y_train: np.ndarray
+    train_proba: np.ndarray
+    y_test: np.ndarray
+    test_proba: np.ndarray
+    class_counts: np.ndarray                         # labelled rows per class, train and test
+    values: list[float]                              # every trial's objective value
+    metric: str
+    fold_predictions: list | None = None             # the best trial's (y_valid, proba) per fold
+    oracle_test: np.ndarray | None = None
+    test_proba_uncalibrated: np.ndarray | None = None
+    importances: np.ndarray | None = None            # the model's own, one per feature
+    feature_names: list[str] | None = None
+
+    @classmethod
+    def from_outcome(cls, outcome: RunOutcome) -> FigureInputs:
+        """The inputs of a finished run; the CV ROC's folds only when its options want them."""
+        importances = model_importances(outcome.pipeline, len(outcome.feature_names))
+        folds = outcome.fold_predictions if outcome.options.get("cv_roc", True) else None
+        return cls(list(outcome.classes), outcome.y[outcome.train], outcome.train_proba, outcome.y[outcome.test],
+                   outcome.test_proba, np.bincount(outcome.y, minlength=len(outcome.classes)),
+                   [float(v) for v in outcome.values], outcome.metric, list(folds) if folds else None,
+                   outcome.oracle_test, outcome.test_proba_uncalibrated, importances,
+                   list(outcome.feature_names) if importances is not None else None)
+
+    def save(self, path) -> None:
+        """Write the inputs as one compressed ``.npz`` (no pickles: plain arrays and strings)."""
+        arrays = {"classes": np.asarray(self.classes, dtype=str), "y_train": self.y_train,
+                  "train_proba": self.train_proba, "y_test": self.y_test, "test_proba": self.test_proba,
+                  "class_counts": self.class_counts, "values": np.asarray(self.values, dtype=float),
+                  "metric": np.asarray(self.metric)}
+        if self.fold_predictions:
+            arrays["fold_y"] = np.concatenate([np.asarray(y) for y, _ in self.fold_predictions])
+            arrays["fold_proba"] = np.concatenate([np.asarray(p) for _, p in self.fold_predictions])
+            arrays["fold_sizes"] = np.asarray([len(y) for y, _ in self.fold_predictions])
+        for name in ("oracle_test", "test_proba_uncalibrated", "importances"):
+            if getattr(self, name) is not None:
+                arrays[name] = np.asarray(getattr(self, name))
+        if self.feature_names is not None:
+            arrays["feature_names"] = np.asarray(self.feature_names, dtype=str)
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path) -> FigureInputs:
+        """Read what :meth:`save` wrote."""
+        with np.load(path, allow_pickle=False) as npz:
+            a = {k: npz[k] for k in npz.files}
+        folds = None
+        if "fold_sizes" in a:
+            ends = np.cumsum(a["fold_sizes"])[:-1]
+            folds = list(zip(np.split(a["fold_y"], ends), np.split(a["fold_proba"], ends)))
+        return cls(a["classes"].tolist(), a["y_train"], a["train_proba"], a["y_test"], a["test_proba"],
+                   a["class_counts"], a["values"].tolist(), str(a["metric"]), folds, a.get("oracle_test"),
+                   a.get("test_proba_uncalibrated"), a.get("importances"),
+                   a["feature_names"].tolist() if "feature_names" in a else None)
+
+
+def draw_figures(inputs: FigureInputs) -> Iterator[tuple[str, object]]:
+    """``(artifact path, figure)`` for a run's everyday figures, drawn from its :class:`FigureInputs`:
+    ROC, CV ROC, confusion matrices, over-training, calibration, class balance, the automation
+    curve, convergence and the model's own feature importances."""
+    classes, y_test, test_proba = inputs.classes, inputs.y_test, inputs.test_proba
+    yield "plots/roc.png", plots.roc_figure(y_test, test_proba, classes)
+    if inputs.fold_predictions:
+        yield "plots/cv_roc.png", plots.cv_roc_figure(inputs.fold_predictions, classes)
+    yield "plots/confusion_matrix.png", plots.confusion_matrix_figure(y_test, test_proba.argmax(axis=1), classes)
+    yield "plots/overtraining.png", overtraining_figure(inputs.y_train, inputs.train_proba, y_test, test_proba, classes)
+    yield "plots/calibration.png", plots.calibration_figure(y_test, test_proba, classes,
+                                                            before=inputs.test_proba_uncalibrated)
+    yield "plots/class_balance.png", plots.class_balance_figure(inputs.class_counts, classes)
+    curves = {"model": (y_test, test_proba)}
+    if inputs.oracle_test is not None:
+        curves["oracle"] = (y_test, inputs.oracle_test)
+    yield "plots/automation.png", automation_figure(curves, AUTOMATION_PRECISIONS)
+    if len(inputs.values) > 1:
+        yield "plots/convergence.png", plots.convergence_figure(inputs.values, inputs.metric,
+                                                                METRICS[inputs.metric].greater_is_better)
+    if inputs.importances is not None:
+        yield "plots/feature_importance.png", feature_importance_figure(inputs.importances, inputs.feature_names)
+
+
+def figures_on_demand(options: Mapping) -> bool:
+    """Whether a run logs its everyday figures' inputs instead of drawing them (``figures: on_demand``)."""
+    return options.get("figures", "now") == "on_demand"
+
+
 def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
     """``(artifact path, figure)`` for every figure the run's record holds at its diagnostics level.
 
-    Tables (per-class metrics, grouped importances) land in ``outcome.tables``.
+    The everyday figures (:func:`draw_figures`) come first, unless they are drawn on demand;
+    then those that need the model or the search (search surfaces, training and learning
+    curves, permutation importance) where the level asks for them. Tables (grouped
+    importances) land in ``outcome.tables``.
     """
     options = outcome.options
-    y_train, y_test, classes = outcome.y[outcome.train], outcome.y[outcome.test], outcome.classes
-    yield "plots/roc.png", plots.roc_figure(y_test, outcome.test_proba, classes)
-    if options.get("cv_roc", True) and outcome.fold_predictions:
-        yield "plots/cv_roc.png", plots.cv_roc_figure(outcome.fold_predictions, classes)
-    yield "plots/confusion_matrix.png", plots.confusion_matrix_figure(y_test, outcome.test_proba.argmax(axis=1), classes)
-    yield "plots/overtraining.png", overtraining_figure(y_train, outcome.train_proba, y_test, outcome.test_proba, classes)
-    yield "plots/calibration.png", plots.calibration_figure(y_test, outcome.test_proba, classes,
-                                                            before=outcome.test_proba_uncalibrated)
-    yield "plots/class_balance.png", plots.class_balance_figure(np.bincount(outcome.y, minlength=len(classes)), classes)
-    curves = {"model": (y_test, outcome.test_proba)}
-    if outcome.oracle_test is not None:
-        curves["oracle"] = (y_test, outcome.oracle_test)
-    yield "plots/automation.png", automation_figure(curves, AUTOMATION_PRECISIONS)
-    if len(outcome.values) > 1:
-        yield "plots/convergence.png", plots.convergence_figure(outcome.values, outcome.metric,
-                                                                METRICS[outcome.metric].greater_is_better)
+    if not figures_on_demand(options):
+        yield from draw_figures(FigureInputs.from_outcome(outcome))
     if options.get("search_surfaces", True):
         # Only the GP back-end has a surrogate to show (``result`` is its OptimizeResult).
         figure = plots.partial_dependence_figure(getattr(outcome.searcher, "result", None))
@@ -201,14 +290,11 @@ def run_figures(outcome: RunOutcome) -> Iterator[tuple[str, object]]:
             yield "plots/training_curves.png", training_curves_figure(**history)
     if options.get("learning_curve", False) and outcome.folds:
         yield "plots/learning_curve.png", _learning_curve(outcome)
-    importances = model_importances(outcome.pipeline, len(outcome.feature_names))
-    if importances is not None:
-        yield "plots/feature_importance.png", feature_importance_figure(importances, outcome.feature_names)
     if options.get("permutation_importance", False):
         model = outcome.model if outcome.model is not None else outcome.pipeline
         table = permutation_importance_by_group(
-            model, outcome.X[outcome.test], y_test, outcome.feature_names,
-            scoring=_scorer(outcome.metric, len(classes)), n_repeats=int(options.get("importance_repeats", 5)),
+            model, outcome.X[outcome.test], outcome.y[outcome.test], outcome.feature_names,
+            scoring=_scorer(outcome.metric, len(outcome.classes)), n_repeats=int(options.get("importance_repeats", 5)),
             random_state=outcome.seed, max_features=options.get("importance_max_groups"))
         outcome.tables["importance/permutation_by_group.csv"] = table
         yield "plots/permutation_importance.png", importance_figure(table)

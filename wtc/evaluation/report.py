@@ -7,7 +7,10 @@ from collections.abc import Mapping, Sequence
 
 from wtc.evaluation.metrics import REGISTRY
 
-__all__ = ["summary_markdown", "terminal_line"]
+__all__ = ["ON_DEMAND_HEADING", "figures_section", "summary_markdown", "terminal_line"]
+
+#: The heading of a summary's figures section while they wait to be drawn (``wtc runs figures``).
+ON_DEMAND_HEADING = "## Figures (drawn on demand)"
 
 
 def _fmt(value) -> str:
@@ -15,8 +18,11 @@ def _fmt(value) -> str:
 
 
 def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str, float], objective: str,
-                     figures: Sequence[str], n_train: int, n_test: int) -> str:
-    """A page a researcher reads first: what was run, how it scored, how far from the oracle."""
+                     figures: Sequence[str], n_train: int, n_test: int, on_demand: str | None = None) -> str:
+    """A page a researcher reads first: what was run, how it scored, how far from the oracle.
+
+    ``on_demand`` (the run's id) says the everyday figures are drawn on demand and how.
+    """
     lines = [f"# {name}", "", "## Choices", "", "| choice | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in choices.items()]
     lines += ["", f"Objective: CV mean of `{objective}` ({REGISTRY[objective].direction}d); "
@@ -34,9 +40,19 @@ def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str
         ratio = metrics["test/log_loss"] / metrics["oracle/log_loss"]
         gap = metrics["oracle/roc_auc"] - metrics["test/roc_auc"]
         lines += ["", f"Oracle gap: test log-loss is {ratio:.3f}× the oracle's; ROC AUC {gap:+.4f} below it."]
-    if figures:
-        lines += ["", "## Figures", ""] + [f"- `{f}`" for f in figures]
+    if on_demand:
+        lines += ["", ON_DEMAND_HEADING, "",
+                  f"This run logged what its figures are drawn from (`figures/inputs.npz`); draw them with "
+                  f"`wtc runs figures {on_demand}`."]
+        lines += [f"- `{f}`" for f in figures]
+    elif figures:
+        lines += ["", figures_section(figures)]
     return "\n".join(lines) + "\n"
+
+
+def figures_section(figures: Sequence[str]) -> str:
+    """The summary's list of the run's figures."""
+    return "\n".join(["## Figures", ""] + [f"- `{f}`" for f in figures])
 
 
 def terminal_line(name: str, metrics: Mapping[str, float], run_id: str, uri: str, objective: str) -> str:

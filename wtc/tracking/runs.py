@@ -144,6 +144,11 @@ class RunLogger:
         with self._timed():
             self._client.log_text(self._run_id, text, artifact_file)
 
+    def log_artifact(self, local_path: Path | str, artifact_path: str | None = None) -> None:
+        """Copy a local file into the run's artifacts (under ``artifact_path``, a folder)."""
+        with self._timed():
+            self._client.log_artifact(self._run_id, str(local_path), artifact_path)
+
     def log_dict(self, dictionary: Mapping, artifact_file: str) -> None:
         """Save a mapping as JSON or YAML, chosen by the extension of ``artifact_file``."""
         if isinstance(dictionary, DictConfig):

@@ -1,0 +1,126 @@
+"""A run's everyday figures drawn after the fact (``wtc runs figures``).
+
+With ``diagnostics.figures: on_demand`` (the ``light`` level of sweeps) a run logs what its
+figures are drawn from, ``figures/inputs.npz``, instead of drawing them: on the 2 cores of a
+sweep, drawing ~9 PNGs with matplotlib is most of what a job's record costs. This draws them,
+from exactly those numbers and with the same code a ``full`` run uses, into the run's
+``plots/`` and rewrites its summary (``summary.md`` and the run page's description) to list
+them. The leaderboard does it for a sweep's best run, ``wtc compare`` for the runs it shows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import mlflow
+import mlflow.exceptions
+import numpy as np
+
+from wtc.errors import WtcError
+from wtc.evaluation.diagnostics import FIGURE_INPUTS, FigureInputs, draw_figures
+from wtc.evaluation.report import ON_DEMAND_HEADING, figures_section
+from wtc.tracking.query import parent_runs, read_artifact
+from wtc.tracking.runs import RunLogger, _Stopwatch
+
+__all__ = ["TAG_FIGURES", "DrawnFigures", "draw_run_figures", "runs_to_draw"]
+
+#: ``on_demand`` while a run's figures wait to be drawn, ``drawn`` once they are.
+TAG_FIGURES = "wtc.figures"
+
+
+@dataclass
+class DrawnFigures:
+    """What drawing one run's figures did: ``drawn``, ``already drawn`` or ``no inputs``."""
+
+    run_id: str
+    run_name: str
+    outcome: str
+    figures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def runs_to_draw(tracking_uri: str, run_ids: Sequence[str] = (), experiment: str | None = None,
+                 sweep: str | None = None, top: int | None = None) -> list[str]:
+    """The run ids named, else the finished parent runs of an experiment or a sweep, best first
+    by the CV objective (the ``top`` best only, if given)."""
+    if run_ids:
+        return list(dict.fromkeys(run_ids))
+    if experiment is None and sweep is None:
+        raise WtcError("name the runs: run ids, --sweep TAG or --experiment NAME")
+    from wtc.evaluation.compare import rank_runs
+
+    runs = parent_runs(tracking_uri, experiment=experiment, sweep=sweep)
+    if runs.empty:
+        return []
+    ranked = rank_runs(runs).runs
+    ids = ranked.loc[ranked["status"] == "FINISHED", "run_id"].tolist()
+    return ids[:top] if top else ids
+
+
+def _summary_with(summary: str, drawn: list[str]) -> str:
+    """The run's summary with its on-demand section replaced by the list of its figures."""
+    head, _, section = summary.partition(ON_DEMAND_HEADING)
+    earlier = [line[3:-1] for line in section.splitlines() if line.startswith("- `") and line.endswith("`")]
+    figures = drawn + [f for f in earlier if f not in drawn]
+    return head.rstrip("\n") + "\n\n" + figures_section(figures) + "\n"
+
+
+def _draw_one(client: mlflow.MlflowClient, tracking_uri: str, run_id: str, force: bool) -> DrawnFigures:
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise WtcError(f"no run {run_id} in {tracking_uri}") from None
+    name = run.info.run_name
+    if run.data.tags.get(TAG_FIGURES) == "drawn" and not force:
+        return DrawnFigures(run_id, name, "already drawn")
+    raw = read_artifact(tracking_uri, run_id, FIGURE_INPUTS)
+    if raw is None:
+        return DrawnFigures(run_id, name, "no inputs")
+    start = time.perf_counter()
+    with tempfile.NamedTemporaryFile(suffix=".npz") as tmp:
+        tmp.write(raw)
+        tmp.flush()
+        try:
+            inputs = FigureInputs.load(tmp.name)
+        except (OSError, ValueError, KeyError) as exc:
+            raise WtcError(f"run {run_id}: {FIGURE_INPUTS} cannot be read ({' '.join(str(exc).split())})") from None
+    logger = RunLogger(client, run_id, _Stopwatch())
+    drawn = []
+    with np.errstate(all="ignore"):
+        for artifact, figure in draw_figures(inputs):
+            logger.log_figure(figure, artifact)
+            drawn.append(artifact)
+    summary = read_artifact(tracking_uri, run_id, "summary.md")
+    if summary is not None:
+        text = _summary_with(summary.decode("utf-8"), drawn)
+        logger.log_text(text, "summary.md")
+        logger.set_tags({"mlflow.note.content": text})
+    logger.set_tags({TAG_FIGURES: "drawn"})
+    return DrawnFigures(run_id, name, "drawn", drawn, time.perf_counter() - start)
+
+
+def draw_run_figures(tracking_uri: str, run_ids: Sequence[str], force: bool = False) -> Iterator[DrawnFigures]:
+    """Draw the everyday figures of each run that logged their inputs; yields a :class:`DrawnFigures` per run.
+
+    Parameters
+    ----------
+    tracking_uri : str
+        The store of the runs.
+    run_ids : sequence of str
+        The runs (see :func:`runs_to_draw`).
+    force : bool, default False
+        Draw them again where they were drawn already.
+
+    Raises
+    ------
+    WtcError
+        A run id the store does not hold, or inputs that cannot be read.
+    """
+    from wtc.tracking.query import _client
+
+    client = _client(tracking_uri)
+    for run_id in run_ids:
+        yield _draw_one(client, tracking_uri, run_id, force)
