@@ -176,7 +176,7 @@ FIGURE_INPUTS = "figures/inputs.npz"
 class FigureInputs:
     """What a run's everyday figures are drawn from: labels, probabilities, trial values, importances.
 
-    Small (a few hundred kB compressed for the default benchmark), so a sweep can log it in
+    Small (30-160 kB compressed a run on the default benchmark), so a sweep can log it in
     place of the figures (``diagnostics.figures: on_demand``) and the PNGs are drawn later, from
     exactly these numbers, by :func:`draw_figures` (``wtc runs figures``).
     """

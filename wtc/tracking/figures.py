@@ -22,8 +22,8 @@ import numpy as np
 from wtc.errors import WtcError
 from wtc.evaluation.diagnostics import FIGURE_INPUTS, FigureInputs, draw_figures
 from wtc.evaluation.report import ON_DEMAND_HEADING, figures_section
-from wtc.tracking.query import parent_runs, read_artifact
-from wtc.tracking.runs import RunLogger, _Stopwatch
+from wtc.tracking.query import _client, parent_runs, read_artifact
+from wtc.tracking.runs import RunLogger
 
 __all__ = ["TAG_FIGURES", "DrawnFigures", "draw_run_figures", "runs_to_draw"]
 
@@ -87,7 +87,7 @@ def _draw_one(client: mlflow.MlflowClient, tracking_uri: str, run_id: str, force
             inputs = FigureInputs.load(tmp.name)
         except (OSError, ValueError, KeyError) as exc:
             raise WtcError(f"run {run_id}: {FIGURE_INPUTS} cannot be read ({' '.join(str(exc).split())})") from None
-    logger = RunLogger(client, run_id, _Stopwatch())
+    logger = RunLogger(client, run_id)
     drawn = []
     with np.errstate(all="ignore"):
         for artifact, figure in draw_figures(inputs):
@@ -119,8 +119,6 @@ def draw_run_figures(tracking_uri: str, run_ids: Sequence[str], force: bool = Fa
     WtcError
         A run id the store does not hold, or inputs that cannot be read.
     """
-    from wtc.tracking.query import _client
-
     client = _client(tracking_uri)
     for run_id in run_ids:
         yield _draw_one(client, tracking_uri, run_id, force)

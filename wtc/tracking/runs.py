@@ -86,10 +86,10 @@ class _Stopwatch:
 class RunLogger:
     """Logs params, metrics, tags and artifacts to one existing run."""
 
-    def __init__(self, client: mlflow.MlflowClient | None, run_id: str, stopwatch: _Stopwatch):
+    def __init__(self, client: mlflow.MlflowClient | None, run_id: str, stopwatch: _Stopwatch | None = None):
         self._client = client
         self._run_id = run_id
-        self._timed = stopwatch
+        self._timed = stopwatch if stopwatch is not None else _Stopwatch()
 
     @property
     def run_id(self) -> str:
