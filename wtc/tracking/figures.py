@@ -10,7 +10,7 @@ them. The leaderboard does it for a sweep's best run, ``wtc compare`` for the ru
 
 from __future__ import annotations
 
-import tempfile
+import io
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -80,13 +80,10 @@ def _draw_one(client: mlflow.MlflowClient, tracking_uri: str, run_id: str, force
     if raw is None:
         return DrawnFigures(run_id, name, "no inputs")
     start = time.perf_counter()
-    with tempfile.NamedTemporaryFile(suffix=".npz") as tmp:
-        tmp.write(raw)
-        tmp.flush()
-        try:
-            inputs = FigureInputs.load(tmp.name)
-        except (OSError, ValueError, KeyError) as exc:
-            raise WtcError(f"run {run_id}: {FIGURE_INPUTS} cannot be read ({' '.join(str(exc).split())})") from None
+    try:
+        inputs = FigureInputs.load(io.BytesIO(raw))
+    except (OSError, ValueError, KeyError) as exc:
+        raise WtcError(f"run {run_id}: {FIGURE_INPUTS} cannot be read ({' '.join(str(exc).split())})") from None
     logger = RunLogger(client, run_id)
     drawn = []
     with np.errstate(all="ignore"):
