@@ -158,8 +158,7 @@ def run(cfg: DictConfig) -> RunResult:
     with RunTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=name, tags=tags, mlruns=mlruns) as tracker:
         tracker.close_dead_runs(**{"wtc.study": tags["wtc.study"]})  # the same search, killed before
         choices = run_choices(cfg)
-        tracker.log_params(choices)
-        tracker.log_params(_data_params(data, len(train), len(test)))
+        tracker.log_params({**choices, **_data_params(data, len(train), len(test))})
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         tracker.log_dict(space, "search_space.yaml")
         tracker.log_dataset(data.path.name, data.content_hash, str(data.path.resolve()),
@@ -203,7 +202,7 @@ def run(cfg: DictConfig) -> RunResult:
         metrics.update(fitted.metrics)
         if uncalibrated_test is not None:
             metrics.update(_calibration_scores(data.y[test], uncalibrated_test, test_proba, len(data.classes)))
-        tracker.log_params(_model_params(fitted.base))
+        tracker.log_params(_model_params(fitted.base))  # before the model, which copies the run's params
         # The model first, then the metrics in one batch linked to it: logged after the
         # metrics, MLflow would link them itself with one history query per metric.
         if cfg.tracking.get("log_model", True):
@@ -235,7 +234,6 @@ def run(cfg: DictConfig) -> RunResult:
                     FigureInputs.from_outcome(outcome).save(inputs)
                     diagnostics_s += time.perf_counter() - start
                     tracker.log_artifact(inputs, str(Path(FIGURE_INPUTS).parent))
-                tracker.set_tags({TAG_FIGURES: "on_demand"})
             # Time only the computing of each figure: saving it is tracking time (tracker.overhead_s).
             pending = run_figures(outcome)
             while True:
@@ -251,11 +249,13 @@ def run(cfg: DictConfig) -> RunResult:
         on_demand = tracker.run_id if log_plots and figures_on_demand(diagnostics) else None
         summary = summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test), on_demand)
         tracker.log_text(summary, "summary.md")
-        tracker.set_tags({"mlflow.note.content": summary})  # the run page's Description, rendered
+        end_tags = {"mlflow.note.content": summary}  # the run page's Description, rendered
+        if on_demand:
+            end_tags[TAG_FIGURES] = "on_demand"
         timing = {"time/search_s": search_s, "time/refit_s": refit_s, "time/trial_mean_s": search_s / len(tuning.trials),
                   "time/diagnostics_s": diagnostics_s, **_record_times(started, trained, trained_cpu, tracking_before,
                                                                        tracker.overhead_s)}
-        tracker.log_metrics(timing)
+        tracker.log_batch(metrics=timing, tags=end_tags)
         run_id = tracker.run_id
     # The returned times include the last batch and the end of the run, which the logged ones cannot.
     metrics.update(timing)

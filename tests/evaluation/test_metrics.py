@@ -135,3 +135,25 @@ def test_ks_statistic_binary_and_multiclass():
 def test_ks_statistic_rejects_mismatched_classes():
     with pytest.raises(ValueError):
         ks_statistic(np.full((3, 2), 0.5), np.full((3, 3), 1 / 3))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_score_all_counts_the_class_scores_once_with_sklearns_values(seed):
+    """precision, recall, f1_weighted and f1_macro come from one per-class count: exactly the
+    values of the four scikit-learn calls, also with a class absent from y_true or never predicted."""
+    from sklearn.metrics import precision_score, recall_score
+
+    rng = np.random.default_rng(seed)
+    n_classes = 2 + seed % 3
+    y = rng.integers(0, n_classes, 200)
+    if seed % 2:
+        y = np.minimum(y, n_classes - 2)  # the last class never true
+    proba = rng.dirichlet(np.ones(n_classes), 200)
+    proba[:, 0] *= seed % 3 != 0  # class 0 never predicted in some cases
+    proba /= proba.sum(axis=1, keepdims=True)
+    y_pred = proba.argmax(axis=1)
+    scores = score_all(y, proba, n_classes)
+    assert scores["precision"] == precision_score(y, y_pred, average="weighted", zero_division=0)
+    assert scores["recall"] == recall_score(y, y_pred, average="weighted", zero_division=0)
+    assert scores["f1_weighted"] == f1_score(y, y_pred, average="weighted", zero_division=0)
+    assert scores["f1_macro"] == f1_score(y, y_pred, average="macro", zero_division=0)

@@ -349,6 +349,65 @@ def test_log_model_round_trip(uri, client, fitted):
     np.testing.assert_allclose(runs_uri_model.predict(X).to_numpy(), expected, rtol=1e-6)
 
 
+def test_log_model_logs_what_pyfunc_log_model_logs_without_loading_it_back(uri, client, fitted, monkeypatch):
+    """The model is logged as mlflow.pyfunc.log_model logs it, minus MLflow's serving check
+    (load the saved model, predict the example); the check itself passes when run here."""
+    import mlflow.models.utils
+
+    from wtc.tracking.pyfunc import WTCProbabilityModel
+
+    pipeline, X = fitted
+    class_names, feature_names = ["acdc", "clone"], [f"f{i}" for i in range(X.shape[1])]
+    check = mlflow.models.utils._validate_serving_input
+    checked = []
+    monkeypatch.setattr(mlflow.models.utils, "_validate_serving_input", lambda *a, **k: checked.append(a))
+    with RunTracker(uri, EXPERIMENT) as tracker:
+        ours = tracker.log_model(pipeline, X, class_names, feature_names, name="ours")
+    assert checked == []  # not loaded back and predicted a second time
+
+    head = X[:5].toarray().astype(np.float32)
+    python_model = WTCProbabilityModel(pipeline, class_names, feature_names)
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run():
+        theirs = mlflow.pyfunc.log_model(
+            name="theirs", python_model=python_model, input_example=head,
+            signature=mlflow.models.infer_signature(head, python_model.predict(None, head)))
+    assert len(checked) == 1  # what pyfunc.log_model runs after saving
+
+    ours_dir = Path(mlflow.artifacts.download_artifacts(ours))
+    theirs_dir = Path(mlflow.artifacts.download_artifacts(theirs.model_uri))
+    ours_model, theirs_model = mlflow.models.Model.load(ours_dir), mlflow.models.Model.load(theirs_dir)
+    assert ours_model.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.model"
+    assert set(ours_model.flavors) == set(theirs_model.flavors) == {"python_function"}
+    assert ours_model.signature == theirs_model.signature
+    assert ours_model.saved_input_example_info == theirs_model.saved_input_example_info
+    assert client.get_logged_model(ours.removeprefix("models:/")).tags.get("mlflow.modelFlavor") == \
+        client.get_logged_model(theirs.model_id).tags.get("mlflow.modelFlavor")
+    files = {p.name for p in ours_dir.iterdir()}
+    assert {"MLmodel", "python_model.pkl", "input_example.json", "serving_input_example.json"} <= files
+    served = check(str(ours_dir), (ours_dir / "serving_input_example.json").read_text())
+    np.testing.assert_allclose(served.to_numpy(), pipeline.predict_proba(X[:5]), rtol=1e-6)
+
+
+def test_a_table_is_what_mlflow_load_table_reads_and_the_ui_lists(uri, client):
+    import pandas as pd
+
+    first = pd.DataFrame({"class": ["acdc", "clone"], "support": [3, 1], "f1": [0.5, float("nan")]})
+    second = pd.DataFrame({"class": ["acdc"], "support": [7]})
+    with RunTracker(uri, EXPERIMENT) as tracker:
+        tracker.log_table(first, "tables/per_class_test.json")
+        tracker.log_table(second, "tables/other.json")
+        with pytest.raises(ValueError, match="does not end in .json"):
+            tracker.log_table(second, "tables/other.csv")
+    run = client.get_run(tracker.run_id)
+    assert json.loads(run.data.tags["mlflow.loggedArtifacts"]) == [
+        {"path": "tables/per_class_test.json", "type": "table"}, {"path": "tables/other.json", "type": "table"}]
+    loaded = client.load_table(tracker.experiment_id, "tables/per_class_test.json", run_ids=[tracker.run_id])
+    pd.testing.assert_frame_equal(loaded, first, check_dtype=False)
+    assert {a.path for a in client.list_artifacts(tracker.run_id, "tables")} == {
+        "tables/per_class_test.json", "tables/other.json"}
+
+
 def test_log_model_rejects_mismatched_feature_names(uri, client, fitted):
     pipeline, X = fitted
     with pytest.raises(ValueError, match="expected 29 columns"):

@@ -32,12 +32,11 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
         init_store(uri, "wtc-binary")
         store_s = time.perf_counter() - start
         start = time.perf_counter()
-        from wtc.tracking import pyfunc
-
-        pyfunc._distributions_of_packages()
+        _warm_up(uri)
         process_s = time.perf_counter() - start
-        print(f"once per sweep: store created in {store_s:.1f} s; once per worker process: model-logging "
-              f"imports and package scan {process_s:.1f} s (neither counted in the jobs below)", flush=True)
+        print(f"once per sweep: store created in {store_s:.1f} s; once per worker process: the imports of "
+              f"tracking and model logging and the package scan {process_s:.1f} s (neither counted in the jobs "
+              f"below)", flush=True)
         for model, view, resample in itertools.product(models, views, resamplers):
             overrides = [f"data.path={path}", f"tracking.uri={uri}", f"paths.cache_dir={Path(tmp) / 'cache'}", f"model={model}", f"data={view}",
                          f"resample={resample}", "search=gp", f"search.n_trials={trials}", f"cv.n_splits={folds}",
@@ -82,6 +81,20 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
         print(f"  drawing every run's figures afterwards (wtc runs figures) would take {later:.0f} s, "
               f"{later / total:5.1%} of it; the record with them drawn in the job (diagnostics.figures=now) "
               f"~{(spent + later) / total:5.1%}")
+
+
+def _warm_up(uri: str) -> None:
+    """What the first job of each worker process pays once and the others do not: MLflow's
+    tracing provider (imported by the first ``set_tracking_uri``, ~0.5 s), its run-context
+    lookups (GitPython, IPython), the model-logging imports and the scan of installed packages."""
+    import mlflow
+    from mlflow.tracking.context.registry import resolve_tags
+
+    from wtc.tracking import pyfunc
+
+    mlflow.set_tracking_uri(uri)
+    resolve_tags()
+    pyfunc._distributions_of_packages()
 
 
 def _record_parts(metrics: dict) -> dict[str, float]:

@@ -14,6 +14,7 @@ from sklearn.metrics import (
     accuracy_score,
     f1_score,
     log_loss,
+    precision_recall_fscore_support,
     precision_score,
     recall_score,
     roc_auc_score,
@@ -138,7 +139,19 @@ def score_all(y_true, proba, n_classes: int) -> dict[str, float]:
     """
     y_true, proba = _check_proba(y_true, proba, n_classes)
     y_pred = proba.argmax(axis=1)
-    return {name: m.compute(y_true, proba if m.from_proba else y_pred, n_classes) for name, m in REGISTRY.items()}
+    counted = _class_averages(y_true, y_pred)
+    return {name: counted[name] if name in counted else m.compute(y_true, proba if m.from_proba else y_pred, n_classes)
+            for name, m in REGISTRY.items()}
+
+
+def _class_averages(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """``precision``, ``recall``, ``f1_weighted`` and ``f1_macro`` from one count of the
+    per-class scores (four scikit-learn calls would count them four times, ~5 ms each): the
+    support-weighted and plain means scikit-learn takes of the same per-class values."""
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    return {"precision": float(np.average(precision, weights=support)),
+            "recall": float(np.average(recall, weights=support)),
+            "f1_weighted": float(np.average(f1, weights=support)), "f1_macro": float(np.mean(f1))}
 
 
 def _score_of(proba) -> np.ndarray:

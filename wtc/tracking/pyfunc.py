@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import logging
 import tempfile
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,21 @@ _INPUT_EXAMPLE_ROWS = 5
 #: Default of the ``threshold`` param: "not given" (a param schema needs a typed default, and
 #: JSON has no NaN): the threshold stored with the model is used, else every task is REVIEW.
 NO_THRESHOLD = -1.0
+
+
+def _save_pyfunc(path: str, mlflow_model: Any = None, validate_serving_input: bool = True, **kwargs: Any) -> None:
+    mlflow.pyfunc.save_model(path, mlflow_model=mlflow_model, **kwargs)
+
+
+#: ``mlflow.pyfunc`` as the flavor :meth:`mlflow.models.Model.log` saves with, so that the
+#: model is logged as ``mlflow.pyfunc.log_model`` logs it but for the serving check that loads
+#: it back and predicts its input example a second time (~0.05-0.1 s a run, MLflow only warns
+#: when it fails): :func:`log_pipeline_model` has just predicted that example itself. ``Model.log``
+#: reads ``validate_serving_input`` from the keyword arguments it hands on to the flavor's
+#: ``save_model``, and ``mlflow.pyfunc.save_model`` refuses unknown ones; this one drops it.
+_PYFUNC_FLAVOR = types.SimpleNamespace(__name__=mlflow.pyfunc.__name__, save_model=_save_pyfunc)
+#: What ``mlflow.pyfunc.log_model`` records as the flavor of a PythonModel.
+_PYFUNC_FLAVOR_NAME = "pyfunc.CustomPythonModel"
 
 
 class WTCProbabilityModel(mlflow.pyfunc.PythonModel):
@@ -149,8 +165,11 @@ def tasks_from_rows(X: Any, feature_names: list[str], n_rows: int = _INPUT_EXAMP
     return tasks
 
 
-#: Always needed to load the model, whatever the pipeline holds.
-_BASE_REQUIREMENTS = ("mlflow", "cloudpickle", "numpy", "scipy", "pandas", "scikit-learn", "imbalanced-learn")
+#: Always needed to load the model, whatever the pipeline holds: MLflow and the pipeline's
+#: base, and what the wtc code that travels with the model imports when it is loaded
+#: (``wtc`` itself: omegaconf; ``wtc.tracking``: hydra-core; ``wtc.data``: msgspec).
+_BASE_REQUIREMENTS = ("mlflow", "cloudpickle", "numpy", "scipy", "pandas", "scikit-learn", "imbalanced-learn",
+                      "omegaconf", "hydra-core", "msgspec")
 
 
 def _estimators_of(estimator: Any) -> Iterator[Any]:
@@ -204,13 +223,17 @@ def pipeline_requirements(pipeline: Any) -> list[str]:
         for dist in distributions.get(top, []):
             if dist not in packages and dist != "wtc":
                 packages.append(dist)
-    pins = []
-    for package in packages:
-        try:
-            pins.append(f"{package}=={importlib.metadata.version(package)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return pins
+    return [f"{package}=={version}" for package in packages if (version := _installed_version(package))]
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_version(package: str) -> str | None:
+    """The installed version of a distribution (None: not installed), looked up once per process:
+    each lookup searches every entry of ``sys.path`` (~2-5 ms), and a sweep's worker logs a model a job."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _task_schemas(class_names: list[str]):
@@ -318,7 +341,11 @@ def log_pipeline_model(
         level = pyfunc_logger.level
         pyfunc_logger.setLevel(logging.ERROR)
         try:
-            info = mlflow.pyfunc.log_model(
+            info = mlflow.models.Model.log(
+                artifact_path=None,
+                flavor=_PYFUNC_FLAVOR,
+                flavor_name=_PYFUNC_FLAVOR_NAME,
+                validate_serving_input=False,
                 name=name,
                 python_model=python_model,
                 artifacts=artifacts,
