@@ -76,7 +76,9 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
               f"{parts['scoring']:5.1%}")
     spent = sum(m["time/record_s"] for *_, m in rows)
     later = sum(m["bench/draw_s"] for *_, m in rows)
-    print(f"  all {len(rows)} jobs: {total:.0f} s sequential; the record {spent / total:5.1%} of the sweep's job time")
+    scoring = sum(_record_parts(m)["scoring"] for *_, m in rows)
+    print(f"  all {len(rows)} jobs: {total:.0f} s sequential; the record {spent / total:5.1%} of the sweep's job time "
+          f"= figures and tracking {(spent - scoring) / total:5.1%} + scoring {scoring / total:5.1%}")
     if later:
         print(f"  drawing every run's figures afterwards (wtc runs figures) would take {later:.0f} s, "
               f"{later / total:5.1%} of it; the record with them drawn in the job (diagnostics.figures=now) "
