@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import statistics
 import tempfile
@@ -45,9 +46,12 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
                 cfg = compose("config", overrides=overrides)
             result = run(cfg)
             metrics = dict(result.metrics)
-            # Figures drawn on demand (light): what drawing this run's would cost, timed apart.
+            # Figures drawn on demand (light): what drawing this run's would cost, timed apart. The
+            # garbage matplotlib leaves is collected here too: a real worker draws nothing between
+            # jobs, and the collector would otherwise stop the next job's record for ~0.5 s.
             start = time.perf_counter()
             drawn = [d for d in draw_run_figures(uri, [result.run_id]) if d.outcome == "drawn"]
+            gc.collect()
             metrics["bench/draw_s"] = time.perf_counter() - start if drawn else 0.0
             rows.append((model, view, resample, metrics))
             parts = _record_parts(metrics)
