@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from wtc.config_checks import check_config
-from wtc.data.dataset import Dataset, load_dataset
+from wtc.data.dataset import Dataset, config_splits, load_dataset
 from wtc.evaluation.diagnostics import (
     FIGURE_INPUTS,
     FigureInputs,
@@ -30,7 +30,6 @@ from wtc.evaluation.tables import per_class_table
 from wtc.models.pipeline import build_pipeline, full_proba
 from wtc.provenance import git_commit, hydra_context, in_multirun, run_choices, run_name
 from wtc.refit import fit_final_model
-from wtc.splits import make_splits
 from wtc.tracking import RunTracker
 from wtc.tracking.figures import TAG_FIGURES
 from wtc.tuning import config_space, make_searcher, search, search_options, study_name, study_spec
@@ -142,8 +141,7 @@ def run(cfg: DictConfig) -> RunResult:
     started = time.perf_counter()
     check_config(cfg)
     data = load_dataset(cfg)
-    splits = make_splits(cfg.cv.kind, int(cfg.cv.n_splits), float(cfg.test_size), int(cfg.seed),
-                         data.y, data.groups, data.dates)
+    splits = config_splits(cfg, data)
     train, test = splits.train, splits.test
     pipeline = build_pipeline(cfg, data.feature_names)
     options = search_options(OmegaConf.to_container(cfg.search, resolve=True))

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+log = logging.getLogger(__name__)
 
 CV_KINDS = ("stratified", "grouped", "temporal")
 
@@ -95,7 +103,7 @@ class Splits:
 
 def make_splits(
     kind: str, n_splits: int, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
-    dates: pd.Series | None = None,
+    dates: pd.Series | None = None, cache_dir: Path | str | None = None,
 ) -> Splits:
     """The held-out split and the CV folds a ``cv.kind`` asks for (``temporal``: both by date).
 
@@ -108,9 +116,75 @@ def make_splits(
         Folds of the training split, test share, and the seed of the shuffles.
     y, groups, dates
         Labels, workflow of each row, and request dates (needed by ``temporal`` only).
+    cache_dir : path, optional
+        Keep the splits there (``<cache_dir>/splits/<key>.npz``) and read them back for the
+        same inputs: StratifiedGroupKFold assigns workflows in a Python loop (~1.8 s for the
+        default history's 2,600 workflows), while a sweep's jobs share a handful of splits.
+        The key hashes every input and scikit-learn's version; an unreadable entry is
+        computed again and rewritten. None: always compute.
     """
     if kind not in CV_KINDS:
         raise ValueError(f"unknown cv kind {kind!r}; choose one of {', '.join(CV_KINDS)}")
+    if cache_dir is None:
+        return _compute_splits(kind, n_splits, test_size, seed, y, groups, dates)
+    path = Path(cache_dir) / "splits" / f"{_splits_key(kind, n_splits, test_size, seed, y, groups, dates)}.npz"
+    try:
+        return _read_splits(path, len(y))
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - any damage means "compute them again"
+        log.warning("ignoring the splits cache entry %s (%s: %s); computing the splits again",
+                    path, type(exc).__name__, exc)
+    splits = _compute_splits(kind, n_splits, test_size, seed, y, groups, dates)
+    try:
+        _write_splits(path, splits)
+    except OSError as exc:
+        log.warning("could not keep the splits in %s (%s); computed them for this run only", path.parent, exc)
+    return splits
+
+
+def _splits_key(kind: str, n_splits: int, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
+                dates: pd.Series | None) -> str:
+    digest = hashlib.sha256(f"splits-v1|sklearn {sklearn.__version__}|{kind}|{n_splits}|{test_size!r}|{seed}|"
+                            f"{len(y)}".encode())
+    digest.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    digest.update("\x1f".join(map(str, groups)).encode())
+    if kind == "temporal" and dates is not None:
+        digest.update("\x1f".join(map(str, np.asarray(dates))).encode())
+    return digest.hexdigest()
+
+
+def _read_splits(path: Path, n_rows: int) -> Splits:
+    with np.load(path, allow_pickle=False) as entry:
+        train, test = entry["train"], entry["test"]
+        n_folds = int(entry["n_folds"])
+        folds = [(entry[f"fold{k}_train"], entry[f"fold{k}_valid"]) for k in range(n_folds)]
+    if len(train) + len(test) != n_rows or np.union1d(train, test).size != n_rows:
+        raise ValueError(f"train and test do not cover the {n_rows} rows once")
+    for fit, valid in folds:
+        if fit.size and fit.max() >= len(train) or valid.size and valid.max() >= len(train):
+            raise ValueError("a fold indexes past the training rows")
+    return Splits(train, test, folds)
+
+
+def _write_splits(path: Path, splits: Splits) -> None:
+    """Write to a temporary file and rename it into place: parallel jobs may write the same entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"train": splits.train, "test": splits.test, "n_folds": np.array(len(splits.folds))}
+    for k, (fit, valid) in enumerate(splits.folds):
+        arrays[f"fold{k}_train"], arrays[f"fold{k}_valid"] = fit, valid
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".splits-", suffix=".npz")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            np.savez(out, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _compute_splits(kind: str, n_splits: int, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
+                    dates: pd.Series | None) -> Splits:
     temporal = kind == "temporal"
     train, test = holdout_split(y, groups, test_size, seed, dates, temporal=temporal, by_task=kind == "stratified")
     train_dates = dates.iloc[train] if temporal and dates is not None else None

@@ -58,13 +58,11 @@ def _flaml_row(cfg, budget_s: float) -> dict:
     from flaml import AutoML
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from wtc.data.dataset import load_dataset
+    from wtc.data.dataset import config_splits, load_dataset
     from wtc.models.pipeline import full_proba
-    from wtc.splits import make_splits
 
     data = load_dataset(cfg)
-    splits = make_splits(cfg.cv.kind, int(cfg.cv.n_splits), float(cfg.test_size), int(cfg.seed), data.y,
-                         data.groups, data.dates)
+    splits = config_splits(cfg, data)
     logging.getLogger("flaml.automl.logger").setLevel(logging.WARNING)
     automl = AutoML()
     start = time.perf_counter()

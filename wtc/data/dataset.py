@@ -15,8 +15,9 @@ from wtc.data.loader import load_history
 from wtc.data.oracle import has_oracle, load_oracle
 from wtc.data.targets import build_target
 from wtc.errors import ConfigError, HistoryError
+from wtc.splits import Splits, make_splits
 
-__all__ = ["OTHER_CLASS", "DataSetupCallback", "Dataset", "load_dataset", "merge_rare_classes", "resolve_data_path"]
+__all__ = ["OTHER_CLASS", "DataSetupCallback", "Dataset", "config_splits", "load_dataset", "merge_rare_classes", "resolve_data_path"]
 
 log = logging.getLogger(__name__)
 OTHER_CLASS = "other"
@@ -59,6 +60,13 @@ def cache_dir_of(cfg: DictConfig) -> Path | None:
     """The parsed-history cache folder of a config (``paths.cache_dir``), or None for the default."""
     folder = _paths(cfg).get("cache_dir")
     return Path(folder) if folder else None
+
+
+def config_splits(cfg: DictConfig, data: Dataset) -> Splits:
+    """The held-out split and CV folds a config asks for (``cv.*``, ``test_size``, ``seed``) on
+    a loaded dataset, kept in the cache folder for the next job that asks for the same."""
+    return make_splits(cfg.cv.kind, int(cfg.cv.n_splits), float(cfg.test_size), int(cfg.seed), data.y,
+                       data.groups, data.dates, cache_dir=cache_dir_of(cfg))
 
 
 class DataSetupCallback(Callback):

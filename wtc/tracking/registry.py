@@ -80,9 +80,8 @@ def run_model(client: mlflow.MlflowClient, run):
 
 def _held_out_proba(client, champion, model_uri: str, tracking_uri: str):
     """The champion's test labels and probabilities, recomputed from its config and model."""
-    from wtc.data.dataset import load_dataset
+    from wtc.data.dataset import config_splits, load_dataset
     from wtc.models.pipeline import full_proba
-    from wtc.splits import make_splits
     from wtc.tracking.pyfunc import load_model
 
     cfg = run_config(client, champion)
@@ -91,8 +90,7 @@ def _held_out_proba(client, champion, model_uri: str, tracking_uri: str):
         raise WtcError(f"the history of run {champion.info.run_id} changed since it ran "
                        f"({data.path}: content hash {data.content_hash[:12]} != "
                        f"{champion.data.params.get('data.content_hash', '?')[:12]})")
-    splits = make_splits(cfg.cv.kind, int(cfg.cv.n_splits), float(cfg.test_size), int(cfg.seed),
-                         data.y, data.groups, data.dates)
+    splits = config_splits(cfg, data)
     # The pyfunc's own pipeline on the run's matrix rows: what the run scored, for raw-task and
     # matrix models alike.
     pipeline = load_model(model_uri, tracking_uri=tracking_uri).unwrap_python_model().pipeline
