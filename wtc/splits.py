@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,19 +166,14 @@ def _read_splits(path: Path, n_rows: int) -> Splits:
 
 
 def _write_splits(path: Path, splits: Splits) -> None:
-    """Write to a temporary file and rename it into place: parallel jobs may write the same entry."""
+    """Written whole or not at all (parallel jobs may write the same entry)."""
+    from wtc.data.cache import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"train": splits.train, "test": splits.test, "n_folds": np.array(len(splits.folds))}
     for k, (fit, valid) in enumerate(splits.folds):
         arrays[f"fold{k}_train"], arrays[f"fold{k}_valid"] = fit, valid
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".splits-", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda out: np.savez(out, **arrays))
 
 
 def _compute_splits(kind: str, n_splits: int, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FIELDS", "cache_dir", "content_hash", "read", "write"]
+__all__ = ["FIELDS", "atomic_write", "cache_dir", "content_hash", "read", "write"]
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +146,16 @@ def write(digest: str, payload: dict, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         # The .json is renamed last and names the write id the .npz carries: read() trusts
         # only a matching pair, so an interrupted write is never half-used.
-        _atomic_write(base.with_suffix(".npz"), lambda fh: np.savez(fh, **arrays))
-        _atomic_write(base.with_suffix(".json"),
+        atomic_write(base.with_suffix(".npz"), lambda fh: np.savez(fh, **arrays))
+        atomic_write(base.with_suffix(".json"),
                       lambda fh: fh.write(json.dumps(meta, separators=(",", ":")).encode("utf-8")))
     except (OSError, TypeError, ValueError, RecursionError) as exc:
         log.warning("could not cache the parsed history in %s (%s)", folder, exc)
 
 
-def _atomic_write(target: Path, write_to) -> None:
+def atomic_write(target: Path, write_to) -> None:
+    """Write ``target`` through ``write_to(binary file)`` into a temporary file beside it, renamed
+    into place: a reader sees the old file or the whole new one, never a part."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
