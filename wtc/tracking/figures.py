@@ -90,12 +90,13 @@ def _draw_one(client: mlflow.MlflowClient, tracking_uri: str, run_id: str, force
         for artifact, figure in draw_figures(inputs):
             logger.log_figure(figure, artifact)
             drawn.append(artifact)
+    tags = {TAG_FIGURES: "drawn"}
     summary = read_artifact(tracking_uri, run_id, "summary.md")
     if summary is not None:
         text = _summary_with(summary.decode("utf-8"), drawn)
         logger.log_text(text, "summary.md")
-        logger.set_tags({"mlflow.note.content": text})
-    logger.set_tags({TAG_FIGURES: "drawn"})
+        tags["mlflow.note.content"] = text
+    logger.set_tags(tags)  # one store call, as the run's own last batch
     return DrawnFigures(run_id, name, "drawn", drawn, time.perf_counter() - start)
 
 
