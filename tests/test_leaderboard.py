@@ -30,7 +30,7 @@ def test_a_sweep_ends_with_its_leaderboard_and_the_ui_command(tmp_path, tracking
     command = [
         sys.executable, "run.py", "-m", f"hydra.sweep.dir={sweep_dir}",
         "model=dummy,logreg", "search=none", "cv.n_splits=2", "diagnostics=light",
-        f"data.path={history}", f"tracking.uri={tracking_uri}", "tracking.log_model=false", "n_jobs=1",
+        f"data.path={history}", f"tracking.uri={tracking_uri}", "n_jobs=1",
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -59,6 +59,15 @@ def test_a_sweep_ends_with_its_leaderboard_and_the_ui_command(tmp_path, tracking
     assert len(client.list_artifacts(runs["logreg"].info.run_id, "plots")) == 8  # one trial: no convergence plot
     assert runs["dummy"].data.tags["wtc.figures"] == "on_demand"
     assert not client.list_artifacts(runs["dummy"].info.run_id, "plots")
+    # The jobs kept their models' inputs; the sweep's end logged the best run's model only.
+    models = {m.source_run_id: m for m in client.search_logged_models([experiment])}
+    best = runs["logreg"].info.run_id
+    assert list(models) == [best] and models[best].name == runs["logreg"].info.run_name
+    assert f"Model of the best run logged ({models[best].model_uri}, " in out
+    assert f"the other runs kept its inputs: {wtc} runs model --sweep {sweep_dir} [--top N], or wtc promote" in out
+    assert runs["logreg"].data.tags["wtc.logged_model"] == "logged"
+    assert runs["dummy"].data.tags["wtc.logged_model"] == "on_demand"
+    assert [a.path for a in client.list_artifacts(runs["dummy"].info.run_id, "model")] == ["model/inputs.pkl"]
 
 
 def test_the_callback_never_fails_a_sweep(tmp_path, capsys):

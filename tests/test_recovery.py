@@ -115,6 +115,9 @@ WEAK_BASELINES = (("model=rules", "+model.estimator.alpha=1000"), ("model=dummy"
 BALANCED = ("model=logreg", "+model.estimator.class_weight=balanced", "scaler=log1p")
 
 
+ON_DEMAND, ON_DEMAND_PARTS = "diagnostics.model=on_demand", ("splitting", "memory")
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, _migrated_store):
     """A store with one sharp-rules run per recovery target (and weak baselines on its split)."""
@@ -127,8 +130,9 @@ def store(tmp_path_factory, _migrated_store):
     path = write_benchmark(root / "history.json", n_tasks=400, seed=3)
     runs = {}
     for target in TARGETS:
+        # Two parts as a sweep (diagnostics=light) leaves them: their models wait in model/inputs.pkl.
         runs[target] = train(path, uri, f"wtc-{target}", *(BALANCED if target == "action" else SHARP),
-                             f"target={target}").run_id
+                             f"target={target}", *([ON_DEMAND] if target in ON_DEMAND_PARTS else [])).run_id
         for baseline in WEAK_BASELINES:
             train(path, uri, f"wtc-{target}", *baseline, f"target={target}", "tracking.log_model=false")
     return uri, path, runs
@@ -163,6 +167,12 @@ def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promo
         assert float(tags[f"wtc.part.{target}.metric_value"]) == pytest.approx(run.data.metrics["test/log_loss"])
         # The threshold was chosen on the part's own held-out rows: the coverage its run logged at 90%.
         assert float(tags[f"wtc.part.{target}.auto_coverage"]) == pytest.approx(run.data.metrics["test/coverage_at_p90"])
+    # The parts whose models waited in their inputs had them logged into their runs first.
+    for target in TARGETS:
+        logged = f"logged the model of run {runs[target]} from its model/inputs.pkl (models:/m-"
+        assert (logged in out) == (target in ON_DEMAND_PARTS), target
+        assert client.get_run(runs[target]).data.tags.get("wtc.logged_model") == \
+            ("logged" if target in ON_DEMAND_PARTS else None)
     # The bundle is a run of its own experiment, naming its parts.
     source = client.get_run(version.run_id)
     assert client.get_experiment(source.info.experiment_id).name == "wtc-recovery"

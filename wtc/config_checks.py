@@ -22,6 +22,9 @@ __all__ = ["FIGURE_TIMINGS", "check_config"]
 
 #: ``diagnostics.figures``: drawn in the job, or their inputs logged and drawn by ``wtc runs figures``.
 FIGURE_TIMINGS = ("now", "on_demand")
+#: ``diagnostics.model``: the MLflow model logged in the job, or its inputs kept and the model
+#: logged by promotion, the leaderboard or ``wtc runs model``.
+MODEL_TIMINGS = ("now", "on_demand")
 
 _MISSING = object()
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
@@ -56,6 +59,9 @@ def check_config(cfg: DictConfig) -> None:
     figures = _value(cfg, "diagnostics.figures", optional=True)
     if figures is not _MISSING and figures not in FIGURE_TIMINGS:
         raise ConfigError(f"unknown diagnostics.figures {figures!r}; choose one of {', '.join(FIGURE_TIMINGS)}")
+    model = _value(cfg, "diagnostics.model", optional=True)
+    if model is not _MISSING and model not in MODEL_TIMINGS:
+        raise ConfigError(f"unknown diagnostics.model {model!r}; choose one of {', '.join(MODEL_TIMINGS)}")
     _integer(cfg, "seed", low=0, high=2**32 - 1)  # what numpy and scikit-learn accept
     _integer(cfg, "n_jobs", low=1, optional=True)
     _integer(cfg, "target.min_class_count", low=0, optional=True)

@@ -32,6 +32,7 @@ from wtc.provenance import git_commit, hydra_context, in_multirun, run_choices, 
 from wtc.refit import fit_final_model
 from wtc.tracking import RunTracker
 from wtc.tracking.figures import TAG_FIGURES
+from wtc.tracking.models import TAG_LOGGED_MODEL, ModelInputs, save_model_inputs
 from wtc.tuning import config_space, make_searcher, search, search_options, study_name, study_spec
 from wtc.tuning.bounds import params_at_bounds
 
@@ -201,16 +202,24 @@ def run(cfg: DictConfig) -> RunResult:
         if uncalibrated_test is not None:
             metrics.update(_calibration_scores(data.y[test], uncalibrated_test, test_proba, len(data.classes)))
         tracker.log_params(_model_params(fitted.base))  # before the model, which copies the run's params
-        # The model first, then the metrics in one batch linked to it: logged after the
-        # metrics, MLflow would link them itself with one history query per metric.
+        model_inputs = None
         if cfg.tracking.get("log_model", True):
-            try:
-                tracker.log_model(final, data.X[test[:5]], class_names=data.classes, feature_names=data.feature_names,
-                                  name=name, view=cfg.data.view, extras=list(cfg.data.get("extras") or []),
-                                  target=cfg.target.name)
-            except BaseException:
-                tracker.log_metrics(metrics)  # a run whose model failed to log keeps its scores
-                raise
+            model_inputs = ModelInputs(final, data.X[test[:5]], list(data.classes), list(data.feature_names), name,
+                                       {"view": cfg.data.view, "extras": list(cfg.data.get("extras") or []),
+                                        "target": cfg.target.name})
+        model_on_demand = model_inputs is not None and diagnostics.get("model", "now") == "on_demand"
+        try:
+            if model_on_demand:
+                # A sweep keeps what the model is made from; promotion or `wtc runs model` logs it.
+                save_model_inputs(tracker, model_inputs)
+            elif model_inputs is not None:
+                # The model first, then the metrics in one batch linked to it: logged after the
+                # metrics, MLflow would link them itself with one history query per metric.
+                tracker.log_model(model_inputs.pipeline, model_inputs.X_example, class_names=model_inputs.class_names,
+                                  feature_names=model_inputs.feature_names, name=name, **model_inputs.raw_tasks)
+        except BaseException:
+            tracker.log_metrics(metrics)  # a run whose model failed to log keeps its scores
+            raise
         tracker.log_metrics(metrics, model_id=tracker.model_id)
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
         tracker.log_dict(roc_points(data.y[test], test_proba), "curves/roc.json")
@@ -250,6 +259,8 @@ def run(cfg: DictConfig) -> RunResult:
         end_tags = {"mlflow.note.content": summary}  # the run page's Description, rendered
         if on_demand:
             end_tags[TAG_FIGURES] = "on_demand"
+        if model_on_demand:
+            end_tags[TAG_LOGGED_MODEL] = "on_demand"
         timing = {"time/search_s": search_s, "time/refit_s": refit_s, "time/trial_mean_s": search_s / len(tuning.trials),
                   "time/diagnostics_s": diagnostics_s, **_record_times(started, trained, trained_cpu, tracking_before,
                                                                        tracker.overhead_s)}

@@ -9,8 +9,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["ComparisonReportCallback", "LeaderboardCallback", "best_run_figures", "leaderboard", "sweep_store",
-           "ui_command"]
+__all__ = ["ComparisonReportCallback", "LeaderboardCallback", "best_run_figures", "best_run_model", "leaderboard",
+           "sweep_store", "ui_command"]
 
 
 def ui_command(tracking_uri: str) -> str:
@@ -60,7 +60,8 @@ def leaderboard(tracking_uri: str, sweep: str) -> str:
 
 
 class LeaderboardCallback(Callback):
-    """Hydra callback: when a multirun ends, print its leaderboard and the MLflow UI command.
+    """Hydra callback: when a multirun ends, print its leaderboard and the MLflow UI command (and draw
+    the best run's figures and log its model when the sweep left them for later).
 
     The store is ``tracking.uri`` of the config, else ``sqlite:///<paths.mlruns>/mlflow.db``.
     It never fails a sweep: any problem is printed as one line. Register it in the primary
@@ -87,9 +88,9 @@ class LeaderboardCallback(Callback):
         uri, sweep = sweep_store(config)
         text = leaderboard(uri, sweep)
         print(f"\n{text}", flush=True)
-        figures = best_run_figures(uri, sweep)
-        if figures:
-            print(figures, flush=True)
+        for said in (best_run_figures(uri, sweep), best_run_model(uri, sweep)):
+            if said:
+                print(said, flush=True)
         print(f"\nOpen the runs in the MLflow UI:\n  {ui_command(uri)}", flush=True)
 
 
@@ -105,6 +106,21 @@ def best_run_figures(tracking_uri: str, sweep: str) -> str | None:
     wtc = Path(sys.executable).parent / "wtc"
     return (f"\nFigures of the best run drawn ({len(done.figures)} in {done.seconds:.1f} s); the other runs logged "
             f"their inputs: {wtc} runs figures --sweep {sweep} [--top N]")
+
+
+def best_run_model(tracking_uri: str, sweep: str) -> str | None:
+    """Log the MLflow model of a sweep's best run if it kept only its inputs (``diagnostics=light``);
+    say so, and how to log the others'."""
+    from wtc.tracking.figures import runs_to_draw
+    from wtc.tracking.models import build_run_models
+
+    best = runs_to_draw(tracking_uri, sweep=sweep, top=1)
+    done = next(build_run_models(tracking_uri, best), None)
+    if done is None or done.outcome != "logged":
+        return None
+    wtc = Path(sys.executable).parent / "wtc"
+    return (f"Model of the best run logged ({done.model_uri}, {done.seconds:.1f} s); the other runs kept its "
+            f"inputs: {wtc} runs model --sweep {sweep} [--top N], or wtc promote")
 
 
 class ComparisonReportCallback(Callback):

@@ -20,6 +20,7 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
     from wtc.experiment import run
     from wtc.tracking import init_store
     from wtc.tracking.figures import draw_run_figures
+    from wtc.tracking.models import build_run_models
 
     conf = Path(__file__).resolve().parents[2] / "conf"
     rows = []
@@ -53,14 +54,18 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
             drawn = [d for d in draw_run_figures(uri, [result.run_id]) if d.outcome == "drawn"]
             gc.collect()
             metrics["bench/draw_s"] = time.perf_counter() - start if drawn else 0.0
+            # Likewise the MLflow model a light run left for later (promotion or `wtc runs model`).
+            start = time.perf_counter()
+            logged = [b for b in build_run_models(uri, [result.run_id]) if b.outcome == "logged"]
+            metrics["bench/model_s"] = time.perf_counter() - start if logged else 0.0
             rows.append((model, view, resample, metrics))
             parts = _record_parts(metrics)
             print(f"{model:>18} {view:>9} {resample:>6}  job {metrics['time/total_s']:7.1f} s  "
                   f"trial {metrics['time/trial_mean_s']:6.2f} s  record {metrics['time/record_s']:5.1f} s "
                   f"({metrics['time/record_s'] / metrics['time/total_s']:5.1%}: figures {parts['figures']:4.1f} + "
                   f"tracking {parts['tracking']:4.1f} + scoring {parts['scoring']:4.1f} s; after training "
-                  f"{metrics['time/post_training_cpu_s']:4.1f} s CPU)  drawing its figures later "
-                  f"{metrics['bench/draw_s']:4.1f} s  test AUC {metrics['test/roc_auc']:.3f}  "
+                  f"{metrics['time/post_training_cpu_s']:4.1f} s CPU)  later: drawing its figures "
+                  f"{metrics['bench/draw_s']:4.1f} s, logging its model {metrics['bench/model_s']:4.1f} s  test AUC {metrics['test/roc_auc']:.3f}  "
                   f"oracle AUC {metrics.get('oracle/roc_auc', float('nan')):.3f}", flush=True)
     print(f"\nper model family ({n_tasks} tasks, {trials} GP trials x {folds} folds, 2 cores, diagnostics={diagnostics}); "
           f"record = what the run's record costs: everything after the final fit (predictions, metrics, tables,\n"
@@ -87,6 +92,11 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
         print(f"  drawing every run's figures afterwards (wtc runs figures) would take {later:.0f} s, "
               f"{later / total:5.1%} of it; the record with them drawn in the job (diagnostics.figures=now) "
               f"~{(spent + later) / total:5.1%}")
+    models = sum(m["bench/model_s"] for *_, m in rows)
+    if models:
+        print(f"  logging every run's model afterwards (wtc runs model; promotion logs the one it registers) "
+              f"would take {models:.0f} s, {models / total:5.1%} of it; the record with the models logged in the "
+              f"job (diagnostics.model=now) ~{(spent + models) / total:5.1%}")
 
 
 def _warm_up(uri: str) -> None:

@@ -128,6 +128,33 @@ def _runs_figures(args) -> int:
     return 0
 
 
+def _runs_model(args) -> int:
+    uri = default_uri(args)
+    from wtc.leaderboard import ui_command
+    from wtc.tracking.figures import runs_to_draw
+    from wtc.tracking.models import MODEL_INPUTS, build_run_models
+
+    if args.run_id and (args.sweep or args.experiment or args.top):
+        raise WtcError("give run ids, or --sweep/--experiment (with --top), not both")
+    run_ids = runs_to_draw(uri, args.run_id, experiment=args.experiment, sweep=args.sweep, top=args.top)
+    if not run_ids:
+        print("no finished runs")
+        return 0
+    counts: dict[str, int] = {}
+    for done in build_run_models(uri, run_ids):
+        counts[done.outcome] = counts.get(done.outcome, 0) + 1
+        if done.outcome == "logged":
+            print(f"logged the model of {done.run_name} ({done.run_id}) in {done.seconds:.1f} s: {done.model_uri}",
+                  flush=True)
+        elif done.outcome == "already logged":
+            print(f"{done.run_name} ({done.run_id}): already logged, {done.model_uri}", flush=True)
+        else:
+            print(f"{done.run_name} ({done.run_id}): no {MODEL_INPUTS} and no model (tracking.log_model=false)",
+                  flush=True)
+    print(", ".join(f"{n} {outcome}" for outcome, n in counts.items()) + f"; open them: {ui_command(uri)}")
+    return 0
+
+
 def _tracking_server(args) -> int:
     from wtc.tracking import server
 
@@ -173,10 +200,11 @@ def add_compare(commands) -> None:
 
 
 def add_runs(commands) -> None:
-    """The ``runs`` command and its actions ``cleanup`` and ``figures``."""
-    runs = commands.add_parser("runs", help="tracked runs: draw a sweep's figures; mark runs of dead processes KILLED",
+    """The ``runs`` command and its actions ``cleanup``, ``figures`` and ``model``."""
+    runs = commands.add_parser("runs", help="tracked runs: draw a sweep's figures, log its models; mark runs of dead "
+                                            "processes KILLED",
                                description="Housekeeping of tracked runs.").add_subparsers(
-        dest="runs_command", required=True, metavar="ACTION", help="cleanup | figures")
+        dest="runs_command", required=True, metavar="ACTION", help="cleanup | figures | model")
     cleanup = runs.add_parser(
         "cleanup", help="mark runs whose process is gone KILLED",
         description="A run killed outright (SIGKILL, out of memory, a lost node) stays RUNNING in the store. Every "
@@ -207,6 +235,22 @@ def add_runs(commands) -> None:
     add_tracking_uri(figures)
     figures.add_argument("--force", action="store_true", help="draw them again where they were drawn already")
     figures.set_defaults(func=_runs_figures)
+    model = runs.add_parser(
+        "model", help="log the MLflow model of runs that kept only its inputs (sweeps)",
+        description="A sweep's runs (diagnostics=light) keep their fitted pipeline and what their model is made from, "
+                    "model/inputs.pkl, instead of logging an MLflow model: MLflow's model logging was the largest "
+                    "part of a job's record. This logs each run's model into the run, as a run logging it at once "
+                    "does (named after the run, the pyfunc that reads raw tasks, its signature, input example, "
+                    "requirements and the wtc code), and links the run's metrics to it. wtc promote does it for the "
+                    "run it registers, a sweep's leaderboard for its best run.")
+    model.add_argument("run_id", nargs="*", metavar="RUN_ID", help="the runs (or use --sweep/--experiment)")
+    which = model.add_mutually_exclusive_group()
+    which.add_argument("--sweep", metavar="TAG", help="the finished runs of this sweep (its dir or a unique suffix)")
+    which.add_argument("--experiment", metavar="NAME", help="the finished runs of this experiment")
+    model.add_argument("--top", type=positive, metavar="N",
+                       help="only the N best of them by the CV objective (default: all)")
+    add_tracking_uri(model)
+    model.set_defaults(func=_runs_model)
 
 
 def add_promote(commands) -> None:

@@ -264,8 +264,10 @@ def log_pipeline_model(
     target: str | None = None,
     threshold: float | None = None,
     tasks_example: dict[str, dict] | None = None,
+    run_id: str | None = None,
+    model_id: str | None = None,
 ) -> str:
-    """Log a fitted pipeline to the active run as a pyfunc model.
+    """Log a fitted pipeline to the active run (or the run ``run_id``) as a pyfunc model.
 
     With ``view`` given, the model reads raw WTC tasks (:class:`WTCTaskModel`: columns
     ``task`` and ``entry``, one decision row per task out) and the view, extras, target,
@@ -298,6 +300,11 @@ def log_pipeline_model(
         Default AUTO threshold of the raw-task model (a ``threshold`` param overrides it).
     tasks_example : mapping, optional
         ``{task: entry}`` raw tasks for the input example of a raw-task model.
+    run_id : str, optional
+        Log into this run, finished or not, instead of the active run (see
+        :mod:`wtc.tracking.models`).
+    model_id : str, optional
+        Fill this ``LoggedModel`` (created by the caller) instead of creating one.
 
     Returns
     -------
@@ -354,6 +361,8 @@ def log_pipeline_model(
                 input_example=example,
                 pip_requirements=pipeline_requirements(pipeline),
                 registered_model_name=registered_model_name,
+                run_id=run_id,
+                model_id=model_id,
             )
         finally:
             pyfunc_logger.setLevel(level)

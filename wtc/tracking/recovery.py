@@ -38,9 +38,9 @@ from wtc.tracking.registry import (
     check_current,
     create_version,
     move_champion,
-    run_model,
     select_run,
 )
+from wtc.tracking.models import MODEL_INPUTS, find_run_model
 
 __all__ = ["RECOVERY_EXPERIMENT", "RecoveryPromotion", "WTCRecoveryModel", "format_recovery", "log_recovery_model",
            "promote_recovery"]
@@ -200,7 +200,7 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
         check_baselines(client, runs[target], tracking_uri, experiment, part)
     if outcome.refused:
         return outcome
-    models = {t: run_model(client, r) for t, r in runs.items()}
+    models = {t: find_run_model(client, tracking_uri, r) for t, r in runs.items()}
     for target, model in models.items():
         if model is None:
             outcome.parts[target].refusals.append(f"run {runs[target].info.run_id} logged no model")
@@ -224,7 +224,7 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
         if outcome.refused:
             return outcome
     for target, part in outcome.parts.items():
-        auto_threshold(client, runs[target], models[target].model_uri, tracking_uri, part)
+        auto_threshold(client, runs[target], models[target], tracking_uri, part)
     if outcome.refused:
         return outcome
     if dry_run:
@@ -237,6 +237,10 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
 
     parts, example = {}, None
     for target, model in models.items():
+        if model.logged is None:  # a sweep run's model, kept in model/inputs.pkl: logged into its run first
+            model.ensure_logged(client)
+            outcome.parts[target].actions.append(f"logged the model of run {runs[target].info.run_id} from its "
+                                                 f"{MODEL_INPUTS} ({model.model_uri})")
         loaded = load_model(model.model_uri, tracking_uri=tracking_uri)
         inner = loaded.unwrap_python_model()
         if not hasattr(inner, "spec"):

@@ -20,6 +20,7 @@ from wtc.tracking.baselines import (
     run_config,
     split_of,
 )
+from wtc.tracking.models import MODEL_INPUTS, RunModel, find_run_model, run_model
 from wtc.tracking.query import _client, parent_runs
 
 __all__ = ["BASELINES", "CHAMPION", "SPLIT_PARAMS", "Promotion", "champion_tags", "promote", "run_model", "version_tags"]
@@ -71,18 +72,10 @@ def _direction(metric: str) -> bool:
     return REGISTRY[base].greater_is_better
 
 
-def run_model(client: mlflow.MlflowClient, run):
-    """The model a run logged (its newest ``LoggedModel``), or None when it logged none."""
-    models = client.search_logged_models([run.info.experiment_id],
-                                         filter_string=f"source_run_id = '{run.info.run_id}'")
-    return max(models, key=lambda m: m.creation_timestamp or 0) if models else None
-
-
-def _held_out_proba(client, champion, model_uri: str, tracking_uri: str):
+def _held_out_proba(client, champion, model: RunModel, tracking_uri: str):
     """The champion's test labels and probabilities, recomputed from its config and model."""
     from wtc.data.dataset import config_splits, load_dataset
     from wtc.models.pipeline import full_proba
-    from wtc.tracking.pyfunc import load_model
 
     cfg = run_config(client, champion)
     data = load_dataset(cfg)
@@ -91,9 +84,9 @@ def _held_out_proba(client, champion, model_uri: str, tracking_uri: str):
                        f"({data.path}: content hash {data.content_hash[:12]} != "
                        f"{champion.data.params.get('data.content_hash', '?')[:12]})")
     splits = config_splits(cfg, data)
-    # The pyfunc's own pipeline on the run's matrix rows: what the run scored, for raw-task and
-    # matrix models alike.
-    pipeline = load_model(model_uri, tracking_uri=tracking_uri).unwrap_python_model().pipeline
+    # The pyfunc's own pipeline (or, not logged yet, the one it will be logged from) on the run's
+    # matrix rows: what the run scored, for raw-task and matrix models alike.
+    pipeline = model.pipeline(tracking_uri)
     return data.y[splits.test], full_proba(pipeline, data.X[splits.test], len(data.classes))
 
 
@@ -167,7 +160,7 @@ def check_current(outcome: Promotion, current_metric: str | None, current_value:
         outcome.refusals.append(f"{line}; --force promotes it anyway")
 
 
-def auto_threshold(client, champion, model_uri: str, tracking_uri: str, outcome: Promotion) -> None:
+def auto_threshold(client, champion, model: RunModel, tracking_uri: str, outcome: Promotion) -> None:
     """Choose the AUTO threshold for ``outcome.precision`` on the champion's held-out rows.
 
     Sets ``outcome.coverage`` and ``outcome.threshold``; refuses when the held-out rows no longer
@@ -176,7 +169,7 @@ def auto_threshold(client, champion, model_uri: str, tracking_uri: str, outcome:
     from wtc.evaluation.automation import coverage_at_precision
 
     metric = outcome.metric
-    y_test, proba = _held_out_proba(client, champion, model_uri, tracking_uri)
+    y_test, proba = _held_out_proba(client, champion, model, tracking_uri)
     base = REGISTRY[metric.partition("/")[2]]
     again = base.compute(y_test, proba if base.from_proba else proba.argmax(axis=1), proba.shape[1])
     if not np.isclose(again, outcome.value, rtol=1e-5, atol=1e-9):
@@ -235,11 +228,12 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
     if outcome.refusals:
         return outcome
 
-    logged = run_model(client, champion)
-    if logged is None:
+    model = find_run_model(client, tracking_uri, champion)
+    if model is None:
         outcome.refusals.append(f"run {champion.info.run_id} logged no model (tracking.log_model=false)")
         return outcome
-    model_uri = logged.model_uri
+    # None while a sweep run's model waits in model/inputs.pkl: logged when registered.
+    model_uri = model.model_uri
     is_registered = registered(client, name)
     current = alias_version(client, name) if is_registered else None
     outcome.previous = str(current.version) if current is not None else None
@@ -259,21 +253,26 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
         if outcome.refusals:
             return outcome
 
-    auto_threshold(client, champion, model_uri, tracking_uri, outcome)
+    auto_threshold(client, champion, model, tracking_uri, outcome)
     if outcome.refusals:
         return outcome
 
-    existing = [v for v in (client.search_model_versions(f"name = '{name}'") if is_registered else [])
+    existing = [v for v in (client.search_model_versions(f"name = '{name}'") if is_registered and model_uri else [])
                 if v.run_id == champion.info.run_id and v.source == model_uri]
     if dry_run:
         target = existing[0].version if existing else "a new version"
-        outcome.actions.append(f"would register run {champion.info.run_id} ({model_uri}) as {name} {target}")
+        source = model_uri or f"its model, logged from {MODEL_INPUTS} first"
+        outcome.actions.append(f"would register run {champion.info.run_id} ({source}) as {name} {target}")
         outcome.actions.append(f"would move {name}@{CHAMPION} to it"
                                + (f" from version {current.version}" if current is not None else ""))
         return outcome
 
-    version = existing[0] if existing else create_version(client, name, model_uri, champion.info.run_id,
-                                                          logged.model_id)
+    if model.logged is None:
+        model.ensure_logged(client)
+        outcome.actions.append(f"logged the model of run {champion.info.run_id} from its {MODEL_INPUTS} "
+                               f"({model.model_uri})")
+    version = existing[0] if existing else create_version(client, name, model.model_uri, champion.info.run_id,
+                                                          model.logged.model_id)
     tags = {TAG_METRIC: metric, TAG_VALUE: repr(outcome.value), TAG_SOURCE: champion.info.run_id,
             TAG_THRESHOLD: repr(outcome.threshold), TAG_PRECISION: repr(precision), TAG_COVERAGE: repr(outcome.coverage),
             TAG_CONFIDENCE: repr(confidence)}
