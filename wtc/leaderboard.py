@@ -97,30 +97,36 @@ class LeaderboardCallback(Callback):
 def best_run_figures(tracking_uri: str, sweep: str) -> str | None:
     """Draw the figures of a sweep's best run if it logged only their inputs (``diagnostics=light``);
     say so, and how to draw the others'."""
-    from wtc.tracking.figures import draw_run_figures, runs_to_draw
+    from wtc.tracking.figures import draw_run_figures
 
-    best = runs_to_draw(tracking_uri, sweep=sweep, top=1)
-    done = next(draw_run_figures(tracking_uri, best), None)
+    done = _for_best_run(tracking_uri, sweep, draw_run_figures)
     if done is None or done.outcome != "drawn":
         return None
-    wtc = Path(sys.executable).parent / "wtc"
     return (f"\nFigures of the best run drawn ({len(done.figures)} in {done.seconds:.1f} s); the other runs logged "
-            f"their inputs: {wtc} runs figures --sweep {sweep} [--top N]")
+            f"their inputs: {_wtc()} runs figures --sweep {sweep} [--top N]")
 
 
 def best_run_model(tracking_uri: str, sweep: str) -> str | None:
     """Log the MLflow model of a sweep's best run if it kept only its inputs (``diagnostics=light``);
     say so, and how to log the others'."""
-    from wtc.tracking.figures import runs_to_draw
     from wtc.tracking.models import build_run_models
 
-    best = runs_to_draw(tracking_uri, sweep=sweep, top=1)
-    done = next(build_run_models(tracking_uri, best), None)
+    done = _for_best_run(tracking_uri, sweep, build_run_models)
     if done is None or done.outcome != "logged":
         return None
-    wtc = Path(sys.executable).parent / "wtc"
     return (f"Model of the best run logged ({done.model_uri}, {done.seconds:.1f} s); the other runs kept its "
-            f"inputs: {wtc} runs model --sweep {sweep} [--top N], or wtc promote")
+            f"inputs: {_wtc()} runs model --sweep {sweep} [--top N], or wtc promote")
+
+
+def _for_best_run(tracking_uri: str, sweep: str, action: Any) -> Any:
+    """What ``action(tracking_uri, [run_id])`` yields first for the sweep's best finished run (None: no run)."""
+    from wtc.tracking.figures import runs_to_draw
+
+    return next(action(tracking_uri, runs_to_draw(tracking_uri, sweep=sweep, top=1)), None)
+
+
+def _wtc() -> Path:
+    return Path(sys.executable).parent / "wtc"
 
 
 class ComparisonReportCallback(Callback):

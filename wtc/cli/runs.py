@@ -102,15 +102,27 @@ def _runs_cleanup(args) -> int:
     return 0
 
 
-def _runs_figures(args) -> int:
-    uri = default_uri(args)
-    from wtc.evaluation.diagnostics import FIGURE_INPUTS
-    from wtc.leaderboard import ui_command
-    from wtc.tracking.figures import draw_run_figures, runs_to_draw
+def _chosen_runs(args, uri: str) -> list[str]:
+    """The run ids named, or the finished runs of ``--sweep``/``--experiment`` (``--top`` best)."""
+    from wtc.tracking.figures import runs_to_draw
 
     if args.run_id and (args.sweep or args.experiment or args.top):
         raise WtcError("give run ids, or --sweep/--experiment (with --top), not both")
-    run_ids = runs_to_draw(uri, args.run_id, experiment=args.experiment, sweep=args.sweep, top=args.top)
+    return runs_to_draw(uri, args.run_id, experiment=args.experiment, sweep=args.sweep, top=args.top)
+
+
+def _tally(counts: dict[str, int], uri: str) -> None:
+    from wtc.leaderboard import ui_command
+
+    print(", ".join(f"{n} {outcome}" for outcome, n in counts.items()) + f"; open them: {ui_command(uri)}")
+
+
+def _runs_figures(args) -> int:
+    uri = default_uri(args)
+    from wtc.evaluation.diagnostics import FIGURE_INPUTS
+    from wtc.tracking.figures import draw_run_figures
+
+    run_ids = _chosen_runs(args, uri)
     if not run_ids:
         print("no finished runs to draw")
         return 0
@@ -124,19 +136,15 @@ def _runs_figures(args) -> int:
         else:
             print(f"{done.run_name} ({done.run_id}): no {FIGURE_INPUTS} (it drew its figures when it ran, or "
                   f"logged none)", flush=True)
-    print(", ".join(f"{n} {outcome}" for outcome, n in counts.items()) + f"; open them: {ui_command(uri)}")
+    _tally(counts, uri)
     return 0
 
 
 def _runs_model(args) -> int:
     uri = default_uri(args)
-    from wtc.leaderboard import ui_command
-    from wtc.tracking.figures import runs_to_draw
     from wtc.tracking.models import MODEL_INPUTS, build_run_models
 
-    if args.run_id and (args.sweep or args.experiment or args.top):
-        raise WtcError("give run ids, or --sweep/--experiment (with --top), not both")
-    run_ids = runs_to_draw(uri, args.run_id, experiment=args.experiment, sweep=args.sweep, top=args.top)
+    run_ids = _chosen_runs(args, uri)
     if not run_ids:
         print("no finished runs")
         return 0
@@ -151,7 +159,7 @@ def _runs_model(args) -> int:
         else:
             print(f"{done.run_name} ({done.run_id}): no {MODEL_INPUTS} and no model (tracking.log_model=false)",
                   flush=True)
-    print(", ".join(f"{n} {outcome}" for outcome, n in counts.items()) + f"; open them: {ui_command(uri)}")
+    _tally(counts, uri)
     return 0
 
 
@@ -199,6 +207,17 @@ def add_compare(commands) -> None:
     compare.set_defaults(func=_compare)
 
 
+def _add_run_selection(parser, what: str) -> None:
+    """RUN_ID..., or --sweep/--experiment with --top, and --tracking-uri (see :func:`_chosen_runs`)."""
+    parser.add_argument("run_id", nargs="*", metavar="RUN_ID", help=f"{what} (or use --sweep/--experiment)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--sweep", metavar="TAG", help="the finished runs of this sweep (its dir or a unique suffix)")
+    which.add_argument("--experiment", metavar="NAME", help="the finished runs of this experiment")
+    parser.add_argument("--top", type=positive, metavar="N",
+                        help="only the N best of them by the CV objective (default: all)")
+    add_tracking_uri(parser)
+
+
 def add_runs(commands) -> None:
     """The ``runs`` command and its actions ``cleanup``, ``figures`` and ``model``."""
     runs = commands.add_parser("runs", help="tracked runs: draw a sweep's figures, log its models; mark runs of dead "
@@ -226,13 +245,7 @@ def add_runs(commands) -> None:
                     "automation curve, convergence, the model's importances) from exactly those numbers, and lists "
                     "them in the run's summary. A sweep's leaderboard does it for its best run, wtc compare for the "
                     "runs it shows.")
-    figures.add_argument("run_id", nargs="*", metavar="RUN_ID", help="the runs to draw (or use --sweep/--experiment)")
-    which = figures.add_mutually_exclusive_group()
-    which.add_argument("--sweep", metavar="TAG", help="the finished runs of this sweep (its dir or a unique suffix)")
-    which.add_argument("--experiment", metavar="NAME", help="the finished runs of this experiment")
-    figures.add_argument("--top", type=positive, metavar="N",
-                         help="only the N best of them by the CV objective (default: all)")
-    add_tracking_uri(figures)
+    _add_run_selection(figures, "the runs to draw")
     figures.add_argument("--force", action="store_true", help="draw them again where they were drawn already")
     figures.set_defaults(func=_runs_figures)
     model = runs.add_parser(
@@ -243,13 +256,7 @@ def add_runs(commands) -> None:
                     "does (named after the run, the pyfunc that reads raw tasks, its signature, input example, "
                     "requirements and the wtc code), and links the run's metrics to it. wtc promote does it for the "
                     "run it registers, a sweep's leaderboard for its best run.")
-    model.add_argument("run_id", nargs="*", metavar="RUN_ID", help="the runs (or use --sweep/--experiment)")
-    which = model.add_mutually_exclusive_group()
-    which.add_argument("--sweep", metavar="TAG", help="the finished runs of this sweep (its dir or a unique suffix)")
-    which.add_argument("--experiment", metavar="NAME", help="the finished runs of this experiment")
-    model.add_argument("--top", type=positive, metavar="N",
-                       help="only the N best of them by the CV objective (default: all)")
-    add_tracking_uri(model)
+    _add_run_selection(model, "the runs whose model to log")
     model.set_defaults(func=_runs_model)
 
 
