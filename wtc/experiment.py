@@ -254,7 +254,8 @@ def run(cfg: DictConfig) -> RunResult:
             for artifact, table in outcome.tables.items():
                 tracker.log_text(table.to_csv(index=False), artifact)
         on_demand = tracker.run_id if log_plots and figures_on_demand(diagnostics) else None
-        summary = summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test), on_demand)
+        summary = summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test), on_demand,
+                                   model_on_demand=tracker.run_id if model_on_demand else None)
         tracker.log_text(summary, "summary.md")
         end_tags = {"mlflow.note.content": summary}  # the run page's Description, rendered
         if on_demand:

@@ -51,8 +51,10 @@ def test_a_light_run_keeps_its_model_inputs_and_logs_no_model(history_path, trac
     assert inputs.raw_tasks == {"view": "combined", "extras": [], "target": "binary"}
     rows = np.asarray(inputs.X_example.toarray() if hasattr(inputs.X_example, "toarray") else inputs.X_example)
     np.testing.assert_array_equal(inputs.pipeline.predict_proba(rows), result.pipeline.predict_proba(rows))
-    # The run's scores are all there, linked to no model yet.
+    # The run's scores are all there, linked to no model yet; its summary says how to log the model.
     assert run.data.metrics["test/log_loss"] == pytest.approx(result.metrics["test/log_loss"])
+    assert f"## Model\n\nThis run kept what its model is made from (`model/inputs.pkl`); `wtc runs model " \
+           f"{result.run_id}` logs it" in run.data.tags["mlflow.note.content"]
 
 
 def test_the_model_logged_later_is_the_one_a_run_logs_at_once(history_path, tracking_uri, capsys):  # noqa: F811
@@ -60,6 +62,7 @@ def test_the_model_logged_later_is_the_one_a_run_logs_at_once(history_path, trac
     later = train(history_path, tracking_uri, "wtc-later", *SHARP, ON_DEMAND)
     client = mlflow.MlflowClient(tracking_uri)
     history_before = {k: len(client.get_metric_history(later.run_id, k)) for k in client.get_run(later.run_id).data.metrics}
+    summary_before = read_artifact(tracking_uri, later.run_id, "summary.md").decode()
 
     assert main(["runs", "model", later.run_id, "--tracking-uri", tracking_uri]) == 0
     out = capsys.readouterr().out
@@ -70,6 +73,11 @@ def test_the_model_logged_later_is_the_one_a_run_logs_at_once(history_path, trac
     model, expected = run_model(client, run), run_model(client, reference)
     assert model is not None and model.name == run.info.run_name and model.status == "READY"
     assert run.data.tags[TAG_LOGGED_MODEL] == "logged" and run.info.status == "FINISHED"
+    # The summary (and the run page's Description) now says where the model went, the rest unchanged.
+    summary = read_artifact(tracking_uri, later.run_id, "summary.md").decode()
+    assert run.data.tags["mlflow.note.content"] == summary
+    assert f"## Model\n\nLogged after the run from `model/inputs.pkl`: `{model.model_uri}`.\n" in summary
+    assert "wtc runs model" not in summary and summary.startswith(summary_before.partition("## Model")[0])
     assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
     # The same flavor, signature, files and code as the model the other run logged at once.
     assert model.tags == expected.tags and set(model.tags) >= {"mlflow.user", "mlflow.source.name"}

@@ -7,10 +7,13 @@ from collections.abc import Mapping, Sequence
 
 from wtc.evaluation.metrics import REGISTRY
 
-__all__ = ["ON_DEMAND_HEADING", "figures_section", "summary_markdown", "terminal_line"]
+__all__ = ["MODEL_HEADING", "ON_DEMAND_HEADING", "figures_section", "model_section", "summary_markdown",
+           "summary_with_model", "terminal_line"]
 
 #: The heading of a summary's figures section while they wait to be drawn (``wtc runs figures``).
 ON_DEMAND_HEADING = "## Figures (drawn on demand)"
+#: The heading of a summary's section on a model kept for later (``wtc runs model``).
+MODEL_HEADING = "## Model"
 
 
 def _fmt(value) -> str:
@@ -18,10 +21,12 @@ def _fmt(value) -> str:
 
 
 def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str, float], objective: str,
-                     figures: Sequence[str], n_train: int, n_test: int, on_demand: str | None = None) -> str:
+                     figures: Sequence[str], n_train: int, n_test: int, on_demand: str | None = None,
+                     model_on_demand: str | None = None) -> str:
     """A page a researcher reads first: what was run, how it scored, how far from the oracle.
 
-    ``on_demand`` (the run's id) says the everyday figures are drawn on demand and how.
+    ``on_demand`` (the run's id) says the everyday figures are drawn on demand and how;
+    ``model_on_demand`` (the run's id) that its MLflow model is logged on demand and how.
     """
     lines = [f"# {name}", "", "## Choices", "", "| choice | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in choices.items()]
@@ -40,6 +45,8 @@ def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str
         ratio = metrics["test/log_loss"] / metrics["oracle/log_loss"]
         gap = metrics["oracle/roc_auc"] - metrics["test/roc_auc"]
         lines += ["", f"Oracle gap: test log-loss is {ratio:.3f}× the oracle's; ROC AUC {gap:+.4f} below it."]
+    if model_on_demand:
+        lines += ["", model_section(model_on_demand)]
     if on_demand:
         lines += ["", ON_DEMAND_HEADING, "",
                   f"This run logged what its figures are drawn from (`figures/inputs.npz`); draw them with "
@@ -48,6 +55,25 @@ def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str
     elif figures:
         lines += ["", figures_section(figures)]
     return "\n".join(lines) + "\n"
+
+
+def model_section(run_id: str, model_uri: str | None = None) -> str:
+    """The summary's section on a model kept for later: how to log it, or where it went."""
+    if model_uri is None:
+        text = (f"This run kept what its model is made from (`model/inputs.pkl`); `wtc runs model {run_id}` logs "
+                "it as an MLflow model, and `wtc promote` does when it registers this run.")
+    else:
+        text = f"Logged after the run from `model/inputs.pkl`: `{model_uri}`."
+    return "\n".join([MODEL_HEADING, "", text])
+
+
+def summary_with_model(summary: str, run_id: str, model_uri: str) -> str:
+    """The run's summary with its model section saying where the model went (unchanged without one)."""
+    head, heading, rest = summary.partition("\n" + MODEL_HEADING + "\n")
+    if not heading:
+        return summary
+    _, next_heading, tail = rest.partition("\n## ")
+    return head + "\n" + model_section(run_id, model_uri) + "\n" + (("\n## " + tail) if next_heading else "")
 
 
 def figures_section(figures: Sequence[str]) -> str:

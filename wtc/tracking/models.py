@@ -31,7 +31,9 @@ import mlflow.exceptions
 from mlflow.entities import LoggedModelStatus
 
 from wtc.errors import WtcError
+from wtc.evaluation.report import summary_with_model
 from wtc.tracking.query import _client, read_artifact
+from wtc.tracking.runs import RunLogger
 
 __all__ = ["MODEL_INPUTS", "TAG_LOGGED_MODEL", "BuiltModel", "ModelInputs", "RunModel", "build_run_models",
            "find_run_model", "log_run_model", "run_model"]
@@ -157,8 +159,15 @@ def _log_from_inputs(client: mlflow.MlflowClient, run, inputs: ModelInputs) -> A
         client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
         message = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise WtcError(f"run {run_id}: its model cannot be logged ({message})") from None
-    client.set_tag(run_id, TAG_LOGGED_MODEL, "logged")
-    return client.get_logged_model(model.model_id)
+    logged = client.get_logged_model(model.model_id)
+    logger, tags = RunLogger(client, run_id), {TAG_LOGGED_MODEL: "logged"}
+    summary = read_artifact(client.tracking_uri, run_id, "summary.md")
+    if summary is not None:  # its model section says where the model went
+        text = summary_with_model(summary.decode("utf-8"), run_id, logged.model_uri)
+        logger.log_text(text, "summary.md")
+        tags["mlflow.note.content"] = text
+    logger.set_tags(tags)  # one store call
+    return logged
 
 
 @dataclass
