@@ -90,7 +90,12 @@ def test_fold_ensemble_with_calibration_is_the_logged_model(history_path, tracki
                                                                            inputs.test_proba)
     assert [d.outcome for d in draw_run_figures(tracking_uri, [parent.info.run_id])] == ["drawn"]
     assert "plots/calibration.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    # The raw-task model that `wtc predict` and `wtc serve` load gives the calibrated probabilities.
+    # ... and kept what its model is made from: logged on demand, the raw-task model that `wtc predict`
+    # and `wtc serve` load gives the calibrated probabilities.
+    from wtc.tracking.models import build_run_models
+
+    assert not client.search_logged_models([parent.info.experiment_id])
+    assert [b.outcome for b in build_run_models(tracking_uri, [parent.info.run_id])] == ["logged"]
     (logged,) = client.search_logged_models([parent.info.experiment_id])
     loaded = mlflow.pyfunc.load_model(logged.model_uri)
     raw = json.loads(Path(history_path).read_text())
