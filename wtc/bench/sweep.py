@@ -101,8 +101,9 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
 
 def _warm_up(uri: str) -> None:
     """What the first job of each worker process pays once and the others do not: MLflow's
-    tracing provider (imported by the first ``set_tracking_uri``, ~0.5 s), its run-context
-    lookups (GitPython, IPython), the model-logging imports and the scan of installed packages."""
+    tracing provider (imported by the first ``set_tracking_uri``, ~0.5 s) and its run-context
+    lookups (GitPython, IPython); and, for logging the models later, the model-logging imports and
+    the scan of installed packages."""
     import mlflow
     from mlflow.tracking.context.registry import resolve_tags
 
