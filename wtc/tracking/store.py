@@ -30,8 +30,9 @@ EXPERIMENT_TAGS = {
     "mlflow.experimentKind": "custom_model_development",
     "mlflow.note.content": (
         "wtc runs: one parent run per job (config, data fingerprint, CV/test/oracle metrics, figures, "
-        "model) and one child run per hyper-parameter trial. Compare runs by test/log_loss or "
-        "test/roc_auc against oracle/* (the Bayes limit on generated data)."
+        "model; a sweep's jobs keep what their figures and model are made from, drawn and logged on "
+        "demand: `wtc runs figures|model`) and one child run per hyper-parameter trial. Compare runs by "
+        "test/log_loss or test/roc_auc against oracle/* (the Bayes limit on generated data)."
     ),
 }
 
