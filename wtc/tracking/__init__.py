@@ -3,6 +3,8 @@
 - :mod:`~wtc.tracking.store`: tracking URIs, creating the schema and experiments safely;
 - :mod:`~wtc.tracking.runs`: one parent run per job, child runs per trial, artifacts;
 - :mod:`~wtc.tracking.pyfunc`: the logged model (a pyfunc on raw tasks);
+- :mod:`~wtc.tracking.figures`, :mod:`~wtc.tracking.models`: a sweep run's figures and model, drawn and
+  logged on demand from what the run kept;
 - :mod:`~wtc.tracking.registry`, :mod:`~wtc.tracking.baselines`: champion promotion against the baselines;
 - :mod:`~wtc.tracking.recovery`: the recovery recommender (four champions in one pyfunc);
 - :mod:`~wtc.tracking.server`: a shared MLflow server on PostgreSQL, started and stopped in a folder.
@@ -11,7 +13,7 @@
 import logging
 import os
 
-# A sweep logs a model per job: MLflow's per-download progress bars only bury the output.
+# Downloading artifacts (models, figure inputs) per run: MLflow's progress bars only bury the output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # Against a tracking server MLflow prints two "View run ... at: URL" lines per ended run, child
 # runs included; each job's own last line already says where its run is.
