@@ -36,7 +36,7 @@ from wtc.tracking.query import _client, read_artifact
 from wtc.tracking.runs import RunLogger
 
 __all__ = ["MODEL_INPUTS", "TAG_LOGGED_MODEL", "BuiltModel", "ModelInputs", "RunModel", "build_run_models",
-           "find_run_model", "log_run_model", "run_model"]
+           "find_run_model", "log_run_model", "run_model", "save_model_inputs"]
 
 #: Where a run with ``diagnostics.model: on_demand`` keeps what its model is made from.
 MODEL_INPUTS = "model/inputs.pkl"
