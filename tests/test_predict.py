@@ -17,6 +17,7 @@ from wtc.cli import main
 from wtc.data import build_features, build_target, load_history
 from wtc.data.synthetic import write_benchmark
 from wtc.tracking import RunTracker
+from wtc.tracking.store import using_tracking_uri
 from wtc.tracking.pyfunc import log_pipeline_model
 
 THRESHOLD = 0.7
@@ -142,7 +143,7 @@ def test_hostile_entries_are_refused_per_task_in_bounded_work(store):
     uri, mixed, classes, expected, _ = store
     tasks = json.loads(mixed.read_text())
     good = list(tasks)[:2]
-    with _tracking(uri):
+    with using_tracking_uri(uri):
         model = mlflow.pyfunc.load_model("models:/wtc-p@champion")
     rows = [
         {"task": good[0], "entry": tasks[good[0]]},
@@ -161,20 +162,6 @@ def test_hostile_entries_are_refused_per_task_in_bounded_work(store):
     assert all("\n" not in e for e in errors)
 
 
-def _tracking(uri):
-    import contextlib
-
-    @contextlib.contextmanager
-    def scope():
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(uri)
-        try:
-            yield
-        finally:
-            mlflow.set_tracking_uri(previous)
-    return scope()
-
-
 def test_a_call_holds_a_bounded_number_of_tasks_and_predict_sends_batches(store, tmp_path, monkeypatch, capsys):
     import wtc.serving.predict as predict
     import wtc.serving.tasks as tasks_module
@@ -185,7 +172,7 @@ def test_a_call_holds_a_bounded_number_of_tasks_and_predict_sends_batches(store,
                  "--out", str(whole)]) == 1
     monkeypatch.setattr(tasks_module, "MAX_TASKS_PER_CALL", 7)
     monkeypatch.setattr(predict, "MAX_TASKS_PER_CALL", 7)
-    with _tracking(uri):
+    with using_tracking_uri(uri):
         model = mlflow.pyfunc.load_model("models:/wtc-p@champion")
     tasks = json.loads(mixed.read_text())
     with pytest.raises(Exception, match="more than the 7 one call may hold"):

@@ -16,7 +16,6 @@ from a store you trust, as any MLflow model.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import tempfile
 import time
@@ -34,6 +33,7 @@ from wtc.errors import WtcError
 from wtc.evaluation.report import summary_with_model
 from wtc.tracking.query import _client, read_artifact
 from wtc.tracking.runs import RunLogger
+from wtc.tracking.store import using_tracking_uri
 
 __all__ = ["MODEL_INPUTS", "TAG_LOGGED_MODEL", "BuiltModel", "ModelInputs", "RunModel", "build_run_models",
            "find_run_model", "log_run_model", "run_model", "save_model_inputs"]
@@ -130,17 +130,6 @@ def find_run_model(client: mlflow.MlflowClient, tracking_uri: str, run) -> RunMo
 _SOURCE_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit")
 
 
-@contextlib.contextmanager
-def _tracking_uri(uri: str) -> Iterator[None]:
-    """MLflow's ``Model.log`` writes to the process's tracking URI: point it at ``uri`` meanwhile."""
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
-
-
 def _log_from_inputs(client: mlflow.MlflowClient, run, inputs: ModelInputs) -> Any:
     """Log the model into ``run`` as the job would have: the logged model is created in the run's
     experiment with the run's params and source tags (``Model.log`` would take the process's
@@ -152,7 +141,7 @@ def _log_from_inputs(client: mlflow.MlflowClient, run, inputs: ModelInputs) -> A
                                        tags={k: v for k, v in run.data.tags.items() if k in _SOURCE_TAGS},
                                        params=dict(run.data.params))
     try:
-        with _tracking_uri(client.tracking_uri):
+        with using_tracking_uri(client.tracking_uri):  # Model.log writes to the process's URI
             log_pipeline_model(inputs.pipeline, inputs.X_example, inputs.class_names, inputs.feature_names,
                                name=inputs.name, run_id=run_id, model_id=model.model_id, **inputs.raw_tasks)
     except Exception as exc:  # noqa: BLE001 - one line; the half-made model is marked FAILED

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from wtc.errors import TrackingError, WtcError
 from wtc.sqlite import SQLITE_PREFIX, sqlite_db_path, sqlite_lock
 
 __all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "check_reachable", "config_tracking_uri",
-           "default_tracking_uri", "init_store", "resolve_tracking_uri"]
+           "default_tracking_uri", "init_store", "resolve_tracking_uri", "using_tracking_uri"]
 
 #: Seconds the probe of a tracking server waits for an answer. MLflow's own client retries an
 #: unreachable server for minutes (7 retries with exponential backoff, per call).
@@ -49,6 +51,18 @@ def default_tracking_uri(mlruns: Path | str | None = None) -> str:
     folder = Path(mlruns or Path.cwd() / "mlruns").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     return f"{SQLITE_PREFIX}{folder / 'mlflow.db'}"
+
+
+@contextlib.contextmanager
+def using_tracking_uri(uri: str) -> Iterator[None]:
+    """Point the process's MLflow tracking URI at ``uri`` meanwhile (for calls that read only it,
+    such as ``Model.log`` and ``mlflow.pyfunc.load_model``), then restore it."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def resolve_tracking_uri(uri: str | None, mlruns: Path | str | None = None) -> str:
