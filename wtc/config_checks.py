@@ -56,12 +56,10 @@ def check_config(cfg: DictConfig) -> None:
         _choice(cfg, "ensemble.kind", ENSEMBLE_KINDS)
         _integer(cfg, "ensemble.k", low=1, optional=True)
     _integer(cfg, "cv.n_splits", low=2)
-    figures = _value(cfg, "diagnostics.figures", optional=True)
-    if figures is not _MISSING and figures not in FIGURE_TIMINGS:
-        raise ConfigError(f"unknown diagnostics.figures {figures!r}; choose one of {', '.join(FIGURE_TIMINGS)}")
-    model = _value(cfg, "diagnostics.model", optional=True)
-    if model is not _MISSING and model not in MODEL_TIMINGS:
-        raise ConfigError(f"unknown diagnostics.model {model!r}; choose one of {', '.join(MODEL_TIMINGS)}")
+    for key, timings in (("diagnostics.figures", FIGURE_TIMINGS), ("diagnostics.model", MODEL_TIMINGS)):
+        timing = _value(cfg, key, optional=True)
+        if timing is not _MISSING and timing not in timings:
+            raise ConfigError(f"unknown {key} {timing!r}; choose one of {', '.join(timings)}")
     _integer(cfg, "seed", low=0, high=2**32 - 1)  # what numpy and scikit-learn accept
     _integer(cfg, "n_jobs", low=1, optional=True)
     _integer(cfg, "target.min_class_count", low=0, optional=True)
