@@ -17,8 +17,8 @@ def main(cfg: DictConfig) -> float:
     Errors and interruptions (Ctrl-C, SIGTERM) end in one line on stderr, never a traceback.
     """
     from wtc.errors import WtcError
-    from wtc.experiment import run
     from wtc.interrupt import interrupt_report, interrupts_unwind
+    from wtc.run.experiment import run
 
     try:
         with interrupts_unwind():

@@ -14,8 +14,8 @@ from hydra.utils import instantiate
 
 import wtc  # noqa: F401  (resolvers)
 from wtc.errors import ConfigError
-from wtc.experiment import check_config
 from wtc.models.pipeline import build_pipeline
+from wtc.run.experiment import check_config
 from wtc.tuning import config_space, parse_space
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "HistoryError", "TrackingError", "WtcError"]
+__all__ = ["ConfigError", "HistoryError", "TrackingError", "WtcError", "one_line"]
 
 
 class WtcError(ValueError):
@@ -28,3 +28,16 @@ class ConfigError(WtcError):
 
 class TrackingError(WtcError):
     """A tracking server that cannot be reached, started or stopped; ``str()`` names its URI or folder."""
+
+
+def one_line(exc: BaseException | object, limit: int | None = None, with_type: bool = False) -> str:
+    """An exception's message on one line (whitespace runs become one space), for a message or a tag.
+
+    An empty message gives the exception's type name; ``with_type`` prefixes ``Type: `` to the
+    message; ``limit`` cuts the message to that many characters.
+    """
+    message = " ".join(str(exc).split())[:limit]
+    kind = type(exc).__name__
+    if with_type:
+        return f"{kind}: {message}" if message else kind
+    return message or kind

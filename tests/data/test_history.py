@@ -42,10 +42,8 @@ def test_entries_are_exact(small_history_path):
     assert rows[(merge, "drain", "85", "T2_US_MIT")] == 4
 
 
-def test_old_import_paths_still_work():
-    from wtc.data.history import HistoryError as FromHistory
-    from wtc.data.history import load_history as from_history
-    from wtc.errors import HistoryError
+def test_history_is_the_model_and_the_loader_reads_it():
+    from wtc.data import history
 
-    assert FromHistory is HistoryError and from_history is load_history
+    assert not hasattr(history, "load_history")  # the loader imports History, never the reverse
     assert load_history.__module__ == "wtc.data.loader" and History.__module__ == "wtc.data.history"

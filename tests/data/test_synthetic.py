@@ -11,8 +11,7 @@ import pytest
 from sklearn.metrics import log_loss
 from xgboost import XGBClassifier
 
-from wtc.data import build_features, build_target, load_history
-from wtc.data import synthetic
+from wtc.data import build_features, build_target, load_history, synthetic
 from wtc.data.names import campaign_of, request_date_of, task_type_of, workflow_of
 from wtc.data.synthetic.posterior import latent_posterior
 from wtc.data.synthetic.sampling import sample_errors, sample_history

@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from wtc.data import load_oracle
 from wtc.data.dataset import load_dataset
 from wtc.data.names import workflow_of
+from wtc.data.splits import make_splits
 from wtc.data.synthetic import (
     DEFAULT_TASKS,
     ensure_workflow_oracle,
@@ -23,7 +24,6 @@ from wtc.data.synthetic import (
 from wtc.data.synthetic.posterior import latent_loglik, latent_posterior, workflow_posterior
 from wtc.data.synthetic.world import fixed_world
 from wtc.evaluation.metrics import score_all
-from wtc.splits import make_splits
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

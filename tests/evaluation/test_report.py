@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wtc.evaluation.report import MODEL_HEADING, summary_markdown, summary_with_model
-from wtc.tracking.figures import _summary_with
+from wtc.ops.deferred import _summary_with
 
 CHOICES = {"model": "logreg", "view": "combined"}
 METRICS = {"cv/roc_auc_mean": 0.7, "cv/roc_auc_std": 0.01, "test/roc_auc": 0.71}

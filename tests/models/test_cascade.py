@@ -97,9 +97,9 @@ def test_cascade_runs_end_to_end_on_action_split(tmp_path, tracking_uri):
     import mlflow
     from hydra import compose, initialize_config_dir
 
-    from tests.test_experiment import CONF
+    from tests.run.test_experiment import CONF
     from wtc.data.synthetic import write_benchmark
-    from wtc.experiment import run
+    from wtc.run.experiment import run
 
     path = write_benchmark(tmp_path / "history.json", n_tasks=400, seed=3)
     overrides = [

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import inspect
 
+import lightgbm
 import pytest
+import xgboost
 from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import wtc.models
-import lightgbm
-import xgboost
-
-from sklearn.linear_model import LogisticRegression
-from sklearn.tree import DecisionTreeClassifier
-
 from wtc.models import (
     AveragingClassifier,
     CalibratedClassifier,

@@ -13,9 +13,9 @@ import xgboost
 from hydra import compose, initialize_config_dir
 from imblearn.pipeline import Pipeline
 
+from wtc.data.splits import cv_folds, holdout_split
 from wtc.models import DNNClassifier, EarlyStoppingClassifier
 from wtc.models.early_stopping import inner_split
-from wtc.splits import cv_folds, holdout_split
 from wtc.tuning import FixedSearcher, cross_validate, tune
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -232,11 +232,11 @@ def test_configs_wrap_the_booster_and_search_it_by_estimator_prefix(model):
 
 
 def test_a_whole_run_never_early_stops_on_validation_or_test_rows(tmp_path, tracking_uri):
-    """Through wtc.experiment.run: every fit of the early-stopped booster (each CV fold, then
+    """Through wtc.run.experiment.run: every fit of the early-stopped booster (each CV fold, then
     the refit) trains and stops on training-split rows; the folds' fits on exactly theirs."""
+    import wtc.run.experiment as experiment
     from wtc.data.dataset import load_dataset
     from wtc.data.synthetic import write_benchmark
-    import wtc.experiment as experiment
 
     path = tmp_path / "history.json"
     write_benchmark(path, n_tasks=400, seed=3)

@@ -16,9 +16,9 @@ import optuna
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from tests.test_experiment import make_cfg, runs_of
+from tests.run.test_experiment import make_cfg, runs_of
 from wtc.data.synthetic import write_benchmark
-from wtc.experiment import run
+from wtc.run.experiment import run
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

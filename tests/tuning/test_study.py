@@ -19,7 +19,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from tests.test_experiment import CONF
+from tests.run.test_experiment import CONF
 from wtc.tuning import StudySpec, make_searcher, search, study_name, tune
 
 #: C of every fit of a RecordingLogisticRegression, in order (one entry per fold fitted).
@@ -295,7 +295,7 @@ def test_an_unreachable_storage_is_one_config_error(tmp_path):
 
 
 def test_derived_seeds_keep_the_first_worker_of_a_fresh_study():
-    from wtc.tuning.study import derive_seed
+    from wtc.tuning.trial import derive_seed
 
     assert derive_seed(7, 0, 0) == 7 and derive_seed(None, 3, 1) is None
     seeds = {derive_seed(7, existing, worker) for existing in range(3) for worker in range(3)}

@@ -9,6 +9,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+
 def _timed(fn, repeat: int = 1):
     """(result, best wall seconds over ``repeat`` calls)."""
     best, result = float("inf"), None

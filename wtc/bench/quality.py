@@ -6,7 +6,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 #: The limits a quality row may carry: the exact per-task oracle, the name-blind oracle and the
 #: workflow oracle (reads the task's siblings), as metric prefixes.
 _LIMITS = ("oracle", "oracle_blind", "oracle_workflow")
@@ -145,7 +144,7 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
                   tracking_uri: str | None = None, blind_samples: int = 32) -> dict[str, list[dict]]:
     """The champion preset, the seed recipes, the rules baseline, the dummy and FLAML on the same split.
 
-    Each recipe is one ``wtc.experiment.run`` (tracked in a temporary store, no figures, no
+    Each recipe is one ``wtc.run.experiment.run`` (tracked in a temporary store, no figures, no
     logged model: its wall time is loading + search + refit + scoring); FLAML gets ``budget_s``
     seconds on the champion's training matrix (its view and blocks). Prints one table per target
     and returns its rows.
@@ -173,7 +172,7 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
     """
     from hydra import compose, initialize_config_dir
 
-    from wtc.experiment import run
+    from wtc.run.experiment import run
 
     with_flaml = recipes is None or "flaml" in recipes
     if with_flaml:

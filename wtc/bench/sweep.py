@@ -17,10 +17,11 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
     from hydra import compose, initialize_config_dir
 
     from wtc.data.synthetic import write_benchmark
-    from wtc.experiment import run
-    from wtc.tracking import init_store
-    from wtc.tracking.figures import draw_run_figures
-    from wtc.tracking.models import build_run_models
+    from wtc.ops.deferred import draw_run_figures
+    from wtc.run.experiment import run
+    from wtc.store import init_store
+    from wtc.store.logged_models import build_run_models
+    from wtc.store.query import warm_up
 
     conf = Path(__file__).resolve().parents[2] / "conf"
     rows = []
@@ -34,7 +35,7 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
         init_store(uri, "wtc-binary")
         store_s = time.perf_counter() - start
         start = time.perf_counter()
-        _warm_up(uri)
+        warm_up(uri)
         process_s = time.perf_counter() - start
         print(f"once per sweep: store created in {store_s:.1f} s; once per worker process: the imports of "
               f"tracking and model logging and the package scan {process_s:.1f} s (neither counted in the jobs "
@@ -97,21 +98,6 @@ def bench_sweep(n_tasks: int, trials: int, folds: int, models: list[str], views:
         print(f"  logging every run's model afterwards (wtc runs model; promotion logs the one it registers) "
               f"would take {models:.0f} s, {models / total:5.1%} of it; the record with the models logged in the "
               f"job (diagnostics.model=now) ~{(spent + models) / total:5.1%}")
-
-
-def _warm_up(uri: str) -> None:
-    """What the first job of each worker process pays once and the others do not: MLflow's
-    tracing provider (imported by the first ``set_tracking_uri``, ~0.5 s) and its run-context
-    lookups (GitPython, IPython); and, for logging the models later, the model-logging imports and
-    the scan of installed packages."""
-    import mlflow
-    from mlflow.tracking.context.registry import resolve_tags
-
-    from wtc.tracking import pyfunc
-
-    mlflow.set_tracking_uri(uri)
-    resolve_tags()
-    pyfunc._distributions_of_packages()
 
 
 def _record_parts(metrics: dict) -> dict[str, float]:

@@ -60,4 +60,3 @@ def main(argv: list[str] | None = None) -> int:
     except (WtcError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-

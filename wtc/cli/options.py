@@ -46,7 +46,7 @@ def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
 def default_uri(args) -> str:
     """``--tracking-uri``, else ``sqlite:///$PWD/mlruns/mlflow.db``; a server that does not answer fails here,
     in seconds (MLflow's client would retry it for minutes)."""
-    from wtc.tracking.store import check_reachable
+    from wtc.store.uri import check_reachable
 
     uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
     check_reachable(uri)

@@ -11,7 +11,7 @@ from wtc.errors import WtcError
 
 def _compare(args) -> int:
     uri = default_uri(args)  # before the heavy imports: an unreachable server fails at once
-    from wtc.evaluation.compare import compare
+    from wtc.ops.compare import compare
 
     report = compare(uri, args.out, experiment=args.experiment, sweep=args.sweep, top=args.top,
                      figures=args.figure or ())
@@ -29,7 +29,7 @@ def _compare(args) -> int:
 
 def _promote(args) -> int:
     uri = default_uri(args)
-    from wtc.tracking.registry import CHAMPION, promote
+    from wtc.ops.promote import CHAMPION, promote
 
     if args.recovery:
         return _promote_recovery(args)
@@ -62,8 +62,8 @@ def _promote(args) -> int:
 
 
 def _promote_recovery(args) -> int:
-    from wtc.tracking.recovery import format_recovery, promote_recovery
-    from wtc.tracking.registry import CHAMPION
+    from wtc.ops.promote import CHAMPION
+    from wtc.ops.recovery import format_recovery, promote_recovery
 
     if args.confidence:
         raise WtcError("--confidence is not supported with --recovery yet: each part's threshold uses its "
@@ -88,7 +88,7 @@ def _promote_recovery(args) -> int:
 
 
 def _runs_cleanup(args) -> int:
-    from wtc.tracking.cleanup import cleanup_runs
+    from wtc.ops.cleanup import cleanup_runs
 
     report = cleanup_runs(default_uri(args), args.experiment, run_ids=args.run_id, dry_run=args.dry_run)
     verb = "would mark" if args.dry_run else "marked"
@@ -104,7 +104,7 @@ def _runs_cleanup(args) -> int:
 
 def _chosen_runs(args, uri: str) -> list[str]:
     """The run ids named, or the finished runs of ``--sweep``/``--experiment`` (``--top`` best)."""
-    from wtc.tracking.figures import runs_to_draw
+    from wtc.ops.deferred import runs_to_draw
 
     if args.run_id and (args.sweep or args.experiment or args.top):
         raise WtcError("give run ids, or --sweep/--experiment (with --top), not both")
@@ -112,59 +112,31 @@ def _chosen_runs(args, uri: str) -> list[str]:
 
 
 def _tally(counts: dict[str, int], uri: str) -> None:
-    from wtc.leaderboard import ui_command
+    from wtc.ops.leaderboard import ui_command
 
     print(", ".join(f"{n} {outcome}" for outcome, n in counts.items()) + f"; open them: {ui_command(uri)}")
 
 
-def _runs_figures(args) -> int:
+def _runs_on_demand(args) -> int:
+    """``wtc runs figures|model``: make what the chosen runs left for later."""
     uri = default_uri(args)
-    from wtc.evaluation.diagnostics import FIGURE_INPUTS
-    from wtc.tracking.figures import draw_run_figures
+    from wtc.ops.deferred import ON_DEMAND
 
-    run_ids = _chosen_runs(args, uri)
-    if not run_ids:
-        print("no finished runs to draw")
-        return 0
-    counts: dict[str, int] = {}
-    for done in draw_run_figures(uri, run_ids, force=args.force):
-        counts[done.outcome] = counts.get(done.outcome, 0) + 1
-        if done.outcome == "drawn":
-            print(f"drew {len(done.figures)} figures of {done.run_name} ({done.run_id}) in {done.seconds:.1f} s", flush=True)
-        elif done.outcome == "already drawn":
-            print(f"{done.run_name} ({done.run_id}): already drawn (--force draws them again)", flush=True)
-        else:
-            print(f"{done.run_name} ({done.run_id}): no {FIGURE_INPUTS} (it drew its figures when it ran, or "
-                  f"logged none)", flush=True)
-    _tally(counts, uri)
-    return 0
-
-
-def _runs_model(args) -> int:
-    uri = default_uri(args)
-    from wtc.tracking.models import MODEL_INPUTS, build_run_models
-
+    on_demand = ON_DEMAND[args.what]
     run_ids = _chosen_runs(args, uri)
     if not run_ids:
         print("no finished runs")
         return 0
     counts: dict[str, int] = {}
-    for done in build_run_models(uri, run_ids):
+    for done in on_demand.make(uri, run_ids, getattr(args, "force", False)):
         counts[done.outcome] = counts.get(done.outcome, 0) + 1
-        if done.outcome == "logged":
-            print(f"logged the model of {done.run_name} ({done.run_id}) in {done.seconds:.1f} s: {done.model_uri}",
-                  flush=True)
-        elif done.outcome == "already logged":
-            print(f"{done.run_name} ({done.run_id}): already logged, {done.model_uri}", flush=True)
-        else:
-            print(f"{done.run_name} ({done.run_id}): no {MODEL_INPUTS} and no model (tracking.log_model=false)",
-                  flush=True)
+        print(on_demand.line(done), flush=True)
     _tally(counts, uri)
     return 0
 
 
 def _tracking_server(args) -> int:
-    from wtc.tracking import server
+    from wtc.ops import server
 
     if args.action == "start":
         up = server.start(args.dir, host=args.host, port=args.port, workers=args.workers,
@@ -247,7 +219,7 @@ def add_runs(commands) -> None:
                     "runs it shows.")
     _add_run_selection(figures, "the runs to draw")
     figures.add_argument("--force", action="store_true", help="draw them again where they were drawn already")
-    figures.set_defaults(func=_runs_figures)
+    figures.set_defaults(func=_runs_on_demand, what="figures")
     model = runs.add_parser(
         "model", help="log the MLflow model of runs that kept only its inputs (sweeps)",
         description="A sweep's runs (diagnostics=light) keep their fitted pipeline and what their model is made from, "
@@ -257,7 +229,7 @@ def add_runs(commands) -> None:
                     "requirements and the wtc code), and links the run's metrics to it. wtc promote does it for the "
                     "run it registers, a sweep's leaderboard for its best run.")
     _add_run_selection(model, "the runs whose model to log")
-    model.set_defaults(func=_runs_model)
+    model.set_defaults(func=_runs_on_demand, what="model")
 
 
 def add_promote(commands) -> None:

@@ -10,7 +10,7 @@ from wtc.errors import WtcError
 
 
 def _predict(args) -> int:
-    from wtc.serving.predict import format_report, predict_history, write_predictions
+    from wtc.ops.predict import format_report, predict_history, write_predictions
 
     if args.out is not None and args.out.suffix not in (".csv", ".json"):
         raise WtcError(f"--out must end in .csv or .json, got {args.out.name!r}")
@@ -29,7 +29,7 @@ def _predict(args) -> int:
 
 
 def _serve(args) -> int:
-    from wtc.serving.serve import serve
+    from wtc.ops.serve import serve
 
     serve(args.model, args.port, default_uri(args))  # replaces this process; returns only by an error
     return 1

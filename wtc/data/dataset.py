@@ -13,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from wtc.data.features import build_features
 from wtc.data.loader import load_history
 from wtc.data.oracle import has_oracle, load_oracle
+from wtc.data.splits import Splits, make_splits
 from wtc.data.targets import build_target
 from wtc.errors import ConfigError, HistoryError
-from wtc.splits import Splits, make_splits
 
 __all__ = ["OTHER_CLASS", "DataSetupCallback", "Dataset", "config_splits", "load_dataset", "merge_rare_classes", "resolve_data_path"]
 

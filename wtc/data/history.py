@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 
 from wtc.data.names import campaign_of, request_date_of, task_type_of, workflow_of
-from wtc.errors import HistoryError  # re-exported: wtc.cli and wtc.data.oracle import it from here
 
-__all__ = ["PARAMETER_FIELDS", "History", "HistoryError"]
+__all__ = ["PARAMETER_FIELDS", "History"]
 
 #: The operator's decision fields a labelled task may carry.
 PARAMETER_FIELDS = ("action", "splitting", "xrootd", "memory", "sites", "cores")
@@ -85,13 +84,3 @@ class History:
             for p in self.parameter_records
         ]
         return pd.DataFrame(rows, index=pd.Index(self.tasks, name="task"), columns=list(PARAMETER_FIELDS))
-
-
-def __getattr__(name: str):
-    # ``load_history`` moved to wtc.data.loader; the old import path keeps working for the
-    # modules that still use it (wtc.data.oracle). Imported lazily: loader imports History.
-    if name == "load_history":
-        from wtc.data.loader import load_history
-
-        return load_history
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

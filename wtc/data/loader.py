@@ -17,8 +17,17 @@ import pandas as pd
 
 from wtc.data import cache
 from wtc.data.history import History
-from wtc.data.validation import (DECISION_FIELDS, MAX_TASK_NAME, TaskError, check_decision, dense_to_sparse,
-                                 is_exit_code, name_problem, pairs_hook, valid_tasks)
+from wtc.data.validation import (
+    DECISION_FIELDS,
+    MAX_TASK_NAME,
+    TaskError,
+    check_decision,
+    dense_to_sparse,
+    is_exit_code,
+    name_problem,
+    pairs_hook,
+    valid_tasks,
+)
 from wtc.data.vocabulary import code_sort_key
 from wtc.errors import HistoryError
 

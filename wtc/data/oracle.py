@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from wtc.data.loader import load_history
-from wtc.errors import HistoryError
 from wtc.data.targets import build_target
+from wtc.errors import HistoryError
 
 
 def load_oracle(history_path, target: str, history=None, blind: bool = False, workflow: bool = False) -> tuple[np.ndarray, list[str]]:

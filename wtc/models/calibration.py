@@ -13,6 +13,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from wtc.models.base import ProbabilisticClassifierMixin
 from wtc.models.pipeline import full_proba
 
 __all__ = ["CALIBRATION_METHODS", "CalibratedClassifier", "ProbabilityCalibrator"]
@@ -116,7 +117,7 @@ class ProbabilityCalibrator:
         return _clip_normalise(out)
 
 
-class CalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class CalibratedClassifier(ProbabilisticClassifierMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """A classifier whose probabilities pass through a :class:`ProbabilityCalibrator`.
 
     ``fit(X, y)`` collects out-of-fold probabilities of ``estimator`` over ``cv`` stratified
@@ -147,11 +148,6 @@ class CalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.method = method
         self.cv = cv
         self.random_state = random_state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
 
     @classmethod
     def from_predictions(cls, fitted, y_oof, proba_oof, method: str) -> CalibratedClassifier:
@@ -213,8 +209,3 @@ class CalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, accept_sparse=("csr", "csc"), reset=False)
         # The estimator predicts encoded labels; a class it never saw gets a zero column.
         return self.calibrator_.transform(full_proba(self.estimator_, X, self.classes_.size))
-
-    def predict(self, X):
-        """The most probable class of each row."""
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]

@@ -8,10 +8,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from wtc.models.base import ProbabilisticClassifierMixin
+
 __all__ = ["CascadeClassifier"]
 
 
-class CascadeClassifier(ClassifierMixin, BaseEstimator):
+class CascadeClassifier(ProbabilisticClassifierMixin, ClassifierMixin, BaseEstimator):
     """Stage 1 tells ``first_class`` from the rest; stage 2 chooses among the rest.
 
     The operators' first question is "a plain acdc or not?", and acdc dominates the history:
@@ -58,11 +60,6 @@ class CascadeClassifier(ClassifierMixin, BaseEstimator):
         self.first = first
         self.second = second
         self.first_class = first_class
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
 
     def fit(self, X, y):
         """Fit stage 1 on every row and stage 2 on the rows not of ``first_class``.
@@ -142,17 +139,3 @@ class CascadeClassifier(ClassifierMixin, BaseEstimator):
             p2 = np.ones((n, self.rest_.size))
         proba[:, rest_cols] = (1.0 - p1)[:, None] * p2
         return proba
-
-    def predict(self, X):
-        """Most probable class of each row.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        proba = self.predict_proba(X)  # first: it raises NotFittedError before classes_ exists
-        return self.classes_[proba.argmax(axis=1)]

@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from wtc.models.base import ProbabilisticClassifierMixin
 from wtc.models.keras_net import adam_step, build_network, load_keras, predict_rows, train_network
 
 __all__ = ["DNNClassifier"]
@@ -25,7 +26,7 @@ __all__ = ["DNNClassifier"]
 _DEVICES = ("cpu", "gpu")
 
 
-class DNNClassifier(ClassifierMixin, BaseEstimator):
+class DNNClassifier(ProbabilisticClassifierMixin, ClassifierMixin, BaseEstimator):
     """Fully connected network with a softmax output, trained on sparse or dense input.
 
     ReLU hidden layers with L2 weight decay and dropout, Adam on the sparse categorical
@@ -112,11 +113,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
@@ -241,20 +237,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             proba = predict_rows(self.model_, X, self.classes_.size).astype(np.float64)
         # float32 softmax rows sum to 1 only within ~1e-7; scikit-learn metrics check it.
         return proba / proba.sum(axis=1, keepdims=True)
-
-    def predict(self, X):
-        """Most probable class.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        proba = self.predict_proba(X)  # first: it raises NotFittedError before classes_ exists
-        return self.classes_[proba.argmax(axis=1)]
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):

@@ -9,6 +9,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from wtc.models.base import ProbabilisticClassifierMixin
+
 __all__ = ["EarlyStoppingClassifier", "inner_split"]
 
 
@@ -103,7 +105,7 @@ def _fit_lightgbm(estimator, X, y, X_val, y_val, patience: int) -> int:
 _FITTERS = ((_is_xgboost, _fit_xgboost), (_is_lightgbm, _fit_lightgbm))
 
 
-class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class EarlyStoppingClassifier(ProbabilisticClassifierMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """Fit an XGBoost or LightGBM classifier with early stopping on an inner split of its own rows.
 
     ``fit(X, y)`` holds out a stratified ``validation_fraction`` of the rows it is given
@@ -150,11 +152,6 @@ class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.patience = patience
         self.refit_iterations = refit_iterations
         self.random_state = random_state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
 
     def _check_params(self) -> None:
         if self.estimator is None:
@@ -246,8 +243,3 @@ class EarlyStoppingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=("csr", "csc"), reset=False)
         return self.estimator_.predict_proba(X)
-
-    def predict(self, X):
-        """The most probable class of each row."""
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -9,6 +9,8 @@ from sklearn.utils import get_tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from wtc.models.base import ProbabilisticClassifierMixin
+
 __all__ = ["AveragingClassifier"]
 
 
@@ -23,7 +25,7 @@ def _aligned(member, X, classes: np.ndarray) -> np.ndarray:
     return full
 
 
-class AveragingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class AveragingClassifier(ProbabilisticClassifierMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """The (weighted) mean of its members' class probabilities.
 
     ``fit(X, y)`` fits a clone of every member on the same rows (a soft-voting ensemble). A
@@ -115,8 +117,3 @@ class AveragingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, accept_sparse=("csr", "csc"), reset=False)
         weights = self._weights()
         return sum(w * _aligned(m, X, self.classes_) for w, m in zip(weights, self.estimators_))
-
-    def predict(self, X):
-        """The most probable class of each row."""
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]

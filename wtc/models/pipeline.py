@@ -10,7 +10,6 @@ from imblearn.pipeline import Pipeline
 from omegaconf import DictConfig
 from sklearn.base import clone
 
-
 MODEL_STEP = "model"
 
 

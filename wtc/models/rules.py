@@ -11,6 +11,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from wtc.data.vocabulary import code_sort_key, exit_code_info
+from wtc.models.base import ProbabilisticClassifierMixin
 
 __all__ = ["PROCEDURES", "RulesClassifier", "procedure_of_code", "procedure_of_response"]
 
@@ -96,7 +97,7 @@ def procedure_of_code(code: str | int) -> str:
     return procedure_of_response(response)
 
 
-class RulesClassifier(ClassifierMixin, BaseEstimator):
+class RulesClassifier(ProbabilisticClassifierMixin, ClassifierMixin, BaseEstimator):
     """What an operator following the WTC procedures to the letter would decide.
 
     Each row's dominant exit code (the code with the most failures, summed over sites and
@@ -149,11 +150,6 @@ class RulesClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, feature_names=None, alpha=1.0):
         self.feature_names = feature_names
         self.alpha = alpha
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
 
     def fit(self, X, y):
         """Learn each procedure's class distribution.
@@ -265,17 +261,3 @@ class RulesClassifier(ClassifierMixin, BaseEstimator):
         for proc, dist in self.procedure_proba_.items():
             proba[procedures == proc] = dist
         return proba
-
-    def predict(self, X):
-        """Most likely class of each row's procedure.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        proba = self.predict_proba(X)  # first: it raises NotFittedError before classes_ exists
-        return self.classes_[proba.argmax(axis=1)]

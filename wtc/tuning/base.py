@@ -10,6 +10,7 @@ import numpy as np
 
 from wtc.interrupt import deferred
 from wtc.tuning.space import parse_space
+from wtc.tuning.trial import REPEAT_ATTEMPTS, derive_seed
 
 __all__ = ["FixedSearcher", "Searcher", "best_trial"]
 
@@ -190,16 +191,12 @@ class Searcher:
         """
         if not self.params:
             return  # one fixed trial: nothing to search, nothing to share
-        from wtc.tuning.study import derive_seed
-
         self.shared, self.worker = shared, int(worker)
         self._attach(derive_seed(self.seed, shared.existing, worker))
 
     def _ask_shared(self) -> dict | None:
-        from wtc.tuning.study import _REPEAT_ATTEMPTS, derive_seed
-
         shared = self.shared
-        for attempt in range(_REPEAT_ATTEMPTS + 1):
+        for attempt in range(REPEAT_ATTEMPTS + 1):
             own = {number for _, number in self._open} | self._evaluated
             shared.reap()
             if shared.remaining() <= 0:
@@ -208,7 +205,7 @@ class Searcher:
             shared.claim(number)
             searched = {name: _plain(value) for name, value in searched.items()}
             self._open.append((searched, number))
-            verdict = shared.admit(number, searched, own, check_repeats=attempt < _REPEAT_ATTEMPTS)
+            verdict = shared.admit(number, searched, own, check_repeats=attempt < REPEAT_ATTEMPTS)
             if verdict == "full":
                 self.abandon({**self.fixed, **searched}, "another process took the budget's last place")
                 return None

@@ -22,11 +22,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wtc.errors import ConfigError
-from wtc.provenance import process_alive
+from wtc.errors import ConfigError, one_line
+from wtc.process import process_alive
 from wtc.sqlite import sqlite_db_path, sqlite_lock
+from wtc.tuning.trial import TrialRecord
 
-__all__ = ["RUN_KEYS", "SharedStudy", "StudySpec", "derive_seed", "study_name", "study_spec"]
+__all__ = ["RUN_KEYS", "SharedStudy", "StudySpec", "study_name", "study_spec"]
 
 #: Keys of the ``search`` node that say how a search runs, not what it searches: never
 #: passed to a back-end, never part of the study name.
@@ -41,11 +42,6 @@ _SEARCH_NOT_IN_NAME = {*RUN_KEYS, "n_trials"}
 #: Trials open (asked, not yet told) in this process, by (storage URL, study, number): a RUNNING
 #: trial of this host and pid that is not here was left by an earlier process with the same pid.
 _OPEN_HERE: set[tuple[str, str, int]] = set()
-
-#: Attempts at a parameter set no other trial of the study has, before one is evaluated anyway
-#: (a small categorical space may hold fewer points than the budget).
-_REPEAT_ATTEMPTS = 3
-
 
 def study_name(cfg) -> str:
     """The study a run's trials live in: ``search.study``, else derived from the config.
@@ -67,17 +63,6 @@ def study_name(cfg) -> str:
     plain["search"] = {k: v for k, v in plain.get("search", {}).items() if k not in _SEARCH_NOT_IN_NAME}
     digest = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"wtc-{cfg.target.name}-{cfg.model.name}-{cfg.search.kind}-{digest}"
-
-
-def derive_seed(seed: int | None, *keys: int) -> int | None:
-    """A seed for one worker or one restart of a search: ``seed`` itself when every key is 0
-    (the first worker of a fresh study: the same trials as an in-memory search), else a seed
-    mixed from all of them, so that workers and restarts never replay each other's draws."""
-    if seed is None or not any(keys):
-        return seed
-    import numpy as np
-
-    return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0])
 
 
 @dataclass(frozen=True)
@@ -180,8 +165,7 @@ class SharedStudy:
                 self.study = optuna.create_study(study_name=spec.name, storage=self.storage, direction="minimize",
                                                  load_if_exists=True)
         except Exception as exc:  # a missing driver, a bad URL, a server that does not answer
-            message = " ".join(str(exc).split())[:300]
-            raise ConfigError(f"search.storage {spec.url!r} cannot be opened: {type(exc).__name__}: {message}") from None
+            raise ConfigError(f"search.storage {spec.url!r} cannot be opened: {one_line(exc, limit=300, with_type=True)}") from None
         self.study_id = self.storage.get_study_id_from_name(spec.name)
         trials = self.study.get_trials(deepcopy=False)
         self.existing = len(trials)  # trials of any state when this process joined
@@ -332,7 +316,6 @@ class SharedStudy:
         Trials finished before this process joined the study are marked ``resumed``.
         ``fixed`` (single-choice parameters, never stored as searched) is merged back in.
         """
-        from wtc.tuning.objective import TrialRecord
 
         out = []
         for trial in self.trials(finished_only=True):

@@ -9,9 +9,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wtc.errors import one_line
 from wtc.tuning.base import Searcher
-from wtc.tuning.objective import Folds, TrialRecord, TuningResult, collect_stored, cross_validate, tune
+from wtc.tuning.objective import Folds, TuningResult, collect_stored, cross_validate, tune
 from wtc.tuning.study import StudySpec
+from wtc.tuning.trial import TrialRecord
 
 __all__ = ["search"]
 
@@ -51,7 +53,7 @@ def _work(job: _Job, index: int, errors) -> None:
     except KeyboardInterrupt:
         sys.exit(1)  # its running trial is already failed; the parent knows why it stopped us
     except BaseException as exc:
-        errors.put(f"worker {index}: {type(exc).__name__}: {' '.join(str(exc).split())}"[:2000])
+        errors.put(f"worker {index}: {one_line(exc, with_type=True)}"[:2000])
         sys.exit(1)
 
 

@@ -39,11 +39,11 @@ import numpy as np
 import pandas as pd
 
 from wtc.data.synthetic.posterior import (
-    observed_cells,
-    class_table,
     cell_rate,
+    class_table,
     count_term,
     normalised_posterior,
+    observed_cells,
     presence_term,
     task_term,
 )

@@ -336,4 +336,3 @@ def _class_probabilities(decisions: list[dict], decision_prob: np.ndarray) -> di
         keep = matrix.max(axis=0) > 0  # classes with nonzero prior mass only
         out[target] = ([c for c, k in zip(classes, keep) if k], matrix[:, keep])
     return out
-

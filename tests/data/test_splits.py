@@ -1,0 +1,95 @@
+"""The held-out split and CV folds kept in the cache folder: the same arrays, read back, never a failed run."""
+
+import logging
+
+import numpy as np
+import pytest
+
+import wtc.data.splits
+from wtc.data.splits import make_splits
+
+
+@pytest.fixture
+def rows():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    groups = np.array([f"/wf_{i // 4}" for i in range(600)], dtype=object)
+    return y, groups
+
+
+def _same(a, b):
+    assert np.array_equal(a.train, b.train) and np.array_equal(a.test, b.test)
+    assert len(a.folds) == len(b.folds)
+    for (fit_a, valid_a), (fit_b, valid_b) in zip(a.folds, b.folds):
+        assert np.array_equal(fit_a, fit_b) and np.array_equal(valid_a, valid_b)
+
+
+def _count_computes(monkeypatch):
+    calls = []
+    compute = wtc.data.splits._compute_splits
+    monkeypatch.setattr(wtc.data.splits, "_compute_splits", lambda *a: calls.append(a) or compute(*a))
+    return calls
+
+
+def test_splits_are_computed_once_and_read_back_identical(rows, tmp_path, monkeypatch):
+    y, groups = rows
+    expected = make_splits("grouped", 3, 0.2, 7, y, groups)
+    calls = _count_computes(monkeypatch)
+    first = make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
+    again = make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
+    assert len(calls) == 1 and len(list((tmp_path / "splits").glob("*.npz"))) == 1
+    _same(first, expected)
+    _same(again, expected)
+    assert not set(again.train) & set(again.test)
+
+
+@pytest.mark.parametrize("change", ["seed", "folds", "kind", "labels", "groups", "test_size"])
+def test_any_other_input_is_another_entry(rows, tmp_path, monkeypatch, change):
+    y, groups = rows
+    args = {"kind": "grouped", "n_splits": 3, "test_size": 0.2, "seed": 7, "y": y, "groups": groups}
+    make_splits(**args, cache_dir=tmp_path)
+    other = dict(args)
+    if change == "seed":
+        other["seed"] = 8
+    elif change == "folds":
+        other["n_splits"] = 4
+    elif change == "kind":
+        other["kind"] = "stratified"
+    elif change == "labels":
+        other["y"] = np.roll(y, 1)
+    elif change == "groups":
+        other["groups"] = np.array([f"/wf_{i // 5}" for i in range(len(y))], dtype=object)
+    else:
+        other["test_size"] = 0.25
+    calls = _count_computes(monkeypatch)
+    got = make_splits(**other, cache_dir=tmp_path)
+    assert len(calls) == 1 and len(list((tmp_path / "splits").glob("*.npz"))) == 2
+    _same(got, make_splits(**other))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other rows"])
+def test_a_damaged_entry_is_computed_again_and_rewritten(rows, tmp_path, monkeypatch, caplog, damage):
+    y, groups = rows
+    make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
+    (entry,) = (tmp_path / "splits").glob("*.npz")
+    if damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:100])
+    else:  # an entry for a smaller history under this key
+        make_splits("grouped", 3, 0.2, 7, y[:200], groups[:200], cache_dir=tmp_path / "small")
+        (small,) = (tmp_path / "small" / "splits").glob("*.npz")
+        entry.write_bytes(small.read_bytes())
+    calls = _count_computes(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="wtc.data.splits"):
+        got = make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
+    assert len(calls) == 1 and "ignoring the splits cache entry" in caplog.text
+    _same(got, make_splits("grouped", 3, 0.2, 7, y, groups))
+    _same(wtc.data.splits._read_splits(entry, len(y)), got)  # rewritten whole
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_a_warning_not_the_run(rows, tmp_path, caplog):
+    y, groups = rows
+    (tmp_path / "splits").write_text("a file where the folder should be")
+    with caplog.at_level(logging.WARNING, logger="wtc.data.splits"):
+        got = make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
+    assert "could not keep the splits" in caplog.text
+    _same(got, make_splits("grouped", 3, 0.2, 7, y, groups))

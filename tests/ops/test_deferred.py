@@ -1,0 +1,168 @@
+"""Figures drawn on demand: the inputs a sweep's run logs, and ``wtc runs figures`` drawing them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+
+from wtc.cli import main
+from wtc.evaluation.diagnostics import FIGURE_INPUTS, FigureInputs, draw_figures
+from wtc.evaluation.report import summary_markdown
+from wtc.store import RunTracker
+
+
+def _inputs(n_classes: int = 2, rich: bool = True, seed: int = 0) -> FigureInputs:
+    rng = np.random.default_rng(seed)
+
+    def proba(n):
+        p = rng.random((n, n_classes)) + 0.05
+        return p / p.sum(axis=1, keepdims=True)
+
+    y_train, y_test = rng.integers(0, n_classes, 200), rng.integers(0, n_classes, 80)
+    folds = [(rng.integers(0, n_classes, 60), proba(60)) for _ in range(3)] if rich else None
+    return FigureInputs([f"class{k}" for k in range(n_classes)], y_train, proba(200), y_test, proba(80),
+                        np.bincount(np.concatenate([y_train, y_test]), minlength=n_classes),
+                        [0.61, 0.64, 0.63] if rich else [0.6], "roc_auc", folds,
+                        proba(80) if rich else None, None, rng.random(12) if rich else None,
+                        [f"f{i}" for i in range(12)] if rich else None)
+
+
+@pytest.mark.parametrize("n_classes, rich", [(2, True), (4, False)])
+def test_the_inputs_come_back_as_they_were_saved(tmp_path, n_classes, rich):
+    inputs = _inputs(n_classes, rich)
+    inputs.save(tmp_path / "inputs.npz")
+    back = FigureInputs.load(tmp_path / "inputs.npz")
+    assert back.classes == inputs.classes and back.metric == "roc_auc" and back.values == inputs.values
+    for name in ("y_train", "train_proba", "y_test", "test_proba", "class_counts"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(inputs, name))
+    for name in ("oracle_test", "test_proba_uncalibrated", "importances"):
+        if getattr(inputs, name) is None:
+            assert getattr(back, name) is None, name
+        else:
+            np.testing.assert_array_equal(getattr(back, name), getattr(inputs, name))
+    if rich:
+        assert back.feature_names == inputs.feature_names and len(back.fold_predictions) == 3
+        for (y, p), (y0, p0) in zip(back.fold_predictions, inputs.fold_predictions):
+            np.testing.assert_array_equal(y, y0)
+            np.testing.assert_array_equal(p, p0)
+    else:
+        assert back.fold_predictions is None and back.feature_names is None
+    names = [name for name, _ in draw_figures(back)]
+    expected = ["plots/roc.png", "plots/confusion_matrix.png", "plots/overtraining.png", "plots/calibration.png",
+                "plots/class_balance.png", "plots/automation.png"]
+    if rich:
+        expected[1:1] = ["plots/cv_roc.png"]
+        expected += ["plots/convergence.png", "plots/feature_importance.png"]
+    assert names == expected
+
+
+def _on_demand_run(uri: str, tmp_path, name: str = "logreg-combined", cv: float = 0.7, sweep: str = "s/1") -> str:
+    """A parent run as a light job leaves it: the inputs, the on-demand tag, the summary."""
+    path = tmp_path / name / "inputs.npz"
+    path.parent.mkdir()
+    _inputs().save(path)
+    with RunTracker(uri, "wtc-binary", run_name=name, tags={"wtc.sweep": sweep}) as tracker:
+        tracker.log_params({"metric": "roc_auc", "model.name": name})
+        tracker.log_metrics({"cv/roc_auc_mean": cv})
+        tracker.log_artifact(path, "figures")
+        summary = summary_markdown(name, {"model": "logreg"}, {}, "roc_auc", [], 200, 80, on_demand=tracker.run_id)
+        tracker.log_text(summary, "summary.md")
+        tracker.set_tags({"wtc.figures": "on_demand", "mlflow.note.content": summary})
+        return tracker.run_id
+
+
+def test_wtc_runs_figures_draws_them_once_into_the_run(tracking_uri, tmp_path, capsys):
+    run_id = _on_demand_run(tracking_uri, tmp_path)
+    assert main(["runs", "figures", run_id, "--tracking-uri", tracking_uri]) == 0
+    out = capsys.readouterr().out
+    assert f"drew 9 figures of logreg-combined ({run_id}) in " in out and "1 drawn; open them: " in out
+    client = mlflow.MlflowClient(tracking_uri)
+    assert len(client.list_artifacts(run_id, "plots")) == 9
+    run = client.get_run(run_id)
+    assert run.data.tags["wtc.figures"] == "drawn"
+    summary = (tmp_path / "summary.md")
+    summary.write_bytes(open(client.download_artifacts(run_id, "summary.md", str(tmp_path)), "rb").read())
+    text = summary.read_text()
+    assert text == run.data.tags["mlflow.note.content"]
+    assert text.endswith("## Figures\n\n- `plots/roc.png`\n- `plots/cv_roc.png`\n- `plots/confusion_matrix.png`\n"
+                         "- `plots/overtraining.png`\n- `plots/calibration.png`\n- `plots/class_balance.png`\n"
+                         "- `plots/automation.png`\n- `plots/convergence.png`\n- `plots/feature_importance.png`\n")
+    assert main(["runs", "figures", run_id, "--tracking-uri", tracking_uri]) == 0
+    assert "already drawn (--force draws them again)" in capsys.readouterr().out
+    assert main(["runs", "figures", run_id, "--tracking-uri", tracking_uri, "--force"]) == 0
+    assert "drew 9 figures" in capsys.readouterr().out
+    assert len(client.list_artifacts(run_id, "plots")) == 9
+
+
+def test_a_run_without_inputs_is_said_and_left_alone(tracking_uri, capsys):
+    with RunTracker(tracking_uri, "wtc-binary", run_name="full-run") as tracker:
+        tracker.log_text("# full-run\n", "summary.md")
+    assert main(["runs", "figures", tracker.run_id, "--tracking-uri", tracking_uri]) == 0
+    assert f"full-run ({tracker.run_id}): no {FIGURE_INPUTS}" in capsys.readouterr().out
+    assert not mlflow.MlflowClient(tracking_uri).list_artifacts(tracker.run_id, "plots")
+
+
+def test_unknown_runs_and_unreadable_inputs_are_one_line(tracking_uri, tmp_path):
+    run_id = _on_demand_run(tracking_uri, tmp_path)
+    bad = tmp_path / "bad" / "inputs.npz"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not an npz")
+    with RunTracker(tracking_uri, "wtc-binary", run_name="broken") as tracker:
+        tracker.log_artifact(bad, "figures")
+    for run, message in (("0123abcd", f"error: no run 0123abcd in {tracking_uri}"),
+                         (tracker.run_id, f"error: run {tracker.run_id}: {FIGURE_INPUTS} cannot be read")):
+        done = subprocess.run([sys.executable, "-m", "wtc.cli", "runs", "figures", run, "--tracking-uri", tracking_uri],
+                              capture_output=True, text=True, timeout=120)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), done.stderr
+    # Nothing already written was touched.
+    assert not mlflow.MlflowClient(tracking_uri).list_artifacts(run_id, "plots")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["runs", "figures", "--top", "0"], "argument --top: must be at least 1, got 0"),
+    (["runs", "figures", "--sweep", "a", "--experiment", "b"], "argument --experiment: not allowed with argument --sweep"),
+])
+def test_wrong_arguments_give_usage_and_one_error_line(argv, message):
+    done = subprocess.run([sys.executable, "-m", "wtc.cli", *argv], capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and lines[0].startswith("usage: wtc runs figures") and message in lines[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["runs", "figures"], "error: name the runs: run ids, --sweep TAG or --experiment NAME"),
+    (["runs", "figures", "abc", "--sweep", "x"], "error: give run ids, or --sweep/--experiment (with --top), not both"),
+])
+def test_runs_must_be_named_one_way(tracking_uri, tmp_path, argv, message):
+    _on_demand_run(tracking_uri, tmp_path)
+    done = subprocess.run([sys.executable, "-m", "wtc.cli", *argv, "--tracking-uri", tracking_uri],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == message, done.stderr
+
+
+def test_a_sweeps_best_runs_are_drawn_by_rank(tracking_uri, tmp_path, capsys):
+    ids = {name: _on_demand_run(tracking_uri, tmp_path, name, cv) for name, cv in
+           (("dummy", 0.5), ("xgboost", 0.74), ("logreg", 0.7))}
+    assert main(["runs", "figures", "--sweep", "s/1", "--top", "2", "--tracking-uri", tracking_uri]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[0] for line in out[:2]] == ["drew 9 figures of xgboost", "drew 9 figures of logreg"]
+    client = mlflow.MlflowClient(tracking_uri)
+    assert client.get_run(ids["dummy"]).data.tags["wtc.figures"] == "on_demand"
+
+
+def test_compare_draws_the_figures_it_shows(tracking_uri, tmp_path):
+    from wtc.ops.compare import compare
+
+    ids = {name: _on_demand_run(tracking_uri, tmp_path, name, cv) for name, cv in
+           (("dummy", 0.5), ("xgboost", 0.74), ("logreg", 0.7))}
+    report = compare(tracking_uri, tmp_path / "report", sweep="s/1", top=2, log_run=False,
+                     figures=["plots/confusion_matrix.png"])
+    page = report.paths["comparison.html"].read_text()
+    section = page.split("<h2>plots/confusion_matrix.png of each run, side by side</h2>")[1].split("<h2>")[0]
+    assert section.count("data:image/png;base64,") == 2
+    tags = {name: mlflow.MlflowClient(tracking_uri).get_run(i).data.tags["wtc.figures"] for name, i in ids.items()}
+    assert tags == {"dummy": "on_demand", "xgboost": "drawn", "logreg": "drawn"}

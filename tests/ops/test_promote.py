@@ -1,0 +1,148 @@
+"""Champion promotion on a temp SQLite registry: refuses what the baselines beat, moves the alias, idempotent."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+
+from tests.run.test_experiment import CONF
+from wtc.cli import main
+from wtc.data.synthetic import write_benchmark
+from wtc.ops.promote import promote
+from wtc.run.experiment import run
+from wtc.store.registry import CHAMPION
+
+
+@pytest.fixture(scope="module")
+def history_path(tmp_path_factory):
+    return write_benchmark(tmp_path_factory.mktemp("bench") / "history.json", n_tasks=400, seed=3)
+
+
+def train(history_path, uri, experiment, *overrides):
+    base = [f"data.path={history_path}", f"tracking.uri={uri}", f"tracking.experiment={experiment}", "search=none",
+            "cv.n_splits=2", "n_jobs=1", "diagnostics=none", "tracking.log_plots=false", "tracking.log_model=true"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return run(compose("config", overrides=base + list(overrides)))
+
+
+#: A model that beats both baselines on this small benchmark: the procedures with less smoothing.
+#: (On 400 generated tasks the learned families do not beat the rules baseline's log-loss; the
+#: mechanics of promotion are what is tested here, not which family wins.)
+SHARP = ("model=rules", "model.name=rules_sharp", "+model.estimator.alpha=0.2")
+
+
+def parents(uri, experiment):
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+
+
+def versions(uri, name):
+    return mlflow.MlflowClient(uri).search_model_versions(f"name = '{name}'")
+
+
+def test_a_dummy_never_beats_the_dummy(history_path, tracking_uri, capsys):
+    dummy = train(history_path, tracking_uri, "wtc-dummy", "model=dummy")
+    code = main(["promote", "--experiment", "wtc-dummy", "--metric", "test/log_loss", "--name", "wtc-m",
+                 "--tracking-uri", tracking_uri])
+    out, err = capsys.readouterr()
+    assert code == 1
+    refusals = err.strip().splitlines()
+    assert any("does not beat the dummy baseline on test/log_loss" in line for line in refusals)
+    assert all(line.startswith("refused: ") for line in refusals)
+    assert dummy.run_id in out
+    # The missing rules baseline was trained on the spot, on the same split.
+    runs = parents(tracking_uri, "wtc-dummy")
+    rules = [r for r in runs if r.data.params["model.name"] == "rules"]
+    assert len(rules) == 1 and "trained the rules baseline" in out
+    assert rules[0].data.params["data.content_hash"] == dummy_run_hash(tracking_uri, dummy.run_id)
+    assert not versions(tracking_uri, "wtc-m")
+
+
+def dummy_run_hash(uri, run_id):
+    return mlflow.MlflowClient(uri).get_run(run_id).data.params["data.content_hash"]
+
+
+def test_dry_run_changes_nothing(history_path, tracking_uri, capsys):
+    train(history_path, tracking_uri, "wtc-dry", *SHARP)
+    before = len(parents(tracking_uri, "wtc-dry"))
+    code = main(["promote", "--experiment", "wtc-dry", "--name", "wtc-dry", "--tracking-uri", tracking_uri,
+                 "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "would train the rules baseline" in out and "would train the dummy baseline" in out
+    assert len(parents(tracking_uri, "wtc-dry")) == before
+    assert not versions(tracking_uri, "wtc-dry")
+
+
+def test_promotes_a_better_model_moves_the_alias_and_is_idempotent(history_path, tracking_uri, capsys):
+    first = train(history_path, tracking_uri, "wtc-a", *SHARP)
+    outcome = promote(tracking_uri, "wtc-a", "test/log_loss", "wtc-action", precision=0.9)
+    assert not outcome.refused, outcome.refusals
+    assert outcome.run_id == first.run_id and outcome.version == "1" and outcome.changed
+    assert {b: v[1] is not None and v[1] > outcome.value for b, v in outcome.baselines.items()} == \
+        {"rules": True, "dummy": True}
+    client = mlflow.MlflowClient(tracking_uri)
+    champion = client.get_model_version_by_alias("wtc-action", CHAMPION)
+    assert str(champion.version) == "1" and champion.run_id == first.run_id
+    tags = champion.tags
+    assert tags["wtc.replaces"] == "none" and tags["wtc.source_run"] == first.run_id
+    assert float(tags["wtc.metric_value"]) == pytest.approx(first.metrics["test/log_loss"])
+    assert float(tags["wtc.auto_precision"]) == 0.9 and tags["wtc.auto_confidence"] == "0.0"
+    threshold, coverage = float(tags["wtc.auto_threshold"]), float(tags["wtc.auto_coverage"])
+    assert 0 < coverage <= 1 and 0 < threshold <= 1
+    # The run logged coverage at 90% precision on the same held-out rows.
+    assert coverage == pytest.approx(first.metrics["test/coverage_at_p90"])
+
+    # Again: nothing changes.
+    again = promote(tracking_uri, "wtc-a", "test/log_loss", "wtc-action", precision=0.9)
+    assert not again.changed and again.version == "1" and "nothing to do" in " ".join(again.actions)
+    assert len(versions(tracking_uri, "wtc-action")) == 1
+    assert client.get_model_version_by_alias("wtc-action", CHAMPION).tags == tags
+    assert len(parents(tracking_uri, "wtc-a")) == 3  # the champion and the two baselines, trained once
+
+    # A run of another experiment promoted under the same name: refused while it is worse than the
+    # current champion on the same metric (the champion's recorded value is set to half the new
+    # run's, so it is behind by exactly that half), taken with --force.
+    second = train(history_path, tracking_uri, "wtc-b", *SHARP, "seed=1")
+    new_value = second.metrics["test/log_loss"]
+    client.set_model_version_tag("wtc-action", "1", "wtc.metric_value", repr(new_value / 2))
+    args = ["promote", "--experiment", "wtc-b", "--name", "wtc-action", "--tracking-uri", tracking_uri]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"({second.run_id}) is worse than the current champion (version 1, run {first.run_id}) on test/log_loss" \
+        in err and f"(behind by {new_value / 2:.4g}); --force promotes it anyway" in err
+    assert len(versions(tracking_uri, "wtc-action")) == 1
+    code = main(args + ["--force", "--precision", "0.9", "--confidence", "0.9"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "promoted anyway (--force)" in out
+    assert "wtc-action@champion = version 2" in out
+    assert "at 90% precision (its 90% lower bound) on the champion's held-out rows" in out
+    new = client.get_model_version_by_alias("wtc-action", CHAMPION)
+    assert str(new.version) == "2" and new.run_id == second.run_id and new.tags["wtc.replaces"] == "1"
+    # The lower bound asks more of the threshold than the measured precision (test/coverage_at_p90).
+    assert new.tags["wtc.auto_confidence"] == "0.9"
+    assert float(new.tags["wtc.auto_coverage"]) <= second.metrics["test/coverage_at_p90"]
+    assert client.get_model_version("wtc-action", "1").tags["wtc.replaced_by"] == "2"
+
+
+def test_unknown_metric_is_one_line(tracking_uri, capsys):
+    code = main(["promote", "--experiment", "x", "--metric", "cv/log_loss", "--name", "m",
+                 "--tracking-uri", tracking_uri])
+    assert code == 2 and capsys.readouterr().err.startswith("error: --metric must be test/<name>")
+
+
+def test_baselines_of_the_champion_preset_are_plain_models(tmp_path):
+    """The champion's ensemble and calibration are not carried over to the rules and dummy baselines."""
+    from wtc.ops.baselines import baseline_config
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        champion = compose("config", overrides=["+experiment=champion", "target=binary"])
+    assert champion.ensemble.kind == "folds" and champion.calibration.method != "none"
+    cfg = baseline_config(champion, "rules", f"sqlite:///{tmp_path}/mlflow.db", "wtc-binary")
+    assert cfg.model.name == "rules" and cfg.search.kind == "none"
+    assert cfg.ensemble.kind == "none" and cfg.calibration.method == "none"
+    assert cfg.data.view == champion.data.view and cfg.cv.n_splits == champion.cv.n_splits

@@ -1,0 +1,297 @@
+"""The recovery recommender: how the parts combine, ``wtc promote --recovery`` on a temp store, predict and serve."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import SMALL_HISTORY
+from tests.ops.test_promote import SHARP, train
+from wtc.cli import main
+from wtc.data.synthetic import write_benchmark
+from wtc.inference.recovery import RecoveryPart, recommend_tasks, recovery_columns
+from wtc.inference.tasks import TaskModelSpec
+from wtc.store import load_model
+from wtc.store.recovery_model import WTCRecoveryModel
+from wtc.store.registry import CHAMPION
+
+# --------------------------------------------------------------------------- the combination rule
+CLASSES = {"action": ["acdc", "clone", "special"], "splitting": ["1x", "2x", "10x"],
+           "xrootd": ["disabled", "enabled"], "memory": ["unset", "<=3GB", "other"]}
+VOCABULARY = ["good:50660:*", "bad:71304:*", "good:8001:*"]
+
+
+class Fixed:
+    """A fitted 'pipeline' that gives every task the same probabilities."""
+
+    def __init__(self, proba):
+        self.proba = np.asarray(proba, dtype=float)
+        self.classes_ = np.arange(self.proba.size)
+
+    def predict_proba(self, X):
+        return np.tile(self.proba, (X.shape[0], 1))
+
+
+def part(target, proba, threshold):
+    spec = TaskModelSpec(view="codes", feature_names=VOCABULARY, class_names=CLASSES[target], target=target)
+    return RecoveryPart(Fixed(proba), spec, threshold)
+
+
+def parts(action=(0.9, 0.06, 0.04), thresholds=(0.8, 0.9, 0.6, 0.9), memory=(0.5, 0.3, 0.2)):
+    return {"action": part("action", action, thresholds[0]),
+            "splitting": part("splitting", (0.95, 0.03, 0.02), thresholds[1]),
+            "xrootd": part("xrootd", (0.7, 0.3), thresholds[2]),
+            "memory": part("memory", memory, thresholds[3])}
+
+
+TASKS = {name: entry for name, entry in list(SMALL_HISTORY.items())[:2]}
+
+
+def test_an_acdc_gets_its_parameters_and_auto_needs_every_part():
+    table = recommend_tasks(parts(), TASKS)
+    assert list(table.columns) == recovery_columns(CLASSES["action"])
+    row = table.iloc[0]
+    assert row["action"] == "acdc" and row["runner_up"] == "clone" and row["error"] == ""
+    assert row["recommendation"] == "acdc splitting=1x xrootd=disabled memory=unset"
+    assert (row["splitting_p"], row["xrootd_p"], row["memory_p"]) == pytest.approx((0.95, 0.7, 0.5))
+    assert row["confidence"] == pytest.approx(0.9 * 0.95 * 0.7 * 0.5)
+    # The action meets its threshold but memory (0.5 < 0.9) holds it back.
+    assert row["decision"] == "REVIEW" and row["below_threshold"] == "memory 0.5<0.9"
+    relaxed = recommend_tasks(parts(thresholds=(0.8, 0.9, 0.6, 0.5)), TASKS)
+    assert (relaxed["decision"] == "AUTO").all() and (relaxed["below_threshold"] == "").all()
+
+
+def test_a_non_acdc_gets_no_splitting_xrootd_or_memory():
+    table = recommend_tasks(parts(action=(0.1, 0.85, 0.05), thresholds=(0.8, math.inf, math.inf, math.inf)), TASKS)
+    row = table.iloc[0]
+    assert row["action"] == "clone" and row["recommendation"] == "clone"
+    assert (row["splitting"], row["xrootd"], row["memory"]) == ("", "", "")
+    assert np.isnan([row["splitting_p"], row["xrootd_p"], row["memory_p"]]).all()
+    # Its confidence is the action's alone, and the parts that never reach their precision do not matter.
+    assert row["confidence"] == pytest.approx(0.85) and row["decision"] == "AUTO"
+
+
+@pytest.mark.parametrize("thresholds, memory, reason", [
+    ((0.8, math.inf, 0.6, 0.4), (0.5, 0.3, 0.2), "splitting 0.95<none"),
+    ((0.8, 0.9, 0.6, 0.4), (0.2, 0.3, 0.5), "memory: other (a rare value)"),
+    ((0.95, 0.9, 0.6, 0.4), (0.5, 0.3, 0.2), "action 0.9<0.95"),
+])
+def test_review_says_which_part_held_it_back(thresholds, memory, reason):
+    table = recommend_tasks(parts(thresholds=thresholds, memory=memory), TASKS)
+    assert (table["decision"] == "REVIEW").all() and (table["below_threshold"] == reason).all()
+
+
+def test_a_bad_task_gets_its_error_and_the_others_a_recommendation():
+    tasks = {**TASKS, "/wf/bad": {"errors": {"good_sites": {"50660": {"T2_US_MIT": -1}}}}}
+    table = recommend_tasks(parts(), tasks)
+    assert table["error"].tolist()[:2] == ["", ""] and "non-negative integer" in table["error"].iloc[2]
+    assert table["decision"].tolist() == ["REVIEW", "REVIEW", ""]
+    assert table["unseen_codes"].tolist()[:2] == [1, 1]  # -1 in the first task, 85 in the second
+
+
+def test_the_parts_are_checked():
+    with pytest.raises(ValueError, match="needs the action part"):
+        WTCRecoveryModel({"splitting": parts()["splitting"]})
+    with pytest.raises(ValueError, match="must have the class 'acdc'"):
+        WTCRecoveryModel({"action": part("xrootd", (0.5, 0.5), 0.9)})
+
+
+# --------------------------------------------------------------------------- promote, predict, serve
+TARGETS = ("action", "splitting", "xrootd", "memory")
+
+
+#: Baselines weakened on purpose, trained before promotion so that it finds them on each part's split: on
+#: 400 generated tasks nothing beats the real rules and dummy baselines for splitting, xrootd and memory
+#: (measured), and what is tested here is how the parts are bundled, not which family wins.
+WEAK_BASELINES = (("model=rules", "+model.estimator.alpha=1000"), ("model=dummy", "model.estimator.strategy=uniform"))
+
+
+#: An action model that also recommends clone and special (class weights balanced), so both paths are seen.
+BALANCED = ("model=logreg", "+model.estimator.class_weight=balanced", "scaler=log1p")
+
+
+ON_DEMAND, ON_DEMAND_PARTS = "diagnostics.model=on_demand", ("splitting", "memory")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, _migrated_store):
+    """A store with one sharp-rules run per recovery target (and weak baselines on its split)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("recovery")
+    (root / "mlruns").mkdir()
+    shutil.copy(_migrated_store, root / "mlruns" / "mlflow.db")
+    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    path = write_benchmark(root / "history.json", n_tasks=400, seed=3)
+    runs = {}
+    for target in TARGETS:
+        # Two parts as a sweep (diagnostics=light) leaves them: their models wait in model/inputs.pkl.
+        runs[target] = train(path, uri, f"wtc-{target}", *(BALANCED if target == "action" else SHARP),
+                             f"target={target}", *([ON_DEMAND] if target in ON_DEMAND_PARTS else [])).run_id
+        for baseline in WEAK_BASELINES:
+            train(path, uri, f"wtc-{target}", *baseline, f"target={target}", "tracking.log_model=false")
+    return uri, path, runs
+
+
+@pytest.fixture(scope="module")
+def promoted(store):
+    uri, path, runs = store
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["promote", "--recovery", "--precision", "0.9", "--tracking-uri", uri])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promoted, capsys):
+    uri, _, runs = store
+    code, out, err = promoted
+    assert code == 0, err
+    assert "wtc-recovery@champion = version 1" in out
+    for target in TARGETS:
+        assert f"{target}: " in out and runs[target] in out
+    client = mlflow.MlflowClient(uri)
+    version = client.get_model_version_by_alias("wtc-recovery", CHAMPION)
+    tags = version.tags
+    assert tags["wtc.kind"] == "recovery" and tags["wtc.auto_precision"] == "0.9"
+    for target in TARGETS:
+        assert tags[f"wtc.part.{target}.source_run"] == runs[target]
+        run = client.get_run(runs[target])
+        assert float(tags[f"wtc.part.{target}.metric_value"]) == pytest.approx(run.data.metrics["test/log_loss"])
+        # The threshold was chosen on the part's own held-out rows: the coverage its run logged at 90%.
+        assert float(tags[f"wtc.part.{target}.auto_coverage"]) == pytest.approx(run.data.metrics["test/coverage_at_p90"])
+    # The parts whose models waited in their inputs had them logged into their runs first.
+    for target in TARGETS:
+        logged = f"logged the model of run {runs[target]} from its model/inputs.pkl (models:/m-"
+        assert (logged in out) == (target in ON_DEMAND_PARTS), target
+        assert client.get_run(runs[target]).data.tags.get("wtc.logged_model") == \
+            ("logged" if target in ON_DEMAND_PARTS else None)
+    # The bundle is a run of its own experiment, naming its parts.
+    source = client.get_run(version.run_id)
+    assert client.get_experiment(source.info.experiment_id).name == "wtc-recovery"
+    assert {source.data.params[f"{t}.run_id"] for t in TARGETS} == set(runs.values())
+
+    # Again: nothing to do; at another precision, a dry run says it would register a new version.
+    assert main(["promote", "--recovery", "--precision", "0.9", "--tracking-uri", uri]) == 0
+    assert "already version 1 of these runs: nothing to do" in capsys.readouterr().out
+    assert main(["promote", "--recovery", "--precision", "0.8", "--dry-run", "--tracking-uri", uri]) == 0
+    assert "would move wtc-recovery@champion to it from version 1" in capsys.readouterr().out
+    assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
+    # A lower-bound threshold is not built for the parts: one line, nothing changed.
+    assert main(["promote", "--recovery", "--confidence", "0.9", "--tracking-uri", uri]) == 2
+    assert "--confidence is not supported with --recovery" in capsys.readouterr().err
+    assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
+
+
+def test_a_part_that_does_not_beat_its_baselines_refuses_the_whole_recommender(store, promoted, capsys):
+    uri, path, runs = store
+    assert promoted[0] == 0
+    dummy = train(path, uri, "dummy-action", "model=dummy", "target=action").run_id
+    from wtc.ops.recovery import promote_recovery
+
+    outcome = promote_recovery(uri, name="wtc-recovery", precision=0.9, experiments={"action": "dummy-action"})
+    assert outcome.refused and outcome.version is None
+    lines = outcome.all_refusals()
+    assert lines and all(line.startswith("action: ") for line in lines)
+    assert any(f"({dummy}) does not beat the dummy baseline" in line for line in lines)
+    client = mlflow.MlflowClient(uri)
+    assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
+    assert client.get_model_version_by_alias("wtc-recovery", CHAMPION).tags["wtc.part.action.source_run"] == \
+        runs["action"]
+
+
+def _raw(path, n):
+    raw = json.loads(path.read_text())
+    return {t: raw[t] for t in list(raw)[:n]}
+
+
+def test_round_trip_on_raw_tasks_matches_each_part(store, promoted):
+    uri, path, runs = store
+    assert promoted[0] == 0
+    tasks = _raw(path, 400)
+    model = load_model(f"models:/wtc-recovery@{CHAMPION}", tracking_uri=uri)
+    as_text = pd.DataFrame({"task": list(tasks), "entry": [json.dumps(e) for e in tasks.values()]})
+    table = model.predict(as_text)
+    assert list(table.columns) == recovery_columns(model.unwrap_python_model().parts["action"].spec.class_names)
+    assert (table["error"] == "").all() and len(table) == len(tasks)
+    client = mlflow.MlflowClient(uri)
+    answers = {}
+    for target in TARGETS:
+        (logged,) = client.search_logged_models([client.get_run(runs[target]).info.experiment_id],
+                                                filter_string=f"source_run_id = '{runs[target]}'")
+        answers[target] = load_model(logged.model_uri, tracking_uri=uri).predict(as_text)
+    action = answers["action"]
+    assert table["action"].tolist() == action["recommendation"].tolist()
+    np.testing.assert_allclose(table["action_p"].astype(float), action["confidence"].astype(float), rtol=1e-9)
+    acdc = (table["action"] == "acdc").to_numpy()
+    assert acdc.any() and (~acdc).any(), "the sample must hold acdc and non-acdc recommendations"
+    joint = table["action_p"].astype(float).to_numpy().copy()
+    for target in TARGETS[1:]:
+        assert table.loc[acdc, target].tolist() == answers[target].loc[acdc, "recommendation"].tolist()
+        assert (table.loc[~acdc, target] == "").all() and table.loc[~acdc, f"{target}_p"].isna().all()
+        joint[acdc] *= answers[target].loc[acdc, "confidence"].astype(float).to_numpy()
+    np.testing.assert_allclose(table["confidence"].astype(float), joint, rtol=1e-9)
+    # AUTO exactly when every part used meets its threshold.
+    thresholds = model.unwrap_python_model().thresholds
+    meets = {t: answers[t]["confidence"].astype(float).to_numpy() >= thresholds[t] for t in TARGETS}
+    auto = meets["action"] & (~acdc | (meets["splitting"] & meets["xrootd"] & meets["memory"]))
+    assert (table["decision"] == np.where(auto, "AUTO", "REVIEW")).all()
+
+
+def test_predict_prints_the_combined_recommendation_and_summary(store, promoted, tmp_path, capsys):
+    uri, path, _ = store
+    assert promoted[0] == 0
+    tasks = _raw(path, 40)
+    tasks["/wf_bad/negative_count"] = {"errors": {"good_sites": {"50660": {"T2_US_MIT": -2}}}}
+    history = tmp_path / "tasks.json"
+    history.write_text(json.dumps(tasks))
+    out = tmp_path / "p.json"
+    code = main(["predict", str(history), "--model", f"models:/wtc-recovery@{CHAMPION}", "--tracking-uri", uri,
+                 "--out", str(out)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 1 and "negative_count" in stderr and "Traceback" not in stderr
+    assert "acdc splitting=" in stdout and "AUTO when every part used meets its threshold: action >=" in stdout
+    assert "labelled tasks (the file records the operators' decisions): 40" in stdout
+    written = json.loads(out.read_text())
+    summary = written["summary"]
+    assert summary["predicted"] == 40 and summary["invalid"] == 1
+    assert set(summary["part_thresholds"]) == set(TARGETS) and summary["expected_precision"] == 0.9
+    assert set(summary["by_recommendation"]) <= {"acdc", "clone", "special", "other"}  # grouped by action
+    realised = summary["realised"]
+    rows = [r for r in written["tasks"] if r["error"] == ""]
+    assert realised["labelled"] == 40 and realised["auto"] == sum(r["decision"] == "AUTO" for r in rows)
+    # Right means the action and, for an acdc, every recommended parameter as recorded.
+    from wtc.data.targets import label_of
+
+    right = 0
+    for r in rows:
+        params = tasks[r["task"]]["parameters"]
+        ok = r["action"] == label_of(params, "action")
+        if r["action"] == "acdc":
+            ok = ok and all(r[t] == label_of(params, t) for t in TARGETS[1:])
+        right += ok
+    assert realised["correct"] == right
+
+
+@pytest.mark.slow
+def test_wtc_serve_answers_with_the_recommendation(store, promoted, tmp_path):
+    """`wtc serve` of the recommender for real: POST raw tasks to /invocations, get the combined rows."""
+    from tests.ops.test_predict import served
+
+    uri, path, _ = store
+    assert promoted[0] == 0
+    with served(f"models:/wtc-recovery@{CHAMPION}", uri, tmp_path) as post:
+        tasks = _raw(path, 5)
+        rows = post({"dataframe_records": [{"task": t, "entry": e} for t, e in tasks.items()]})
+        local = load_model(f"models:/wtc-recovery@{CHAMPION}", tracking_uri=uri).predict(
+            pd.DataFrame({"task": list(tasks), "entry": list(tasks.values())}))
+        assert [r["task"] for r in rows] == list(tasks)
+        assert [r["recommendation"] for r in rows] == local["recommendation"].tolist()
+        assert [r["decision"] for r in rows] == local["decision"].tolist()

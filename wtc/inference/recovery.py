@@ -1,0 +1,163 @@
+"""The recovery recommender: the action, splitting, xrootd and memory models combined into one recommendation per task.
+
+How a recommendation is made, per valid task:
+
+- the **action** part's most probable class is the action (with its probability and the
+  runner-up action);
+- when the action is ``acdc``, the **splitting**, **xrootd** and **memory** parts each add
+  their most probable value and its probability (the parameters only an acdc carries); for
+  any other action they stay empty;
+- the joint ``confidence`` is the product of the probabilities of the parts used (each part
+  is a model of its own: the product treats them as independent given the task);
+- the task is ``AUTO`` only when **every part used meets its own threshold** (the one chosen
+  for it at promotion, on its own held-out tasks) and none of them predicts the merged rare
+  class ``other`` (not an applicable value); otherwise ``REVIEW``, and ``below_threshold``
+  says which part held it back;
+- ``unseen_codes``/``unseen_sites``: the most, over the parts used, of the task's codes and
+  sites that part's vocabulary lacks (ignored, not fatal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wtc.data.dataset import OTHER_CLASS
+from wtc.inference.tasks import AUTO, REVIEW, TaskModelSpec, read_tasks, task_probabilities
+
+__all__ = ["ACDC", "ACDC_PARTS", "RECOVERY_TARGETS", "RecoveryPart", "recommend_tasks", "recovery_columns"]
+
+ACDC = "acdc"
+#: The targets of a complete recovery, the action first.
+RECOVERY_TARGETS = ("action", "splitting", "xrootd", "memory")
+#: The parts that only apply when the recommended action is acdc.
+ACDC_PARTS = RECOVERY_TARGETS[1:]
+
+
+@dataclass
+class RecoveryPart:
+    """One model of the recommender: a fitted pipeline, how it reads raw tasks, its AUTO threshold.
+
+    ``threshold`` None or ``inf`` means no threshold reached the precision asked at promotion:
+    a task that needs this part is never AUTO.
+    """
+
+    pipeline: Any
+    spec: TaskModelSpec
+    threshold: float | None = None
+
+
+def check_parts(parts: Mapping[str, RecoveryPart]) -> None:
+    """ValueError unless ``parts`` has an action part with an ``acdc`` class and only recovery targets."""
+    unknown = [p for p in parts if p not in RECOVERY_TARGETS]
+    if unknown:
+        raise ValueError(f"unknown recovery part(s) {unknown}; the parts are {', '.join(RECOVERY_TARGETS)}")
+    if "action" not in parts:
+        raise ValueError("a recovery recommender needs the action part")
+    if ACDC not in parts["action"].spec.class_names:
+        raise ValueError(f"the action part must have the class {ACDC!r}; it has {parts['action'].spec.class_names}")
+
+
+def recovery_columns(action_classes: list[str]) -> list[str]:
+    """The columns of :func:`recommend_tasks`' table, in order."""
+    return ["task", "recommendation", "action", *(f"p_{c}" for c in action_classes), "action_p", "runner_up",
+            "runner_up_p", *(c for part in ACDC_PARTS for c in (part, f"{part}_p")), "confidence", "decision",
+            "below_threshold", "unseen_codes", "unseen_sites", "error"]
+
+
+def _meets(confidence: np.ndarray, threshold: float | None) -> np.ndarray:
+    if threshold is None or not math.isfinite(threshold):
+        return np.zeros(confidence.shape, dtype=bool)
+    return confidence >= threshold
+
+
+def _short(threshold: float | None) -> str:
+    return "none" if threshold is None or not math.isfinite(threshold) else f"{threshold:.3g}"
+
+
+def recommend_tasks(parts: Mapping[str, RecoveryPart], model_input: Any) -> pd.DataFrame:
+    """One recommendation per raw task (see the module docstring for how the parts combine).
+
+    Parameters
+    ----------
+    parts : mapping of str to RecoveryPart
+        ``action`` (required) and any of ``splitting``, ``xrootd``, ``memory``.
+    model_input : DataFrame, list of rows or mapping
+        Raw tasks, columns ``task`` and ``entry`` (:func:`wtc.inference.tasks.tasks_frame`); they
+        are read and validated once for every part.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`recovery_columns`, one row per input row in input order; an invalid task has only
+        ``task`` and its one-line ``error``.
+    """
+    check_parts(parts)
+    batch = read_tasks(model_input)
+    action_classes = list(parts["action"].spec.class_names)
+    n = len(batch.tasks)
+    table = pd.DataFrame({column: pd.Series([""] * n, dtype=object) for column in recovery_columns(action_classes)})
+    table["task"] = [str(t) for t in batch.tasks]
+    numeric = [c for c in table.columns if c.startswith("p_") or c.endswith("_p") or c == "confidence"]
+    for column in numeric:
+        table[column] = np.nan
+    for column in ("unseen_codes", "unseen_sites"):
+        table[column] = pd.array([pd.NA] * n, dtype="Int64")
+    table["error"] = ["" if e is None else str(e) for e in batch.errors]
+    if batch.history is None:
+        return table
+
+    rows = np.asarray(batch.valid_rows, dtype=np.int64)
+    m = rows.size
+    proba, unseen_codes, unseen_sites = task_probabilities(parts["action"].pipeline, parts["action"].spec,
+                                                           batch.history)
+    names = np.asarray(action_classes, dtype=object)
+    order = np.argsort(-proba, axis=1, kind="stable")
+    action = names[order[:, 0]]
+    action_p = proba[np.arange(m), order[:, 0]]
+    confidence = action_p.copy()
+    auto = _meets(action_p, parts["action"].threshold) & (action != OTHER_CLASS)
+    reasons: list[list[str]] = [[] for _ in range(m)]
+    for i in np.flatnonzero(~auto):
+        reasons[i].append(f"action {action_p[i]:.3g}<{_short(parts['action'].threshold)}"
+                          if action[i] != OTHER_CLASS else "action: other (a rare action)")
+    for j, c in enumerate(action_classes):
+        table.loc[rows, f"p_{c}"] = proba[:, j]
+    table.loc[rows, "action"] = action
+    table.loc[rows, "action_p"] = action_p
+    if len(action_classes) > 1:
+        table.loc[rows, "runner_up"] = names[order[:, 1]]
+        table.loc[rows, "runner_up_p"] = proba[np.arange(m), order[:, 1]]
+
+    acdc = action == ACDC
+    recommendation = action.astype(object).copy()
+    for name in ACDC_PARTS:
+        if name not in parts or not acdc.any():
+            continue
+        part = parts[name]
+        part_proba, codes, sites = task_probabilities(part.pipeline, part.spec, batch.history)
+        values = np.asarray(part.spec.class_names, dtype=object)[part_proba.argmax(axis=1)]
+        value_p = part_proba.max(axis=1)
+        table.loc[rows[acdc], name] = values[acdc]
+        table.loc[rows[acdc], f"{name}_p"] = value_p[acdc]
+        confidence = np.where(acdc, confidence * value_p, confidence)
+        ok = _meets(value_p, part.threshold) & (values != OTHER_CLASS)
+        for i in np.flatnonzero(acdc & ~ok):
+            reasons[i].append(f"{name} {value_p[i]:.3g}<{_short(part.threshold)}" if values[i] != OTHER_CLASS
+                              else f"{name}: other (a rare value)")
+        auto &= ~acdc | ok
+        unseen_codes = np.where(acdc, np.maximum(unseen_codes, codes), unseen_codes)
+        unseen_sites = np.where(acdc, np.maximum(unseen_sites, sites), unseen_sites)
+        recommendation = np.where(acdc, recommendation + f" {name}=" + values.astype(object), recommendation)
+    table.loc[rows, "recommendation"] = recommendation
+    table.loc[rows, "confidence"] = confidence
+    table.loc[rows, "decision"] = np.where(auto, AUTO, REVIEW)
+    table.loc[rows, "below_threshold"] = ["; ".join(r) for r in reasons]
+    table.loc[rows, "unseen_codes"] = np.asarray(unseen_codes, dtype=np.int64)
+    table.loc[rows, "unseen_sites"] = np.asarray(unseen_sites, dtype=np.int64)
+    return table

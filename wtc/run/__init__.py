@@ -1,0 +1,1 @@
+"""One run: the orchestrator (:func:`wtc.run.experiment.run`), the final refit, provenance and config checks."""

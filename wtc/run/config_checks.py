@@ -1,0 +1,137 @@
+"""Check a run config before any work is done or any run is opened: one ConfigError naming the key."""
+
+from __future__ import annotations
+
+import re
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from wtc.data.features import EXTRAS, VIEWS
+from wtc.data.splits import CV_KINDS
+from wtc.data.targets import TARGETS
+from wtc.errors import ConfigError
+from wtc.evaluation.metrics import METRICS
+from wtc.models.calibration import CALIBRATION_METHODS
+from wtc.tuning import PRUNERS, SEARCHERS
+
+#: What ``ensemble.kind`` may name (see wtc.run.refit).
+ENSEMBLE_KINDS = ("none", "folds", "top_k")
+
+__all__ = ["FIGURE_TIMINGS", "check_config"]
+
+#: ``diagnostics.figures``: drawn in the job, or their inputs logged and drawn by ``wtc runs figures``.
+FIGURE_TIMINGS = ("now", "on_demand")
+#: ``diagnostics.model``: the MLflow model logged in the job, or its inputs kept and the model
+#: logged by promotion, the leaderboard or ``wtc runs model``.
+MODEL_TIMINGS = ("now", "on_demand")
+
+_MISSING = object()
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Fail before any work when a choice has no implementation or a value cannot work.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The composed config of ``conf/config.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key at fault and what it must be.
+    """
+    _choice(cfg, "metric", METRICS)
+    _choice(cfg, "cv.kind", CV_KINDS)
+    _choice(cfg, "search.kind", SEARCHERS)
+    _choice(cfg, "data.view", VIEWS)
+    _choice(cfg, "target.name", TARGETS)
+    _integer(cfg, "search.n_trials", low=1)
+    _search_run(cfg)
+    if OmegaConf.select(cfg, "calibration", default=None) is not None:
+        _choice(cfg, "calibration.method", CALIBRATION_METHODS)
+    if OmegaConf.select(cfg, "ensemble", default=None) is not None:
+        _choice(cfg, "ensemble.kind", ENSEMBLE_KINDS)
+        _integer(cfg, "ensemble.k", low=1, optional=True)
+    _integer(cfg, "cv.n_splits", low=2)
+    for key, timings in (("diagnostics.figures", FIGURE_TIMINGS), ("diagnostics.model", MODEL_TIMINGS)):
+        timing = _value(cfg, key, optional=True)
+        if timing is not _MISSING and timing not in timings:
+            raise ConfigError(f"unknown {key} {timing!r}; choose one of {', '.join(timings)}")
+    _integer(cfg, "seed", low=0, high=2**32 - 1)  # what numpy and scikit-learn accept
+    _integer(cfg, "n_jobs", low=1, optional=True)
+    _integer(cfg, "target.min_class_count", low=0, optional=True)
+    test_size = _value(cfg, "test_size")
+    if type(test_size) not in (int, float) or not 0 < test_size < 1:
+        raise ConfigError(f"test_size must be a number between 0 and 1 (exclusive), got {test_size!r}")
+    extras = _value(cfg, "data.extras", optional=True)
+    if extras is not _MISSING and extras is not None:
+        if not isinstance(extras, (list, ListConfig)):
+            raise ConfigError(f"data.extras must be a list of {', '.join(EXTRAS)}, got {extras!r}")
+        unknown = [e for e in extras if e not in EXTRAS]
+        if unknown:
+            raise ConfigError(f"unknown data.extras {unknown}; choose from {', '.join(EXTRAS)}")
+
+
+def _search_run(cfg: DictConfig) -> None:
+    """The keys of how a search runs and prunes (all optional: older configs lack them)."""
+    _integer(cfg, "search.n_workers", low=1, optional=True)
+    _integer(cfg, "search.heartbeat_s", low=1, optional=True, nullable=True)
+    _integer(cfg, "search.prune_startup_trials", low=0, optional=True)
+    _integer(cfg, "search.prune_min_folds", low=1, optional=True)
+    pruner = _value(cfg, "search.pruner", optional=True)
+    if pruner is not _MISSING and pruner not in PRUNERS:
+        raise ConfigError(f"unknown search.pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
+    study = _value(cfg, "search.study", optional=True)
+    if study not in (_MISSING, None) and (not isinstance(study, str) or not study.strip()):
+        raise ConfigError(f"search.study must be a name or null, got {study!r}")
+    storage = _value(cfg, "search.storage", optional=True)
+    if storage in (_MISSING, None):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        if not isinstance(storage, str):
+            raise ArgumentError(storage)
+        make_url(storage)
+    except ArgumentError:
+        raise ConfigError("search.storage must be null or a database URL such as sqlite:///optuna.db or "
+                          f"postgresql://user@host/db, got {storage!r}") from None
+
+
+def _value(cfg: DictConfig, key: str, optional: bool = False):
+    """The resolved value at ``key``; ConfigError when it is missing (unless optional) or cannot resolve."""
+    try:
+        value = OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{key} cannot be resolved: {str(exc).splitlines()[0]}") from None
+    if value is _MISSING and not optional:
+        raise ConfigError(f"{key} is missing from the config")
+    return value
+
+
+def _choice(cfg: DictConfig, key: str, known) -> None:
+    value = _value(cfg, key)
+    if not isinstance(value, str) or value not in known:
+        raise ConfigError(f"unknown {key} {value!r}; choose one of {', '.join(known)}")
+
+
+def _integer(cfg: DictConfig, key: str, low: int, high: int | None = None, optional: bool = False,
+             nullable: bool = False) -> None:
+    """An integer (or its decimal text, as an environment interpolation gives) in [low, high]
+    (or null when ``nullable``)."""
+    value = _value(cfg, key, optional)
+    if value is _MISSING or (nullable and value is None):
+        return
+    number = value
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        number = int(value)
+    if type(number) is not int:
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if number < low:
+        raise ConfigError(f"{key} must be at least {low}, got {value!r}")
+    if high is not None and number > high:
+        raise ConfigError(f"{key} must be at most {high}, got {value!r}")

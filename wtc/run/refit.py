@@ -1,0 +1,191 @@
+"""The model a run logs: the refit of the best trial or an ensemble of fits, calibrated on out-of-fold predictions.
+
+``ensemble=none`` refits the best parameters on the whole training split; ``ensemble=folds``
+averages one model per CV fold of the best trial (bagging over folds; an early-stopped booster
+stops on its fold's validation rows); ``ensemble=top_k``
+averages the refits of the ``k`` best trials. ``calibration=temperature|sigmoid|isotonic``
+then maps the probabilities with a calibrator fitted on out-of-fold predictions of the
+training split: never on a test row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from wtc.evaluation.metrics import REGISTRY
+from wtc.models.calibration import CALIBRATION_METHODS, CalibratedClassifier
+from wtc.models.early_stopping import EarlyStoppingClassifier
+from wtc.models.ensemble import AveragingClassifier
+from wtc.models.pipeline import MODEL_STEP, full_proba, with_params
+from wtc.run.config_checks import ENSEMBLE_KINDS
+
+__all__ = ["ENSEMBLES", "FinalModel", "fit_final_model", "inner_pipeline", "refit_params"]
+
+log = logging.getLogger(__name__)
+
+#: What ``ensemble.kind`` may name.
+ENSEMBLES = ENSEMBLE_KINDS
+
+
+@dataclass
+class FinalModel:
+    """What the refit produced.
+
+    ``model`` is what the run scores and logs (probabilities over every class, calibrated when
+    asked); ``uncalibrated`` the same before calibration; ``base`` a plain fitted pipeline inside
+    it (its parameters, importances and training curves are what the run reports);
+    ``unfitted`` that pipeline's unfitted twin (for learning curves).
+    """
+
+    model: object
+    uncalibrated: object
+    base: object
+    unfitted: object
+    members: int = 1
+    iterations: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def inner_pipeline(model):
+    """The first plain pipeline inside a calibrated model or an ensemble (the model itself otherwise)."""
+    while not hasattr(model, "named_steps"):
+        inner = getattr(model, "estimator_", None) or (getattr(model, "estimators_", None) or [None])[0]
+        if inner is None:
+            return model
+        model = inner
+    return model
+
+
+def refit_params(pipeline, params: Mapping, iterations: Sequence[int] | int | None) -> dict:
+    """``params`` plus ``refit_iterations`` (the median of the folds' picked rounds) for an
+    early-stopping model; unchanged for any other model."""
+    out = dict(params)
+    if isinstance(iterations, Sequence):
+        iterations = max(1, int(round(float(np.median(iterations))))) if len(iterations) else None
+    if iterations is not None and "refit_iterations" in pipeline.named_steps[MODEL_STEP].get_params():
+        out["refit_iterations"] = int(iterations)
+    return out
+
+
+def _log_loss(y, proba, n_classes: int) -> float:
+    return float(REGISTRY["log_loss"].compute(np.asarray(y), np.asarray(proba), n_classes))
+
+
+def _ranked_trials(tuning) -> list:
+    """Finished trials, best first (ties keep the earlier one)."""
+    finished = [t for t in tuning.trials if np.isfinite(t.value)]
+    return sorted(finished, key=lambda t: (t.value, t.index))
+
+
+def _fit_stopping_on(member, X, y, X_val, y_val):
+    """Fit a pipeline whose model is an :class:`EarlyStoppingClassifier` on ``X, y``, the booster
+    stopping on ``X_val, y_val`` (passed through the fitted scaler; samplers touch training rows only)."""
+    for _, step in member.steps[:-1]:
+        if hasattr(step, "fit_resample"):
+            X, y = step.fit_resample(X, y)
+        else:
+            X = step.fit_transform(X, y)
+            X_val = step.transform(X_val)
+    member.steps[-1][1].fit(X, y, validation=(X_val, y_val))
+    return member
+
+
+def _fold_members(pipeline, best, X, y, folds, n_classes: int):
+    """One model per CV fold of the best trial, fitted on that fold's training rows, and their
+    predictions on the fold's validation rows.
+
+    An early-stopped booster stops on its fold's validation rows (grouped by workflow, like the
+    folds; the inner split of a CV trial is not, and its rounds run long on sibling tasks), so
+    each member keeps its own rounds; those out-of-fold predictions then saw their rows pick
+    the rounds, which is a little optimistic for a calibrator. Any other model is fitted as in
+    the trial, and its out-of-fold predictions are the trial's own.
+    """
+    members, y_oof, proba_oof = [], [], []
+    for train, valid in folds:
+        member = with_params(pipeline, best.params)
+        model = member.named_steps[MODEL_STEP]
+        if isinstance(model, EarlyStoppingClassifier) and model.refit_iterations is None:
+            member = _fit_stopping_on(member, X[train], y[train], X[valid], y[valid])
+        else:
+            member.fit(X[train], y[train])
+        members.append(member)
+        y_oof.append(y[valid])
+        proba_oof.append(full_proba(member, X[valid], n_classes))
+    return members, np.concatenate(y_oof), np.vstack(proba_oof)
+
+
+def fit_final_model(pipeline, tuning, X, y, folds, n_classes: int, ensemble: Mapping | None = None,
+                    calibration: str = "none") -> FinalModel:
+    """Fit the model a run logs, from the search's result, on the training split only.
+
+    Parameters
+    ----------
+    pipeline : imblearn Pipeline
+        The run's unfitted pipeline.
+    tuning : wtc.tuning.TuningResult
+        The search (its best trial's parameters, fold rounds and fold predictions).
+    X, y : sparse matrix, array
+        The training split (the rows ``folds`` index).
+    folds : sequence of (train, validation) index arrays
+        The CV folds of the search.
+    n_classes : int
+    ensemble : mapping, optional
+        ``{"kind": "none"|"folds"|"top_k", "k": int}`` (``k`` for top_k only).
+    calibration : {"none", "sigmoid", "isotonic", "temperature"}
+
+    Returns
+    -------
+    FinalModel
+    """
+    ensemble = dict(ensemble or {})
+    kind = str(ensemble.get("kind", "none"))
+    if kind not in ENSEMBLES:
+        raise ValueError(f"unknown ensemble.kind {kind!r}; choose one of {', '.join(ENSEMBLES)}")
+    if calibration not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration {calibration!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
+    best = tuning.best
+    classes = np.arange(n_classes)
+    oof = None
+    if best is not None and best.fold_predictions:
+        oof = (np.concatenate([yv for yv, _ in best.fold_predictions]),
+               np.vstack([p for _, p in best.fold_predictions]))
+    if kind == "folds" and best is not None:
+        members, *member_oof = _fold_members(pipeline, best, X, y, folds, n_classes)
+        oof = tuple(member_oof)
+        model = AveragingClassifier.from_fitted(members, classes)
+        unfitted = with_params(pipeline, refit_params(pipeline, best.params, best.fold_iterations))
+        result = FinalModel(model, model, members[0], unfitted, members=len(members))
+    elif kind == "top_k" and best is not None:
+        k = int(ensemble.get("k", 3))
+        if k < 1:
+            raise ValueError(f"ensemble.k must be at least 1, got {k}")
+        members = []
+        for trial in _ranked_trials(tuning)[:k]:
+            unfitted = with_params(pipeline, refit_params(pipeline, trial.params, trial.fold_iterations))
+            members.append(unfitted.fit(X, y))
+        model = AveragingClassifier.from_fitted(members, classes)
+        unfitted = with_params(pipeline, refit_params(pipeline, best.params, best.fold_iterations))
+        result = FinalModel(model, model, members[0], unfitted, members=len(members))
+    else:
+        params = tuning.best_params
+        unfitted = with_params(pipeline, refit_params(pipeline, params, tuning.best_iterations))
+        model = with_params(unfitted, {}).fit(X, y)
+        result = FinalModel(model, model, model, unfitted)
+    result.iterations = tuning.best_iterations
+    if calibration != "none":
+        if oof is None:
+            log.warning("calibration=%s skipped: the search kept no out-of-fold predictions", calibration)
+        else:
+            result.model = CalibratedClassifier.from_predictions(result.uncalibrated, oof[0], oof[1], calibration)
+            after = result.model.calibrator_.transform(oof[1])
+            result.metrics = {"calibration/oof_rows": float(oof[0].size),
+                              "calibration/oof_log_loss_before": _log_loss(oof[0], oof[1], n_classes),
+                              "calibration/oof_log_loss_after": _log_loss(oof[0], after, n_classes)}
+            if calibration == "temperature":
+                result.metrics["calibration/temperature"] = result.model.calibrator_.temperature_
+    result.metrics["refit/members"] = float(result.members)
+    return result
