@@ -1,17 +1,9 @@
 """A run's MLflow model logged after the fact (``wtc runs model``, promotion, the leaderboard).
 
-With ``diagnostics.model: on_demand`` (the ``light`` level of sweeps) a run keeps its fitted
-pipeline and what its model is made from in one artifact, ``model/inputs.pkl``, instead of
-logging an MLflow model: MLflow's ``Model.log`` (copying the wtc code twice, checking every
-pinned requirement, writing the model's YAML files, reading the run back) was ~0.25 s of every
-job, the largest single part of a sweep job's record. This logs that model into the run, with
-the same code, name, params, signature, input example and requirements a run logging it at once
-gives; MLflow links the run's metrics to it (its ``time/`` ones too, which a job logs after its
-model). Promotion does it for the run it
-registers, the leaderboard for a sweep's best run.
-
-The inputs are a cloudpickle of the pipeline, as MLflow's own pyfunc model is: load them only
-from a store you trust, as any MLflow model.
+With ``diagnostics.model: on_demand`` (sweeps' ``light`` level) a run keeps its fitted pipeline and
+what its model is made from in ``model/inputs.pkl``; this logs that model into the run, the same
+model a run logging it at once gives (why and what it saves: docs/performance.md). The inputs are a
+cloudpickle, as MLflow's own pyfunc model is: load them only from a store you trust.
 """
 
 from __future__ import annotations
@@ -31,6 +23,7 @@ from mlflow.entities import LoggedModelStatus
 
 from wtc.errors import WtcError, one_line
 from wtc.evaluation.report import summary_with_model
+from wtc.store.moved import old_module_names
 from wtc.store.query import read_artifact, store_client
 from wtc.store.runs import RunLogger
 from wtc.store.uri import using_tracking_uri
@@ -64,7 +57,8 @@ class ModelInputs:
 
     @classmethod
     def load(cls, raw: bytes) -> ModelInputs:
-        content = cloudpickle.load(io.BytesIO(raw))
+        with old_module_names():
+            content = cloudpickle.load(io.BytesIO(raw))
         if not isinstance(content, dict) or content.pop("format", None) != _FORMAT:
             raise ValueError(f"not a wtc model inputs file of format {_FORMAT}")
         return cls(**content)

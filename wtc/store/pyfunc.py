@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from wtc.store.moved import old_module_names
+
 __all__ = ["NO_THRESHOLD", "WTCProbabilityModel", "WTCTaskModel", "load_model", "log_pipeline_model",
            "pipeline_requirements", "tasks_from_rows"]
 
@@ -387,4 +389,5 @@ def load_model(model_uri: str, tracking_uri: str | None = None) -> Any:
     """
     if tracking_uri is not None:
         mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.pyfunc.load_model(model_uri)
+    with old_module_names():
+        return mlflow.pyfunc.load_model(model_uri)
