@@ -129,3 +129,4 @@ def test_the_checker_sees_imports_inside_functions(tmp_path, bad, expected):
     path = tmp_path / "x.py"
     path.write_text(f"def f():\n    {bad}\n")
     assert expected in _imports(path, "wtc.store.x", False)
+

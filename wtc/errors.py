@@ -34,10 +34,8 @@ def one_line(exc: BaseException | object, limit: int | None = None, with_type: b
     """An exception's message on one line (whitespace runs become one space), for a message or a tag.
 
     An empty message gives the exception's type name; ``with_type`` prefixes ``Type: `` to the
-    message; ``limit`` cuts the message to that many characters.
+    message; ``limit`` cuts the line to that many characters.
     """
-    message = " ".join(str(exc).split())[:limit]
-    kind = type(exc).__name__
-    if with_type:
-        return f"{kind}: {message}" if message else kind
-    return message or kind
+    message, kind = " ".join(str(exc).split()), type(exc).__name__
+    text = (f"{kind}: {message}" if with_type else message) if message else kind
+    return text[:limit]

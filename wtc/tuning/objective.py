@@ -206,7 +206,7 @@ def tune(
         except BaseException as exc:
             # Nothing may wait on a trial of ours: in a shared study it ends FAIL, with the reason.
             searcher.abandon_open("interrupted" if isinstance(exc, KeyboardInterrupt) else
-                                  one_line(exc, limit=480, with_type=True))
+                                  one_line(exc, limit=500, with_type=True))
             raise
         previous_best = result.best
         seen.add(record.index)
