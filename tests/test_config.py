@@ -13,10 +13,12 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import wtc  # noqa: F401  (resolvers)
+from wtc.config import build_option
 from wtc.errors import ConfigError
 from wtc.models.pipeline import build_pipeline
+from wtc.run.config_checks import OPTION_NAMES
 from wtc.run.experiment import check_config
-from wtc.tuning import config_space, parse_space
+from wtc.tuning import RUN_KEYS, config_space, make_searcher, parse_space, study_name
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ["data", "target", "scaler", "resample", "model", "search", "cv", "ensemble", "calibration"]
@@ -58,13 +60,99 @@ def test_every_option_composes_and_instantiates(group, option):
     assert pipeline.steps[-1][0] == "model"
     parse_space(config_space(cfg))
     node = cfg[group]
-    if "_target_" in node:
+    if "_target_" in node and group not in OPTION_NAMES:
         assert instantiate(node, _convert_="all") is not None
     if group == "model":
         assert cfg.model.name == option
         model = pipeline.named_steps["model"]
         # every searched name is a parameter of the estimator, so set_params cannot fail later
         assert set(config_space(cfg)) <= set(model.get_params())
+
+
+def build(group: str, node, seed: int = 0):
+    """What a run builds from an option of a group whose options name their class."""
+    if group == "search":
+        return make_searcher(node, {"C": {"low": 0.1, "high": 1.0}}, seed)
+    return build_option(node, OPTION_NAMES[group])
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in OPTION_NAMES for o in options(g)])
+def test_every_option_builds_the_class_it_names(group, option):
+    """search, cv, ensemble and calibration options: ``_target_`` is the class that does the work,
+    its other keys its arguments, but the option's logged name (declared by the class) and how a
+    search runs; ``calibration=none`` names no class and builds nothing."""
+    node = compose_cfg([f"{group}={option}"])[group]
+    key = OPTION_NAMES[group]
+    built = build(group, node)
+    if "_target_" not in node:
+        assert group == "calibration" and node[key] == "none" and built is None
+        return
+    assert f"{type(built).__module__}.{type(built).__qualname__}" == node._target_
+    assert getattr(type(built), key) == node[key]
+    arguments = set(node) - {"_target_", key, *(RUN_KEYS if group == "search" else ())}
+    given = built.settings if group == "search" else vars(built)  # each argument reaches the object
+    assert {name: given[name] for name in arguments} == {name: node[name] for name in arguments}
+
+
+@pytest.mark.parametrize("group, option, text, check", [
+    ("cv", "grouped10", "_target_: wtc.data.splits.GroupedCV\nkind: grouped\nn_splits: 10\n",
+     lambda cv: cv.n_splits == 10),
+    ("ensemble", "top_5", "_target_: wtc.run.refit.TopKEnsemble\nkind: top_k\nk: 5\n", lambda e: e.k == 5),
+    ("search", "gp_quick", "_target_: wtc.tuning.gp.GPSearcher\nkind: gp\nn_trials: 4\nn_initial_points: 1\n"
+                           "storage: null\nstudy: null\nn_workers: 1\nheartbeat_s: 60\n",
+     lambda s: s.n_initial_points == 1 and s.n_trials == 4),
+    ("calibration", "platt", "_target_: wtc.models.calibration.SigmoidCalibrator\nmethod: sigmoid\n",
+     lambda c: c.method == "sigmoid"),
+])
+def test_a_new_option_is_one_yaml_file(tmp_path, group, option, text, check):
+    """No table to edit: an option written into (a copy of) conf/ composes, passes the checks,
+    builds its class and is logged under its class's name."""
+    import shutil
+
+    from wtc.run.provenance import run_choices
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / group / f"{option}.yaml").write_text(text)
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("config", overrides=[f"{group}={option}"])
+    check_config(cfg)
+    assert check(build(group, cfg[group]))
+    logged = {"search": "search.kind", "cv": "cv.kind", "ensemble": "ensemble", "calibration": "calibration"}[group]
+    assert run_choices(cfg)[logged] == cfg[group][OPTION_NAMES[group]]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("cv._target_=wtc.data.splits.NoSuchCV", "cv._target_ 'wtc.data.splits.NoSuchCV' cannot be imported"),
+    ("search._target_=wtc.data.splits.GroupedCV", "unknown search.kind 'gp': search._target_ "
+                                                  "wtc.data.splits.GroupedCV is 'grouped'"),
+    ("ensemble._target_=collections.OrderedDict", "ensemble._target_ 'collections.OrderedDict' is no ensemble class"),
+    ("cv.kind=temporal", "unknown cv.kind 'temporal': cv._target_ wtc.data.splits.GroupedCV is 'grouped' "
+                         "(choose the option of another class: cv=<option>)"),
+])
+def test_an_option_must_name_a_class_that_agrees_with_its_name(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        check_config(compose_cfg([override]))
+    assert "\n" not in str(info.value)
+
+
+#: Study names of configs composed before the search, cv, ensemble and calibration options named
+#: their classes: the ``_target_`` keys are left out of the hash, so those stored studies resume.
+STUDY_NAMES = {
+    (): "wtc-binary-xgboost-gp-a1450c2cdaa6",
+    ("+experiment=champion",): "wtc-binary-lightgbm_es-tpe-d975a4eb0cba",
+    ("search=tpe", "search.pruner=none"): "wtc-binary-xgboost-tpe-8cad2db9d695",
+    ("model=logreg", "search=tpe", "cv=temporal", "ensemble=top_k", "ensemble.k=2", "calibration=temperature"):
+        "wtc-binary-logreg-tpe-e8c296ebd4fe",
+    ("model=logreg", "search=gp", "cv=stratified", "ensemble=folds", "calibration=sigmoid"):
+        "wtc-binary-logreg-gp-e132454f9840",
+    ("model=logreg", "search=none", "calibration=isotonic", "ensemble=top_k"): "wtc-binary-logreg-none-03af6d163b38",
+}
+
+
+@pytest.mark.parametrize("overrides", list(STUDY_NAMES), ids=lambda o: " ".join(o) or "defaults")
+def test_the_study_name_of_an_unchanged_config_is_unchanged(overrides):
+    assert study_name(compose_cfg(overrides)) == STUDY_NAMES[overrides]
 
 
 def test_primary_config_names_every_group():

@@ -1,6 +1,16 @@
-"""OmegaConf resolvers the configs in conf/ rely on (registered when wtc is imported)."""
+"""How wtc reads its configs: the OmegaConf resolvers conf/ relies on (registered when wtc is
+imported), and the object a config group's option builds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from omegaconf import OmegaConf
+
+from wtc.errors import ConfigError, one_line
+
+__all__ = ["build_option", "register_resolvers"]
 
 
 def _xgb_device(device: str) -> str:
@@ -12,3 +22,52 @@ def _xgb_device(device: str) -> str:
 
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("xgb_device", _xgb_device, replace=True)
+
+
+def build_option(node: Mapping | None, name: str = "kind", skip: Iterable[str] = (), **kwargs: Any) -> Any:
+    """The object a config group's option builds: its ``_target_`` class called with its keys.
+
+    An option of ``search``, ``cv``, ``ensemble`` or ``calibration`` names the class that does
+    the work (``_target_``) with the class's arguments, beside the option's own ``name`` (its
+    logged value, e.g. ``cv.kind`` or ``calibration.method``, which the class declares as a class
+    attribute of that name: :func:`wtc.run.config_checks.check_config` checks they agree) and the
+    keys in ``skip`` (read by the caller, e.g. where a search keeps its trials). Neither is passed on.
+
+    Parameters
+    ----------
+    node : mapping or DictConfig or None
+        The group's node (interpolations are resolved).
+    name : str
+        The key of the option's logged name.
+    skip : iterable of str
+        Other keys that are not arguments of the class.
+    **kwargs
+        Arguments added to (or overriding) the node's, e.g. a searcher's space and seed.
+
+    Returns
+    -------
+    object or None
+        The instance; None when the node is missing or has no ``_target_`` (``calibration=none``:
+        nothing to build).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the class, when it cannot be imported or refuses its arguments.
+    """
+    from hydra.utils import instantiate
+
+    if node is None:
+        return None
+    plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    if "_target_" not in plain:
+        return None
+    skipped = {name, *skip}
+    try:
+        # A partial, called with kwargs: those (a searcher's space...) reach the class as they
+        # are, never converted by OmegaConf.
+        build = instantiate({**{k: v for k, v in plain.items() if k not in skipped}, "_partial_": True},
+                            _convert_="all")
+        return build(**kwargs)
+    except Exception as exc:  # an argument the class does not take, or a value it refuses
+        raise ConfigError(f"cannot build {plain['_target_']} from the config: {one_line(exc, limit=300)}") from exc

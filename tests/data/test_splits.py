@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import wtc.data.splits
-from wtc.data.splits import make_splits
+from wtc.data.splits import GroupedCV, StratifiedCV, make_splits
 
 
 @pytest.fixture
@@ -33,10 +33,10 @@ def _count_computes(monkeypatch):
 
 def test_splits_are_computed_once_and_read_back_identical(rows, tmp_path, monkeypatch):
     y, groups = rows
-    expected = make_splits("grouped", 3, 0.2, 7, y, groups)
+    expected = make_splits(GroupedCV(3), 0.2, 7, y, groups)
     calls = _count_computes(monkeypatch)
-    first = make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
-    again = make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
+    first = make_splits(GroupedCV(3), 0.2, 7, y, groups, cache_dir=tmp_path)
+    again = make_splits(GroupedCV(3), 0.2, 7, y, groups, cache_dir=tmp_path)
     assert len(calls) == 1 and len(list((tmp_path / "splits").glob("*.npz"))) == 1
     _same(first, expected)
     _same(again, expected)
@@ -46,15 +46,15 @@ def test_splits_are_computed_once_and_read_back_identical(rows, tmp_path, monkey
 @pytest.mark.parametrize("change", ["seed", "folds", "kind", "labels", "groups", "test_size"])
 def test_any_other_input_is_another_entry(rows, tmp_path, monkeypatch, change):
     y, groups = rows
-    args = {"kind": "grouped", "n_splits": 3, "test_size": 0.2, "seed": 7, "y": y, "groups": groups}
+    args = {"cv": GroupedCV(3), "test_size": 0.2, "seed": 7, "y": y, "groups": groups}
     make_splits(**args, cache_dir=tmp_path)
     other = dict(args)
     if change == "seed":
         other["seed"] = 8
     elif change == "folds":
-        other["n_splits"] = 4
+        other["cv"] = GroupedCV(4)
     elif change == "kind":
-        other["kind"] = "stratified"
+        other["cv"] = StratifiedCV(3)
     elif change == "labels":
         other["y"] = np.roll(y, 1)
     elif change == "groups":
@@ -70,19 +70,19 @@ def test_any_other_input_is_another_entry(rows, tmp_path, monkeypatch, change):
 @pytest.mark.parametrize("damage", ["truncated", "other rows"])
 def test_a_damaged_entry_is_computed_again_and_rewritten(rows, tmp_path, monkeypatch, caplog, damage):
     y, groups = rows
-    make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
+    make_splits(GroupedCV(3), 0.2, 7, y, groups, cache_dir=tmp_path)
     (entry,) = (tmp_path / "splits").glob("*.npz")
     if damage == "truncated":
         entry.write_bytes(entry.read_bytes()[:100])
     else:  # an entry for a smaller history under this key
-        make_splits("grouped", 3, 0.2, 7, y[:200], groups[:200], cache_dir=tmp_path / "small")
+        make_splits(GroupedCV(3), 0.2, 7, y[:200], groups[:200], cache_dir=tmp_path / "small")
         (small,) = (tmp_path / "small" / "splits").glob("*.npz")
         entry.write_bytes(small.read_bytes())
     calls = _count_computes(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="wtc.data.splits"):
-        got = make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
+        got = make_splits(GroupedCV(3), 0.2, 7, y, groups, cache_dir=tmp_path)
     assert len(calls) == 1 and "ignoring the splits cache entry" in caplog.text
-    _same(got, make_splits("grouped", 3, 0.2, 7, y, groups))
+    _same(got, make_splits(GroupedCV(3), 0.2, 7, y, groups))
     _same(wtc.data.splits._read_splits(entry, len(y)), got)  # rewritten whole
 
 
@@ -90,6 +90,13 @@ def test_a_cache_folder_that_cannot_be_written_costs_a_warning_not_the_run(rows,
     y, groups = rows
     (tmp_path / "splits").write_text("a file where the folder should be")
     with caplog.at_level(logging.WARNING, logger="wtc.data.splits"):
-        got = make_splits("grouped", 3, 0.2, 7, y, groups, cache_dir=tmp_path)
+        got = make_splits(GroupedCV(3), 0.2, 7, y, groups, cache_dir=tmp_path)
     assert "could not keep the splits" in caplog.text
-    _same(got, make_splits("grouped", 3, 0.2, 7, y, groups))
+    _same(got, make_splits(GroupedCV(3), 0.2, 7, y, groups))
+
+
+@pytest.mark.parametrize("n_splits", [1, 0, "1"])
+def test_fewer_than_two_folds_name_the_key(n_splits):
+    with pytest.raises(ValueError, match="cv.n_splits must be at least 2"):
+        GroupedCV(n_splits)
+    assert GroupedCV("3").n_splits == 3  # the text of an integer, as an environment interpolation gives

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+from wtc.config import build_option
 from wtc.data import load_oracle
 from wtc.data.dataset import load_dataset
 from wtc.data.names import workflow_of
@@ -117,8 +118,7 @@ def test_on_the_default_benchmarks_test_rows_it_beats_the_per_task_oracle(defaul
         cfg = compose("config", overrides=["data=good", f"target={target}", f"data.path={path}", "cv=grouped",
                                            f"paths.cache_dir={path.parent / 'cache'}"])
     data = load_dataset(cfg)
-    splits = make_splits(cfg.cv.kind, int(cfg.cv.n_splits), float(cfg.test_size), int(cfg.seed), data.y,
-                         data.groups, data.dates)
+    splits = make_splits(build_option(cfg.cv), float(cfg.test_size), int(cfg.seed), data.y, data.groups, data.dates)
     y = data.y[splits.test]
     exact = score_all(y, data.oracle[splits.test], len(data.classes))["log_loss"]
     wf = score_all(y, data.oracle_workflow[splits.test], len(data.classes))["log_loss"]

@@ -25,12 +25,13 @@ from wtc.models import (
     EarlyStoppingClassifier,
     RulesClassifier,
 )
+from wtc.models.calibration import IsotonicCalibrator, TemperatureCalibrator
 
 #: estimator instance (small settings) -> {check name: why it fails}
 ESTIMATORS = {
     AveragingClassifier([LogisticRegression(), DecisionTreeClassifier(max_depth=3, random_state=0)]): {},
-    CalibratedClassifier(LogisticRegression(), method="temperature", cv=3, random_state=0): {},
-    CalibratedClassifier(DecisionTreeClassifier(max_depth=3, random_state=0), method="isotonic", cv=3,
+    CalibratedClassifier(LogisticRegression(), TemperatureCalibrator(), cv=3, random_state=0): {},
+    CalibratedClassifier(DecisionTreeClassifier(max_depth=3, random_state=0), IsotonicCalibrator(), cv=3,
                          random_state=0): {},
     CascadeClassifier(): {},
     DNNClassifier(max_epochs=2, random_state=0): {

@@ -13,7 +13,7 @@ import xgboost
 from hydra import compose, initialize_config_dir
 from imblearn.pipeline import Pipeline
 
-from wtc.data.splits import cv_folds, holdout_split
+from wtc.data.splits import GroupedCV
 from wtc.models import DNNClassifier, EarlyStoppingClassifier
 from wtc.models.early_stopping import inner_split
 from wtc.tuning import FixedSearcher, cross_validate, tune
@@ -110,7 +110,7 @@ def test_no_workflow_straddles_the_inner_split_of_a_cv_trial(recorder):
     ids = _ids(X)
     groups = np.repeat(np.arange(100), 4)  # workflows of 4 tasks
     group_of_id = dict(zip(ids, groups))
-    folds = cv_folds("grouped", 3, y, groups, 0)
+    folds = GroupedCV(3).folds(y, groups, 0)
     pipeline = Pipeline([("model", EarlyStoppingClassifier(recorder(), patience=5, random_state=0))])
     result = tune(pipeline, FixedSearcher(), X, y, folds, 2, "log_loss", groups=groups)
     assert len(result.best.fold_iterations) == len(SEEN) == len(folds)
@@ -194,7 +194,7 @@ def test_inner_split_of_every_cv_fold_is_inside_its_training_rows(recorder):
     X, y = noisy_problem(n=400)
     ids = _ids(X)
     groups = np.repeat(np.arange(100), 4)  # workflows of 4 tasks
-    folds = cv_folds("grouped", 3, y, groups, 0)
+    folds = GroupedCV(3).folds(y, groups, 0)
     pipeline = Pipeline([("model", EarlyStoppingClassifier(recorder(), patience=5, random_state=0))])
     iterations: list = []
     cross_validate(pipeline, {}, X, y, folds, 2, iterations=iterations)
@@ -207,7 +207,7 @@ def test_inner_split_of_every_cv_fold_is_inside_its_training_rows(recorder):
 
 def test_trials_log_the_picked_rounds_and_the_result_agrees_on_their_median():
     X, y = noisy_problem(n=400)
-    folds = cv_folds("grouped", 3, y, np.repeat(np.arange(100), 4), 0)
+    folds = GroupedCV(3).folds(y, np.repeat(np.arange(100), 4), 0)
     pipeline = Pipeline([("model", EarlyStoppingClassifier(lgbm(), patience=5, random_state=0))])
     result = tune(pipeline, FixedSearcher(), X, y, folds, 2, "log_loss")
     record = result.best
@@ -262,8 +262,8 @@ def test_a_whole_run_never_early_stops_on_validation_or_test_rows(tmp_path, trac
         experiment.run(cfg)
     finally:
         experiment.load_dataset = original
-    train, test = holdout_split(data.y, data.groups, 0.2, 0, data.dates)
-    folds = cv_folds("grouped", 2, data.y[train], data.groups[train], 0)
+    train, test = GroupedCV(2).holdout(data.y, data.groups, 0.2, 0, data.dates)
+    folds = GroupedCV(2).folds(data.y[train], data.groups[train], 0)
     assert len(SEEN) >= len(folds) + 1
     train_ids, test_ids = set(data_ids[train]), set(data_ids[test])
     for (fitted, evaluated), (tr, va) in zip(SEEN, folds):

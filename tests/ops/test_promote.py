@@ -146,3 +146,27 @@ def test_baselines_of_the_champion_preset_are_plain_models(tmp_path):
     assert cfg.model.name == "rules" and cfg.search.kind == "none"
     assert cfg.ensemble.kind == "none" and cfg.calibration.method == "none"
     assert cfg.data.view == champion.data.view and cfg.cv.n_splits == champion.cv.n_splits
+
+
+@pytest.mark.parametrize("overrides", [["+experiment=champion", "target=binary"],
+                                       ["search=none", "cv=temporal", "ensemble=top_k", "ensemble.k=5"]])
+def test_a_run_config_logged_before_the_options_named_their_class_gets_it(overrides):
+    """A champion promoted (or its baselines trained) from a config.yaml logged before the search,
+    cv, ensemble and calibration options had ``_target_``: today's classes, its own values."""
+    from omegaconf import OmegaConf
+
+    from wtc.ops.baselines import with_option_classes
+    from wtc.run.config_checks import OPTION_NAMES, check_config
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        today = OmegaConf.create(OmegaConf.to_container(compose("config", overrides=overrides), resolve=True))
+    assert with_option_classes(today) == today  # every option names its class (or none: calibration=none)
+    logged = OmegaConf.create(OmegaConf.to_container(today))
+    for group in OPTION_NAMES:
+        logged[group].pop("_target_", None)
+    logged.cv.n_splits = 7  # the run's own values win
+    upgraded = with_option_classes(logged)
+    check_config(upgraded)
+    for group in OPTION_NAMES:
+        expected = {**today[group], "n_splits": 7} if group == "cv" else today[group]
+        assert upgraded[group] == expected, group

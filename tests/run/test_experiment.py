@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from tests import spies
 from wtc.data import load_history
 from wtc.data.dataset import load_dataset
-from wtc.data.splits import cv_folds, holdout_split
+from wtc.data.splits import GroupedCV, TemporalCV
 from wtc.data.synthetic import write_benchmark
 from wtc.run.experiment import run
 
@@ -232,13 +232,13 @@ def test_failed_run_is_marked_failed(history_path, tracking_uri):
 
 def test_no_workflow_straddles_train_and_test(history_path, tracking_uri):
     data = load_dataset(make_cfg(history_path, tracking_uri))
-    train, test = holdout_split(data.y, data.groups, 0.2, 0, data.dates)
+    train, test = GroupedCV(2).holdout(data.y, data.groups, 0.2, 0, data.dates)
     assert not set(data.groups[train]) & set(data.groups[test])
     assert abs(len(test) / len(data.y) - 0.2) < 0.05
-    for kind in ("grouped", "temporal"):
-        for tr, va in cv_folds(kind, 3, data.y[train], data.groups[train], 0, data.dates.iloc[train]):
+    for cv in (GroupedCV(3), TemporalCV(3)):
+        for tr, va in cv.folds(data.y[train], data.groups[train], 0, data.dates.iloc[train]):
             assert not set(data.groups[train][tr]) & set(data.groups[train][va])
-    temporal_train, temporal_test = holdout_split(data.y, data.groups, 0.2, 0, data.dates, temporal=True)
+    temporal_train, temporal_test = TemporalCV(2).holdout(data.y, data.groups, 0.2, 0, data.dates)
     assert data.dates.iloc[temporal_train].max() <= data.dates.iloc[temporal_test].min()
 
 
@@ -268,9 +268,9 @@ def test_resampling_sees_only_training_rows(history_path, tracking_uri):
         run(cfg)
     finally:
         experiment.load_dataset = experiment_load
-    train, test = holdout_split(data.y, data.groups, 0.2, 0, data.dates)
+    train, test = GroupedCV(2).holdout(data.y, data.groups, 0.2, 0, data.dates)
     test_ids = set(data_ids[test])
-    folds = cv_folds("grouped", 2, data.y[train], data.groups[train], 0)
+    folds = GroupedCV(2).folds(data.y[train], data.groups[train], 0)
     assert len(spies.SEEN) == len(folds) + 1  # each CV fold, then the refit
     for seen, (tr, va) in zip(spies.SEEN, folds):
         assert set(seen) == set(data_ids[train][tr])

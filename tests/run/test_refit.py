@@ -15,7 +15,7 @@ import pytest
 from tests import spies
 from tests.run.test_experiment import fast_overrides, history_path, make_cfg, runs_of  # noqa: F401 (fixture)
 from wtc.data.dataset import load_dataset
-from wtc.data.splits import cv_folds, holdout_split
+from wtc.data.splits import GroupedCV
 from wtc.models import AveragingClassifier, CalibratedClassifier
 from wtc.models.calibration import ProbabilityCalibrator
 from wtc.run.experiment import run
@@ -51,11 +51,11 @@ def test_calibration_never_sees_a_test_row(history_path, tracking_uri, monkeypat
     monkeypatch.setattr(experiment, "load_dataset", with_ids)
     monkeypatch.setattr(ProbabilityCalibrator, "fit", recording_fit)
     result = run(cfg)
-    train, test = holdout_split(data.y, data.groups, 0.2, 0, data.dates)
+    train, test = GroupedCV(2).holdout(data.y, data.groups, 0.2, 0, data.dates)
     (seen,) = fitted_on
     assert sorted(seen) == sorted(ids[train])  # every training row once, as out-of-fold rows
     assert not set(seen) & set(ids[test])
-    folds = cv_folds("grouped", 2, data.y[train], data.groups[train], 0)
+    folds = GroupedCV(2).folds(data.y[train], data.groups[train], 0)
     np.testing.assert_array_equal(seen, np.concatenate([ids[train][va] for _, va in folds]))  # fold order
     assert isinstance(result.pipeline, CalibratedClassifier)
     assert result.metrics["calibration/oof_rows"] == len(train)
@@ -147,7 +147,8 @@ def test_fold_members_train_on_their_fold_and_stop_on_its_validation_rows():
 
     from tests.models.test_early_stopping import SEEN, RecordingLGBM, lgbm, noisy_problem
     from wtc.models import EarlyStoppingClassifier
-    from wtc.run.refit import fit_final_model
+    from wtc.models.calibration import TemperatureCalibrator
+    from wtc.run.refit import FoldsEnsemble, fit_final_model
     from wtc.tuning import FixedSearcher
     from wtc.tuning.objective import TuningResult
     from wtc.tuning.trial import TrialRecord
@@ -161,7 +162,7 @@ def test_fold_members_train_on_their_fold_and_stop_on_its_validation_rows():
                         fold_iterations=[50, 60, 70])
     tuning = TuningResult(FixedSearcher(), [trial])
     SEEN.clear()
-    final = fit_final_model(pipeline, tuning, X, y, folds, 2, {"kind": "folds"}, calibration="temperature")
+    final = fit_final_model(pipeline, tuning, X, y, folds, 2, FoldsEnsemble(), TemperatureCalibrator())
     assert len(SEEN) == 3
     for (trained, stopped), (tr, va) in zip(SEEN, folds):
         assert set(trained) == set(ids[tr]) and set(stopped) == set(ids[va])

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from tests.run.test_experiment import make_cfg, runs_of
 from wtc.data.synthetic import write_benchmark
 from wtc.run.experiment import run
+from wtc.tuning import GPSearcher, TPESearcher
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -131,30 +132,30 @@ class SlowLogisticRegression(LogisticRegression):
         return super().fit(X, y, sample_weight)
 
 
-def _separate_job(storage: str, kind: str, n_trials: int, start) -> None:
+def _separate_job(storage: str, kind: type, n_trials: int, start) -> None:
     """One of two processes started alike (the same config and seed) on one study: cluster jobs."""
     import scipy.sparse as sp
     from imblearn.pipeline import Pipeline
     from sklearn.datasets import make_classification
     from sklearn.model_selection import StratifiedKFold
 
-    from wtc.tuning import StudySpec, make_searcher, search
+    from wtc.tuning import StudySpec, search
 
     X, y = make_classification(240, 8, n_informative=4, random_state=0)
     folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
-    searcher = make_searcher(kind, {"C": {"low": 1e-4, "high": 100.0, "log": True}}, n_trials, 0,
-                             {"pruner": "none"} if kind == "tpe" else {"n_initial_points": 3})
+    searcher = kind({"C": {"low": 1e-4, "high": 100.0, "log": True}}, n_trials, 0,
+                    **({"pruner": "none"} if kind is TPESearcher else {"n_initial_points": 3}))
     start.wait()
     search(Pipeline([("model", SlowLogisticRegression(max_iter=200))]), searcher, sp.csr_matrix(X), y, folds, 2,
-           "log_loss", study=StudySpec(storage, f"shared-{kind}", heartbeat_s=None))
+           "log_loss", study=StudySpec(storage, f"shared-{kind.kind}", heartbeat_s=None))
 
 
-@pytest.mark.parametrize("kind", ["tpe", "gp"])
+@pytest.mark.parametrize("kind", [TPESearcher, GPSearcher], ids=lambda cls: cls.kind)
 def test_two_processes_on_one_study_share_its_budget_and_never_repeat_a_trial(tmp_path, kind):
     from wtc.tuning import StudySpec
 
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    StudySpec(storage, f"shared-{kind}").open(6).close()  # the tables exist before the race starts
+    StudySpec(storage, f"shared-{kind.kind}").open(6).close()  # the tables exist before the race starts
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     jobs = [context.Process(target=_separate_job, args=(storage, kind, 6, start)) for _ in range(2)]
@@ -164,13 +165,13 @@ def test_two_processes_on_one_study_share_its_budget_and_never_repeat_a_trial(tm
     for job in jobs:
         job.join(300)
     assert [job.exitcode for job in jobs] == [0, 0]
-    trials = optuna.load_study(study_name=f"shared-{kind}", storage=storage).trials
+    trials = optuna.load_study(study_name=f"shared-{kind.kind}", storage=storage).trials
     done = finished(trials)
     params = [t.params["C"] for t in done]
     assert len(done) == 6 and len(set(params)) == 6  # exactly the budget, no parameter set twice
     assert {owner_pid(t) for t in done} == {job.pid for job in jobs}  # both evaluated trials
     assert not [t for t in trials if t.state.name == "RUNNING"]
-    print(f"\n{kind}, 2 processes: {len(done)} finished of 6, {len(params) - len(set(params))} duplicates, "
+    print(f"\n{kind.kind}, 2 processes: {len(done)} finished of 6, {len(params) - len(set(params))} duplicates, "
           f"{sum(owner_pid(t) == jobs[0].pid for t in done)}/{sum(owner_pid(t) == jobs[1].pid for t in done)} "
           f"by process, {len(trials) - len(done)} failed (budget or repeat)")
 

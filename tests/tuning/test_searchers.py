@@ -49,16 +49,26 @@ def run(searcher, objective=bowl):
         ({"lr": {"low": "a", "high": 1}}, "'lr': low and high must be finite numbers"),
     ],
 )
-@pytest.mark.parametrize("kind", ["none", "gp", "tpe"])
+@pytest.mark.parametrize("kind", [FixedSearcher, GPSearcher, TPESearcher], ids=lambda cls: cls.kind)
 def test_malformed_space_is_one_line_naming_the_parameter(kind, space, message):
     with pytest.raises(ValueError, match=message) as err:
-        make_searcher(kind, space, 5, 0)
+        kind(space, 5, 0)
     assert "\n" not in str(err.value)
 
 
-def test_unknown_kind():
-    with pytest.raises(ValueError, match="unknown searcher 'random'.*none, gp, tpe"):
-        make_searcher("random", SPACE, 5, 0)
+@pytest.mark.parametrize("node, cls, options", [
+    ({"_target_": "wtc.tuning.gp.GPSearcher", "kind": "gp", "n_trials": 5, "n_initial_points": 2}, GPSearcher,
+     {"n_initial_points": 2}),
+    ({"_target_": "wtc.tuning.tpe.TPESearcher", "kind": "tpe", "n_trials": "5", "pruner": "median"}, TPESearcher,
+     {"pruner": "median", "prune_startup_trials": 5, "prune_min_folds": 2}),
+    ({"_target_": "wtc.tuning.base.FixedSearcher", "kind": "none", "n_trials": 1}, FixedSearcher, {}),
+])
+def test_a_search_node_builds_the_class_it_names(node, cls, options):
+    """``_target_`` is the back-end; its other keys are arguments, but ``kind`` and how the search runs."""
+    run_keys = {"storage": "sqlite:///x.db", "study": "s", "n_workers": 2, "heartbeat_s": 5}
+    searcher = make_searcher({**node, **run_keys}, SPACE, 7)
+    assert type(searcher) is cls and searcher.kind == node["kind"] and searcher.options == options
+    assert searcher.seed == 7 and searcher.n_trials == (5 if cls is not FixedSearcher else 1)
 
 
 def test_parse_space_defaults():
@@ -68,10 +78,10 @@ def test_parse_space_defaults():
     assert kind.is_categorical and kind.choices == ("a", "b", "c")
 
 
-@pytest.mark.parametrize("kind", ["none", "gp", "tpe"])
+@pytest.mark.parametrize("kind", [FixedSearcher, GPSearcher, TPESearcher], ids=lambda cls: cls.kind)
 @pytest.mark.parametrize("space", [{}, None])
 def test_empty_space_is_one_trial_with_empty_params(kind, space):
-    searcher = make_searcher(kind, space, 20, 0)
+    searcher = kind(space, 20, 0)
     assert searcher.n_trials == 1
     assert searcher.ask() == {}
     searcher.tell({}, 0.5)
@@ -79,33 +89,32 @@ def test_empty_space_is_one_trial_with_empty_params(kind, space):
     assert searcher.best_params == {} and searcher.best_value == 0.5
 
 
-@pytest.mark.parametrize("kind", ["gp", "tpe"])
+@pytest.mark.parametrize("kind", [GPSearcher, TPESearcher], ids=lambda cls: cls.kind)
 def test_single_choice_is_fixed_not_searched(kind):
-    searcher = make_searcher(kind, {"booster": {"choices": ["gbtree"]}, "x": SPACE["x"]}, 6, 0)
+    searcher = kind({"booster": {"choices": ["gbtree"]}, "x": SPACE["x"]}, 6, 0)
     assert [p.name for p in searcher.params] == ["x"]
     run(searcher, lambda p: p["x"] ** 2)
     assert all(p["booster"] == "gbtree" for p, _ in searcher.history)
-    only_fixed = make_searcher(kind, {"booster": {"choices": ["gbtree"]}}, 6, 0)
+    only_fixed = kind({"booster": {"choices": ["gbtree"]}}, 6, 0)
     assert only_fixed.n_trials == 1 and only_fixed.ask() == {"booster": "gbtree"}
 
 
 def test_tell_without_the_searched_params():
-    searcher = make_searcher("gp", SPACE, 3, 0)
+    searcher = GPSearcher(SPACE, 3, 0)
     searcher.ask()
     with pytest.raises(ValueError, match="lack the searched parameters"):
         searcher.tell({"x": 0.1}, 1.0)
 
 
 def test_none_ignores_the_space():
-    searcher = make_searcher("none", SPACE, 20, 0)
+    searcher = FixedSearcher(SPACE, 20, 0)
     assert isinstance(searcher, FixedSearcher)
     assert searcher.n_trials == 1 and searcher.ask() == {}
 
 
-@pytest.mark.parametrize("kind, cls", [("gp", GPSearcher), ("tpe", TPESearcher)])
-def test_params_are_plain_python_within_bounds(kind, cls):
-    searcher = make_searcher(kind, SPACE, 6, 0)
-    assert isinstance(searcher, cls)
+@pytest.mark.parametrize("kind", [GPSearcher, TPESearcher], ids=lambda cls: cls.kind)
+def test_params_are_plain_python_within_bounds(kind):
+    searcher = kind(SPACE, 6, 0)
     run(searcher)
     for params, _ in searcher.history:
         assert set(params) == {"x", "n", "kind"}
@@ -116,26 +125,26 @@ def test_params_are_plain_python_within_bounds(kind, cls):
 
 def test_log_scale_reaches_the_backends():
     space = {"lr": {"low": 1e-4, "high": 1.0, "log": True}, "depth": {"low": 2, "high": 64, "type": "int", "log": True}}
-    gp = make_searcher("gp", space, 5, 0)
+    gp = GPSearcher(space, 5, 0)
     assert [d.prior for d in gp.optimizer.space.dimensions] == ["log-uniform", "log-uniform"]
-    tpe = make_searcher("tpe", space, 5, 0)
+    tpe = TPESearcher(space, 5, 0)
     assert tpe.distributions["lr"].log and tpe.distributions["depth"].log
 
 
-@pytest.mark.parametrize("kind", ["gp", "tpe"])
+@pytest.mark.parametrize("kind", [GPSearcher, TPESearcher], ids=lambda cls: cls.kind)
 def test_log_scale_samples_small_values(kind):
     # Uniform on [1e-4, 1] puts ~0.1% of draws below 1e-3; log-uniform puts 25%.
-    searcher = make_searcher(kind, {"lr": {"low": 1e-4, "high": 1.0, "log": True}}, 12, 3)
-    if kind == "gp":
+    searcher = kind({"lr": {"low": 1e-4, "high": 1.0, "log": True}}, 12, 3)
+    if kind is GPSearcher:
         searcher = GPSearcher({"lr": {"low": 1e-4, "high": 1.0, "log": True}}, 12, 3, n_initial_points=12)
     run(searcher, lambda p: 0.0)  # flat: every proposal is exploration
     assert sum(p["lr"] < 1e-3 for p, _ in searcher.history) >= 2
 
 
-@pytest.mark.parametrize("kind", ["gp", "tpe"])
+@pytest.mark.parametrize("kind", [GPSearcher, TPESearcher], ids=lambda cls: cls.kind)
 def test_choices_keep_their_python_types(kind):
     space = {"weight": {"choices": [None, "balanced"]}, "flag": {"choices": [True, False]}}
-    searcher = run(make_searcher(kind, space, 6, 0), lambda p: 0.0 if p["weight"] is None else 1.0)
+    searcher = run(kind(space, 6, 0), lambda p: 0.0 if p["weight"] is None else 1.0)
     for params, _ in searcher.history:
         assert params["weight"] in (None, "balanced")
         assert type(params["flag"]) is bool
@@ -146,13 +155,14 @@ def test_choices_keep_their_python_types(kind):
     [
         # GP: 5 random points, then EI; kept to two numeric dimensions, where a GP shines
         # and each of its steps is cheap enough for a unit test.
-        ("gp", {"x": SPACE["x"], "n": SPACE["n"]}, 12, 5),
-        ("tpe", SPACE, 30, 10),  # Optuna's TPE starts with 10 random trials
+        (GPSearcher, {"x": SPACE["x"], "n": SPACE["n"]}, 12, 5),
+        (TPESearcher, SPACE, 30, 10),  # Optuna's TPE starts with 10 random trials
     ],
+    ids=["gp", "tpe"],
 )
 def test_search_improves_over_its_random_start(kind, space, n_trials, n_start):
     objective = lambda p: bowl({"kind": "b", **p})  # noqa: E731
-    searcher = run(make_searcher(kind, space, n_trials, 0), objective)
+    searcher = run(kind(space, n_trials, 0), objective)
     values = [v for _, v in searcher.history]
     assert len(values) == n_trials
     assert searcher.best_value == min(values)
@@ -161,20 +171,20 @@ def test_search_improves_over_its_random_start(kind, space, n_trials, n_start):
     assert searcher.best_params == searcher.history[int(np.argmin(values))][0]
 
 
-@pytest.mark.parametrize("kind", ["gp", "tpe"])
+@pytest.mark.parametrize("kind", [GPSearcher, TPESearcher], ids=lambda cls: cls.kind)
 def test_deterministic_for_a_seed(kind):
     # Past the random start (GP: 5 points, TPE: 10) so the model's proposals are compared too.
-    n_trials = 6 if kind == "gp" else 12
-    first = run(make_searcher(kind, SPACE, n_trials, 42)).history
-    again = run(make_searcher(kind, SPACE, n_trials, 42)).history
-    other = run(make_searcher(kind, SPACE, n_trials, 43)).history
+    n_trials = 6 if kind is GPSearcher else 12
+    first = run(kind(SPACE, n_trials, 42)).history
+    again = run(kind(SPACE, n_trials, 42)).history
+    other = run(kind(SPACE, n_trials, 43)).history
     assert first == again
     assert first != other
 
 
-@pytest.mark.parametrize("kind", ["gp", "tpe"])
+@pytest.mark.parametrize("kind", [GPSearcher, TPESearcher], ids=lambda cls: cls.kind)
 def test_failed_trials_are_recorded_but_never_best(kind):
-    searcher = make_searcher(kind, {"x": {"low": 0.0, "high": 1.0}}, 7, 0)
+    searcher = kind({"x": {"low": 0.0, "high": 1.0}}, 7, 0)
     for i in range(7):
         params = searcher.ask()
         searcher.tell(params, math.nan if i % 3 == 0 else params["x"])
@@ -184,7 +194,7 @@ def test_failed_trials_are_recorded_but_never_best(kind):
 
 
 def test_best_before_any_trial():
-    searcher = make_searcher("tpe", SPACE, 3, 0)
+    searcher = TPESearcher(SPACE, 3, 0)
     assert searcher.best_params is None and math.isnan(searcher.best_value)
 
 
@@ -193,13 +203,13 @@ def test_gp_initial_design_is_sized_from_the_budget(n_trials, initial):
     from wtc.tuning.gp import initial_design_size
 
     assert initial_design_size(n_trials) == initial
-    searcher = make_searcher("gp", {"x": {"low": 0.0, "high": 1.0}}, n_trials, 0)
+    searcher = GPSearcher({"x": {"low": 0.0, "high": 1.0}}, n_trials, 0)
     assert searcher.n_initial_points == initial
-    assert make_searcher("gp", {"x": {"low": 0.0, "high": 1.0}}, n_trials, 0, {"n_initial_points": 1}).n_initial_points == 1
+    assert GPSearcher({"x": {"low": 0.0, "high": 1.0}}, n_trials, 0, n_initial_points=1).n_initial_points == 1
 
 
 def test_gp_is_fitted_within_a_small_budget_and_has_a_result():
-    searcher = make_searcher("gp", {"x": {"low": 0.0, "high": 1.0}}, 4, 0)
+    searcher = GPSearcher({"x": {"low": 0.0, "high": 1.0}}, 4, 0)
     assert searcher.result is None
     run(searcher, lambda p: (p["x"] - 0.5) ** 2)
     result = searcher.result
@@ -208,7 +218,7 @@ def test_gp_is_fitted_within_a_small_budget_and_has_a_result():
 
 
 def test_tpe_tell_needs_asked_params():
-    searcher = make_searcher("tpe", SPACE, 3, 0)
+    searcher = TPESearcher(SPACE, 3, 0)
     searcher.ask()
     with pytest.raises(ValueError, match="ask"):
         searcher.tell({"x": 9.0, "n": 1, "kind": "a"}, 1.0)
@@ -216,4 +226,4 @@ def test_tpe_tell_needs_asked_params():
 
 def test_n_trials_must_be_positive():
     with pytest.raises(ValueError, match="n_trials"):
-        make_searcher("gp", SPACE, 0, 0)
+        GPSearcher(SPACE, 0, 0)

@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from tests.run.test_experiment import CONF
-from wtc.tuning import StudySpec, make_searcher, search, study_name, tune
+from wtc.tuning import GPSearcher, StudySpec, TPESearcher, search, study_name, tune
 
 #: C of every fit of a RecordingLogisticRegression, in order (one entry per fold fitted).
 FITTED: list[float] = []
@@ -69,7 +69,7 @@ def spec(folder):
 
 def run_search(kind, n_trials, pipeline, data, spec, options=None, seed=0):
     X, y, folds = data
-    searcher = make_searcher(kind, SPACE, n_trials, seed, options or ({"pruner": "none"} if kind == "tpe" else {}))
+    searcher = kind(SPACE, n_trials, seed, **(options or ({"pruner": "none"} if kind is TPESearcher else {})))
     return search(pipeline, searcher, X, y, folds, 2, "log_loss", study=spec)
 
 
@@ -78,11 +78,11 @@ def evaluations():
     return list(dict.fromkeys(FITTED))
 
 
-@pytest.mark.parametrize("kind", ["tpe", "gp"])
+@pytest.mark.parametrize("kind", [TPESearcher, GPSearcher], ids=lambda cls: cls.kind)
 def test_a_stored_search_is_the_in_memory_search_and_resumes_without_reevaluating(kind, pipeline, data, spec):
     X, y, folds = data
-    options = {"pruner": "none"} if kind == "tpe" else {}
-    memory = tune(pipeline, make_searcher(kind, SPACE, 3, 0, options), X, y, folds, 2, "log_loss")
+    options = {"pruner": "none"} if kind is TPESearcher else {}
+    memory = tune(pipeline, kind(SPACE, 3, 0, **options), X, y, folds, 2, "log_loss")
     first = run_search(kind, 3, pipeline, data, spec)
     assert [t.params for t in first.trials] == [t.params for t in memory.trials]  # same seed, same trials
 
@@ -97,7 +97,7 @@ def test_a_stored_search_is_the_in_memory_search_and_resumes_without_reevaluatin
     # A resumed best gets its fold predictions again (for calibration, the CV ROC): one CV, no trial.
     assert FITTED[3 * len(folds):] == ([resumed.best.params["C"]] * len(folds) if resumed.best.resumed else [])
     assert len(resumed.best.fold_predictions) == len(folds)
-    if kind == "gp":  # the optimiser was told the stored points before proposing
+    if kind is GPSearcher:  # the optimiser was told the stored points before proposing
         told = [x[0] for x in resumed.searcher.optimizer.Xi]
         assert told[:3] == pytest.approx(stored) and len(told) == 6
 
@@ -114,7 +114,7 @@ def test_a_dead_processs_trial_is_failed_at_once_and_a_live_ones_kept(pipeline, 
     dead.wait()
     shared = spec.open(4)
     study = shared.study
-    distributions = make_searcher("tpe", SPACE, 4, 0).distributions
+    distributions = TPESearcher(SPACE, 4, 0).distributions
     numbers = [shared.create_running({"C": c}, distributions) for c in (0.1, 0.2)]
     shared.set_attrs(numbers[0], {"wtc.owner": {"host": shared.host, "pid": dead.pid, "worker": 0}})
     shared.set_attrs(numbers[1], {"wtc.owner": {"host": shared.host, "pid": os.getppid(), "worker": 0}})
@@ -124,19 +124,19 @@ def test_a_dead_processs_trial_is_failed_at_once_and_a_live_ones_kept(pipeline, 
     assert study.get_trials()[0].user_attrs["wtc.failed"] == "its process is gone"
     # The live trial keeps its place, and is not waited on: 3 more fill the budget of 4.
     FITTED.clear()
-    result = run_search("tpe", 4, pipeline, data, spec)
+    result = run_search(TPESearcher, 4, pipeline, data, spec)
     assert len(evaluations()) == 3 and len(result.trials) == 3
     assert study.get_trials()[1].state == TrialState.RUNNING
     shared.close()
 
 
-@pytest.mark.parametrize("kind", ["tpe", "gp"])
+@pytest.mark.parametrize("kind", [TPESearcher, GPSearcher], ids=lambda cls: cls.kind)
 def test_a_trial_names_its_owner_from_its_creation(kind, spec, monkeypatch):
     """A process killed right after creating a trial (before anything else is stored) leaves a
     trial that says whose it was, so the next process fails it at once instead of it holding a
     budget place for ever."""
     shared = spec.open(4)
-    searcher = make_searcher(kind, SPACE, 4, 0, {"n_initial_points": 2} if kind == "gp" else None)
+    searcher = kind(SPACE, 4, 0, **({"n_initial_points": 2} if kind is GPSearcher else {}))
     searcher.attach(shared)
 
     class Killed(BaseException):
@@ -174,7 +174,7 @@ class InterruptedLogisticRegression(LogisticRegression):
 def test_an_interrupted_trial_ends_failed_never_running(data, spec):
     X, y, folds = data
     FITTED.clear()
-    searcher = make_searcher("tpe", SPACE, 5, 0, {"pruner": "none"})
+    searcher = TPESearcher(SPACE, 5, 0, pruner="none")
     with pytest.raises(KeyboardInterrupt):
         search(Pipeline([("model", InterruptedLogisticRegression(max_iter=200))]), searcher, X, y, folds, 2,
                "log_loss", study=spec)
@@ -189,7 +189,7 @@ def test_a_trial_of_another_host_is_failed_once_its_heartbeat_stops(folder):
 
     spec = StudySpec(f"sqlite:///{folder}/optuna.db", "beats", heartbeat_s=1)
     shared = spec.open(3)
-    number = shared.create_running({"C": 0.5}, make_searcher("tpe", SPACE, 3, 0).distributions)
+    number = shared.create_running({"C": 0.5}, TPESearcher(SPACE, 3, 0).distributions)
     shared.set_attrs(number, {"wtc.owner": {"host": "elsewhere", "pid": 1, "worker": 0}})
     shared.start_heartbeat(number)
     time.sleep(1.5)
@@ -204,7 +204,7 @@ def test_a_trial_of_another_host_is_failed_once_its_heartbeat_stops(folder):
 
 def test_a_value_told_after_another_process_failed_the_trial_is_kept(spec):
     shared = spec.open(3)
-    number = shared.create_running({"C": 0.5}, make_searcher("tpe", SPACE, 3, 0).distributions)
+    number = shared.create_running({"C": 0.5}, TPESearcher(SPACE, 3, 0).distributions)
     shared.fail(number, "its process is gone")  # e.g. its heartbeat looked stale to another process
     shared.finish(number, 0.25)
     assert [(t.state.name, t.value, t.params) for t in shared.trials()] == [
@@ -214,7 +214,7 @@ def test_a_value_told_after_another_process_failed_the_trial_is_kept(spec):
 
 def test_the_last_place_goes_to_one_trial_only(spec):
     shared = spec.open(2)
-    distributions = make_searcher("tpe", SPACE, 2, 0).distributions
+    distributions = TPESearcher(SPACE, 2, 0).distributions
     numbers = [shared.create_running({"C": c}, distributions) for c in (0.1, 0.2, 0.3)]
     assert [shared.admit(n, {"C": c}, set()) for n, c in zip(numbers, (0.1, 0.2, 0.3))] == [None, None, "full"]
     assert shared.admit(numbers[1], {"C": 0.1}, set()) == "repeat"  # another process's parameters
@@ -227,13 +227,13 @@ def test_gp_asks_beside_the_points_being_evaluated(spec):
     """Past its random start the GP's next point is one point; with evaluations in flight (this
     worker's or another's) each ask lies about them (constant liar), so a batch stays distinct."""
     shared = spec.open(12)
-    gp = make_searcher("gp", SPACE, 12, 0, {"n_initial_points": 3})
+    gp = GPSearcher(SPACE, 12, 0, n_initial_points=3)
     gp.attach(shared)
     for _ in range(4):
         params = gp.ask()
         gp.tell(params, (math.log10(params["C"]) + 1) ** 2)
     assert gp.optimizer.ask() == gp.optimizer.ask()  # no lie: the same point twice
-    other = make_searcher("gp", SPACE, 12, 0, {"n_initial_points": 3})
+    other = GPSearcher(SPACE, 12, 0, n_initial_points=3)
     other.attach(spec.open(12), worker=1)
     assert len(other.optimizer.Xi) == 4  # told the stored evaluations when it joined
     batch = [gp.ask()["C"], other.ask()["C"], gp.ask()["C"], other.ask()["C"]]
@@ -245,8 +245,7 @@ def test_gp_asks_beside_the_points_being_evaluated(spec):
 
 def test_pruning_stops_clearly_worse_trials_and_never_picks_them(pipeline, data):
     X, y, folds = data
-    searcher = make_searcher("tpe", SPACE, 16, 0, {"pruner": "median", "prune_startup_trials": 3,
-                                                   "prune_min_folds": 1})
+    searcher = TPESearcher(SPACE, 16, 0, pruner="median", prune_startup_trials=3, prune_min_folds=1)
     result = tune(pipeline, searcher, X, y, folds, 2, "log_loss")
     pruned = [t for t in result.trials if t.state == "PRUNED"]
     complete = [t for t in result.trials if t.state == "COMPLETE"]
@@ -261,7 +260,7 @@ def test_pruning_stops_clearly_worse_trials_and_never_picks_them(pipeline, data)
 
 def test_gp_never_prunes(pipeline, data):
     X, y, folds = data
-    result = tune(pipeline, make_searcher("gp", SPACE, 3, 0), X, y, folds, 2, "log_loss")
+    result = tune(pipeline, GPSearcher(SPACE, 3, 0), X, y, folds, 2, "log_loss")
     assert {t.state for t in result.trials} == {"COMPLETE"} and len(FITTED) == 3 * 3
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from wtc.config import build_option
 from wtc.data.features import build_features
 from wtc.data.loader import load_history
 from wtc.data.oracle import has_oracle, load_oracle
@@ -63,10 +64,10 @@ def cache_dir_of(cfg: DictConfig) -> Path | None:
 
 
 def config_splits(cfg: DictConfig, data: Dataset) -> Splits:
-    """The held-out split and CV folds a config asks for (``cv.*``, ``test_size``, ``seed``) on
-    a loaded dataset, kept in the cache folder for the next job that asks for the same."""
-    return make_splits(cfg.cv.kind, int(cfg.cv.n_splits), float(cfg.test_size), int(cfg.seed), data.y,
-                       data.groups, data.dates, cache_dir=cache_dir_of(cfg))
+    """The held-out split and CV folds a config asks for (the ``cv`` option's class, ``test_size``,
+    ``seed``) on a loaded dataset, kept in the cache folder for the next job that asks for the same."""
+    return make_splits(build_option(cfg.cv), float(cfg.test_size), int(cfg.seed), data.y, data.groups, data.dates,
+                       cache_dir=cache_dir_of(cfg))
 
 
 class DataSetupCallback(Callback):

@@ -1,4 +1,9 @@
-"""Held-out test split and cross-validation folds that keep a workflow's tasks together."""
+"""Held-out test split and cross-validation folds that keep a workflow's tasks together.
+
+One class per ``cv`` option (its ``_target_``): :class:`GroupedCV`, :class:`StratifiedCV`,
+:class:`TemporalCV`, each with the held-out split and the folds; :func:`make_splits` computes
+(or reads back from the cache) both for a run.
+"""
 
 from __future__ import annotations
 
@@ -6,72 +11,118 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+__all__ = ["CV", "GroupedCV", "Splits", "StratifiedCV", "TemporalCV", "make_splits"]
+
 log = logging.getLogger(__name__)
 
-CV_KINDS = ("stratified", "grouped", "temporal")
 
+class CV:
+    """How a run splits its rows: the held-out test split and the CV folds of the training rows.
 
-def holdout_split(
-    y: np.ndarray, groups: np.ndarray, test_size: float, seed: int, dates: pd.Series | None = None,
-    temporal: bool = False, by_task: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the training and test rows; no workflow (group) is in both.
+    A ``cv`` config option names one subclass (``_target_``) with its ``n_splits``; the class's
+    ``kind`` is the option's logged name (``cv.kind``). Every subclass keeps a workflow's tasks
+    on one side of both splits but :class:`StratifiedCV`.
 
-    The test share is ``test_size``, stratified by class over workflows (one fold of a
-    ``StratifiedGroupKFold`` with ``round(1 / test_size)`` folds). With ``temporal`` the test
-    rows are the latest workflows by request date instead. With ``by_task`` workflows are
-    ignored (one fold of a ``StratifiedKFold``): a workflow's tasks may sit on both sides,
-    which is optimistic and kept only to measure that optimism.
+    Parameters
+    ----------
+    n_splits : int
+        Folds of the training split (at least 2).
     """
-    if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
-    if temporal:
+
+    #: The logged name of the split (``cv.kind``), in the splits cache key too.
+    kind: ClassVar[str]
+    #: Whether the split reads the workflows' request dates (then part of the cache key).
+    uses_dates: ClassVar[bool] = False
+
+    def __init__(self, n_splits: int):
+        if int(n_splits) < 2:  # an integer, or its text from an environment interpolation
+            raise ValueError(f"cv.n_splits must be at least 2, got {n_splits}")
+        self.n_splits = int(n_splits)
+
+    def holdout(self, y: np.ndarray, groups: np.ndarray, test_size: float, seed: int,
+                dates: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the training and test rows; the test share is ``test_size``."""
+        if not 0 < test_size < 1:
+            raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
+        return self._holdout(y, groups, test_size, seed, dates)
+
+    def folds(self, y: np.ndarray, groups: np.ndarray, seed: int,
+              dates: pd.Series | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(train, validation) index pairs over the rows given (the training split)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _holdout(self, y, groups, test_size, seed, dates):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_splits={self.n_splits})"
+
+
+def _test_folds(test_size: float) -> int:
+    """Folds of which the held-out split is one: ``round(1 / test_size)``, at least 2."""
+    return max(2, int(round(1 / test_size)))
+
+
+class GroupedCV(CV):
+    """``cv=grouped``: StratifiedGroupKFold by workflow, for the test split (one fold of
+    ``round(1 / test_size)``) and the folds: a workflow's tasks share a decision, never split them."""
+
+    kind = "grouped"
+
+    def _holdout(self, y, groups, test_size, seed, dates):
+        splitter = StratifiedGroupKFold(n_splits=_test_folds(test_size), shuffle=True, random_state=seed)
+        train, test = next(splitter.split(np.zeros(len(y)), y, groups))
+        return train, test
+
+    def folds(self, y, groups, seed, dates=None):
+        splitter = StratifiedGroupKFold(n_splits=self.n_splits, shuffle=True, random_state=seed)
+        return [(tr, va) for tr, va in splitter.split(np.zeros(len(y)), y, groups)]
+
+
+class StratifiedCV(CV):
+    """``cv=stratified``: StratifiedKFold on tasks for the test split and the folds; workflows are
+    ignored, so a workflow's tasks may sit on both sides (optimistic, kept to measure that optimism)."""
+
+    kind = "stratified"
+
+    def _holdout(self, y, groups, test_size, seed, dates):
+        splitter = StratifiedKFold(n_splits=_test_folds(test_size), shuffle=True, random_state=seed)
+        train, test = next(splitter.split(np.zeros(len(y)), y))
+        return train, test
+
+    def folds(self, y, groups, seed, dates=None):
+        splitter = StratifiedKFold(n_splits=self.n_splits, shuffle=True, random_state=seed)
+        return [(tr, va) for tr, va in splitter.split(np.zeros(len(y)), y)]
+
+
+class TemporalCV(CV):
+    """``cv=temporal``: the test rows are the latest workflows by request date; the folds an
+    expanding window over the workflows ordered by date (fold k trains on the first k blocks,
+    validates on block k + 1)."""
+
+    kind = "temporal"
+    uses_dates = True
+
+    def _holdout(self, y, groups, test_size, seed, dates):
         order = _workflows_by_date(groups, dates)
         n_test = max(1, int(round(len(order) * test_size)))
         test_groups = set(order[-n_test:])
         is_test = np.fromiter((g in test_groups for g in groups), dtype=bool, count=len(groups))
         return np.flatnonzero(~is_test), np.flatnonzero(is_test)
-    n_splits = max(2, int(round(1 / test_size)))
-    if by_task:
-        train, test = next(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-        return train, test
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    train, test = next(splitter.split(np.zeros(len(y)), y, groups))
-    return train, test
 
-
-def cv_folds(
-    kind: str, n_splits: int, y: np.ndarray, groups: np.ndarray, seed: int, dates: pd.Series | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, validation) index pairs over the rows given (the training split).
-
-    ``grouped``: StratifiedGroupKFold by workflow. ``stratified``: StratifiedKFold on tasks
-    (workflows may straddle folds: optimistic, kept for comparison). ``temporal``: expanding
-    window over workflows ordered by date; fold k trains on the first k blocks, validates on
-    block k + 1.
-    """
-    if kind not in CV_KINDS:
-        raise ValueError(f"unknown cv kind {kind!r}; choose one of {', '.join(CV_KINDS)}")
-    if n_splits < 2:
-        raise ValueError(f"cv.n_splits must be at least 2, got {n_splits}")
-    X = np.zeros(len(y))
-    if kind == "grouped":
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        return [(tr, va) for tr, va in splitter.split(X, y, groups)]
-    if kind == "stratified":
-        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        return [(tr, va) for tr, va in splitter.split(X, y)]
-    order = _workflows_by_date(groups, dates)
-    blocks = np.array_split(np.asarray(order, dtype=object), n_splits + 1)
-    block_of = {g: b for b, members in enumerate(blocks) for g in members}
-    block = np.fromiter((block_of[g] for g in groups), dtype=np.int64, count=len(groups))
-    return [(np.flatnonzero(block <= k), np.flatnonzero(block == k + 1)) for k in range(n_splits)]
+    def folds(self, y, groups, seed, dates=None):
+        order = _workflows_by_date(groups, dates)
+        blocks = np.array_split(np.asarray(order, dtype=object), self.n_splits + 1)
+        block_of = {g: b for b, members in enumerate(blocks) for g in members}
+        block = np.fromiter((block_of[g] for g in groups), dtype=np.int64, count=len(groups))
+        return [(np.flatnonzero(block <= k), np.flatnonzero(block == k + 1)) for k in range(self.n_splits)]
 
 
 def _workflows_by_date(groups: np.ndarray, dates: pd.Series | None) -> list:
@@ -100,20 +151,20 @@ class Splits:
 
 
 def make_splits(
-    kind: str, n_splits: int, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
+    cv: CV, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
     dates: pd.Series | None = None, cache_dir: Path | str | None = None,
 ) -> Splits:
-    """The held-out split and the CV folds a ``cv.kind`` asks for (``temporal``: both by date).
+    """The held-out split and the CV folds of a ``cv`` option (:class:`CV`).
 
     Parameters
     ----------
-    kind : {"stratified", "grouped", "temporal"}
-        See :func:`cv_folds`; with ``temporal`` the test rows are the latest workflows too,
-        with ``stratified`` the test rows are drawn by task (workflows may straddle the split).
-    n_splits, test_size, seed
-        Folds of the training split, test share, and the seed of the shuffles.
+    cv : CV
+        How to split (:class:`GroupedCV`, :class:`StratifiedCV`, :class:`TemporalCV`...), with
+        its ``n_splits``: the folds of the training split.
+    test_size, seed
+        Test share, and the seed of the shuffles.
     y, groups, dates
-        Labels, workflow of each row, and request dates (needed by ``temporal`` only).
+        Labels, workflow of each row, and request dates (read by a ``cv`` that ``uses_dates``).
     cache_dir : path, optional
         Keep the splits there (``<cache_dir>/splits/<key>.npz``) and read them back for the
         same inputs: StratifiedGroupKFold assigns workflows in a Python loop (~1.8 s for the
@@ -121,11 +172,9 @@ def make_splits(
         The key hashes every input and scikit-learn's version; an unreadable entry is
         computed again and rewritten. None: always compute.
     """
-    if kind not in CV_KINDS:
-        raise ValueError(f"unknown cv kind {kind!r}; choose one of {', '.join(CV_KINDS)}")
     if cache_dir is None:
-        return _compute_splits(kind, n_splits, test_size, seed, y, groups, dates)
-    path = Path(cache_dir) / "splits" / f"{_splits_key(kind, n_splits, test_size, seed, y, groups, dates)}.npz"
+        return _compute_splits(cv, test_size, seed, y, groups, dates)
+    path = Path(cache_dir) / "splits" / f"{_splits_key(cv, test_size, seed, y, groups, dates)}.npz"
     try:
         return _read_splits(path, len(y))
     except FileNotFoundError:
@@ -133,7 +182,7 @@ def make_splits(
     except Exception as exc:  # noqa: BLE001 - any damage means "compute them again"
         log.warning("ignoring the splits cache entry %s (%s: %s); computing the splits again",
                     path, type(exc).__name__, exc)
-    splits = _compute_splits(kind, n_splits, test_size, seed, y, groups, dates)
+    splits = _compute_splits(cv, test_size, seed, y, groups, dates)
     try:
         _write_splits(path, splits)
     except OSError as exc:
@@ -141,13 +190,13 @@ def make_splits(
     return splits
 
 
-def _splits_key(kind: str, n_splits: int, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
+def _splits_key(cv: CV, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
                 dates: pd.Series | None) -> str:
-    digest = hashlib.sha256(f"splits-v1|sklearn {sklearn.__version__}|{kind}|{n_splits}|{test_size!r}|{seed}|"
+    digest = hashlib.sha256(f"splits-v1|sklearn {sklearn.__version__}|{cv.kind}|{cv.n_splits}|{test_size!r}|{seed}|"
                             f"{len(y)}".encode())
     digest.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
     digest.update("\x1f".join(map(str, groups)).encode())
-    if kind == "temporal" and dates is not None:
+    if cv.uses_dates and dates is not None:
         digest.update("\x1f".join(map(str, np.asarray(dates))).encode())
     return digest.hexdigest()
 
@@ -176,10 +225,8 @@ def _write_splits(path: Path, splits: Splits) -> None:
     atomic_write(path, lambda out: np.savez(out, **arrays))
 
 
-def _compute_splits(kind: str, n_splits: int, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
+def _compute_splits(cv: CV, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
                     dates: pd.Series | None) -> Splits:
-    temporal = kind == "temporal"
-    train, test = holdout_split(y, groups, test_size, seed, dates, temporal=temporal, by_task=kind == "stratified")
-    train_dates = dates.iloc[train] if temporal and dates is not None else None
-    folds = cv_folds(kind, n_splits, y[train], groups[train], seed, train_dates)
-    return Splits(train, test, folds)
+    train, test = cv.holdout(y, groups, test_size, seed, dates)
+    train_dates = dates.iloc[train] if cv.uses_dates and dates is not None else None
+    return Splits(train, test, cv.folds(y[train], groups[train], seed, train_dates))

@@ -16,7 +16,8 @@ from wtc.store.query import FINISHED, PARENT_RUN_TAG, StoreException
 if TYPE_CHECKING:
     from wtc.ops.promote import Promotion
 
-__all__ = ["BASELINES", "SPLIT_PARAMS", "baseline_config", "check_baselines", "fmt_value", "run_config", "split_of"]
+__all__ = ["BASELINES", "SPLIT_PARAMS", "baseline_config", "check_baselines", "fmt_value", "run_config", "split_of",
+           "with_option_classes"]
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,47 @@ def _find_baseline(client, experiment_id: str, model: str, split: dict[str, str 
 
 
 def run_config(client, run) -> DictConfig:
-    """The config a run logged (``config.yaml``)."""
+    """The config a run logged (``config.yaml``), its options naming their classes (:func:`with_option_classes`)."""
     import tempfile
 
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = client.download_artifacts(run.info.run_id, "config.yaml", tmp)
-            return OmegaConf.load(path)
+            cfg = OmegaConf.load(path)
     except (OSError, StoreException) as exc:
         raise WtcError(f"run {run.info.run_id} has no readable config.yaml ({exc})") from None
+    return with_option_classes(cfg)
+
+
+def with_option_classes(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with the class (``_target_``) of each search, cv, ensemble and calibration option.
+
+    A run logged before those options named their class has only their logged names
+    (``cv.kind: grouped``): each such node gets the ``_target_`` of today's option of that name
+    (``conf/cv/grouped.yaml``), its own values kept (``calibration=none`` names no class: it
+    stays as it is). A config with no such node is returned as it is.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from wtc.run.config_checks import OPTION_NAMES
+
+    old = {group: str(node[key]) for group, key in OPTION_NAMES.items()
+           if (node := OmegaConf.select(cfg, group, default=None)) is not None and "_target_" not in node
+           and key in node}
+    if not old:
+        return cfg
+    try:
+        with initialize_config_dir(config_dir=str(_CONF), version_base="1.3"):
+            composed = compose("config", overrides=[f"{group}={name}" for group, name in old.items()])
+    except HydraException as exc:
+        options = " ".join(f"{group}={name}" for group, name in old.items())
+        raise WtcError(f"a run config names an option conf/ no longer has ({options}): "
+                       f"{str(exc).splitlines()[0]}") from None
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    for group in old:
+        cfg[group] = OmegaConf.merge(OmegaConf.to_container(composed[group], resolve=True), cfg[group])
+    return cfg
 
 
 def baseline_config(champion_cfg: DictConfig, model: str, tracking_uri: str, experiment: str) -> DictConfig:

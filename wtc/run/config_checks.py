@@ -8,17 +8,18 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from wtc.data.features import EXTRAS, VIEWS
-from wtc.data.splits import CV_KINDS
 from wtc.data.targets import TARGETS
-from wtc.errors import ConfigError
+from wtc.errors import ConfigError, one_line
 from wtc.evaluation.metrics import METRICS
-from wtc.models.calibration import CALIBRATION_METHODS
-from wtc.tuning import PRUNERS, SEARCHERS
+from wtc.tuning import PRUNERS
 
-#: What ``ensemble.kind`` may name (see wtc.run.refit).
-ENSEMBLE_KINDS = ("none", "folds", "top_k")
+__all__ = ["FIGURE_TIMINGS", "OPTION_NAMES", "check_config"]
 
-__all__ = ["FIGURE_TIMINGS", "check_config"]
+#: The groups whose option names its class (``_target_``) and, beside it, the option's logged name
+#: under this key, which the class declares as a class attribute of the same name.
+OPTION_NAMES = {"search": "kind", "cv": "kind", "ensemble": "kind", "calibration": "method"}
+#: Groups older run configs may lack (their runs had one model, uncalibrated).
+_OPTIONAL_GROUPS = ("ensemble", "calibration")
 
 #: ``diagnostics.figures``: drawn in the job, or their inputs logged and drawn by ``wtc runs figures``.
 FIGURE_TIMINGS = ("now", "on_demand")
@@ -44,17 +45,13 @@ def check_config(cfg: DictConfig) -> None:
         One line naming the key at fault and what it must be.
     """
     _choice(cfg, "metric", METRICS)
-    _choice(cfg, "cv.kind", CV_KINDS)
-    _choice(cfg, "search.kind", SEARCHERS)
+    for group, key in OPTION_NAMES.items():
+        _option(cfg, group, key)
     _choice(cfg, "data.view", VIEWS)
     _choice(cfg, "target.name", TARGETS)
     _integer(cfg, "search.n_trials", low=1)
     _search_run(cfg)
-    if OmegaConf.select(cfg, "calibration", default=None) is not None:
-        _choice(cfg, "calibration.method", CALIBRATION_METHODS)
-    if OmegaConf.select(cfg, "ensemble", default=None) is not None:
-        _choice(cfg, "ensemble.kind", ENSEMBLE_KINDS)
-        _integer(cfg, "ensemble.k", low=1, optional=True)
+    _integer(cfg, "ensemble.k", low=1, optional=True)
     _integer(cfg, "cv.n_splits", low=2)
     for key, timings in (("diagnostics.figures", FIGURE_TIMINGS), ("diagnostics.model", MODEL_TIMINGS)):
         timing = _value(cfg, key, optional=True)
@@ -111,6 +108,30 @@ def _value(cfg: DictConfig, key: str, optional: bool = False):
     if value is _MISSING and not optional:
         raise ConfigError(f"{key} is missing from the config")
     return value
+
+
+def _option(cfg: DictConfig, group: str, key: str) -> None:
+    """The option of ``group`` names an importable class (``_target_``) whose ``key`` attribute is the
+    option's ``<group>.<key>``; an option without ``_target_`` builds nothing and is named ``none``."""
+    if group in _OPTIONAL_GROUPS and OmegaConf.select(cfg, group, default=None) is None:
+        return
+    value = _value(cfg, f"{group}.{key}")
+    target = _value(cfg, f"{group}._target_", optional=True)
+    if target is _MISSING:
+        expected, named_by = "none", "an option without _target_"
+    else:
+        from hydra.utils import get_class
+
+        try:
+            expected = getattr(get_class(target), key, None)
+        except Exception as exc:  # noqa: BLE001 - a missing module or class, a bad path
+            raise ConfigError(f"{group}._target_ {target!r} cannot be imported: {one_line(exc, limit=300)}") from None
+        if not isinstance(expected, str):
+            raise ConfigError(f"{group}._target_ {target!r} is no {group} class: it declares no {key}")
+        named_by = f"{group}._target_ {target}"
+    if value != expected:
+        raise ConfigError(f"unknown {group}.{key} {value!r}: {named_by} is {expected!r} "
+                          f"(choose the option of another class: {group}=<option>)")
 
 
 def _choice(cfg: DictConfig, key: str, known) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from wtc.config import build_option
 from wtc.data.dataset import Dataset, config_splits, load_dataset
 from wtc.evaluation.diagnostics import (
     FIGURE_INPUTS,
@@ -28,13 +29,13 @@ from wtc.evaluation.report import summary_markdown, terminal_line
 from wtc.evaluation.tables import per_class_table
 from wtc.models.pipeline import build_pipeline, full_proba
 from wtc.process import git_commit
-from wtc.run.config_checks import check_config
+from wtc.run.config_checks import OPTION_NAMES, check_config
 from wtc.run.provenance import hydra_context, in_multirun, run_choices, run_name
 from wtc.run.refit import fit_final_model
 from wtc.store import RunTracker
 from wtc.store.logged_models import TAG_LOGGED_MODEL, ModelInputs, save_model_inputs
 from wtc.store.query import TAG_FIGURES
-from wtc.tuning import config_space, make_searcher, search, search_options, study_name, study_spec
+from wtc.tuning import config_space, make_searcher, search, study_name, study_spec
 from wtc.tuning.bounds import params_at_bounds
 
 __all__ = ["RunResult", "check_config", "run"]
@@ -91,12 +92,6 @@ def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
     return metrics
 
 
-def _node(cfg: DictConfig, group: str) -> dict:
-    """A config group's node as a plain dict ({} when the config has no such group)."""
-    node = OmegaConf.select(cfg, group, default=None)
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
-
-
 def _warn_at_bounds(tracker, space: dict, best_params: dict) -> None:
     """A warning per best parameter at a bound of its range, and the run tag ``wtc.at_bound``."""
     found = params_at_bounds(space, best_params)
@@ -146,9 +141,11 @@ def run(cfg: DictConfig) -> RunResult:
     splits = config_splits(cfg, data)
     train, test = splits.train, splits.test
     pipeline = build_pipeline(cfg, data.feature_names)
-    options = search_options(OmegaConf.to_container(cfg.search, resolve=True))
     space = config_space(cfg)
-    searcher = make_searcher(cfg.search.kind, space, int(cfg.search.n_trials), int(cfg.seed), options)
+    searcher = make_searcher(cfg.search, space, int(cfg.seed))
+    # The ensemble and calibration options' objects, built before any work is recorded.
+    ensemble = build_option(OmegaConf.select(cfg, "ensemble", default=None))
+    calibrator = build_option(OmegaConf.select(cfg, "calibration", default=None), OPTION_NAMES["calibration"])
     name = run_name(cfg)
     tags = {"wtc.model": cfg.model.name, "wtc.view": cfg.data.view, "wtc.target": cfg.target.name,
             "wtc.study": study_name(cfg), **hydra_context()}
@@ -181,7 +178,7 @@ def run(cfg: DictConfig) -> RunResult:
         # An early-stopped model refits with the rounds its folds agreed on; an ensemble averages
         # the folds' models or the best trials' refits; a calibrator learns from out-of-fold rows.
         fitted = fit_final_model(pipeline, tuning, data.X[train], data.y[train], splits.folds, len(data.classes),
-                                 ensemble=_node(cfg, "ensemble"), calibration=_node(cfg, "calibration").get("method", "none"))
+                                 ensemble=ensemble, calibrator=calibrator)
         final, unfitted = fitted.model, fitted.unfitted
         trained = time.perf_counter()
         refit_s = trained - refit_start

@@ -47,8 +47,8 @@ def run_choices(cfg: DictConfig) -> dict[str, str]:
     ensemble, calibration = cfg.get("ensemble"), cfg.get("calibration")
     if ensemble is not None:
         choices["ensemble"] = ensemble.get("kind", "none")
-        if choices["ensemble"] == "top_k":
-            choices["ensemble.k"] = ensemble.get("k", 3)
+        # The ensemble class's arguments (top_k's k): ensemble.<argument>.
+        choices.update({f"ensemble.{key}": value for key, value in ensemble.items() if key not in ("_target_", "kind")})
     if calibration is not None:
         choices["calibration"] = calibration.get("method", "none")
     if cfg.data.get("extras"):

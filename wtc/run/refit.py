@@ -1,11 +1,12 @@
 """The model a run logs: the refit of the best trial or an ensemble of fits, calibrated on out-of-fold predictions.
 
-``ensemble=none`` refits the best parameters on the whole training split; ``ensemble=folds``
-averages one model per CV fold of the best trial (bagging over folds; an early-stopped booster
-stops on its fold's validation rows); ``ensemble=top_k``
-averages the refits of the ``k`` best trials. ``calibration=temperature|sigmoid|isotonic``
-then maps the probabilities with a calibrator fitted on out-of-fold predictions of the
-training split: never on a test row.
+An ``ensemble`` option names one class of this module (``_target_``): ``ensemble=none``
+(:class:`Refit`) refits the best parameters on the whole training split; ``ensemble=folds``
+(:class:`FoldsEnsemble`) averages one model per CV fold of the best trial (bagging over folds;
+an early-stopped booster stops on its fold's validation rows); ``ensemble=top_k``
+(:class:`TopKEnsemble`) averages the refits of the ``k`` best trials. A ``calibration`` option
+names a :class:`~wtc.models.calibration.ProbabilityCalibrator` that then maps the probabilities,
+fitted on out-of-fold predictions of the training split: never on a test row.
 """
 
 from __future__ import annotations
@@ -17,18 +18,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wtc.evaluation.metrics import REGISTRY
-from wtc.models.calibration import CALIBRATION_METHODS, CalibratedClassifier
+from wtc.models.calibration import CalibratedClassifier, ProbabilityCalibrator
 from wtc.models.early_stopping import EarlyStoppingClassifier
 from wtc.models.ensemble import AveragingClassifier
 from wtc.models.pipeline import MODEL_STEP, full_proba, with_params
-from wtc.run.config_checks import ENSEMBLE_KINDS
 
-__all__ = ["ENSEMBLES", "FinalModel", "fit_final_model", "inner_pipeline", "refit_params"]
+__all__ = ["FinalModel", "FoldsEnsemble", "Refit", "TopKEnsemble", "fit_final_model", "inner_pipeline",
+           "refit_params"]
 
 log = logging.getLogger(__name__)
-
-#: What ``ensemble.kind`` may name.
-ENSEMBLES = ENSEMBLE_KINDS
 
 
 @dataclass
@@ -118,8 +116,79 @@ def _fold_members(pipeline, best, X, y, folds, n_classes: int):
     return members, np.concatenate(y_oof), np.vstack(proba_oof)
 
 
-def fit_final_model(pipeline, tuning, X, y, folds, n_classes: int, ensemble: Mapping | None = None,
-                    calibration: str = "none") -> FinalModel:
+def _best_oof(tuning) -> tuple[np.ndarray, np.ndarray] | None:
+    """The best trial's out-of-fold (labels, probabilities), or None when it kept none."""
+    best = tuning.best
+    if best is None or not best.fold_predictions:
+        return None
+    return (np.concatenate([yv for yv, _ in best.fold_predictions]),
+            np.vstack([p for _, p in best.fold_predictions]))
+
+
+class Refit:
+    """``ensemble=none``: one model, the best trial's parameters refitted on the whole training split.
+
+    Each ensemble class's ``fit(pipeline, tuning, X, y, folds, n_classes)`` returns the
+    :class:`FinalModel` and the out-of-fold (labels, probabilities) a calibrator may learn from
+    (None when there are none); its ``kind`` is the option's logged name (``ensemble``).
+    """
+
+    kind = "none"
+
+    def fit(self, pipeline, tuning, X, y, folds, n_classes: int) -> tuple[FinalModel, tuple | None]:
+        unfitted = with_params(pipeline, refit_params(pipeline, tuning.best_params, tuning.best_iterations))
+        model = with_params(unfitted, {}).fit(X, y)
+        return FinalModel(model, model, model, unfitted), _best_oof(tuning)
+
+
+class FoldsEnsemble:
+    """``ensemble=folds``: the best trial's fold models averaged (see :func:`_fold_members`); the
+    members' own out-of-fold predictions are what a calibrator learns from. No finished trial: :class:`Refit`."""
+
+    kind = "folds"
+
+    def fit(self, pipeline, tuning, X, y, folds, n_classes: int) -> tuple[FinalModel, tuple | None]:
+        best = tuning.best
+        if best is None:
+            return Refit().fit(pipeline, tuning, X, y, folds, n_classes)
+        members, *oof = _fold_members(pipeline, best, X, y, folds, n_classes)
+        model = AveragingClassifier.from_fitted(members, np.arange(n_classes))
+        unfitted = with_params(pipeline, refit_params(pipeline, best.params, best.fold_iterations))
+        return FinalModel(model, model, members[0], unfitted, members=len(members)), tuple(oof)
+
+
+class TopKEnsemble:
+    """``ensemble=top_k``: the ``k`` best trials (fewer when fewer finished), each refitted on the
+    whole training split, probabilities averaged. No finished trial: :class:`Refit`.
+
+    Parameters
+    ----------
+    k : int
+        Members (at least 1; its integer text is accepted, as an environment interpolation gives).
+    """
+
+    kind = "top_k"
+
+    def __init__(self, k: int):
+        if int(k) < 1:
+            raise ValueError(f"ensemble.k must be at least 1, got {k}")
+        self.k = int(k)
+
+    def fit(self, pipeline, tuning, X, y, folds, n_classes: int) -> tuple[FinalModel, tuple | None]:
+        best = tuning.best
+        if best is None:
+            return Refit().fit(pipeline, tuning, X, y, folds, n_classes)
+        members = []
+        for trial in _ranked_trials(tuning)[:self.k]:
+            unfitted = with_params(pipeline, refit_params(pipeline, trial.params, trial.fold_iterations))
+            members.append(unfitted.fit(X, y))
+        model = AveragingClassifier.from_fitted(members, np.arange(n_classes))
+        unfitted = with_params(pipeline, refit_params(pipeline, best.params, best.fold_iterations))
+        return FinalModel(model, model, members[0], unfitted, members=len(members)), _best_oof(tuning)
+
+
+def fit_final_model(pipeline, tuning, X, y, folds, n_classes: int, ensemble=None,
+                    calibrator: ProbabilityCalibrator | None = None) -> FinalModel:
     """Fit the model a run logs, from the search's result, on the training split only.
 
     Parameters
@@ -133,59 +202,26 @@ def fit_final_model(pipeline, tuning, X, y, folds, n_classes: int, ensemble: Map
     folds : sequence of (train, validation) index arrays
         The CV folds of the search.
     n_classes : int
-    ensemble : mapping, optional
-        ``{"kind": "none"|"folds"|"top_k", "k": int}`` (``k`` for top_k only).
-    calibration : {"none", "sigmoid", "isotonic", "temperature"}
+    ensemble : Refit, FoldsEnsemble, TopKEnsemble or alike, optional
+        What the ``ensemble`` option builds; None: :class:`Refit`.
+    calibrator : ProbabilityCalibrator, optional
+        Unfitted, what the ``calibration`` option builds; None: no calibration.
 
     Returns
     -------
     FinalModel
     """
-    ensemble = dict(ensemble or {})
-    kind = str(ensemble.get("kind", "none"))
-    if kind not in ENSEMBLES:
-        raise ValueError(f"unknown ensemble.kind {kind!r}; choose one of {', '.join(ENSEMBLES)}")
-    if calibration not in CALIBRATION_METHODS:
-        raise ValueError(f"unknown calibration {calibration!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
-    best = tuning.best
-    classes = np.arange(n_classes)
-    oof = None
-    if best is not None and best.fold_predictions:
-        oof = (np.concatenate([yv for yv, _ in best.fold_predictions]),
-               np.vstack([p for _, p in best.fold_predictions]))
-    if kind == "folds" and best is not None:
-        members, *member_oof = _fold_members(pipeline, best, X, y, folds, n_classes)
-        oof = tuple(member_oof)
-        model = AveragingClassifier.from_fitted(members, classes)
-        unfitted = with_params(pipeline, refit_params(pipeline, best.params, best.fold_iterations))
-        result = FinalModel(model, model, members[0], unfitted, members=len(members))
-    elif kind == "top_k" and best is not None:
-        k = int(ensemble.get("k", 3))
-        if k < 1:
-            raise ValueError(f"ensemble.k must be at least 1, got {k}")
-        members = []
-        for trial in _ranked_trials(tuning)[:k]:
-            unfitted = with_params(pipeline, refit_params(pipeline, trial.params, trial.fold_iterations))
-            members.append(unfitted.fit(X, y))
-        model = AveragingClassifier.from_fitted(members, classes)
-        unfitted = with_params(pipeline, refit_params(pipeline, best.params, best.fold_iterations))
-        result = FinalModel(model, model, members[0], unfitted, members=len(members))
-    else:
-        params = tuning.best_params
-        unfitted = with_params(pipeline, refit_params(pipeline, params, tuning.best_iterations))
-        model = with_params(unfitted, {}).fit(X, y)
-        result = FinalModel(model, model, model, unfitted)
+    result, oof = (ensemble if ensemble is not None else Refit()).fit(pipeline, tuning, X, y, folds, n_classes)
     result.iterations = tuning.best_iterations
-    if calibration != "none":
+    if calibrator is not None:
         if oof is None:
-            log.warning("calibration=%s skipped: the search kept no out-of-fold predictions", calibration)
+            log.warning("calibration=%s skipped: the search kept no out-of-fold predictions", calibrator.method)
         else:
-            result.model = CalibratedClassifier.from_predictions(result.uncalibrated, oof[0], oof[1], calibration)
+            result.model = CalibratedClassifier.from_predictions(result.uncalibrated, oof[0], oof[1], calibrator)
             after = result.model.calibrator_.transform(oof[1])
             result.metrics = {"calibration/oof_rows": float(oof[0].size),
                               "calibration/oof_log_loss_before": _log_loss(oof[0], oof[1], n_classes),
                               "calibration/oof_log_loss_after": _log_loss(oof[0], after, n_classes)}
-            if calibration == "temperature":
-                result.metrics["calibration/temperature"] = result.model.calibrator_.temperature_
+            result.metrics.update({f"calibration/{k}": v for k, v in result.model.calibrator_.metrics.items()})
     result.metrics["refit/members"] = float(result.members)
     return result

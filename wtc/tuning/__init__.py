@@ -2,6 +2,7 @@
 
 - :mod:`~wtc.tuning.space`: the ``space`` node of a model config, validated (:class:`Param`);
 - :mod:`~wtc.tuning.base`: the ask/tell :class:`Searcher` and the best-trial rule;
+  :func:`make_searcher` builds the back-end a ``search`` option names (``_target_``);
 - :mod:`~wtc.tuning.gp`, :mod:`~wtc.tuning.tpe`: scikit-optimize GP and Optuna TPE back-ends;
 - :mod:`~wtc.tuning.objective`: CV over folds, fold summaries and the trial loop (:func:`tune`);
 - :mod:`~wtc.tuning.study`: trials in a stored Optuna study (resume, a shared budget, dead trials);
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from wtc.config import build_option
 from wtc.tuning.base import FixedSearcher, Searcher, best_trial
 from wtc.tuning.gp import GPSearcher
 from wtc.tuning.objective import TuningResult, cross_validate, summarise_folds, tune
@@ -23,7 +25,6 @@ from wtc.tuning.workers import search
 __all__ = [
     "PRUNERS",
     "RUN_KEYS",
-    "SEARCHERS",
     "FixedSearcher",
     "GPSearcher",
     "Param",
@@ -37,51 +38,33 @@ __all__ = [
     "make_searcher",
     "parse_space",
     "search",
-    "search_options",
     "study_name",
     "study_spec",
     "summarise_folds",
     "tune",
 ]
 
-#: Search back-ends by the name a config gives (``search.kind``): one entry per back-end.
-SEARCHERS: dict[str, type[Searcher]] = {"none": FixedSearcher, "gp": GPSearcher, "tpe": TPESearcher}
 
-
-def make_searcher(
-    kind: str, space: Mapping | None, n_trials: int, seed: int | None, options: Mapping | None = None,
-) -> Searcher:
-    """Build the searcher a run configuration names.
+def make_searcher(search: Mapping, space: Mapping | None, seed: int | None) -> Searcher:
+    """The searcher a ``search`` config node builds: its ``_target_`` class (:class:`FixedSearcher`,
+    :class:`GPSearcher`, :class:`TPESearcher`...) called with the node's keys.
 
     Parameters
     ----------
-    kind : {"none", "gp", "tpe"}
-        ``none`` runs one trial with the estimator's configured parameters; ``gp`` is
-        scikit-optimize GP + EI; ``tpe`` is Optuna's TPE sampler.
+    search : mapping or DictConfig
+        The ``search`` node: ``_target_``, ``n_trials`` and the back-end's settings (e.g. GP's
+        ``n_initial_points``, whose null means a third of the budget), beside its logged ``kind``
+        and the keys of how the search runs (:data:`RUN_KEYS`), which are not passed on.
     space : mapping or None
-        Search space, see :func:`parse_space`. An empty space runs one trial whatever ``kind``.
-    n_trials : int
-        Trials to run (ignored for ``none`` or an empty space).
+        Search space, see :func:`parse_space`. An empty space runs one trial whatever the back-end.
     seed : int or None
         Seeds the back-end, so a search is reproducible.
-    options : mapping, optional
-        Back-end settings from the ``search`` config node (e.g. ``n_initial_points`` for GP);
-        None values mean the back-end's default.
 
     Returns
     -------
     Searcher
     """
-    if kind not in SEARCHERS:
-        raise ValueError(f"unknown searcher {kind!r}; valid searchers: {', '.join(SEARCHERS)}")
-    if kind == "none":
-        parse_space(space)  # a malformed space is a config error even when not searched
-        return FixedSearcher()
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    return SEARCHERS[kind](space, n_trials, seed, **options)
-
-
-def search_options(search: Mapping) -> dict:
-    """The back-end settings of a ``search`` config node (plain mapping): everything but its kind,
-    budget and the keys of how it runs (:data:`RUN_KEYS`: storage, study, workers, heartbeat)."""
-    return {k: v for k, v in search.items() if k not in ("kind", "n_trials", *RUN_KEYS)}
+    n_trials = search.get("n_trials", 1)
+    if isinstance(n_trials, str):
+        n_trials = int(n_trials)  # its text, as an environment interpolation gives
+    return build_option(search, "kind", RUN_KEYS, space=space, n_trials=n_trials, seed=seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -32,7 +32,10 @@ def _plain(value: Any) -> Any:
 class Searcher:
     """Ask/tell hyper-parameter search; the value told is always minimised.
 
-    Subclasses implement ``_ask`` and ``_tell`` over the searched parameters. An empty space
+    A ``search`` config option names one subclass (``_target_``) with its arguments beside
+    the keys of how the search runs; the class's ``kind`` is the option's logged name
+    (``search.kind``: in run and study names). Subclasses implement ``_ask`` and ``_tell`` over
+    the searched parameters. An empty space
     means exactly one trial with the empty dict (the estimator's own defaults), whatever the
     back-end; a parameter with a single choice is fixed, and a space of only those is one
     trial too.
@@ -51,6 +54,9 @@ class Searcher:
     shared : SharedStudy or None
         The stored study, once attached.
     """
+
+    #: The logged name of the back-end (``search.kind``).
+    kind: ClassVar[str]
 
     def __init__(self, space: Mapping | None = None, n_trials: int = 1, seed: int | None = None):
         self._args = {"space": space, "n_trials": n_trials, "seed": seed}
@@ -276,7 +282,11 @@ class Searcher:
 
 
 class FixedSearcher(Searcher):
-    """No search: one trial with the estimator's configured parameters (the empty dict)."""
+    """No search: one trial with the estimator's configured parameters (the empty dict), whatever
+    the space and budget; a malformed space is still a config error."""
+
+    kind = "none"
 
     def __init__(self, space: Mapping | None = None, n_trials: int = 1, seed: int | None = None):
+        parse_space(space)
         super().__init__(None, 1, seed)

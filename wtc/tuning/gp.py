@@ -61,6 +61,8 @@ class GPSearcher(Searcher):
     Each evaluation is checkpointed in the study as it is told.
     """
 
+    kind = "gp"
+
     def __init__(
         self,
         space: Mapping | None,

@@ -38,6 +38,10 @@ RUN_KEYS = ("storage", "study", "n_workers", "heartbeat_s")
 #: (``n_jobs`` stays in: it reaches the estimators, and a booster's result may depend on its threads.)
 _NOT_IN_NAME = {"tracking", "paths", "diagnostics", "verbose", "hydra"}
 _SEARCH_NOT_IN_NAME = {*RUN_KEYS, "n_trials"}
+#: Groups whose option's class (``_target_``) is left out too: each option's logged name (``kind``,
+#: ``method``), which the class declares, is in; so the studies stored before these options named
+#: their classes keep their names, and stay resumable.
+_TARGET_NOT_IN_NAME = ("search", "cv", "ensemble", "calibration")
 
 #: Trials open (asked, not yet told) in this process, by (storage URL, study, number): a RUNNING
 #: trial of this host and pid that is not here was left by an earlier process with the same pid.
@@ -48,7 +52,8 @@ def study_name(cfg) -> str:
 
     ``wtc-<target>-<model>-<search kind>-<hash>``, the hash over the resolved config minus the
     keys that do not change a trial's outcome (storage, workers, budget, tracking, paths,
-    diagnostics). The same command therefore finds the same study again, and any
+    diagnostics) and the ``_target_`` of the search, cv, ensemble and calibration options (their
+    ``kind`` or ``method`` names the class). The same command therefore finds the same study again, and any
     change to the data, the split, the model, its space, the metric or the seed makes a new one.
     """
     from omegaconf import OmegaConf
@@ -61,6 +66,9 @@ def study_name(cfg) -> str:
     plain = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
              for key in cfg if key not in _NOT_IN_NAME}
     plain["search"] = {k: v for k, v in plain.get("search", {}).items() if k not in _SEARCH_NOT_IN_NAME}
+    for group in _TARGET_NOT_IN_NAME:
+        if isinstance(plain.get(group), dict):
+            plain[group] = {k: v for k, v in plain[group].items() if k != "_target_"}
     digest = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"wtc-{cfg.target.name}-{cfg.model.name}-{cfg.search.kind}-{digest}"
 

@@ -41,6 +41,8 @@ class TPESearcher(Searcher):
     ``constant_liar``), so parallel workers spread out instead of proposing the same point.
     """
 
+    kind = "tpe"
+
     def __init__(self, space: Mapping | None, n_trials: int, seed: int | None = None, pruner: str = "none",
                  prune_startup_trials: int = 5, prune_min_folds: int = 2):
         super().__init__(space, n_trials, seed)
