@@ -80,3 +80,14 @@ def test_benchmark_arguments_are_checked_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_python_m_wtc_bench_checks_its_arguments(monkeypatch, capsys):
+    """``python -m wtc.bench`` (wtc/bench/__main__.py) run in this process."""
+    import runpy
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["python -m wtc.bench", "sweep", "--folds", "0"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("wtc.bench", run_name="__main__")
+    assert exit_.value.code == 2 and "must be at least 1" in capsys.readouterr().err

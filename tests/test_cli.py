@@ -156,3 +156,17 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     assert process.wait(timeout=120) == 1, stderr  # 1: what Python's documented recipe exits with
     assert stderr == ""
 
+
+
+def test_python_m_wtc_cli_is_the_wtc_command(small_history_path, monkeypatch, capsys):
+    """``python -m wtc.cli ARGS`` (wtc/cli/__main__.py) run in this process: main's exit code becomes the exit status."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["wtc", "data", "describe", str(small_history_path), "--json"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("wtc.cli", run_name="__main__")
+    assert exit_.value.code == 0 and json.loads(capsys.readouterr().out)["tasks"] == 5
+    monkeypatch.setattr(sys, "argv", ["wtc", "data", "describe", str(small_history_path.with_name("missing.json"))])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("wtc.cli", run_name="__main__")
+    assert exit_.value.code == 2 and capsys.readouterr().err.startswith("error: ")

@@ -207,3 +207,43 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
             assert row["recommendation"] == classes[int(proba.argmax())]
         assert "count must be a non-negative integer" in rows[3]["error"] and rows[3]["decision"] == ""
         assert "nested too deeply" in rows[4]["error"]  # a hostile row is answered, not a server error
+
+
+def test_wtc_serve_replaces_itself_by_mlflow_models_serve(monkeypatch, capsys):
+    """What ``wtc serve`` starts, in this process: ``os.execve`` is recorded instead of replacing pytest.
+    (The slow tests above serve for real.)"""
+    import os
+    import sys
+    from pathlib import Path
+
+    from wtc.ops import serve as serving
+
+    class Replaced(Exception):
+        pass
+
+    started = []
+
+    def execve(path, argv, env):
+        started.append((path, argv, env))
+        raise Replaced
+
+    monkeypatch.setattr(serving.os, "execve", execve)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # not activated: the venv's bin dir is not on PATH
+    with pytest.raises(Replaced):
+        main(["serve", "--model", "models:/wtc-p@champion", "--port", "5123", "--tracking-uri", "sqlite:///x.db"])
+    ((path, argv, env),) = started
+    assert argv[0] == path and Path(path).parent == Path(sys.executable).parent
+    assert argv[-10:] == ["models", "serve", "-m", "models:/wtc-p@champion", "--env-manager", "local",
+                          "-h", "127.0.0.1", "-p", "5123"]
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
+    assert env["MLFLOW_TRACKING_URI"] == "sqlite:///x.db"
+    assert "serving models:/wtc-p@champion on http://127.0.0.1:5123/invocations" in capsys.readouterr().out
+
+
+def test_wtc_serve_without_uvicorn_is_one_line(monkeypatch, capsys):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    assert main(["serve", "--model", "models:/wtc-p@champion", "--tracking-uri", "sqlite:///x.db"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: uvicorn is not installed beside ")

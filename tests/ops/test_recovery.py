@@ -104,6 +104,19 @@ def test_the_parts_are_checked():
 
 
 # --------------------------------------------------------------------------- promote, predict, serve
+def test_promote_recovery_without_runs_of_a_part_is_one_line(tracking_uri, capsys):
+    """Nothing trained yet: the first part's missing experiment in one line, nothing registered."""
+    from wtc.errors import WtcError
+    from wtc.ops.recovery import promote_recovery
+
+    assert main(["promote", "--recovery", "--tracking-uri", tracking_uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: no experiment 'wtc-action' in {tracking_uri}")
+    with pytest.raises(WtcError, match=r"--precision must be in \(0, 1\], got 0"):
+        promote_recovery(tracking_uri, precision=0)
+    assert not mlflow.MlflowClient(tracking_uri).search_registered_models()
+
+
 TARGETS = ("action", "splitting", "xrootd", "memory")
 
 
