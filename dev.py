@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Set up .venv (once, and again when pyproject.toml changes) and run the main job or the tests.
 
-    python3 dev.py run     # the default sweep on the generated benchmark, then how to open MLflow
-    python3 dev.py test    # the test suite (pytest)
-    python3 dev.py setup   # only the virtual environment
+    python3 dev.py run             # the default sweep on the generated benchmark, then how to open MLflow
+    python3 dev.py test            # the whole test suite (pytest), as CI runs it
+    python3 dev.py test --quick    # the tests not marked slow: no sweep, server, notebook or Python subprocess
+    python3 dev.py setup           # only the virtual environment
+
+Further arguments of ``test`` go to pytest: ``python3 dev.py test --quick tests/data -x``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,28 @@ def setup() -> None:
     STAMP.write_text(wanted)
 
 
+#: What ``test --quick`` selects: every test not marked ``slow`` (pyproject.toml's markers; tests/conftest.py).
+QUICK = "not slow"
+
+
+def pytest_args(args: list[str]) -> list[str]:
+    """pytest's arguments for ``dev.py test ARGS``: ``--quick`` becomes ``-m "not slow"``, joined with
+    the caller's own ``-m EXPR`` if any (``--quick -m data`` runs the quick tests marked data)."""
+    if "--quick" not in args:
+        return list(args)
+    rest, marks = [], []
+    items = iter(a for a in args if a != "--quick")
+    for arg in items:
+        if arg == "-m":
+            marks.append(next(items, ""))
+        elif arg.startswith("-m") and not arg.startswith("--"):
+            marks.append(arg[2:].lstrip("="))
+        else:
+            rest.append(arg)
+    expression = " and ".join(f"({m})" for m in [QUICK, *marks]) if marks else QUICK
+    return ["-m", expression, *rest]
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "run"
     setup()
@@ -45,7 +70,7 @@ def main(argv: list[str]) -> int:
     if command == "setup":
         return 0
     if command == "test":
-        return subprocess.run([str(PYTHON), "-m", "pytest", *argv[1:]], cwd=ROOT, env=env).returncode
+        return subprocess.run([str(PYTHON), "-m", "pytest", *pytest_args(argv[1:])], cwd=ROOT, env=env).returncode
     if command == "run":
         code = subprocess.run([str(PYTHON), "run.py", "-m", "+experiment=default_sweep", *argv[1:]],
                               cwd=ROOT, env=env).returncode

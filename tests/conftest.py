@@ -1,43 +1,25 @@
-"""Shared fixtures: an isolated cache, a small hand-written history."""
+"""Shared fixtures: an isolated cache, the small hand-written history, generated benchmarks, tracking stores.
+
+The functions behind them (composed configs, small runs, store copies) are in tests/factories.py.
+
+``python3 dev.py test --quick`` runs ``pytest -m "not slow"``: everything but the tests marked
+``slow`` (real sweeps and end-to-end runs, servers, notebooks, Python subprocesses). A test not
+marked slow that starts a Python process fails (see ``_no_python_subprocess``), so the quick
+selection cannot silently grow a subprocess.
+"""
 
 from __future__ import annotations
 
-import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-WF = "pdmvserv_task_HIG-RunIIFall17DRStdmix-00451__v1_T_180412_131301_1234"
-WF2 = "pdmvserv_task_SUS-RunIIFall17wmLHEGS-00012__v1_T_180530_101010_5678"
-SMALL_HISTORY = {
-    f"/{WF}/HIG-RunIIFall17DRStdmix-00451_0": {
-        "errors": {
-            "good_sites": {"50660": {"T1_US_FNAL": 6, "T2_CH_CERNBOX": 63}, "-1": {"T1_DE_KIT": 1}},
-            "bad_sites": {"71304": {"T2_DE_DESY": 102}},
-        },
-        "parameters": {"action": "acdc", "splitting": "2x", "xrootd": "enabled", "memory": "3000",
-                       "sites": ["T1_US_FNAL"], "cores": ""},
-    },
-    f"/{WF}/HIG-RunIIFall17DRStdmix-00451_0/HIG-RunIIFall17DRStdmix-00451_0MergeAODSIMoutput": {
-        "errors": {
-            "good_sites": {"codes": ["85", "50660"], "sites": ["T1_US_FNAL", "T2_US_MIT"],
-                           "matrix": [[0, 2], [3, 0]]},
-            "drain_sites": {"85": {"T2_US_MIT": 4}},
-        },
-        "parameters": {"action": "recovery", "splitting": "50x", "memory": 20000},
-    },
-    f"/{WF2}/SUS-RunIIFall17wmLHEGS-00012_0": {
-        "errors": {"good_sites": {"8001": {"T2_US_MIT": 5, "T3_US_Rice": 1}}, "bad_sites": {}},
-        "parameters": {"action": "by-pass"},
-    },
-    f"/{WF2}/SUS-RunIIFall17wmLHEGS-00012_0/SUS-RunIIFall17wmLHEGS-00012_0MergeRAWSIMoutput": {
-        "errors": {"bad_sites": {"8001": {"T2_US_MIT": 2}, "139": {"Unknown": 7}}},
-        "parameters": {"action": "clone", "splitting": "max", "xrootd": "disabled", "memory": "9000"},
-    },
-    f"/{WF2}/SUS-RunIIFall17wmLHEGS-00012_1": {
-        "errors": {"good_sites": {"8001": {"T2_US_MIT": 1}}},
-    },
-}
+from tests.factories import SMALL_HISTORY, copy_store, write_json
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @pytest.fixture(autouse=True)
@@ -46,19 +28,67 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("WTC_CACHE_DIR", str(tmp_path_factory.mktemp("wtc-cache")))
 
 
+def _is_python(args) -> bool:
+    """Whether a Popen command runs a Python interpreter (a string command: its first word)."""
+    if isinstance(args, (str, bytes)):
+        words = os.fsdecode(args).split()
+    else:
+        words = [os.fsdecode(a) for a in ([args] if isinstance(args, os.PathLike) else list(args))]
+    if not words:
+        return False
+    program = words[0]
+    return Path(program).name.startswith("python") or os.path.realpath(program) == os.path.realpath(sys.executable)
+
+
+@pytest.fixture(autouse=True)
+def _no_python_subprocess(request, monkeypatch):
+    """Outside tests marked ``slow``, starting a Python process (run.py, ``python -m wtc.cli``,
+    ``wtc serve``, a notebook kernel) is an error: mark the test slow, or call the code in-process."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    import multiprocessing.util
+
+    def refuse(args):
+        raise AssertionError(f"{request.node.nodeid} starts a Python process ({args!r}) but is not marked "
+                             "slow: mark it @pytest.mark.slow or call the code in this process")
+
+    original = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):
+        if _is_python(args):
+            refuse(args)
+        return original(self, args, *rest, **kwargs)
+
+    spawnv_passfds = multiprocessing.util.spawnv_passfds
+
+    def spawned(path, args, passfds):  # multiprocessing's "spawn" and "forkserver" start a fresh interpreter
+        if not any("resource_tracker" in str(arg) for arg in args):  # the helper a semaphore may start is fine
+            refuse(args)
+        return spawnv_passfds(path, args, passfds)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+    monkeypatch.setattr(multiprocessing.util, "spawnv_passfds", spawned)
+
+
 @pytest.fixture
 def small_history_path(tmp_path):
-    path = tmp_path / "history.json"
-    path.write_text(json.dumps(SMALL_HISTORY), encoding="utf-8")
-    return path
+    return Path(write_json(tmp_path / "history.json", SMALL_HISTORY))
 
 
-def write_json(path, obj) -> str:
-    path.write_text(json.dumps(obj), encoding="utf-8")
-    return str(path)
+@pytest.fixture(scope="module")
+def history_path(tmp_path_factory):
+    """A generated benchmark of 700 tasks (seed 3): the end-to-end runs' history."""
+    from wtc.data.synthetic import write_benchmark
+
+    return write_benchmark(tmp_path_factory.mktemp("bench") / "history.json", n_tasks=700, seed=3)
 
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+@pytest.fixture(scope="module")
+def history_400(tmp_path_factory):
+    """A generated benchmark of 400 tasks (seed 3): promotion's history (see factories.SHARP)."""
+    from wtc.data.synthetic import write_benchmark
+
+    return write_benchmark(tmp_path_factory.mktemp("bench400") / "history.json", n_tasks=400, seed=3)
 
 
 @pytest.fixture(scope="session")
@@ -71,11 +101,19 @@ def _migrated_store(tmp_path_factory):
     return folder / "mlflow.db"
 
 
-@pytest.fixture
-def tracking_uri(tmp_path, _migrated_store):
-    """A fresh tracking store for one test: ``sqlite:///<tmp>/mlruns/mlflow.db``."""
-    import shutil
+@pytest.fixture(scope="session")
+def new_store(_migrated_store):
+    """``new_store(folder, template=None)``: a tracking store at ``folder/mlruns/mlflow.db``, a copy of
+    an empty migrated store (or of ``template``, a filled one); returns its URI. Module-scoped
+    fixtures that fill a store once use it too."""
 
-    (tmp_path / "mlruns").mkdir()
-    shutil.copy(_migrated_store, tmp_path / "mlruns" / "mlflow.db")
-    return f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    def make(folder: Path, template: Path | None = None) -> str:
+        return copy_store(template or _migrated_store, folder)
+
+    return make
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, new_store):
+    """A fresh tracking store for one test: ``sqlite:///<tmp>/mlruns/mlflow.db``."""
+    return new_store(tmp_path)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import SMALL_HISTORY, write_json
+from tests.factories import SMALL_HISTORY, write_json
 from wtc.cli import main
 from wtc.data.synthetic import load_oracle_table
 
@@ -92,15 +92,14 @@ def test_generate_then_describe(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00", b'{"/w/t": {"errors": {"good_sites": {"x": {}}}}}'])
-def test_errors_are_one_line_without_traceback(tmp_path, content):
+def test_errors_are_one_line_without_traceback(tmp_path, content, capsys):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
-    done = subprocess.run([sys.executable, "-m", "wtc.cli", "data", "describe", str(path)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
+    # In this process: an exception escaping main() (a traceback at the prompt) fails the test.
+    assert main(["data", "describe", str(path)]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
 
 
 def _actions(parser, seen=None):
@@ -134,16 +133,18 @@ def test_every_argument_has_a_help_text():
     (["compare", "--top", "3"], "the following arguments are required: --out"),
     (["promote", "--experiment", "e", "--name", "n", "--confidence", "1"], "argument --confidence: must be in [0, 1)"),
 ])
-def test_wrong_arguments_give_usage_and_one_error_line(argv, message):
-    done = subprocess.run([sys.executable, "-m", "wtc.cli", *argv], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stdout == ""
-    lines = done.stderr.strip().splitlines()
+def test_wrong_arguments_give_usage_and_one_error_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:  # argparse's exit, nothing else
+        main(argv)
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == ""
+    lines = err.strip().splitlines()
     assert lines[0].startswith("usage: wtc")
     errors = [line for line in lines if "error:" in line]
-    assert len(errors) == 1 and errors[0] == lines[-1] and message in errors[0], done.stderr
-    assert "Traceback" not in done.stderr
+    assert len(errors) == 1 and errors[0] == lines[-1] and message in errors[0], err
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(tmp_path):
     """``wtc data describe FILE | head -1``: the reader goes away; no 'Broken pipe' error, no traceback."""
     history = tmp_path / "gen.json"
@@ -155,3 +156,17 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     assert process.wait(timeout=120) == 1, stderr  # 1: what Python's documented recipe exits with
     assert stderr == ""
 
+
+
+def test_python_m_wtc_cli_is_the_wtc_command(small_history_path, monkeypatch, capsys):
+    """``python -m wtc.cli ARGS`` (wtc/cli/__main__.py) run in this process: main's exit code becomes the exit status."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["wtc", "data", "describe", str(small_history_path), "--json"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("wtc.cli", run_name="__main__")
+    assert exit_.value.code == 0 and json.loads(capsys.readouterr().out)["tasks"] == 5
+    monkeypatch.setattr(sys, "argv", ["wtc", "data", "describe", str(small_history_path.with_name("missing.json"))])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("wtc.cli", run_name="__main__")
+    assert exit_.value.code == 2 and capsys.readouterr().err.startswith("error: ")

@@ -1,4 +1,5 @@
-"""Every option of every config group composes and instantiates; bad choices fail loudly."""
+"""Every option of every config group composes and instantiates; every option the defaults and the
+docs name exists; bad choices fail loudly."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+import yaml
 from hydra.utils import instantiate
 
 import wtc  # noqa: F401  (resolvers)
+from tests.factories import CONF, ROOT, compose_cfg, options
 from wtc.config import build_option
 from wtc.errors import ConfigError
 from wtc.models.pipeline import build_pipeline
@@ -20,36 +21,69 @@ from wtc.run.config_checks import OPTION_NAMES
 from wtc.run.experiment import check_config
 from wtc.tuning import RUN_KEYS, config_space, make_searcher, parse_space, study_name
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["data", "target", "scaler", "resample", "model", "search", "cv", "ensemble", "calibration"]
+
+def _defaults() -> dict[str, str]:
+    """The config groups conf/config.yaml picks, and the option it picks of each (hydra's own left out)."""
+    picked = {}
+    for entry in yaml.safe_load((CONF / "config.yaml").read_text())["defaults"]:
+        if isinstance(entry, dict):
+            ((group, option),) = entry.items()
+            if not group.startswith("override "):
+                picked[group] = option
+    return picked
 
 
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+#: {group: default option}, read from conf/config.yaml: the groups are what the primary config is made of.
+DEFAULTS = _defaults()
+GROUPS = list(DEFAULTS)
 
 
-def compose_cfg(overrides=()):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+def test_the_groups_are_the_folders_of_conf():
+    """Every folder of options under conf/ is a group the primary config picks (``experiment`` is added
+    with ``+``, ``hydra`` is Hydra's), and the defaults name a real group for each core choice."""
+    folders = {p.name for p in CONF.iterdir() if p.is_dir()} - {"experiment", "hydra"}
+    assert set(GROUPS) == folders
+    assert {"data", "target", "model", "search", "cv", "tracking"} <= set(GROUPS)
 
 
-REQUIRED = {
-    "data": {"good", "bad", "combined", "tiers", "codes"},
-    "target": {"binary", "action", "action_split", "action_split_aggregated", "splitting", "xrootd", "memory"},
-    "scaler": {"none", "robust", "standard", "maxabs"},
-    "resample": {"none", "smote", "svmsmote", "under", "over", "smote_tomek"},
-    "model": {"dnn", "xgboost", "lightgbm", "logreg", "svm", "random_forest", "gradient_boosting", "dummy",
-              "rules", "seed_dnn", "seed_xgb"},
-    "search": {"none", "gp", "tpe"},
-    "cv": {"stratified", "grouped", "temporal"},
-    "ensemble": {"none", "folds", "top_k"},
-    "calibration": {"none", "sigmoid", "isotonic", "temperature"},
-}
+def test_every_default_option_exists_and_is_what_composes():
+    choices = compose_cfg(hydra=True).hydra.runtime.choices
+    for group, option in DEFAULTS.items():
+        assert option in options(group), (group, option)
+        assert choices[group] == option
 
 
-@pytest.mark.parametrize("group", GROUPS)
-def test_required_options_exist(group):
-    assert REQUIRED[group] <= set(options(group))
+#: ``group=option[,option...]`` and ``+experiment=name`` on a command line (not ``group.key=value``,
+#: nor a placeholder such as ``+experiment=NAME``).
+_CHOICE = re.compile(r"(?<![\w./+-])\+?([a-z_]+)=([a-z0-9_]+(?:,[a-z0-9_]+)*)\b(?![.:/-])")
+
+
+def _documented_choices() -> dict[tuple[str, str], set[str]]:
+    """(group, option) -> the files whose ``run.py`` command lines name it (README, docs, experiments, conf)."""
+    sources = [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("experiments/**/*.md"),
+               *CONF.glob("**/*.yaml")]
+    found: dict[tuple[str, str], set[str]] = {}
+    for path in sources:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "run.py" not in line:
+                continue
+            for group, values in _CHOICE.findall(line):
+                if group in DEFAULTS or group == "experiment":
+                    for option in values.split(","):
+                        found.setdefault((group, option), set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_option_the_docs_and_comments_name_exists():
+    """What users are told to run (``run.py model=xgboost_es``, ``-m +experiment=champion``, ...) names
+    options that exist: a renamed or deleted option fails here with the files that still name it."""
+    found = _documented_choices()
+    # The parser reads the real docs: the README's main job and a preset of every kind are in them.
+    assert ("experiment", "default_sweep") in found and ("experiment", "champion") in found
+    assert len({group for group, _ in found}) >= 5 and len(found) >= 20
+    missing = {f"{group}={option}": sorted(files) for (group, option), files in found.items()
+               if option not in options(group)}
+    assert not missing, missing
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
@@ -114,8 +148,7 @@ def test_a_new_option_is_one_yaml_file(tmp_path, group, option, text, check):
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf)
     (conf / group / f"{option}.yaml").write_text(text)
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("config", overrides=[f"{group}={option}"])
+    cfg = compose_cfg([f"{group}={option}"], conf=conf)
     check_config(cfg)
     assert check(build(group, cfg[group]))
     logged = {"search": "search.kind", "cv": "cv.kind", "ensemble": "ensemble", "calibration": "calibration"}[group]
@@ -254,9 +287,10 @@ def test_bad_pruner_values_fail_in_one_line(override, message):
         check_config(compose_cfg(["search=tpe", override]))
 
 
+@pytest.mark.slow
 def test_run_py_refuses_a_bad_seed_before_opening_a_run(tmp_path):
     """``python run.py seed=abc``: one ``error:`` line, no traceback, nothing in the tracking store."""
-    root = CONF.parent
+    root = ROOT
     store = tmp_path / "mlflow.db"
     done = subprocess.run(
         [sys.executable, str(root / "run.py"), "seed=abc", f"tracking.uri=sqlite:///{store}",

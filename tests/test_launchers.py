@@ -8,15 +8,12 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 import wtc  # noqa: F401  (resolvers)
+from tests.factories import ROOT, compose_cfg
 from wtc.data.synthetic import write_benchmark
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 
 
 @pytest.mark.slow
@@ -50,9 +47,7 @@ def test_the_slurm_launcher_writes_a_batch_script_with_our_defaults(tmp_path, mo
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
     monkeypatch.setenv("WTC_SLURM_PARTITION", "short")
     monkeypatch.setenv("WTC_VENV", "/shared/wtc/.venv")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path}"],
-                      return_hydra_config=True)
+    cfg = compose_cfg(["hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path}"], hydra=True)
     HydraConfig.instance().set_config(cfg)
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert params.pop("_target_").endswith("SlurmLauncher")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import write_json
-from tests.data.test_loader import _BrokenDecoder
+from tests.factories import write_json
+from tests.spies import BrokenDecoder
 from wtc.data import HistoryError, load_history
 from wtc.data import loader as loader_module
 
@@ -44,7 +44,7 @@ def test_parameters_keep_their_text_order_and_types(tmp_path, monkeypatch):
                for i, r in enumerate(records)}
     path = write_json(tmp_path / "h.json", content)
     fast = load_history(path, use_cache=False)
-    monkeypatch.setattr(loader_module, "_TASKS", _BrokenDecoder())
+    monkeypatch.setattr(loader_module, "_TASKS", BrokenDecoder())
     careful = load_history(path, use_cache=False)
     for history in (fast, careful):
         assert history.parameter_records == records

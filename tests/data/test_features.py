@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tests.conftest import SMALL_HISTORY, write_json
+from tests.factories import SMALL_HISTORY, write_json
 from wtc.data import EXTRAS, build_features, load_history
 from wtc.data.features import BLOCKS
 

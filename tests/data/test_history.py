@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import SMALL_HISTORY, WF, WF2
+from tests.factories import SMALL_HISTORY, WF, WF2
 from wtc.data import History, load_history
 
 T0 = f"/{WF}/HIG-RunIIFall17DRStdmix-00451_0"

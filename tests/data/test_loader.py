@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import msgspec
 import numpy as np
 import pytest
 
-from tests.conftest import SMALL_HISTORY, WF, write_json
+from tests.factories import SMALL_HISTORY, WF, write_json
+from tests.spies import BrokenDecoder
 from wtc.data import HistoryError, load_history
 from wtc.data import loader as loader_module
 
@@ -157,13 +157,6 @@ def test_second_bad_task_is_found_after_a_good_one(tmp_path):
     assert (info.value.task, info.value.field) == ("/w/late", "parameters.memory")
 
 
-class _BrokenDecoder:
-    """Stands in for the typed decoder so that every load takes the careful, per-task path."""
-
-    def decode(self, raw):
-        raise msgspec.DecodeError("forced")
-
-
 def _histories_equal(a, b):
     assert (a.tasks, a.statuses, a.codes, a.sites) == (b.tasks, b.statuses, b.codes, b.sites)
     assert a.parameter_records == b.parameter_records and a.skipped == b.skipped
@@ -182,7 +175,7 @@ def _synthetic(tmp_path):
 def test_fast_and_careful_paths_agree(tmp_path, small_history_path, monkeypatch, make_path):
     path = make_path(tmp_path, small_history_path)
     fast = load_history(path, use_cache=False)
-    monkeypatch.setattr(loader_module, "_TASKS", _BrokenDecoder())
+    monkeypatch.setattr(loader_module, "_TASKS", BrokenDecoder())
     careful = load_history(path, use_cache=False)
     _histories_equal(fast, careful)
 

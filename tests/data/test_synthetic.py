@@ -381,3 +381,21 @@ def test_an_explicit_folder_wins_and_an_older_generator_is_never_reused(tmp_path
     assert synthetic.ensure_default_history(folder) == path != old
     assert len(synthetic.load_oracle_table(path)) == 7582
     assert not (tmp_path / "env").exists()
+
+
+def test_the_calibration_study_prints_one_row_per_seed_and_their_mean(capsys):
+    """``python -m wtc.data.synthetic.calibration``: the seed study's recipe and the oracle on a random and a
+    workflow-grouped split of each generated history (small here: 300 tasks, two seeds)."""
+    from wtc.data.synthetic.calibration import METRICS, SPLITS, main
+
+    main(["--tasks", "300", "--seeds", "0", "1"])
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): [float(c) for c in line.strip().strip("|").split("|")[1:]]
+            for line in out.splitlines() if line.startswith("| ") and not line.startswith("| seed")}
+    assert set(rows) == {"0", "1", "mean"}
+    assert all(len(cells) == len(SPLITS) * 2 * len(METRICS) for cells in rows.values())
+    np.testing.assert_allclose(rows["mean"], np.mean([rows["0"], rows["1"]], axis=0), atol=1e-3)
+    for cells in rows.values():
+        for auc, accuracy, loss in zip(cells[0::3], cells[1::3], cells[2::3]):  # auc, accuracy, log_loss per block
+            assert 0 <= auc <= 1 and 0 <= accuracy <= 1 and loss > 0
+    assert "recipe AUC, random minus grouped split: " in out and out.count("workflows; classes ") == 2

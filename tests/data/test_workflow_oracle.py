@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
+from tests.factories import compose_cfg
 from wtc.config import build_option
 from wtc.data import load_oracle
 from wtc.data.dataset import load_dataset
@@ -25,8 +23,6 @@ from wtc.data.synthetic import (
 from wtc.data.synthetic.posterior import latent_loglik, latent_posterior, workflow_posterior
 from wtc.data.synthetic.world import fixed_world
 from wtc.evaluation.metrics import score_all
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +110,8 @@ def test_on_the_default_benchmarks_test_rows_it_beats_the_per_task_oracle(defaul
     """The default benchmark's grouped test split: reading the siblings lowers the log-loss
     below the exact per-task oracle's."""
     path = default_benchmark
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["data=good", f"target={target}", f"data.path={path}", "cv=grouped",
-                                           f"paths.cache_dir={path.parent / 'cache'}"])
+    cfg = compose_cfg(["data=good", f"target={target}", f"data.path={path}", "cv=grouped",
+                       f"paths.cache_dir={path.parent / 'cache'}"])
     data = load_dataset(cfg)
     splits = make_splits(build_option(cfg.cv), float(cfg.test_size), int(cfg.seed), data.y, data.groups, data.dates)
     y = data.y[splits.test]

@@ -93,11 +93,11 @@ def test_two_classes_leave_stage_two_constant(data):
     assert proba.shape == (300, 2)
 
 
+@pytest.mark.slow
 def test_cascade_runs_end_to_end_on_action_split(tmp_path, tracking_uri):
     import mlflow
-    from hydra import compose, initialize_config_dir
 
-    from tests.run.test_experiment import CONF
+    from tests.factories import compose_cfg
     from wtc.data.synthetic import write_benchmark
     from wtc.run.experiment import run
 
@@ -108,8 +108,7 @@ def test_cascade_runs_end_to_end_on_action_split(tmp_path, tracking_uri):
         "diagnostics=none", "tracking.log_model=false",
         "model.estimator.first.n_estimators=10", "model.estimator.second.n_estimators=10",
     ]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose_cfg(overrides)
     result = run(cfg)
     cascade = result.pipeline.named_steps["model"]
     assert isinstance(cascade, CascadeClassifier)

@@ -3,73 +3,23 @@ eval rows are always a part of the rows it was given (never a fold's validation 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import lightgbm
 import numpy as np
 import pytest
-import scipy.sparse as sp
-import xgboost
-from hydra import compose, initialize_config_dir
 from imblearn.pipeline import Pipeline
 
+from tests.factories import compose_cfg
+from tests.spies import BOOSTER_FITS, RecordingLGBM, RecordingXGB, lgbm, noisy_problem, row_ids, xgb
 from wtc.data.splits import GroupedCV
 from wtc.models import DNNClassifier, EarlyStoppingClassifier
 from wtc.models.early_stopping import inner_split
 from wtc.tuning import FixedSearcher, cross_validate, tune
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
-
-#: (row ids fitted on, row ids of the eval set) of every fit of a recording booster, in order.
-SEEN: list[tuple[np.ndarray, np.ndarray]] = []
-
-
-def _ids(X) -> np.ndarray:
-    column = X[:, -1]
-    return np.asarray(column.todense() if sp.issparse(column) else column).ravel().copy()
-
-
-class RecordingLGBM(lightgbm.LGBMClassifier):
-    """LightGBM that records the row ids (last column) it trains and early-stops on."""
-
-    def fit(self, X, y, **kwargs):
-        eval_X = kwargs.get("eval_X")
-        SEEN.append((_ids(X), _ids(eval_X) if eval_X is not None else np.zeros(0)))
-        return super().fit(X, y, **kwargs)
-
-
-class RecordingXGB(xgboost.XGBClassifier):
-    """XGBoost that records the row ids (last column) it trains and early-stops on."""
-
-    def fit(self, X, y, **kwargs):
-        eval_set = kwargs.get("eval_set")
-        SEEN.append((_ids(X), _ids(eval_set[0][0]) if eval_set else np.zeros(0)))
-        return super().fit(X, y, **kwargs)
-
-
-def noisy_problem(n=600, n_classes=2, seed=0):
-    """Rows whose label depends on 2 of 10 columns plus noise: boosting overfits late."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 10))
-    score = X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=1.5, size=n)
-    y = np.digitize(score, np.quantile(score, np.linspace(0, 1, n_classes + 1)[1:-1]))
-    ids = np.arange(1, n + 1, dtype=float)[:, None]  # last column: the row id
-    return sp.csr_matrix(np.hstack([X, ids])), y
-
-
-def lgbm(cls=lightgbm.LGBMClassifier, **kw):
-    return cls(**{"n_estimators": 400, "learning_rate": 0.2, "num_leaves": 15, "n_jobs": 1, "verbose": -1, **kw})
-
-
-def xgb(cls=xgboost.XGBClassifier, **kw):
-    return cls(**{"n_estimators": 400, "learning_rate": 0.2, "max_depth": 4, "n_jobs": 1, **kw})
-
 
 @pytest.fixture(autouse=True)
 def clear_seen():
-    SEEN.clear()
+    BOOSTER_FITS.clear()
     yield
-    SEEN.clear()
+    BOOSTER_FITS.clear()
 
 
 def test_inner_split_is_stratified_disjoint_and_keeps_every_class_in_train():
@@ -107,20 +57,20 @@ def test_no_workflow_straddles_the_inner_split_of_a_cv_trial(recorder):
     """With the rows' workflows passed to the CV (as a run does), each fold's early stopping
     trains and stops on disjoint sets of that fold's workflows; without them it splits tasks."""
     X, y = noisy_problem(n=400)
-    ids = _ids(X)
+    ids = row_ids(X)
     groups = np.repeat(np.arange(100), 4)  # workflows of 4 tasks
     group_of_id = dict(zip(ids, groups))
     folds = GroupedCV(3).folds(y, groups, 0)
     pipeline = Pipeline([("model", EarlyStoppingClassifier(recorder(), patience=5, random_state=0))])
     result = tune(pipeline, FixedSearcher(), X, y, folds, 2, "log_loss", groups=groups)
-    assert len(result.best.fold_iterations) == len(SEEN) == len(folds)
-    for (fitted, evaluated), (train, valid) in zip(SEEN, folds):
+    assert len(result.best.fold_iterations) == len(BOOSTER_FITS) == len(folds)
+    for (fitted, evaluated), (train, valid) in zip(BOOSTER_FITS, folds):
         assert evaluated.size > 0 and set(fitted) | set(evaluated) == set(ids[train])
         fitted_groups = {group_of_id[i] for i in fitted}
         assert fitted_groups and not fitted_groups & {group_of_id[i] for i in evaluated}
-    SEEN.clear()
+    BOOSTER_FITS.clear()
     cross_validate(pipeline, {}, X, y, folds, 2)  # no groups: the stratified split over tasks
-    assert any({group_of_id[i] for i in fitted} & {group_of_id[i] for i in evaluated} for fitted, evaluated in SEEN)
+    assert any({group_of_id[i] for i in fitted} & {group_of_id[i] for i in evaluated} for fitted, evaluated in BOOSTER_FITS)
 
 
 def test_groups_reach_only_a_model_that_takes_them_and_never_after_a_sampler():
@@ -136,7 +86,7 @@ def test_groups_reach_only_a_model_that_takes_them_and_never_after_a_sampler():
     assert not takes_groups(Pipeline([("resample", RandomOverSampler(random_state=0)), ("model", stopping)]))
     fit_grouped(Pipeline([("model", lgbm(n_estimators=5))]), X, y, groups)  # a plain model: a plain fit
     fit_grouped(Pipeline([("resample", RandomOverSampler(random_state=0)), ("model", stopping)]), X, y, groups)
-    assert len(SEEN) == 1 and SEEN[0][1].size  # stopped on an inner split of the resampled rows
+    assert len(BOOSTER_FITS) == 1 and BOOSTER_FITS[0][1].size  # stopped on an inner split of the resampled rows
 
 
 @pytest.mark.parametrize("booster", [lgbm, xgb], ids=["lightgbm", "xgboost"])
@@ -169,7 +119,7 @@ def test_refit_iterations_trains_exactly_n_rounds_on_every_row(booster, recorder
     X, y = noisy_problem()
     model = EarlyStoppingClassifier(booster(recorder), refit_iterations=17, random_state=0).fit(X, y)
     assert model.best_iteration_ == 17 and model.estimator_.n_estimators == 17
-    (fitted, evaluated), = SEEN
+    (fitted, evaluated), = BOOSTER_FITS
     assert np.array_equal(np.sort(fitted), np.arange(1, y.size + 1)) and evaluated.size == 0
     assert model.validation_rows_.size == 0
 
@@ -192,14 +142,14 @@ def test_inner_split_of_every_cv_fold_is_inside_its_training_rows(recorder):
     """The leakage test: each fold's early stopping trains and stops on that fold's training
     rows only: its eval rows are a subset of them, disjoint from the fold's validation rows."""
     X, y = noisy_problem(n=400)
-    ids = _ids(X)
+    ids = row_ids(X)
     groups = np.repeat(np.arange(100), 4)  # workflows of 4 tasks
     folds = GroupedCV(3).folds(y, groups, 0)
     pipeline = Pipeline([("model", EarlyStoppingClassifier(recorder(), patience=5, random_state=0))])
     iterations: list = []
     cross_validate(pipeline, {}, X, y, folds, 2, iterations=iterations)
-    assert len(SEEN) == len(folds) == len(iterations)
-    for (fitted, evaluated), (train, valid) in zip(SEEN, folds):
+    assert len(BOOSTER_FITS) == len(folds) == len(iterations)
+    for (fitted, evaluated), (train, valid) in zip(BOOSTER_FITS, folds):
         assert evaluated.size > 0 and not set(fitted) & set(evaluated)
         assert set(fitted) | set(evaluated) == set(ids[train])  # every training row, nothing else
         assert not set(evaluated) & set(ids[valid]) and not set(fitted) & set(ids[valid])
@@ -223,8 +173,7 @@ def test_trials_log_the_picked_rounds_and_the_result_agrees_on_their_median():
 def test_configs_wrap_the_booster_and_search_it_by_estimator_prefix(model):
     from hydra.utils import instantiate
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[f"model={model}"])
+    cfg = compose_cfg([f"model={model}"])
     estimator = instantiate(cfg.model.estimator, _convert_="all")
     assert isinstance(estimator, EarlyStoppingClassifier)
     assert cfg.model.space and all(k.startswith("estimator__") for k in cfg.model.space)
@@ -243,9 +192,8 @@ def test_a_whole_run_never_early_stops_on_validation_or_test_rows(tmp_path, trac
     overrides = [f"data.path={path}", f"tracking.uri={tracking_uri}", "search=none", "cv.n_splits=2", "n_jobs=1",
                  "tracking.log_plots=false", "tracking.log_model=false", "scaler=none", "resample=none",
                  "model=lightgbm_es", "data.extras=[total]", "model.estimator.patience=5",
-                 "model.estimator.estimator._target_=tests.models.test_early_stopping.RecordingLGBM"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+                 "model.estimator.estimator._target_=tests.spies.RecordingLGBM"]
+    cfg = compose_cfg(overrides)
     data = load_dataset(cfg)
     data_ids = np.arange(1, len(data.y) + 1, dtype=np.float32)
     original = experiment.load_dataset
@@ -264,10 +212,10 @@ def test_a_whole_run_never_early_stops_on_validation_or_test_rows(tmp_path, trac
         experiment.load_dataset = original
     train, test = GroupedCV(2).holdout(data.y, data.groups, 0.2, 0, data.dates)
     folds = GroupedCV(2).folds(data.y[train], data.groups[train], 0)
-    assert len(SEEN) >= len(folds) + 1
+    assert len(BOOSTER_FITS) >= len(folds) + 1
     train_ids, test_ids = set(data_ids[train]), set(data_ids[test])
-    for (fitted, evaluated), (tr, va) in zip(SEEN, folds):
+    for (fitted, evaluated), (tr, va) in zip(BOOSTER_FITS, folds):
         assert evaluated.size and set(fitted) | set(evaluated) == set(data_ids[train][tr])
         assert not set(evaluated) & set(data_ids[train][va])
-    for fitted, evaluated in SEEN[len(folds):]:  # the refit and anything after it
+    for fitted, evaluated in BOOSTER_FITS[len(folds):]:  # the refit and anything after it
         assert set(fitted) | set(evaluated) <= train_ids and not set(evaluated) & test_ids

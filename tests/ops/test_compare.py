@@ -1,17 +1,19 @@
-"""Reading parent runs back (wtc.store.query) and comparing them (wtc.ops.compare, ``wtc compare``)."""
+"""Reading parent runs back (wtc.store.query) and comparing them (wtc.ops.compare, ``wtc compare``).
+
+The tests on the ``store`` of three trained runs are marked ``slow``; the ranking is tested on its own.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
-import shutil
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.run.test_experiment import make_cfg
+from tests.factories import make_cfg, store_db
 from wtc.cli import main
 from wtc.data.synthetic import write_benchmark
 from wtc.errors import WtcError
@@ -25,12 +27,10 @@ SWEEP_B = "/somewhere/multirun/2026-01-02/10-00-00"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, _migrated_store):
+def store(tmp_path_factory, new_store):
     """Three tiny runs (two sweeps), one failed parent run, one still running, in one store."""
     folder = tmp_path_factory.mktemp("compare")
-    (folder / "mlruns").mkdir()
-    shutil.copy(_migrated_store, folder / "mlruns" / "mlflow.db")
-    uri = f"sqlite:///{folder}/mlruns/mlflow.db"
+    uri = new_store(folder)
     history = write_benchmark(folder / "history.json", n_tasks=300, seed=4)
     ids = {}
     for name, overrides in {"dummy": ["model=dummy"], "logreg": ["model=logreg", "tracking.log_plots=true"],
@@ -49,6 +49,7 @@ def store(tmp_path_factory, _migrated_store):
     return uri, ids, folder
 
 
+@pytest.mark.slow
 def test_parent_runs_one_row_per_finished_or_failed_parent(store):
     uri, ids, _ = store
     runs = parent_runs(uri)
@@ -67,6 +68,7 @@ def test_parent_runs_one_row_per_finished_or_failed_parent(store):
     assert runs.set_index("run_id").loc[ids["failed"], "error"] == "ValueError: x"
 
 
+@pytest.mark.slow
 def test_parent_runs_by_sweep_full_or_unique_suffix(store):
     uri, ids, _ = store
     assert sorted(parent_runs(uri, sweep=SWEEP_A)["run_id"]) == sorted([ids["dummy"], ids["logreg"]])
@@ -78,6 +80,7 @@ def test_parent_runs_by_sweep_full_or_unique_suffix(store):
         parent_runs(uri, sweep="1999-01-01/00-00-00")
 
 
+@pytest.mark.slow
 def test_parent_runs_errors_name_the_store_and_the_experiments(store, tmp_path):
     uri, _, _ = store
     with pytest.raises(WtcError, match=r"no experiment 'wtc-nope' .*experiments: .*wtc-binary"):
@@ -117,6 +120,7 @@ def _table(markdown: str) -> list[dict[str, str]]:
     return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
 
 
+@pytest.mark.slow
 def test_compare_writes_ranked_report_and_logs_a_comparison_run(store, tmp_path):
     uri, _, _ = store
     report = compare(uri, tmp_path / "out", sweep=SWEEP_A, top=3)
@@ -149,12 +153,11 @@ def test_compare_writes_ranked_report_and_logs_a_comparison_run(store, tmp_path)
     assert report.run_id not in set(parent_runs(uri)["run_id"])
 
 
-def test_compare_shows_coverage_and_draws_logged_roc_points(store, tmp_path):
-    uri, ids, folder = store
+@pytest.mark.slow
+def test_compare_shows_coverage_and_draws_logged_roc_points(store, tmp_path, new_store):
+    uri, ids, _ = store
     # A scratch copy: these extra metrics and artifacts must not leak into the other tests.
-    (tmp_path / "mlruns").mkdir()
-    shutil.copy(folder / "mlruns" / "mlflow.db", tmp_path / "mlruns" / "mlflow.db")
-    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    uri = new_store(tmp_path, store_db(uri))
     client = mlflow.MlflowClient(uri)
     client.log_metric(ids["logreg"], "test/coverage_at_p95", 0.42)
     for run_id in (ids["dummy"], ids["logreg"]):
@@ -168,6 +171,7 @@ def test_compare_shows_coverage_and_draws_logged_roc_points(store, tmp_path):
     assert report.run_id is None
 
 
+@pytest.mark.slow
 def test_compare_shows_a_figure_of_each_run_side_by_side(store, tmp_path):
     uri, ids, _ = store
     report = compare(uri, tmp_path, sweep="2026-01-01/10-00-00", top=2, log_run=False,
@@ -181,6 +185,7 @@ def test_compare_shows_a_figure_of_each_run_side_by_side(store, tmp_path):
         report.paths["comparison.md"].read_text()
 
 
+@pytest.mark.slow
 def test_cli_compare_prints_the_table(store, tmp_path, capsys):
     uri, _, _ = store
     assert main(["compare", "--tracking-uri", uri, "--sweep", "2026-01-02/10-00-00", "--out", str(tmp_path)]) == 0
@@ -190,6 +195,7 @@ def test_cli_compare_prints_the_table(store, tmp_path, capsys):
     assert (tmp_path / "comparison.html").exists() and "logged as comparison run" in out
 
 
+@pytest.mark.slow
 def test_cli_compare_errors_are_one_line(store, tmp_path, capsys):
     uri, _, _ = store
     assert main(["compare", "--tracking-uri", uri, "--experiment", "wtc-nope", "--out", str(tmp_path)]) == 2

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import mlflow
 import numpy as np
 import pytest
 
+from tests.factories import figure_inputs, listed, markdown_sections, on_demand_run
 from wtc.cli import main
 from wtc.evaluation.diagnostics import FIGURE_INPUTS, FigureInputs, draw_figures
-from wtc.evaluation.report import summary_markdown
 from wtc.store import RunTracker
-
-
-def _inputs(n_classes: int = 2, rich: bool = True, seed: int = 0) -> FigureInputs:
-    rng = np.random.default_rng(seed)
-
-    def proba(n):
-        p = rng.random((n, n_classes)) + 0.05
-        return p / p.sum(axis=1, keepdims=True)
-
-    y_train, y_test = rng.integers(0, n_classes, 200), rng.integers(0, n_classes, 80)
-    folds = [(rng.integers(0, n_classes, 60), proba(60)) for _ in range(3)] if rich else None
-    return FigureInputs([f"class{k}" for k in range(n_classes)], y_train, proba(200), y_test, proba(80),
-                        np.bincount(np.concatenate([y_train, y_test]), minlength=n_classes),
-                        [0.61, 0.64, 0.63] if rich else [0.6], "roc_auc", folds,
-                        proba(80) if rich else None, None, rng.random(12) if rich else None,
-                        [f"f{i}" for i in range(12)] if rich else None)
 
 
 @pytest.mark.parametrize("n_classes, rich", [(2, True), (4, False)])
 def test_the_inputs_come_back_as_they_were_saved(tmp_path, n_classes, rich):
-    inputs = _inputs(n_classes, rich)
+    inputs = figure_inputs(n_classes, rich)
     inputs.save(tmp_path / "inputs.npz")
     back = FigureInputs.load(tmp_path / "inputs.npz")
     assert back.classes == inputs.classes and back.metric == "roc_auc" and back.values == inputs.values
@@ -60,23 +41,8 @@ def test_the_inputs_come_back_as_they_were_saved(tmp_path, n_classes, rich):
     assert names == expected
 
 
-def _on_demand_run(uri: str, tmp_path, name: str = "logreg-combined", cv: float = 0.7, sweep: str = "s/1") -> str:
-    """A parent run as a light job leaves it: the inputs, the on-demand tag, the summary."""
-    path = tmp_path / name / "inputs.npz"
-    path.parent.mkdir()
-    _inputs().save(path)
-    with RunTracker(uri, "wtc-binary", run_name=name, tags={"wtc.sweep": sweep}) as tracker:
-        tracker.log_params({"metric": "roc_auc", "model.name": name})
-        tracker.log_metrics({"cv/roc_auc_mean": cv})
-        tracker.log_artifact(path, "figures")
-        summary = summary_markdown(name, {"model": "logreg"}, {}, "roc_auc", [], 200, 80, on_demand=tracker.run_id)
-        tracker.log_text(summary, "summary.md")
-        tracker.set_tags({"wtc.figures": "on_demand", "mlflow.note.content": summary})
-        return tracker.run_id
-
-
 def test_wtc_runs_figures_draws_them_once_into_the_run(tracking_uri, tmp_path, capsys):
-    run_id = _on_demand_run(tracking_uri, tmp_path)
+    run_id = on_demand_run(tracking_uri, tmp_path)
     assert main(["runs", "figures", run_id, "--tracking-uri", tracking_uri]) == 0
     out = capsys.readouterr().out
     assert f"drew 9 figures of logreg-combined ({run_id}) in " in out and "1 drawn; open them: " in out
@@ -106,8 +72,8 @@ def test_a_run_without_inputs_is_said_and_left_alone(tracking_uri, capsys):
     assert not mlflow.MlflowClient(tracking_uri).list_artifacts(tracker.run_id, "plots")
 
 
-def test_unknown_runs_and_unreadable_inputs_are_one_line(tracking_uri, tmp_path):
-    run_id = _on_demand_run(tracking_uri, tmp_path)
+def test_unknown_runs_and_unreadable_inputs_are_one_line(tracking_uri, tmp_path, capsys):
+    run_id = on_demand_run(tracking_uri, tmp_path)
     bad = tmp_path / "bad" / "inputs.npz"
     bad.parent.mkdir()
     bad.write_bytes(b"not an npz")
@@ -115,10 +81,10 @@ def test_unknown_runs_and_unreadable_inputs_are_one_line(tracking_uri, tmp_path)
         tracker.log_artifact(bad, "figures")
     for run, message in (("0123abcd", f"error: no run 0123abcd in {tracking_uri}"),
                          (tracker.run_id, f"error: run {tracker.run_id}: {FIGURE_INPUTS} cannot be read")):
-        done = subprocess.run([sys.executable, "-m", "wtc.cli", "runs", "figures", run, "--tracking-uri", tracking_uri],
-                              capture_output=True, text=True, timeout=120)
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), done.stderr
+        # In this process: an exception escaping main() (a traceback at the prompt) fails the test.
+        code = main(["runs", "figures", run, "--tracking-uri", tracking_uri])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
     # Nothing already written was touched.
     assert not mlflow.MlflowClient(tracking_uri).list_artifacts(run_id, "plots")
 
@@ -127,25 +93,26 @@ def test_unknown_runs_and_unreadable_inputs_are_one_line(tracking_uri, tmp_path)
     (["runs", "figures", "--top", "0"], "argument --top: must be at least 1, got 0"),
     (["runs", "figures", "--sweep", "a", "--experiment", "b"], "argument --experiment: not allowed with argument --sweep"),
 ])
-def test_wrong_arguments_give_usage_and_one_error_line(argv, message):
-    done = subprocess.run([sys.executable, "-m", "wtc.cli", *argv], capture_output=True, text=True, timeout=120)
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and lines[0].startswith("usage: wtc runs figures") and message in lines[-1]
+def test_wrong_arguments_give_usage_and_one_error_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and lines[0].startswith("usage: wtc runs figures") and message in lines[-1]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["runs", "figures"], "error: name the runs: run ids, --sweep TAG or --experiment NAME"),
     (["runs", "figures", "abc", "--sweep", "x"], "error: give run ids, or --sweep/--experiment (with --top), not both"),
 ])
-def test_runs_must_be_named_one_way(tracking_uri, tmp_path, argv, message):
-    _on_demand_run(tracking_uri, tmp_path)
-    done = subprocess.run([sys.executable, "-m", "wtc.cli", *argv, "--tracking-uri", tracking_uri],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.strip() == message, done.stderr
+def test_runs_must_be_named_one_way(tracking_uri, tmp_path, argv, message, capsys):
+    on_demand_run(tracking_uri, tmp_path)
+    code = main([*argv, "--tracking-uri", tracking_uri])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.strip() == message and out == "", err
 
 
 def test_a_sweeps_best_runs_are_drawn_by_rank(tracking_uri, tmp_path, capsys):
-    ids = {name: _on_demand_run(tracking_uri, tmp_path, name, cv) for name, cv in
+    ids = {name: on_demand_run(tracking_uri, tmp_path, name, cv) for name, cv in
            (("dummy", 0.5), ("xgboost", 0.74), ("logreg", 0.7))}
     assert main(["runs", "figures", "--sweep", "s/1", "--top", "2", "--tracking-uri", tracking_uri]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -157,7 +124,7 @@ def test_a_sweeps_best_runs_are_drawn_by_rank(tracking_uri, tmp_path, capsys):
 def test_compare_draws_the_figures_it_shows(tracking_uri, tmp_path):
     from wtc.ops.compare import compare
 
-    ids = {name: _on_demand_run(tracking_uri, tmp_path, name, cv) for name, cv in
+    ids = {name: on_demand_run(tracking_uri, tmp_path, name, cv) for name, cv in
            (("dummy", 0.5), ("xgboost", 0.74), ("logreg", 0.7))}
     report = compare(tracking_uri, tmp_path / "report", sweep="s/1", top=2, log_run=False,
                      figures=["plots/confusion_matrix.png"])
@@ -166,3 +133,46 @@ def test_compare_draws_the_figures_it_shows(tracking_uri, tmp_path):
     assert section.count("data:image/png;base64,") == 2
     tags = {name: mlflow.MlflowClient(tracking_uri).get_run(i).data.tags["wtc.figures"] for name, i in ids.items()}
     assert tags == {"dummy": "on_demand", "xgboost": "drawn", "logreg": "drawn"}
+
+
+def test_drawing_lists_the_figures_and_keeps_the_model_section_in_either_order(tracking_uri, tmp_path):
+    """The run page's summary after the figures are drawn: the figures drawn are listed where the
+    note on drawing them was, and a model section (kept for later, or logged already) stays as it was."""
+    from wtc.evaluation.report import MODEL_HEADING, ON_DEMAND_HEADING, summary_with_model
+    from wtc.ops.deferred import draw_run_figures
+    from wtc.store.query import read_artifact
+
+    client = mlflow.MlflowClient(tracking_uri)
+
+    def summary(run_id) -> dict[str, str]:
+        text = read_artifact(tracking_uri, run_id, "summary.md").decode()
+        assert client.get_run(run_id).data.tags["mlflow.note.content"] == text  # the run page shows it
+        return markdown_sections(text)
+
+    def log_the_model(run_id):  # what logging the kept model does to the summary (wtc.store.logged_models)
+        text = summary_with_model(read_artifact(tracking_uri, run_id, "summary.md").decode(), run_id, "models:/m-1")
+        client.log_text(run_id, text, "summary.md")
+        client.set_tag(run_id, "mlflow.note.content", text)
+
+    # Drawn first, then the model logged.
+    first = on_demand_run(tracking_uri, tmp_path / "first", model_on_demand=True)
+    before = summary(first)
+    assert f"`wtc runs model {first}`" in before[MODEL_HEADING] and f"`wtc runs figures {first}`" in \
+        before[ON_DEMAND_HEADING]
+    (done,) = draw_run_figures(tracking_uri, [first])
+    drawn = summary(first)
+    assert done.outcome == "drawn" and len(done.figures) == 9
+    assert ON_DEMAND_HEADING not in drawn and listed(drawn["## Figures"]) == done.figures
+    assert {h: b for h, b in drawn.items() if h != "## Figures"} == \
+        {h: b for h, b in before.items() if h != ON_DEMAND_HEADING}  # the model section and the rest as they were
+    log_the_model(first)
+    both = summary(first)
+    assert "models:/m-1" in both[MODEL_HEADING] and "wtc runs model" not in both[MODEL_HEADING]
+    assert listed(both["## Figures"]) == done.figures
+
+    # The model logged first, then drawn: the same page.
+    second = on_demand_run(tracking_uri, tmp_path / "second", model_on_demand=True)
+    log_the_model(second)
+    assert f"`wtc runs figures {second}`" in summary(second)[ON_DEMAND_HEADING]
+    assert [d.outcome for d in draw_run_figures(tracking_uri, [second])] == ["drawn"]
+    assert summary(second) == both

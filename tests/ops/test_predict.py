@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import mlflow
@@ -13,6 +12,7 @@ from imblearn.pipeline import Pipeline
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import MaxAbsScaler
 
+from tests.factories import served
 from wtc.cli import main
 from wtc.data import build_features, build_target, load_history
 from wtc.data.synthetic import write_benchmark
@@ -25,14 +25,10 @@ N_GOOD = 30
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, _migrated_store):
+def store(tmp_path_factory, new_store):
     """A store with ``wtc-p@champion`` (a raw-task model, promoted-style tags) and an unpromoted matrix model."""
-    import shutil
-
     root = tmp_path_factory.mktemp("predict")
-    (root / "mlruns").mkdir()
-    shutil.copy(_migrated_store, root / "mlruns" / "mlflow.db")
-    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    uri = new_store(root)
     path = write_benchmark(root / "history.json", n_tasks=400, seed=3)
     history = load_history(path, use_cache=False)
     X, names = build_features(history, "combined")
@@ -192,65 +188,6 @@ def test_a_deeply_nested_history_file_is_one_line(store, tmp_path, capsys):
     assert code == 2 and err.startswith("error: ") and "nested too deeply" in err and len(err.strip().splitlines()) == 1
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def served(model_uri: str, tracking_uri: str, tmp_path):
-    """`wtc serve` of a model for real (its process group stopped on exit); yields ``post(body)``,
-    which POSTs a JSON body to /invocations and returns the answer's predictions."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    import urllib.error
-    import urllib.request
-    from pathlib import Path
-
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    # Not the venv's bin dir on PATH: `wtc serve` must put it there itself.
-    env["PATH"] = "/usr/bin:/bin"
-    log = open(tmp_path / "serve.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "wtc.cli", "serve", "--model", model_uri,
-                               "--tracking-uri", tracking_uri, "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-
-    def post(body: dict) -> list[dict]:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return json.loads(answer.read())["predictions"]
-
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "server did not answer within 90 s"
-            time.sleep(1)
-        yield post
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
-        log.close()
-
-
 @pytest.mark.slow
 def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
     """`wtc serve` starts `mlflow models serve` for real; POST raw tasks to /invocations; stop its process group."""
@@ -270,3 +207,43 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
             assert row["recommendation"] == classes[int(proba.argmax())]
         assert "count must be a non-negative integer" in rows[3]["error"] and rows[3]["decision"] == ""
         assert "nested too deeply" in rows[4]["error"]  # a hostile row is answered, not a server error
+
+
+def test_wtc_serve_replaces_itself_by_mlflow_models_serve(monkeypatch, capsys):
+    """What ``wtc serve`` starts, in this process: ``os.execve`` is recorded instead of replacing pytest.
+    (The slow tests above serve for real.)"""
+    import os
+    import sys
+    from pathlib import Path
+
+    from wtc.ops import serve as serving
+
+    class Replaced(Exception):
+        pass
+
+    started = []
+
+    def execve(path, argv, env):
+        started.append((path, argv, env))
+        raise Replaced
+
+    monkeypatch.setattr(serving.os, "execve", execve)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # not activated: the venv's bin dir is not on PATH
+    with pytest.raises(Replaced):
+        main(["serve", "--model", "models:/wtc-p@champion", "--port", "5123", "--tracking-uri", "sqlite:///x.db"])
+    ((path, argv, env),) = started
+    assert argv[0] == path and Path(path).parent == Path(sys.executable).parent
+    assert argv[-10:] == ["models", "serve", "-m", "models:/wtc-p@champion", "--env-manager", "local",
+                          "-h", "127.0.0.1", "-p", "5123"]
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
+    assert env["MLFLOW_TRACKING_URI"] == "sqlite:///x.db"
+    assert "serving models:/wtc-p@champion on http://127.0.0.1:5123/invocations" in capsys.readouterr().out
+
+
+def test_wtc_serve_without_uvicorn_is_one_line(monkeypatch, capsys):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    assert main(["serve", "--model", "models:/wtc-p@champion", "--tracking-uri", "sqlite:///x.db"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: uvicorn is not installed beside ")

@@ -1,50 +1,26 @@
-"""Champion promotion on a temp SQLite registry: refuses what the baselines beat, moves the alias, idempotent."""
+"""Champion promotion on a temp SQLite registry: refuses what the baselines beat, moves the alias, idempotent.
+
+The tests that train runs to promote are marked ``slow``.
+"""
 
 from __future__ import annotations
 
 import mlflow
 import pytest
-from hydra import compose, initialize_config_dir
 
-from tests.run.test_experiment import CONF
+from tests.factories import SHARP, compose_cfg, runs_of, train, versions
 from wtc.cli import main
-from wtc.data.synthetic import write_benchmark
 from wtc.ops.promote import promote
-from wtc.run.experiment import run
 from wtc.store.registry import CHAMPION
 
 
-@pytest.fixture(scope="module")
-def history_path(tmp_path_factory):
-    return write_benchmark(tmp_path_factory.mktemp("bench") / "history.json", n_tasks=400, seed=3)
-
-
-def train(history_path, uri, experiment, *overrides):
-    base = [f"data.path={history_path}", f"tracking.uri={uri}", f"tracking.experiment={experiment}", "search=none",
-            "cv.n_splits=2", "n_jobs=1", "diagnostics=none", "tracking.log_plots=false", "tracking.log_model=true"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return run(compose("config", overrides=base + list(overrides)))
-
-
-#: A model that beats both baselines on this small benchmark: the procedures with less smoothing.
-#: (On 400 generated tasks the learned families do not beat the rules baseline's log-loss; the
-#: mechanics of promotion are what is tested here, not which family wins.)
-SHARP = ("model=rules", "model.name=rules_sharp", "+model.estimator.alpha=0.2")
-
-
 def parents(uri, experiment):
-    client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], max_results=1000)
-    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return runs_of(uri, experiment)[1]
 
 
-def versions(uri, name):
-    return mlflow.MlflowClient(uri).search_model_versions(f"name = '{name}'")
-
-
-def test_a_dummy_never_beats_the_dummy(history_path, tracking_uri, capsys):
-    dummy = train(history_path, tracking_uri, "wtc-dummy", "model=dummy")
+@pytest.mark.slow
+def test_a_dummy_never_beats_the_dummy(history_400, tracking_uri, capsys):
+    dummy = train(history_400, tracking_uri, "wtc-dummy", "model=dummy")
     code = main(["promote", "--experiment", "wtc-dummy", "--metric", "test/log_loss", "--name", "wtc-m",
                  "--tracking-uri", tracking_uri])
     out, err = capsys.readouterr()
@@ -65,8 +41,9 @@ def dummy_run_hash(uri, run_id):
     return mlflow.MlflowClient(uri).get_run(run_id).data.params["data.content_hash"]
 
 
-def test_dry_run_changes_nothing(history_path, tracking_uri, capsys):
-    train(history_path, tracking_uri, "wtc-dry", *SHARP)
+@pytest.mark.slow
+def test_dry_run_changes_nothing(history_400, tracking_uri, capsys):
+    train(history_400, tracking_uri, "wtc-dry", *SHARP)
     before = len(parents(tracking_uri, "wtc-dry"))
     code = main(["promote", "--experiment", "wtc-dry", "--name", "wtc-dry", "--tracking-uri", tracking_uri,
                  "--dry-run"])
@@ -77,8 +54,9 @@ def test_dry_run_changes_nothing(history_path, tracking_uri, capsys):
     assert not versions(tracking_uri, "wtc-dry")
 
 
-def test_promotes_a_better_model_moves_the_alias_and_is_idempotent(history_path, tracking_uri, capsys):
-    first = train(history_path, tracking_uri, "wtc-a", *SHARP)
+@pytest.mark.slow
+def test_promotes_a_better_model_moves_the_alias_and_is_idempotent(history_400, tracking_uri, capsys):
+    first = train(history_400, tracking_uri, "wtc-a", *SHARP)
     outcome = promote(tracking_uri, "wtc-a", "test/log_loss", "wtc-action", precision=0.9)
     assert not outcome.refused, outcome.refusals
     assert outcome.run_id == first.run_id and outcome.version == "1" and outcome.changed
@@ -106,7 +84,7 @@ def test_promotes_a_better_model_moves_the_alias_and_is_idempotent(history_path,
     # A run of another experiment promoted under the same name: refused while it is worse than the
     # current champion on the same metric (the champion's recorded value is set to half the new
     # run's, so it is behind by exactly that half), taken with --force.
-    second = train(history_path, tracking_uri, "wtc-b", *SHARP, "seed=1")
+    second = train(history_400, tracking_uri, "wtc-b", *SHARP, "seed=1")
     new_value = second.metrics["test/log_loss"]
     client.set_model_version_tag("wtc-action", "1", "wtc.metric_value", repr(new_value / 2))
     args = ["promote", "--experiment", "wtc-b", "--name", "wtc-action", "--tracking-uri", tracking_uri]
@@ -139,8 +117,7 @@ def test_baselines_of_the_champion_preset_are_plain_models(tmp_path):
     """The champion's ensemble and calibration are not carried over to the rules and dummy baselines."""
     from wtc.ops.baselines import baseline_config
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        champion = compose("config", overrides=["+experiment=champion", "target=binary"])
+    champion = compose_cfg(["+experiment=champion", "target=binary"])
     assert champion.ensemble.kind == "folds" and champion.calibration.method != "none"
     cfg = baseline_config(champion, "rules", f"sqlite:///{tmp_path}/mlflow.db", "wtc-binary")
     assert cfg.model.name == "rules" and cfg.search.kind == "none"
@@ -158,8 +135,7 @@ def test_a_run_config_logged_before_the_options_named_their_class_gets_it(overri
     from wtc.ops.baselines import with_option_classes
     from wtc.run.config_checks import OPTION_NAMES, check_config
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        today = OmegaConf.create(OmegaConf.to_container(compose("config", overrides=overrides), resolve=True))
+    today = OmegaConf.create(OmegaConf.to_container(compose_cfg(overrides), resolve=True))
     assert with_option_classes(today) == today  # every option names its class (or none: calibration=none)
     logged = OmegaConf.create(OmegaConf.to_container(today))
     for group in OPTION_NAMES:

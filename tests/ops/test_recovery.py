@@ -1,4 +1,7 @@
-"""The recovery recommender: how the parts combine, ``wtc promote --recovery`` on a temp store, predict and serve."""
+"""The recovery recommender: how the parts combine, ``wtc promote --recovery`` on a temp store, predict and serve.
+
+The tests on the trained store (four targets' runs and their baselines, promoted) are marked ``slow``.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SMALL_HISTORY
-from tests.ops.test_promote import SHARP, train
+from tests.factories import SHARP, SMALL_HISTORY, served, train
 from wtc.cli import main
 from wtc.data.synthetic import write_benchmark
 from wtc.inference.recovery import RecoveryPart, recommend_tasks, recovery_columns
@@ -102,6 +104,19 @@ def test_the_parts_are_checked():
 
 
 # --------------------------------------------------------------------------- promote, predict, serve
+def test_promote_recovery_without_runs_of_a_part_is_one_line(tracking_uri, capsys):
+    """Nothing trained yet: the first part's missing experiment in one line, nothing registered."""
+    from wtc.errors import WtcError
+    from wtc.ops.recovery import promote_recovery
+
+    assert main(["promote", "--recovery", "--tracking-uri", tracking_uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: no experiment 'wtc-action' in {tracking_uri}")
+    with pytest.raises(WtcError, match=r"--precision must be in \(0, 1\], got 0"):
+        promote_recovery(tracking_uri, precision=0)
+    assert not mlflow.MlflowClient(tracking_uri).search_registered_models()
+
+
 TARGETS = ("action", "splitting", "xrootd", "memory")
 
 
@@ -119,14 +134,10 @@ ON_DEMAND, ON_DEMAND_PARTS = "diagnostics.model=on_demand", ("splitting", "memor
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, _migrated_store):
+def store(tmp_path_factory, new_store):
     """A store with one sharp-rules run per recovery target (and weak baselines on its split)."""
-    import shutil
-
     root = tmp_path_factory.mktemp("recovery")
-    (root / "mlruns").mkdir()
-    shutil.copy(_migrated_store, root / "mlruns" / "mlflow.db")
-    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    uri = new_store(root)
     path = write_benchmark(root / "history.json", n_tasks=400, seed=3)
     runs = {}
     for target in TARGETS:
@@ -150,6 +161,7 @@ def promoted(store):
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promoted, capsys):
     uri, _, runs = store
     code, out, err = promoted
@@ -190,6 +202,7 @@ def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promo
     assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
 
 
+@pytest.mark.slow
 def test_a_part_that_does_not_beat_its_baselines_refuses_the_whole_recommender(store, promoted, capsys):
     uri, path, runs = store
     assert promoted[0] == 0
@@ -212,6 +225,7 @@ def _raw(path, n):
     return {t: raw[t] for t in list(raw)[:n]}
 
 
+@pytest.mark.slow
 def test_round_trip_on_raw_tasks_matches_each_part(store, promoted):
     uri, path, runs = store
     assert promoted[0] == 0
@@ -245,6 +259,7 @@ def test_round_trip_on_raw_tasks_matches_each_part(store, promoted):
     assert (table["decision"] == np.where(auto, "AUTO", "REVIEW")).all()
 
 
+@pytest.mark.slow
 def test_predict_prints_the_combined_recommendation_and_summary(store, promoted, tmp_path, capsys):
     uri, path, _ = store
     assert promoted[0] == 0
@@ -283,8 +298,6 @@ def test_predict_prints_the_combined_recommendation_and_summary(store, promoted,
 @pytest.mark.slow
 def test_wtc_serve_answers_with_the_recommendation(store, promoted, tmp_path):
     """`wtc serve` of the recommender for real: POST raw tasks to /invocations, get the combined rows."""
-    from tests.ops.test_predict import served
-
     uri, path, _ = store
     assert promoted[0] == 0
     with served(f"models:/wtc-recovery@{CHAMPION}", uri, tmp_path) as post:

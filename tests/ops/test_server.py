@@ -1,5 +1,7 @@
 """A real shared tracking server (wtc.ops.server): PostgreSQL + ``mlflow server`` on loopback, a
-4-job sweep logging to it in parallel, promotion through it, and stop/start keeping every record."""
+4-job sweep logging to it in parallel, promotion through it, and stop/start keeping every record.
+
+Every test on the real server is marked ``slow``; the quick set keeps what a folder with no server says."""
 
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ from wtc.store.logged_models import build_run_models, run_model
 from wtc.store.registry import CHAMPION
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
 EXPERIMENT = "wtc-shared"
 #: The sweep: the rules baseline's smoothing at four values (cheap jobs; alpha below the default 1.0
 #: is what beats the rules and dummy baselines on this benchmark, see tests/test_promote.py).
@@ -37,6 +38,18 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_a_folder_no_server_was_started_from(tmp_path, capsys):
+    """status, stop and the database's DSN of an empty folder: said plainly, nothing started or written."""
+    assert main(["tracking-server", "status", "--dir", str(tmp_path)]) == 3  # 3: nothing runs
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == ["MLflow", "PostgreSQL"] and all("not running" in line for line in out)
+    assert main(["tracking-server", "stop", "--dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"nothing was running from {tmp_path.resolve()}"
+    with pytest.raises(TrackingError, match="no tracking server was started from"):
+        server.database_dsn(tmp_path)
+    assert not server.status(tmp_path).running and not list(tmp_path.iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +91,7 @@ def swept(shared_server, tmp_path_factory):
     return done
 
 
+@pytest.mark.slow
 def test_every_run_metric_and_artifact_of_a_parallel_sweep_arrives(shared_server, swept):
     client = mlflow.MlflowClient(shared_server.uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -133,6 +147,7 @@ def test_every_run_metric_and_artifact_of_a_parallel_sweep_arrives(shared_server
     assert "Leaderboard of sweep" in swept.stdout
 
 
+@pytest.mark.slow
 def test_the_backend_store_is_postgresql(shared_server, swept):
     import psycopg2
 
@@ -155,6 +170,7 @@ def test_the_backend_store_is_postgresql(shared_server, swept):
         connection.close()
 
 
+@pytest.mark.slow
 def test_promote_registers_the_champion_on_the_server(shared_server, swept, capsys):
     code = main(["promote", "--experiment", EXPERIMENT, "--metric", "test/log_loss", "--name", "wtc-shared",
                  "--tracking-uri", shared_server.uri])
@@ -168,6 +184,7 @@ def test_promote_registers_the_champion_on_the_server(shared_server, swept, caps
     assert loaded.metadata.run_id == version.run_id
 
 
+@pytest.mark.slow
 def test_status_stop_and_start_again_keep_every_record(shared_server, swept, capsys):
     folder, before = shared_server.dir, mlflow.MlflowClient(shared_server.uri).get_experiment_by_name(EXPERIMENT)
     assert main(["tracking-server", "status", "--dir", str(folder)]) == 0

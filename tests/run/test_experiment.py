@@ -1,4 +1,8 @@
-"""End-to-end runs of wtc.run.experiment.run on a small generated history, tracked in a temp store."""
+"""End-to-end runs of wtc.run.experiment.run on a small generated history, tracked in a temp store.
+
+Whole runs are marked ``slow`` (``dev.py test --quick`` leaves them out); the quick set keeps the
+config errors a run stops at, the failed run, and one untuned run of two baselines.
+"""
 
 from __future__ import annotations
 
@@ -8,71 +12,22 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from tests import spies
+from tests.factories import CONF, compose_cfg, fast_overrides, make_cfg, options, runs_of, write_json
 from wtc.data import load_history
 from wtc.data.dataset import load_dataset
 from wtc.data.splits import GroupedCV, TemporalCV
-from wtc.data.synthetic import write_benchmark
 from wtc.run.experiment import run
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
-MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-#: Size knobs a model family may have, and the small values an end-to-end test uses: any
-#: new model YAML that uses these names runs fast here without a test edit.
-SMALL = {"n_estimators": (10, 30), "max_epochs": (2, 3), "n_neurons": (8, 32)}
-
-
-def fast_overrides(model: str, conf=CONF) -> list[str]:
-    """Overrides that shrink a model family's size knobs (estimator values and search ranges)."""
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        node = compose("config", overrides=[f"model={model}"]).model
-    out = []
-    for knob, (low, high) in SMALL.items():
-        if knob in node.estimator:
-            out.append(f"model.estimator.{knob}={low}")
-        space = node.get("space") or {}
-        if knob in space and "low" in space[knob]:
-            out += [f"model.space.{knob}.low={low}", f"model.space.{knob}.high={high}"]
-    return out
-
-
-@pytest.fixture(scope="module")
-def history_path(tmp_path_factory):
-    return write_benchmark(tmp_path_factory.mktemp("bench") / "history.json", n_tasks=700, seed=3)
-
-
-def make_cfg(history_path, uri, overrides=()):
-    base = [
-        f"data.path={history_path}",
-        f"tracking.uri={uri}",
-        "search.n_trials=2",
-        "cv.n_splits=2",
-        "n_jobs=1",
-        "tracking.log_plots=false",
-        "tracking.log_model=false",
-    ]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=base + list(overrides))
-
-
-def runs_of(uri, experiment="wtc-binary"):
-    client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], max_results=1000)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return client, parents, children
-
+#: Every model family of conf/model/, read from the folder: a new YAML file is run end to end
+#: below without a test edit (test_every_model_yaml_is_run_end_to_end holds the list to the folder).
+MODELS = options("model")
 
 METRIC_NAMES = ["roc_auc", "log_loss", "accuracy", "precision", "recall", "f1_weighted", "f1_macro", "gmean"]
 
 
-def test_every_model_yaml_is_tested():
-    assert {"xgboost", "dnn", "rules", "dummy"} <= set(MODELS)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_family_runs_end_to_end(history_path, tracking_uri, model):
     cfg = make_cfg(history_path, tracking_uri, [f"model={model}", "search=tpe", *fast_overrides(model)])
@@ -95,6 +50,19 @@ def test_every_model_family_runs_end_to_end(history_path, tracking_uri, model):
     assert parent.data.params["git.commit"]
 
 
+def test_every_model_yaml_is_run_end_to_end():
+    """The every-model test is parametrised by exactly the YAML files of conf/model/ (read here
+    again): a family left out of it, or a hand-written list that forgets a new file, fails."""
+    (mark,) = [m for m in test_every_model_family_runs_end_to_end.pytestmark if m.name == "parametrize"]
+    argnames, values = mark.args
+    on_disk = sorted(path.stem for path in (CONF / "model").glob("*.yaml"))
+    assert argnames == "model" and list(values) == on_disk
+    assert {"xgboost", "dnn", "rules", "dummy", "cascade"} <= set(on_disk)  # the real folder, not an empty glob
+    # Each value is a family of its own name, so the parametrised run really runs that file.
+    for model in ("xgboost", "rules"):
+        assert compose_cfg([f"model={model}"]).model.name == model
+
+
 def test_baselines_are_beaten_and_oracle_is_the_limit(history_path, tracking_uri):
     dummy = run(make_cfg(history_path, tracking_uri, ["model=dummy", "search=none"])).metrics
     xgb = run(make_cfg(history_path, tracking_uri, ["model=seed_xgb", "search=none"])).metrics
@@ -104,6 +72,7 @@ def test_baselines_are_beaten_and_oracle_is_the_limit(history_path, tracking_uri
     assert xgb["oracle/roc_auc"] == dummy["oracle/roc_auc"]  # same test rows, same oracle
 
 
+@pytest.mark.slow
 def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
     cfg = make_cfg(history_path, tracking_uri, ["model=xgboost", "search=gp", "resample=smote",
                                             "tracking.log_model=true", "tracking.log_plots=true", *fast_overrides("xgboost")])
@@ -161,6 +130,7 @@ def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
     assert times["time/post_training_cpu_s"] > 0 and parent.data.metrics["time/record_s"] > 0
 
 
+@pytest.mark.slow
 def test_light_diagnostics_log_the_figures_inputs_and_draw_them_on_demand(history_path, tracking_uri, tmp_path):
     from wtc.ops.deferred import draw_run_figures
 
@@ -209,6 +179,7 @@ def test_figures_on_demand_is_checked(history_path, tracking_uri):
         run(make_cfg(history_path, tracking_uri, ["diagnostics.figures=later"]))
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(history_path, tracking_uri):
     overrides = ["model=logreg", "search=gp", "resample=smote"]
     first = run(make_cfg(history_path, tracking_uri, overrides)).metrics
@@ -242,6 +213,7 @@ def test_no_workflow_straddles_train_and_test(history_path, tracking_uri):
     assert data.dates.iloc[temporal_train].max() <= data.dates.iloc[temporal_test].min()
 
 
+@pytest.mark.slow
 def test_resampling_sees_only_training_rows(history_path, tracking_uri):
     """A recording sampler in the resample slot: every fit sees training rows only."""
     history = load_history(history_path)
@@ -279,6 +251,7 @@ def test_resampling_sees_only_training_rows(history_path, tracking_uri):
     assert len(history.tasks) == len(data.y) + data.n_unlabelled
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides", [
     ["cv=temporal", "search=gp"],
     ["cv=stratified", "search=tpe", "metric=log_loss"],
@@ -293,6 +266,7 @@ def test_cv_search_and_objective_choices_run(history_path, tracking_uri, overrid
     assert metrics["objective"] == pytest.approx(sign * metrics[f"cv/{metric}_mean"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["action", "action_split", "action_split_aggregated", "splitting", "xrootd",
                                     "memory"])
 def test_multiclass_targets_merge_rare_classes_and_align_the_oracle(history_path, tracking_uri, target):
@@ -338,6 +312,7 @@ space:
 """
 
 
+@pytest.mark.slow
 def test_a_new_model_family_is_one_yaml_file(history_path, tracking_uri, tmp_path):
     """Copy conf/, add one YAML file, and the family runs end to end with its library in the model's requirements."""
     import shutil
@@ -345,10 +320,8 @@ def test_a_new_model_family_is_one_yaml_file(history_path, tracking_uri, tmp_pat
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf)
     (conf / "model" / "extra_trees.yaml").write_text(EXTRA_TREES)
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("config", overrides=[f"data.path={history_path}", f"tracking.uri={tracking_uri}",
-                                           "model=extra_trees", "search=gp", "search.n_trials=2", "cv.n_splits=2",
-                                           "n_jobs=1", "tracking.log_plots=false"])
+    cfg = compose_cfg([f"data.path={history_path}", f"tracking.uri={tracking_uri}", "model=extra_trees", "search=gp",
+                       "search.n_trials=2", "cv.n_splits=2", "n_jobs=1", "tracking.log_plots=false"], conf=conf)
     result = run(cfg)
     assert type(result.pipeline.named_steps["model"]).__name__ == "ExtraTreesClassifier"
     assert math.isfinite(result.metrics["test/roc_auc"])
@@ -361,7 +334,7 @@ def test_a_new_model_family_is_one_yaml_file(history_path, tracking_uri, tmp_pat
     assert "xgboost" not in requirements and "lightgbm" not in requirements  # derived, not a hand list
 
 
-PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+PRESETS = options("experiment")
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -369,26 +342,22 @@ def test_every_experiment_preset_composes(preset):
     """The preset composes, and so does every job of the sweep it declares."""
     from wtc.run.experiment import check_config
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[f"+experiment={preset}"], return_hydra_config=True)
-        check_config(cfg)
-        params = dict(cfg.hydra.sweeper.params or {})
-        for key, values in params.items():
-            for value in str(values).split(","):
-                job = compose("config", overrides=[f"+experiment={preset}", f"{key}={value}"],
-                              return_hydra_config=True)
-                check_config(job)
-                assert job.hydra.runtime.choices.get(key, value) == value
-        # On a cluster the launcher is replaced whole; nothing in the preset may assume joblib's keys.
-        for launcher in ("slurm", "local"):
-            job = compose("config", overrides=[f"+experiment={preset}", f"hydra/launcher={launcher}"],
-                          return_hydra_config=True)
-            assert job.hydra.runtime.choices["hydra/launcher"] == launcher
+    cfg = compose_cfg([f"+experiment={preset}"], hydra=True)
+    check_config(cfg)
+    params = dict(cfg.hydra.sweeper.params or {})
+    for key, values in params.items():
+        for value in str(values).split(","):
+            job = compose_cfg([f"+experiment={preset}", f"{key}={value}"], hydra=True)
+            check_config(job)
+            assert job.hydra.runtime.choices.get(key, value) == value
+    # On a cluster the launcher is replaced whole; nothing in the preset may assume joblib's keys.
+    for launcher in ("slurm", "local"):
+        job = compose_cfg([f"+experiment={preset}", f"hydra/launcher={launcher}"], hydra=True)
+        assert job.hydra.runtime.choices["hydra/launcher"] == launcher
 
 
 def test_a_view_without_columns_is_a_config_error(tmp_path, tracking_uri):
     """A good-sites view of a history with bad sites only: one clear error before any run is opened."""
-    from tests.conftest import write_json
     from wtc.errors import ConfigError
 
     history = {f"/wf{i}_T_180412_131301_1/task": {"errors": {"bad_sites": {"8001": {"T2_US_MIT": i + 1}}},

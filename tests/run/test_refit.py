@@ -1,4 +1,7 @@
-"""The refit of a run: fold and top-k ensembles, calibration on out-of-fold rows only, bound warnings."""
+"""The refit of a run: fold and top-k ensembles, calibration on out-of-fold rows only, bound warnings.
+
+The whole runs are marked ``slow``; the quick set keeps the refit itself (wtc.run.refit.fit_final_model).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tests import spies
-from tests.run.test_experiment import fast_overrides, history_path, make_cfg, runs_of  # noqa: F401 (fixture)
+from tests.factories import fast_overrides, make_cfg, runs_of
 from wtc.data.dataset import load_dataset
 from wtc.data.splits import GroupedCV
 from wtc.models import AveragingClassifier, CalibratedClassifier
@@ -21,8 +24,9 @@ from wtc.models.calibration import ProbabilityCalibrator
 from wtc.run.experiment import run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ensemble", ["none", "folds"])
-def test_calibration_never_sees_a_test_row(history_path, tracking_uri, monkeypatch, ensemble):  # noqa: F811
+def test_calibration_never_sees_a_test_row(history_path, tracking_uri, monkeypatch, ensemble):
     """A 'model' whose probabilities are row ids: the calibrator is fitted on every training row
     once, each predicted by a model that did not train on it, and on no test row."""
     cfg = make_cfg(history_path, tracking_uri, [
@@ -61,7 +65,8 @@ def test_calibration_never_sees_a_test_row(history_path, tracking_uri, monkeypat
     assert result.metrics["calibration/oof_rows"] == len(train)
 
 
-def test_fold_ensemble_with_calibration_is_the_logged_model(history_path, tracking_uri, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_fold_ensemble_with_calibration_is_the_logged_model(history_path, tracking_uri, tmp_path):
     cfg = make_cfg(history_path, tracking_uri, ["model=lightgbm_es", "search=tpe", "ensemble=folds",
                                                 "calibration=temperature", "metric=log_loss",
                                                 "tracking.log_model=true", "tracking.log_plots=true",
@@ -114,7 +119,8 @@ def test_fold_ensemble_with_calibration_is_the_logged_model(history_path, tracki
     assert "lightgbm==" in requirements  # found inside the ensemble's members
 
 
-def test_top_k_averages_the_refits_of_the_best_trials(history_path, tracking_uri):  # noqa: F811
+@pytest.mark.slow
+def test_top_k_averages_the_refits_of_the_best_trials(history_path, tracking_uri):
     cfg = make_cfg(history_path, tracking_uri, ["model=logreg", "search=tpe", "search.n_trials=3",
                                                 "ensemble=top_k", "ensemble.k=2", "metric=log_loss"])
     result = run(cfg)
@@ -126,7 +132,8 @@ def test_top_k_averages_the_refits_of_the_best_trials(history_path, tracking_uri
     assert parents[0].data.params["ensemble.k"] == "2"
 
 
-def test_a_best_parameter_at_a_bound_is_a_warning_and_a_tag(history_path, tracking_uri, caplog):  # noqa: F811
+@pytest.mark.slow
+def test_a_best_parameter_at_a_bound_is_a_warning_and_a_tag(history_path, tracking_uri, caplog):
     """An int range of two values: whatever the search picks sits at a bound."""
     cfg = make_cfg(history_path, tracking_uri, ["model=lightgbm_es", "search=tpe", *fast_overrides("lightgbm_es"),
                                                 "model.space={estimator__num_leaves: {low: 7, high: 8, type: int}}"])
@@ -145,7 +152,7 @@ def test_fold_members_train_on_their_fold_and_stop_on_its_validation_rows():
     from imblearn.pipeline import Pipeline
     from sklearn.model_selection import StratifiedKFold
 
-    from tests.models.test_early_stopping import SEEN, RecordingLGBM, lgbm, noisy_problem
+    from tests.spies import BOOSTER_FITS, RecordingLGBM, lgbm, noisy_problem
     from wtc.models import EarlyStoppingClassifier
     from wtc.models.calibration import TemperatureCalibrator
     from wtc.run.refit import FoldsEnsemble, fit_final_model
@@ -161,12 +168,12 @@ def test_fold_members_train_on_their_fold_and_stop_on_its_validation_rows():
                         fold_predictions=[(y[va], np.full((va.size, 2), 0.5)) for _, va in folds],
                         fold_iterations=[50, 60, 70])
     tuning = TuningResult(FixedSearcher(), [trial])
-    SEEN.clear()
+    BOOSTER_FITS.clear()
     final = fit_final_model(pipeline, tuning, X, y, folds, 2, FoldsEnsemble(), TemperatureCalibrator())
-    assert len(SEEN) == 3
-    for (trained, stopped), (tr, va) in zip(SEEN, folds):
+    assert len(BOOSTER_FITS) == 3
+    for (trained, stopped), (tr, va) in zip(BOOSTER_FITS, folds):
         assert set(trained) == set(ids[tr]) and set(stopped) == set(ids[va])
     members = final.model.estimator_.estimators_
     assert [m.named_steps["model"].estimator_.get_params()["num_leaves"] for m in members] == [7, 7, 7]
     assert final.metrics["calibration/oof_rows"] == 300
-    SEEN.clear()
+    BOOSTER_FITS.clear()

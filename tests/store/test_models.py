@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.ops.test_promote import SHARP, history_path, train, versions  # noqa: F401 - history_path is a fixture
+from tests.factories import SHARP, train, versions
 from wtc.cli import main
 from wtc.ops.promote import promote
 from wtc.store.logged_models import MODEL_INPUTS, TAG_LOGGED_MODEL, ModelInputs, run_model
@@ -39,8 +39,9 @@ def _flavors(info) -> dict:
     return flavors
 
 
-def test_a_light_run_keeps_its_model_inputs_and_logs_no_model(history_path, tracking_uri):  # noqa: F811
-    result = train(history_path, tracking_uri, "wtc-od", *SHARP, ON_DEMAND)
+@pytest.mark.slow
+def test_a_light_run_keeps_its_model_inputs_and_logs_no_model(history_400, tracking_uri):
+    result = train(history_400, tracking_uri, "wtc-od", *SHARP, ON_DEMAND)
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(result.run_id)
     assert run_model(client, run) is None
@@ -57,9 +58,10 @@ def test_a_light_run_keeps_its_model_inputs_and_logs_no_model(history_path, trac
            f"{result.run_id}` logs it" in run.data.tags["mlflow.note.content"]
 
 
-def test_the_model_logged_later_is_the_one_a_run_logs_at_once(history_path, tracking_uri, capsys):  # noqa: F811
-    now = train(history_path, tracking_uri, "wtc-now", *SHARP)
-    later = train(history_path, tracking_uri, "wtc-later", *SHARP, ON_DEMAND)
+@pytest.mark.slow
+def test_the_model_logged_later_is_the_one_a_run_logs_at_once(history_400, tracking_uri, capsys):
+    now = train(history_400, tracking_uri, "wtc-now", *SHARP)
+    later = train(history_400, tracking_uri, "wtc-later", *SHARP, ON_DEMAND)
     client = mlflow.MlflowClient(tracking_uri)
     history_before = {k: len(client.get_metric_history(later.run_id, k)) for k in client.get_run(later.run_id).data.metrics}
     summary_before = read_artifact(tracking_uri, later.run_id, "summary.md").decode()
@@ -108,8 +110,9 @@ def test_the_model_logged_later_is_the_one_a_run_logs_at_once(history_path, trac
     assert len(client.search_logged_models([run.info.experiment_id])) == 1
 
 
-def test_promotion_logs_the_model_it_registers_and_a_dry_run_logs_nothing(history_path, tracking_uri, capsys):  # noqa: F811
-    result = train(history_path, tracking_uri, "wtc-prom", *SHARP, ON_DEMAND)
+@pytest.mark.slow
+def test_promotion_logs_the_model_it_registers_and_a_dry_run_logs_nothing(history_400, tracking_uri, capsys):
+    result = train(history_400, tracking_uri, "wtc-prom", *SHARP, ON_DEMAND)
     client = mlflow.MlflowClient(tracking_uri)
     dry = promote(tracking_uri, "wtc-prom", "test/log_loss", "wtc-od", precision=0.9, dry_run=True)
     assert not dry.refused, dry.refusals
@@ -132,8 +135,9 @@ def test_promotion_logs_the_model_it_registers_and_a_dry_run_logs_nothing(histor
     assert not again.changed and len(client.search_logged_models([model.experiment_id])) == 1
 
 
-def test_runs_model_says_what_it_could_not_do(history_path, tracking_uri, tmp_path, capsys):  # noqa: F811
-    result = train(history_path, tracking_uri, "wtc-bad", *SHARP, ON_DEMAND, "tracking.log_model=false")
+@pytest.mark.slow
+def test_runs_model_says_what_it_could_not_do(history_400, tracking_uri, tmp_path, capsys):
+    result = train(history_400, tracking_uri, "wtc-bad", *SHARP, ON_DEMAND, "tracking.log_model=false")
     assert main(["runs", "model", result.run_id, "--tracking-uri", tracking_uri]) == 0
     assert f"({result.run_id}): no {MODEL_INPUTS} and no model (tracking.log_model=false)" in capsys.readouterr().out
 
@@ -141,7 +145,7 @@ def test_runs_model_says_what_it_could_not_do(history_path, tracking_uri, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: no run 0123abcd in {tracking_uri}"]
 
-    damaged = train(history_path, tracking_uri, "wtc-bad", *SHARP, ON_DEMAND)
+    damaged = train(history_400, tracking_uri, "wtc-bad", *SHARP, ON_DEMAND)
     bad = tmp_path / "inputs.pkl"
     bad.write_bytes(b"not a pickle")
     mlflow.MlflowClient(tracking_uri).log_artifact(damaged.run_id, str(bad), "model")
@@ -154,15 +158,16 @@ def test_runs_model_says_what_it_could_not_do(history_path, tracking_uri, tmp_pa
     assert "give run ids, or --sweep/--experiment (with --top), not both" in capsys.readouterr().err
 
 
-def test_an_unknown_model_timing_is_one_line(history_path, tracking_uri, capsys):  # noqa: F811
+def test_an_unknown_model_timing_is_one_line(history_400, tracking_uri, capsys):
     from wtc.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"unknown diagnostics.model 'later'; choose one of now, on_demand"):
-        train(history_path, tracking_uri, "wtc-x", *SHARP, "diagnostics.model=later")
+        train(history_400, tracking_uri, "wtc-x", *SHARP, "diagnostics.model=later")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("timing", ["now", "on_demand"])
-def test_a_run_whose_model_cannot_be_kept_fails_but_keeps_its_scores(history_path, tracking_uri, monkeypatch, timing):  # noqa: F811
+def test_a_run_whose_model_cannot_be_kept_fails_but_keeps_its_scores(history_400, tracking_uri, monkeypatch, timing):
     import wtc.run.experiment
     from wtc.store.runs import RunTracker
 
@@ -172,7 +177,7 @@ def test_a_run_whose_model_cannot_be_kept_fails_but_keeps_its_scores(history_pat
     monkeypatch.setattr(wtc.run.experiment, "save_model_inputs", refuse)
     monkeypatch.setattr(RunTracker, "log_model", refuse)
     with pytest.raises(RuntimeError, match="disk full"):
-        train(history_path, tracking_uri, "wtc-fail", *SHARP, f"diagnostics.model={timing}")
+        train(history_400, tracking_uri, "wtc-fail", *SHARP, f"diagnostics.model={timing}")
     client = mlflow.MlflowClient(tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("wtc-fail").experiment_id],
                                 filter_string="tags.`wtc.model` = 'rules_sharp'")

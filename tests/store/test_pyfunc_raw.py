@@ -34,13 +34,8 @@ def trained(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def logged(trained, tmp_path_factory, _migrated_store):
-    import shutil
-
-    folder = tmp_path_factory.mktemp("store") / "mlruns"
-    folder.mkdir()
-    shutil.copy(_migrated_store, folder / "mlflow.db")
-    uri = f"sqlite:///{folder}/mlflow.db"
+def logged(trained, tmp_path_factory, new_store):
+    uri = new_store(tmp_path_factory.mktemp("store"))
     pipeline, X, names, classes, _, _ = trained
     with RunTracker(uri, "wtc-raw") as tracker:
         model_uri = log_pipeline_model(pipeline, X[:5], classes, names, name="model", view="combined",
@@ -226,6 +221,7 @@ print("served", len(answer))
 """
 
 
+@pytest.mark.slow
 def test_the_model_loads_and_serves_with_only_its_requirements_installed(logged, tmp_path):
     """What `mlflow models serve` builds from requirements.txt: every module the model imports
     on loading belongs to a listed distribution or to one they require (the wtc code travels)."""

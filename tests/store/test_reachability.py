@@ -8,21 +8,17 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 import wtc  # noqa: F401  (resolvers)
+from tests.factories import ROOT, compose_cfg
 from wtc.errors import TrackingError
 from wtc.store.uri import check_reachable, init_store
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def compose_tracking(*overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=list(overrides)).tracking
+    return compose_cfg(overrides).tracking
 
 
 def test_tracking_local_is_the_default_and_server_reads_the_environment(monkeypatch):

@@ -3,7 +3,6 @@
 import json
 import multiprocessing
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -52,22 +51,10 @@ def memory_dir(tmp_path_factory):
         yield Path(scratch)
 
 
-@pytest.fixture(scope="module")
-def template_db(memory_dir):
-    """A store whose schema is created once; most tests copy this file."""
-    init_store(None, None, mlruns=memory_dir / "template" / "mlruns")
-    return memory_dir / "template" / "mlruns" / "mlflow.db"
-
-
-def _copy_store(template_db, root):
-    (root / "mlruns").mkdir(parents=True, exist_ok=True)
-    shutil.copy(template_db, root / "mlruns" / "mlflow.db")
-    return f"sqlite:///{root}/mlruns/mlflow.db"
-
-
 @pytest.fixture
-def uri(tmp_path, template_db):
-    return _copy_store(template_db, tmp_path)
+def uri(tracking_uri):
+    """A fresh store in tmp_path/mlruns, copied from the migrated template (tests/conftest.py)."""
+    return tracking_uri
 
 
 @pytest.fixture
@@ -103,8 +90,8 @@ def test_init_store_is_idempotent_and_puts_artifacts_under_mlruns(uri, tmp_path)
     assert experiment.artifact_location == (tmp_path / "mlruns" / "artifacts").as_uri()
 
 
-def test_init_store_defaults_to_the_mlruns_folder_not_to_the_environment(tmp_path, template_db, monkeypatch):
-    _copy_store(template_db, tmp_path)
+def test_init_store_defaults_to_the_mlruns_folder_not_to_the_environment(tmp_path, new_store, monkeypatch):
+    new_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/elsewhere.db")
     experiment_id = init_store(None, EXPERIMENT, mlruns=tmp_path / "mlruns")
     client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "mlruns"))
@@ -140,6 +127,7 @@ def _write_runs(uri, worker, n_runs):
             tracker.log_metrics({"cv/roc_auc_mean": i / n_runs})
 
 
+@pytest.mark.slow
 def test_hydra_callback_creates_a_fresh_store_that_parallel_writers_share(
     memory_dir, monkeypatch
 ):

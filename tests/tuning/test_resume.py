@@ -16,7 +16,7 @@ import optuna
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from tests.run.test_experiment import make_cfg, runs_of
+from tests.factories import make_cfg, runs_of
 from wtc.data.synthetic import write_benchmark
 from wtc.run.experiment import run
 from wtc.tuning import GPSearcher, TPESearcher

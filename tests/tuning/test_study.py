@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import subprocess
 import tempfile
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hydra import compose, initialize_config_dir
 from imblearn.pipeline import Pipeline
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from tests.run.test_experiment import CONF
+from tests.factories import compose_cfg
 from wtc.tuning import GPSearcher, StudySpec, TPESearcher, search, study_name, tune
+from wtc.tuning.study import GRACE_BEATS
 
 #: C of every fit of a RecordingLogisticRegression, in order (one entry per fold fitted).
 FITTED: list[float] = []
@@ -184,19 +185,32 @@ def test_an_interrupted_trial_ends_failed_never_running(data, spec):
     shared.close()
 
 
+def _let_time_pass(database: Path, seconds: int) -> None:
+    """Move every stored heartbeat ``seconds`` into the past: what the stale-trial check sees once that
+    much time has passed without a beat (it compares them with the database's clock, not ours)."""
+    with sqlite3.connect(database) as db:
+        moved = db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, ?)", (f"-{seconds} seconds",))
+        assert moved.rowcount == 1
+    db.close()
+
+
 def test_a_trial_of_another_host_is_failed_once_its_heartbeat_stops(folder):
     from optuna.trial import TrialState
 
     spec = StudySpec(f"sqlite:///{folder}/optuna.db", "beats", heartbeat_s=1)
     shared = spec.open(3)
+    assert shared.storage.grace_period == GRACE_BEATS * spec.heartbeat_s == 5
     number = shared.create_running({"C": 0.5}, TPESearcher(SPACE, 3, 0).distributions)
     shared.set_attrs(number, {"wtc.owner": {"host": "elsewhere", "pid": 1, "worker": 0}})
-    shared.start_heartbeat(number)
-    time.sleep(1.5)
+    shared.start_heartbeat(number)  # beats at once, then every second
     shared.reap()
     assert shared.study.get_trials()[0].state == TrialState.RUNNING  # beating: alive
     shared.stop_heartbeat(number)
-    time.sleep(6.5)  # grace: five missed beats
+    assert f"wtc-heartbeat-{number}" not in {t.name for t in threading.enumerate()}  # no beat after this
+    _let_time_pass(folder / "optuna.db", GRACE_BEATS - 2)  # beats missed, fewer than the grace
+    shared.reap()
+    assert shared.study.get_trials()[0].state == TrialState.RUNNING
+    _let_time_pass(folder / "optuna.db", 3)  # one beat more than the grace missed
     shared.reap()
     assert shared.study.get_trials()[0].state == TrialState.FAIL
     shared.close()
@@ -262,11 +276,6 @@ def test_gp_never_prunes(pipeline, data):
     X, y, folds = data
     result = tune(pipeline, GPSearcher(SPACE, 3, 0), X, y, folds, 2, "log_loss")
     assert {t.state for t in result.trials} == {"COMPLETE"} and len(FITTED) == 3 * 3
-
-
-def compose_cfg(overrides=()):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
 
 
 def test_the_study_name_follows_what_the_trials_evaluate():

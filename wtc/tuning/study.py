@@ -27,7 +27,7 @@ from wtc.process import process_alive
 from wtc.sqlite import sqlite_db_path, sqlite_lock
 from wtc.tuning.trial import TrialRecord
 
-__all__ = ["RUN_KEYS", "SharedStudy", "StudySpec", "study_name", "study_spec"]
+__all__ = ["GRACE_BEATS", "RUN_KEYS", "SharedStudy", "StudySpec", "study_name", "study_spec"]
 
 #: Keys of the ``search`` node that say how a search runs, not what it searches: never
 #: passed to a back-end, never part of the study name.
@@ -42,6 +42,10 @@ _SEARCH_NOT_IN_NAME = {*RUN_KEYS, "n_trials"}
 #: ``method``), which the class declares, is in; so the studies stored before these options named
 #: their classes keep their names, and stay resumable.
 _TARGET_NOT_IN_NAME = ("search", "cv", "ensemble", "calibration")
+
+#: Heartbeats a trial of another host may miss before it is failed: its heartbeat thread may wait
+#: on a long fit holding the GIL. The grace period is ``GRACE_BEATS * heartbeat_s`` seconds.
+GRACE_BEATS = 5
 
 #: Trials open (asked, not yet told) in this process, by (storage URL, study, number): a RUNNING
 #: trial of this host and pid that is not here was left by an earlier process with the same pid.
@@ -168,8 +172,8 @@ class SharedStudy:
                 self.storage = optuna.storages.RDBStorage(
                     spec.url, engine_kwargs=engine, heartbeat_interval=heartbeat,
                     # A trial's heartbeat thread may wait on a long fit holding the GIL:
-                    # declare it dead only after five missed beats.
-                    grace_period=None if heartbeat is None else 5 * heartbeat)
+                    # declare it dead only after GRACE_BEATS missed beats.
+                    grace_period=None if heartbeat is None else GRACE_BEATS * heartbeat)
                 self.study = optuna.create_study(study_name=spec.name, storage=self.storage, direction="minimize",
                                                  load_if_exists=True)
         except Exception as exc:  # a missing driver, a bad URL, a server that does not answer

@@ -1,0 +1,264 @@
+"""What many tests build, in one place: composed configs, small runs on a generated benchmark,
+tracking stores copied from a template, a served model, and the small hand-written history.
+
+Plain functions and constants (usable in module-scoped fixtures and parametrize lists); the
+fixtures built on them (``tracking_uri``, ``new_store``, ``history_path``, ...) are in
+tests/conftest.py. No test module imports another test module: what two modules share is here,
+in tests/spies.py (test doubles) or in a conftest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+# --------------------------------------------------------------------------- configs
+def compose_cfg(overrides=(), *, conf: Path = CONF, hydra: bool = False):
+    """The run config of ``python run.py OVERRIDES`` (with its ``hydra`` node when asked)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def options(group: str, conf: Path = CONF) -> list[str]:
+    """The options of a config group: the YAML files of its folder."""
+    return sorted(p.stem for p in (conf / group).glob("*.yaml"))
+
+
+#: Size knobs a model family may have, and the small values an end-to-end test uses: any
+#: new model YAML that uses these names runs fast in a test without a test edit.
+SMALL = {"n_estimators": (10, 30), "max_epochs": (2, 3), "n_neurons": (8, 32)}
+
+
+def fast_overrides(model: str, conf: Path = CONF) -> list[str]:
+    """Overrides that shrink a model family's size knobs (estimator values and search ranges)."""
+    node = compose_cfg([f"model={model}"], conf=conf).model
+    out = []
+    for knob, (low, high) in SMALL.items():
+        if knob in node.estimator:
+            out.append(f"model.estimator.{knob}={low}")
+        space = node.get("space") or {}
+        if knob in space and "low" in space[knob]:
+            out += [f"model.space.{knob}.low={low}", f"model.space.{knob}.high={high}"]
+    return out
+
+
+def make_cfg(history_path, uri, overrides=()):
+    """A small run's config: 2 trials, 2 folds, 1 thread, no plots, no model (unless overridden)."""
+    base = [f"data.path={history_path}", f"tracking.uri={uri}", "search.n_trials=2", "cv.n_splits=2", "n_jobs=1",
+            "tracking.log_plots=false", "tracking.log_model=false"]
+    return compose_cfg(base + list(overrides))
+
+
+# --------------------------------------------------------------------------- runs
+def train(history_path, uri, experiment, *overrides):
+    """One untuned run (search=none, no diagnostics) that logs its model, in ``experiment``."""
+    from wtc.run.experiment import run
+
+    base = [f"data.path={history_path}", f"tracking.uri={uri}", f"tracking.experiment={experiment}", "search=none",
+            "cv.n_splits=2", "n_jobs=1", "diagnostics=none", "tracking.log_plots=false", "tracking.log_model=true"]
+    return run(compose_cfg(base + list(overrides)))
+
+
+#: A model that beats both baselines on the 400-task benchmark (``history_400``): the procedures
+#: with less smoothing. (On 400 generated tasks the learned families do not beat the rules
+#: baseline's log-loss; the mechanics of promotion are what is tested, not which family wins.)
+SHARP = ("model=rules", "model.name=rules_sharp", "+model.estimator.alpha=0.2")
+
+
+def runs_of(uri, experiment="wtc-binary"):
+    """``(client, parent runs, child runs)`` of an experiment."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def versions(uri, name):
+    """The registered versions of model ``name``."""
+    import mlflow
+
+    return mlflow.MlflowClient(uri).search_model_versions(f"name = '{name}'")
+
+
+# --------------------------------------------------------------------------- stores
+def copy_store(template: Path, folder: Path) -> str:
+    """A tracking store at ``folder/mlruns/mlflow.db``, a copy of ``template`` (a database whose
+    schema exists: MLflow's migrations take ~10 s); returns its URI."""
+    (folder / "mlruns").mkdir(parents=True, exist_ok=True)
+    shutil.copy(template, folder / "mlruns" / "mlflow.db")
+    return f"sqlite:///{folder}/mlruns/mlflow.db"
+
+
+def store_db(uri: str) -> Path:
+    """The SQLite file behind a ``sqlite:///`` URI (to copy a filled store)."""
+    return Path(uri.removeprefix("sqlite:///"))
+
+
+# --------------------------------------------------------------------------- serving
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(model_uri: str, tracking_uri: str, tmp_path):
+    """`wtc serve` of a model for real (its process group stopped on exit); yields ``post(body)``,
+    which POSTs a JSON body to /invocations and returns the answer's predictions."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # Not the venv's bin dir on PATH: `wtc serve` must put it there itself.
+    env["PATH"] = "/usr/bin:/bin"
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "wtc.cli", "serve", "--model", model_uri,
+                               "--tracking-uri", tracking_uri, "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+
+    def post(body: dict) -> list[dict]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.loads(answer.read())["predictions"]
+
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "server did not answer within 90 s"
+            time.sleep(1)
+        yield post
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()
+
+
+# --------------------------------------------------------------------------- figures drawn on demand
+def figure_inputs(n_classes: int = 2, rich: bool = True, seed: int = 0):
+    """Random :class:`~wtc.evaluation.diagnostics.FigureInputs` (``rich``: folds, oracle, importances too)."""
+    import numpy as np
+
+    from wtc.evaluation.diagnostics import FigureInputs
+
+    rng = np.random.default_rng(seed)
+
+    def proba(n):
+        p = rng.random((n, n_classes)) + 0.05
+        return p / p.sum(axis=1, keepdims=True)
+
+    y_train, y_test = rng.integers(0, n_classes, 200), rng.integers(0, n_classes, 80)
+    folds = [(rng.integers(0, n_classes, 60), proba(60)) for _ in range(3)] if rich else None
+    return FigureInputs([f"class{k}" for k in range(n_classes)], y_train, proba(200), y_test, proba(80),
+                        np.bincount(np.concatenate([y_train, y_test]), minlength=n_classes),
+                        [0.61, 0.64, 0.63] if rich else [0.6], "roc_auc", folds,
+                        proba(80) if rich else None, None, rng.random(12) if rich else None,
+                        [f"f{i}" for i in range(12)] if rich else None)
+
+
+def on_demand_run(uri: str, folder: Path, name: str = "logreg-combined", cv: float = 0.7, sweep: str = "s/1",
+                  model_on_demand: bool = False) -> str:
+    """A parent run as a light job leaves it: the figures' inputs, the on-demand tag, the summary
+    (with a model section saying how to log the model, when ``model_on_demand``); its id."""
+    from wtc.evaluation.report import summary_markdown
+    from wtc.store import RunTracker
+
+    path = folder / name / "inputs.npz"
+    path.parent.mkdir(parents=True)
+    figure_inputs().save(path)
+    with RunTracker(uri, "wtc-binary", run_name=name, tags={"wtc.sweep": sweep}) as tracker:
+        tracker.log_params({"metric": "roc_auc", "model.name": name})
+        tracker.log_metrics({"cv/roc_auc_mean": cv})
+        tracker.log_artifact(path, "figures")
+        summary = summary_markdown(name, {"model": "logreg"}, {}, "roc_auc", [], 200, 80, on_demand=tracker.run_id,
+                                   model_on_demand=tracker.run_id if model_on_demand else None)
+        tracker.log_text(summary, "summary.md")
+        tracker.set_tags({"wtc.figures": "on_demand", "mlflow.note.content": summary})
+        return tracker.run_id
+
+
+def markdown_sections(text: str) -> dict[str, str]:
+    """A Markdown page by section: ``{heading line: its body, stripped}`` (``""`` for what comes first)."""
+    sections, heading = {"": []}, ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line
+            sections[heading] = []
+        else:
+            sections[heading].append(line)
+    return {h: "\n".join(body).strip() for h, body in sections.items()}
+
+
+def listed(body: str) -> list[str]:
+    """The items of a Markdown list of code spans (``- `plots/roc.png```), in order."""
+    return [line[3:-1] for line in body.splitlines() if line.startswith("- `") and line.endswith("`")]
+
+
+# --------------------------------------------------------------------------- a small history
+WF = "pdmvserv_task_HIG-RunIIFall17DRStdmix-00451__v1_T_180412_131301_1234"
+WF2 = "pdmvserv_task_SUS-RunIIFall17wmLHEGS-00012__v1_T_180530_101010_5678"
+SMALL_HISTORY = {
+    f"/{WF}/HIG-RunIIFall17DRStdmix-00451_0": {
+        "errors": {
+            "good_sites": {"50660": {"T1_US_FNAL": 6, "T2_CH_CERNBOX": 63}, "-1": {"T1_DE_KIT": 1}},
+            "bad_sites": {"71304": {"T2_DE_DESY": 102}},
+        },
+        "parameters": {"action": "acdc", "splitting": "2x", "xrootd": "enabled", "memory": "3000",
+                       "sites": ["T1_US_FNAL"], "cores": ""},
+    },
+    f"/{WF}/HIG-RunIIFall17DRStdmix-00451_0/HIG-RunIIFall17DRStdmix-00451_0MergeAODSIMoutput": {
+        "errors": {
+            "good_sites": {"codes": ["85", "50660"], "sites": ["T1_US_FNAL", "T2_US_MIT"],
+                           "matrix": [[0, 2], [3, 0]]},
+            "drain_sites": {"85": {"T2_US_MIT": 4}},
+        },
+        "parameters": {"action": "recovery", "splitting": "50x", "memory": 20000},
+    },
+    f"/{WF2}/SUS-RunIIFall17wmLHEGS-00012_0": {
+        "errors": {"good_sites": {"8001": {"T2_US_MIT": 5, "T3_US_Rice": 1}}, "bad_sites": {}},
+        "parameters": {"action": "by-pass"},
+    },
+    f"/{WF2}/SUS-RunIIFall17wmLHEGS-00012_0/SUS-RunIIFall17wmLHEGS-00012_0MergeRAWSIMoutput": {
+        "errors": {"bad_sites": {"8001": {"T2_US_MIT": 2}, "139": {"Unknown": 7}}},
+        "parameters": {"action": "clone", "splitting": "max", "xrootd": "disabled", "memory": "9000"},
+    },
+    f"/{WF2}/SUS-RunIIFall17wmLHEGS-00012_1": {
+        "errors": {"good_sites": {"8001": {"T2_US_MIT": 1}}},
+    },
+}
+
+
+def write_json(path, obj) -> str:
+    path.write_text(json.dumps(obj), encoding="utf-8")
+    return str(path)

@@ -1,0 +1,31 @@
+"""``python3 dev.py test [--quick] [pytest arguments]``: what it hands to pytest."""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+
+from tests.factories import ROOT
+
+
+def _dev():
+    spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_runs_the_tests_not_marked_slow_and_passes_the_rest_on():
+    dev = _dev()
+    assert dev.pytest_args(["--quick"]) == ["-m", "not slow"]
+    assert dev.pytest_args(["-x", "--quick", "tests/data"]) == ["-m", "not slow", "-x", "tests/data"]
+    assert dev.pytest_args(["--quick", "-m", "not xfail"]) == ["-m", "(not slow) and (not xfail)"]
+    # Without --quick: the whole suite, the arguments untouched (a -m of the caller's included).
+    assert dev.pytest_args(["-x", "-m", "slow"]) == ["-x", "-m", "slow"] and dev.pytest_args([]) == []
+
+
+def test_the_marker_quick_leaves_out_is_registered():
+    """``pytest --markers`` says what ``--quick`` leaves out (and pytest warns about a marker it does not know)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert _dev().QUICK == "not slow"
+    assert any(marker.split(":")[0] == "slow" for marker in config["markers"])
