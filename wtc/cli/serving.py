@@ -58,9 +58,9 @@ def add_serve(commands) -> None:
     """The ``serve`` command."""
     serve = commands.add_parser(
         "serve", help="serve a model over REST on 127.0.0.1 (POST raw tasks to /invocations)",
-        description="Run `mlflow models serve -m URI --env-manager local -h 127.0.0.1 -p PORT` with this "
-                    "environment's bin dir first on PATH (it needs uvicorn from there) and the store set to resolve "
-                    "models:/ URIs. POST {\"dataframe_records\": [{\"task\": ..., \"entry\": {...}}], "
+        description="Serve the model with MLflow's scoring server behind wtc's guard (bounded body size, "
+                    "nesting and rows; every error one line, never a 5xx), on 127.0.0.1, with the store set to "
+                    "resolve models:/ URIs. POST {\"dataframe_records\": [{\"task\": ..., \"entry\": {...}}], "
                     "\"params\": {\"threshold\": T}} to /invocations.")
     serve.add_argument("--model", required=True, metavar="URI", help="e.g. models:/wtc-action@champion")
     serve.add_argument("--port", type=positive, default=5001, metavar="N", help="port (default: 5001)")
