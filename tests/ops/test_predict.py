@@ -190,7 +190,7 @@ def test_a_deeply_nested_history_file_is_one_line(store, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
-    """`wtc serve` starts `mlflow models serve` for real; POST raw tasks to /invocations; stop its process group."""
+    """`wtc serve` serves for real; POST raw tasks to /invocations; stop its process group."""
     uri, mixed, classes, expected, _ = store
     with served("models:/wtc-p@champion", uri, tmp_path) as post:
         tasks = json.loads(mixed.read_text())
@@ -209,7 +209,7 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
         assert "nested too deeply" in rows[4]["error"]  # a hostile row is answered, not a server error
 
 
-def test_wtc_serve_replaces_itself_by_mlflow_models_serve(monkeypatch, capsys):
+def test_wtc_serve_replaces_itself_by_the_guarded_scoring_server(monkeypatch, capsys):
     """What ``wtc serve`` starts, in this process: ``os.execve`` is recorded instead of replacing pytest.
     (The slow tests above serve for real.)"""
     import os
@@ -232,18 +232,20 @@ def test_wtc_serve_replaces_itself_by_mlflow_models_serve(monkeypatch, capsys):
     with pytest.raises(Replaced):
         main(["serve", "--model", "models:/wtc-p@champion", "--port", "5123", "--tracking-uri", "sqlite:///x.db"])
     ((path, argv, env),) = started
-    assert argv[0] == path and Path(path).parent == Path(sys.executable).parent
-    assert argv[-10:] == ["models", "serve", "-m", "models:/wtc-p@champion", "--env-manager", "local",
-                          "-h", "127.0.0.1", "-p", "5123"]
+    assert argv[0] == path == sys.executable
+    assert argv[1:] == ["-m", "uvicorn", "--factory", "wtc.store.serving:create_app_from_env",
+                        "--host", "127.0.0.1", "--port", "5123"]
+    assert env["WTC_SERVE_MODEL"] == "models:/wtc-p@champion"
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
     assert env["MLFLOW_TRACKING_URI"] == "sqlite:///x.db"
     assert "serving models:/wtc-p@champion on http://127.0.0.1:5123/invocations" in capsys.readouterr().out
 
 
 def test_wtc_serve_without_uvicorn_is_one_line(monkeypatch, capsys):
-    import shutil
+    import importlib.util
 
-    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
     assert main(["serve", "--model", "models:/wtc-p@champion", "--tracking-uri", "sqlite:///x.db"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: uvicorn is not installed beside ")
