@@ -124,7 +124,6 @@ def test_every_argument_has_a_help_text():
 
 
 @pytest.mark.parametrize("argv, message", [
-    ([], "the following arguments are required: COMMAND"),
     (["data"], "the following arguments are required: ACTION"),
     (["data", "frobnicate"], "invalid choice: 'frobnicate'"),
     (["data", "generate", "--tasks", "0", "--out", "x.json"], "argument --tasks: must be at least 1, got 0"),

@@ -3,14 +3,19 @@ imported), and the object a config group's option builds."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from wtc.errors import ConfigError, one_line
 
-__all__ = ["build_option", "register_resolvers"]
+__all__ = ["HOME_ENV", "build_option", "project_home", "register_resolvers"]
+
+#: The folder that holds the project's store, data and cache, whatever the current directory.
+HOME_ENV = "WTC_HOME"
 
 
 def _xgb_device(device: str) -> str:
@@ -20,8 +25,19 @@ def _xgb_device(device: str) -> str:
     return "cuda" if device == "gpu" else "cpu"
 
 
+def project_home() -> Path:
+    """Where wtc keeps its store, data and cache: ``$WTC_HOME``; else the checkout wtc runs from (the
+    folder above the package, holding ``conf/config.yaml``); else the current directory (an installed
+    package with no checkout)."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser().resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "conf" / "config.yaml").is_file() else Path.cwd().resolve()
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("xgb_device", _xgb_device, replace=True)
+    OmegaConf.register_new_resolver("wtc_home", lambda: str(project_home()), replace=True)
 
 
 def build_option(node: Mapping | None, name: str = "kind", skip: Iterable[str] = (), **kwargs: Any) -> Any:

@@ -4,6 +4,7 @@ champion; predict and serve decisions on raw tasks."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
@@ -16,11 +17,41 @@ from wtc.errors import WtcError
 __all__ = ["build_parser", "main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a suggestion for a mistyped option (``--experment``: did you mean ``--experiment``?)."""
+
+    def error(self, message: str):
+        if "unrecognized arguments:" in message:
+            known = sorted(_option_strings(self._root()))
+            hints = [close[0] for word in message.split("unrecognized arguments:")[1].split()
+                     if word.startswith("-") and (close := difflib.get_close_matches(word.split("=")[0], known, 1, 0.75))]
+            if hints:
+                message += f" (did you mean {' / '.join(hints)}?)"
+        super().error(message)
+
+    def _root(self) -> argparse.ArgumentParser:
+        return getattr(self, "root", self)
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option of ``parser`` and of its subcommands, all the way down."""
+    out = set()
+    for action in parser._actions:
+        out.update(s for s in action.option_strings if s.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                out |= _option_strings(child)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``wtc`` argument parser: every command, each with its ``func``."""
-    parser = argparse.ArgumentParser(
+    from wtc import __version__
+
+    parser = _Parser(
         prog="wtc", description="The wtc command line: inspect, check and generate actions histories; compare "
                                 "tracked runs; promote a champion; predict and serve decisions on raw tasks.")
+    parser.add_argument("--version", action="version", version=f"wtc {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      help="one of the commands below; wtc COMMAND --help for its options")
@@ -32,7 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict(commands)
     add_serve(commands)
     add_tracking_server(commands)
+    for sub in _parsers(parser):
+        sub.root = parser  # a subcommand's error suggests from every option
     return parser
+
+
+def _parsers(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
 
 
 def _quiet_broken_pipe() -> int:
@@ -47,8 +88,13 @@ def _quiet_broken_pipe() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``wtc`` console script; errors are one line, never a traceback."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``wtc`` console script; errors are one line, never a traceback. ``wtc`` alone
+    prints the help."""
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

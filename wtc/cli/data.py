@@ -94,18 +94,29 @@ def add_data(commands) -> None:
                                                                         metavar="ACTION",
                                                                         help="describe, check or generate")
 
-    describe = data.add_parser("describe", help="tasks, workflows, campaigns, codes, sites, classes")
+    describe = data.add_parser(
+        "describe", help="tasks, workflows, campaigns, codes, sites, classes",
+        description="Summarise an actions-history file: its tasks (labelled or not), workflows, campaigns, task "
+                    "types, statuses, exit codes, sites, non-zero counts and the classes of every target. A "
+                    "malformed file is one line naming the file, task and field.")
     describe.add_argument("path", type=Path, help="the actions-history JSON file")
     describe.add_argument("--json", action="store_true", help="machine-readable output")
     describe.set_defaults(func=_describe)
 
-    check = data.add_parser("check", help="validation report; exit 1 on problems")
+    check = data.add_parser(
+        "check", help="validation report; exit 1 on problems",
+        description="Validate every task of an actions-history file by the loader's rules and report each bad "
+                    "task (file, task, field, reason); exit 0 when the file is clean, 1 when any task is refused.")
     check.add_argument("path", type=Path, help="the actions-history JSON file")
     check.add_argument("--max-problems", type=positive, default=20, metavar="N",
                        help="list at most N bad tasks one by one, then count the rest by kind (default: 20)")
     check.set_defaults(func=_check)
 
-    generate = data.add_parser("generate", help="write a synthetic history and its oracles")
+    generate = data.add_parser(
+        "generate", help="write a synthetic history and its oracles",
+        description="Write a synthetic actions history in the WTC console's JSON format (the benchmark every "
+                    "run can be scored on), with its oracles beside it: the exact posterior of every label, the "
+                    "workflow oracle and, with --blind-samples, the name-blind oracle.")
     generate.add_argument("--tasks", type=positive, default=7582, metavar="N",
                           help="number of tasks (default: 7582, the seed study's size)")
     generate.add_argument("--seed", type=int, default=0, help="random seed of the generator (default: 0)")

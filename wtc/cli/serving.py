@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from wtc.cli.options import add_tracking_uri, default_uri, positive, precision
+from wtc.cli.options import add_tracking_uri, default_uri, needs_store, positive, precision
 from wtc.errors import WtcError
 
 
@@ -14,7 +14,8 @@ def _predict(args) -> int:
 
     if args.out is not None and args.out.suffix not in (".csv", ".json"):
         raise WtcError(f"--out must end in .csv or .json, got {args.out.name!r}")
-    prediction = predict_history(args.history, args.model, tracking_uri=default_uri(args), precision=args.precision)
+    prediction = predict_history(args.history, args.model, tracking_uri=default_uri(args, needs_store(args.model)),
+                                 precision=args.precision)
     print(format_report(prediction))
     if args.out is not None:
         print(f"wrote {write_predictions(prediction, args.out)}")
@@ -31,7 +32,7 @@ def _predict(args) -> int:
 def _serve(args) -> int:
     from wtc.ops.serve import serve
 
-    serve(args.model, args.port, default_uri(args))  # replaces this process; returns only by an error
+    serve(args.model, args.port, default_uri(args, needs_store(args.model)))  # replaces this process; returns only by an error
     return 1
 
 
