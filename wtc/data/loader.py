@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from wtc.data import cache
+from wtc.data.files import read_regular
 from wtc.data.history import History
 from wtc.data.validation import (
     DECISION_FIELDS,
@@ -31,11 +32,15 @@ from wtc.data.validation import (
 from wtc.data.vocabulary import code_sort_key
 from wtc.errors import HistoryError
 
-__all__ = ["LOADER_VERSION", "load_history"]
+__all__ = ["LOADER_VERSION", "load_history", "read_history_bytes"]
 
 #: Bump when the parsed representation changes, so stale caches are never read.
 #: 3: stricter validation (canonical codes, site names, duplicate keys, per-task skips).
 LOADER_VERSION = 3
+#: Bump when the rules change what a file parses to without changing the hash of a valid file
+#: (``History.content_hash``, which runs log, stays put): cache entries of older rules are not read.
+#: 2: checksummed entries; statuses given twice, look-alike names and isolated deep tasks refused.
+CACHE_RULES = 2
 KNOWN_STATUSES = ("good", "bad")
 
 
@@ -67,21 +72,27 @@ def load_history(path, strict: bool = True, use_cache: bool = True, cache_dir=No
     History
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise HistoryError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    raw = read_history_bytes(path)
     digest = cache.content_hash(raw, f"v{LOADER_VERSION}-strict{int(strict)}")
     folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir()
+    key = f"{digest}-r{CACHE_RULES}"
     if use_cache:
         with _gc_paused():
-            cached = cache.read(digest, folder)
+            cached = cache.read(key, folder)
         if cached is not None:
             return History(path=path, content_hash=digest, **cached)
     history = _parse(path, raw, digest, strict)
     if use_cache:
-        cache.write(digest, {name: getattr(history, name) for name in cache.FIELDS}, folder)
+        cache.write(key, {name: getattr(history, name) for name in cache.FIELDS}, folder)
     return history
+
+
+def read_history_bytes(path: Path) -> bytes:
+    """The bytes of a history file: a regular file within the size bound (see ``wtc.data.files``)."""
+    try:
+        return read_regular(path)
+    except OSError as exc:
+        raise HistoryError(path, f"cannot read the file ({exc.strerror or exc})") from None
 
 
 def _decode(path: Path, raw: bytes):
