@@ -27,6 +27,7 @@ from wtc.data.validation import (
     is_exit_code,
     name_problem,
     pairs_hook,
+    task_names_problem,
     valid_tasks,
 )
 from wtc.data.vocabulary import code_sort_key
@@ -100,6 +101,11 @@ def _decode(path: Path, raw: bytes):
     key kept as :class:`~wtc.data.validation.Duplicated`."""
     if not raw.strip():
         raise HistoryError(path, "the file is empty")
+    if raw[:2] == b"\x1f\x8b":
+        raise HistoryError(path, "the file is gzip-compressed (not JSON text): decompress it first (gunzip)")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw[:4]:
+        raise HistoryError(path, "the file is UTF-16 (not UTF-8) text: convert it to UTF-8 "
+                                 "(e.g. iconv -f UTF-16 -t UTF-8)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -240,6 +246,8 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = Fal
         return None
     if max(map(len, names), default=0) > MAX_TASK_NAME or not (plain_text or all(map(str.isprintable, names))):
         return None
+    if task_names_problem(names, plain_text):
+        return None
     task_matrices, status_keys, matrix_rows = [], [], []  # per task: matrices; per matrix: status, rows
     row_code_names, row_len, site_names, counts = [], [], [], []  # code, length per row; site, count per count
     params = []
@@ -276,6 +284,9 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = Fal
     if any(map(name_problem, set(site_names))) or any(map(name_problem, map(_status_name, set(status_keys)))):
         return None
     # Statuses in order of first appearance after the known ones; "<status>_sites" is <status>.
+    distinct_keys = set(status_keys)
+    if len(set(map(_status_name, distinct_keys))) != len(distinct_keys):
+        return None  # "good" and "good_sites" in the file: the careful path checks no task holds both
     status_index = {s: i for i, s in enumerate(KNOWN_STATUSES)}
     index_of_key = {k: status_index.setdefault(_status_name(k), len(status_index)) for k in dict.fromkeys(status_keys)}
     matrix_status = np.fromiter(map(index_of_key.__getitem__, status_keys), dtype=np.int8, count=len(status_keys))
