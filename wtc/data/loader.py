@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from wtc.data import cache
-from wtc.data.files import read_regular
+from wtc.data.decode import TOO_DEEP, decode, read_history_bytes
 from wtc.data.history import History
 from wtc.data.validation import (
     DECISION_FIELDS,
@@ -88,41 +87,6 @@ def load_history(path, strict: bool = True, use_cache: bool = True, cache_dir=No
     return history
 
 
-def read_history_bytes(path: Path) -> bytes:
-    """The bytes of a history file: a regular file within the size bound (see ``wtc.data.files``)."""
-    try:
-        return read_regular(path)
-    except OSError as exc:
-        raise HistoryError(path, f"cannot read the file ({exc.strerror or exc})") from None
-
-
-def _decode(path: Path, raw: bytes):
-    """The file decoded by json (whose errors say where it is broken), objects with a repeated
-    key kept as :class:`~wtc.data.validation.Duplicated`."""
-    if not raw.strip():
-        raise HistoryError(path, "the file is empty")
-    if raw[:2] == b"\x1f\x8b":
-        raise HistoryError(path, "the file is gzip-compressed (not JSON text): decompress it first (gunzip)")
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw[:4]:
-        raise HistoryError(path, "the file is UTF-16 (not UTF-8) text: convert it to UTF-8 "
-                                 "(e.g. iconv -f UTF-16 -t UTF-8)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise HistoryError(path, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
-    try:
-        return json.loads(text, object_pairs_hook=pairs_hook)
-    except json.JSONDecodeError as exc:
-        raise HistoryError(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise HistoryError(path, _TOO_DEEP) from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise HistoryError(path, f"invalid JSON: {exc}") from None
-
-
-_TOO_DEEP = "invalid JSON: nested too deeply (a history is a few levels deep)"
-
-
 def _status_name(key: str) -> str:
     return key[: -len("_sites")] if key.endswith("_sites") else key
 
@@ -161,7 +125,9 @@ def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
     except (msgspec.DecodeError, UnicodeDecodeError):  # a ValidationError is a DecodeError
         tasks = None
     except RecursionError:
-        raise HistoryError(path, _TOO_DEEP) from None
+        if strict:
+            raise HistoryError(path, TOO_DEEP) from None
+        tasks = None  # the careful path decodes each task alone
     if tasks:
         plain_text = raw.isascii() and b"\\" not in raw and b"\x7f" not in raw
         # numpy counts bytes ~9x faster than bytes.count (SIMD compare, no per-match call).
@@ -181,9 +147,9 @@ def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
         # Something is wrong somewhere: decode again with json, whose errors say where the
         # file is broken, and check task by task, which names the task and field (strict)
         # or leaves out just the tasks concerned (strict=False).
-        valid, skipped = valid_tasks(path, _decode(path, raw), strict)
+        valid, skipped = valid_tasks(path, decode(path, raw, strict), strict)
         columns = _collect({t: _Task(r["errors"], r.get("parameters")) for t, r in valid.items()},
-                           counts_typed=False)
+                           counts_typed=False, checked=True)
         if columns is None:
             raise AssertionError(f"{path}: the bulk checks reject tasks the per-task checks accept")
         columns.skipped = skipped
@@ -227,7 +193,8 @@ class _Columns:
     n_keys: int = 0  # the keys of errors' objects in the file
 
 
-def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = False) -> _Columns | None:
+def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = False,
+             checked: bool = False) -> _Columns | None:
     """Gather the columns of the tasks' errors, checking them in bulk; parameters as they come.
 
     The loader's hot path. Every check of ``validation.check_task`` on errors runs, but none
@@ -238,6 +205,7 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = Fal
     None when anything is wrong, without saying what. ``counts_typed``: msgspec already
     checked the count types. ``plain_text``: the file is ASCII without escapes or DEL, so
     every string in it is printable (JSON forbids raw control characters in strings).
+    ``checked``: the careful path checked each task already (no task gives a status twice).
     """
     names = list(tasks)
     # Task names look like /<workflow>/<task>: a leading "/" and another one inside.
@@ -285,7 +253,7 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = Fal
         return None
     # Statuses in order of first appearance after the known ones; "<status>_sites" is <status>.
     distinct_keys = set(status_keys)
-    if len(set(map(_status_name, distinct_keys))) != len(distinct_keys):
+    if not checked and len(set(map(_status_name, distinct_keys))) != len(distinct_keys):
         return None  # "good" and "good_sites" in the file: the careful path checks no task holds both
     status_index = {s: i for i, s in enumerate(KNOWN_STATUSES)}
     index_of_key = {k: status_index.setdefault(_status_name(k), len(status_index)) for k in dict.fromkeys(status_keys)}

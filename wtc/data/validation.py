@@ -70,6 +70,14 @@ class Duplicated(list):
         self.key = key
 
 
+class TooDeep:
+    """A task too deeply nested to decode (lenient loading decodes each task alone); ``field`` is
+    the task's field that holds the depth (``<task>`` when unknown)."""
+
+    def __init__(self, field: str):
+        self.field = field
+
+
 def pairs_hook(pairs):
     """``object_pairs_hook`` of the careful decode: a dict, or :class:`Duplicated` when a key repeats."""
     obj = dict(pairs)
@@ -317,6 +325,8 @@ def check_task(task, record) -> None:
     problem = task_name_problem(task)
     if problem:
         raise TaskError("<name>", problem)
+    if isinstance(record, TooDeep):
+        raise TaskError(record.field, "nested too deeply (a task is a few levels deep)")
     if type(record) is not dict:
         raise _not_object(record, "", "an object with errors and parameters")
     unknown = [k for k in record if k not in _TASK_KEYS]
