@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -69,6 +72,16 @@ def test_cached_load_equals_a_parse(small_history_path, tmp_path, monkeypatch):
     _same(second, first)
 
 
+def _load_meta(meta):
+    return json.loads(meta.read_bytes().partition(b"\n")[2])
+
+
+def _save_meta(meta, content):
+    """Rewrite the .json with a valid checksum line, so the checks behind the checksum are reached."""
+    body = json.dumps(content).encode()
+    meta.write_bytes(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+
+
 def _truncate(npz, meta):
     npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
 
@@ -85,11 +98,11 @@ def _garbage(npz, meta):
 
 
 def _empty_json(npz, meta):
-    meta.write_text("{}")
+    _save_meta(meta, {})
 
 
 def _json_not_an_object(npz, meta):
-    meta.write_text("[1, 2]")
+    _save_meta(meta, [1, 2])
 
 
 def _json_cut(npz, meta):
@@ -97,9 +110,9 @@ def _json_cut(npz, meta):
 
 
 def _json_lacks_tasks(npz, meta):
-    content = json.loads(meta.read_text())
+    content = _load_meta(meta)
     del content["tasks"]
-    meta.write_text(json.dumps(content))
+    _save_meta(meta, content)
 
 
 def _missing_npz(npz, meta):
@@ -107,11 +120,16 @@ def _missing_npz(npz, meta):
 
 
 def _rewrite_arrays(npz, change):
+    """Change the arrays and re-sign them in the .json, so the checks behind the checksum are reached."""
     with np.load(npz) as stored:
         arrays = {k: stored[k] for k in stored.files}
     change(arrays)
     with open(npz, "wb") as fh:
         np.savez(fh, **arrays)
+    meta = npz.with_suffix(".json")
+    content = _load_meta(meta)
+    content["arrays_sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
+    _save_meta(meta, content)
 
 
 def _mismatched_lengths(npz, meta):
@@ -131,16 +149,16 @@ def _missing_array(npz, meta):
 
 
 def _fewer_parameter_records(npz, meta):
-    content = json.loads(meta.read_text())
+    content = _load_meta(meta)
     content["parameter_records"] = content["parameter_records"][:-1]
-    meta.write_text(json.dumps(content))
+    _save_meta(meta, content)
 
 
 def _from_another_write(npz, meta):
     # A write killed between its two renames: the new .npz beside an older .json.
-    content = json.loads(meta.read_text())
+    content = _load_meta(meta)
     content["write_id"] = "0" * 32
-    meta.write_text(json.dumps(content))
+    _save_meta(meta, content)
 
 
 @pytest.mark.parametrize("damage", [
@@ -191,3 +209,113 @@ def test_unwritable_cache_is_not_fatal(small_history_path, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="wtc.data.cache"):
         h = load_history(small_history_path, cache_dir=blocker / "cache")
     assert h.n_tasks == 5 and "could not cache" in caplog.text
+
+
+# --- the entry's bytes are checked, not trusted ----------------------------------------------------
+
+def _edit_json_value(npz, meta):
+    # An edited value that keeps the entry valid JSON and consistent: only the checksum sees it.
+    meta.write_bytes(meta.read_bytes().replace(b'"acdc"', b'"acdb"', 1))
+
+
+def _edit_site_name(npz, meta):
+    meta.write_bytes(meta.read_bytes().replace(b"T1_US_FNAL", b"T1_US_FNAM", 1))
+
+
+def _edit_checksum_line(npz, meta):
+    data = bytearray(meta.read_bytes())
+    data[0] = ord("0") if data[0] != ord("0") else ord("1")
+    meta.write_bytes(bytes(data))
+
+
+def _strip_checksum_line(npz, meta):
+    meta.write_bytes(meta.read_bytes().partition(b"\n")[2])
+
+
+def _json_truncated_to_one_byte(npz, meta):
+    meta.write_bytes(meta.read_bytes()[:1])
+
+
+def _npz_one_byte_appended(npz, meta):
+    npz.write_bytes(npz.read_bytes() + b"\0")
+
+
+def _fifo_at_json(npz, meta):
+    meta.unlink()
+    os.mkfifo(meta)
+
+
+def _fifo_at_npz(npz, meta):
+    npz.unlink()
+    os.mkfifo(npz)
+
+
+def _folder_at_npz(npz, meta):
+    npz.unlink()
+    npz.mkdir()
+
+
+def _json_names_another_npz_checksum(npz, meta):
+    content = _load_meta(meta)
+    content["arrays_sha256"] = "0" * 64
+    _save_meta(meta, content)
+
+
+SIGNED_DAMAGE = [_edit_json_value, _edit_site_name, _edit_checksum_line, _strip_checksum_line,
+                 _json_truncated_to_one_byte, _npz_one_byte_appended, _fifo_at_json, _fifo_at_npz, _folder_at_npz,
+                 _json_names_another_npz_checksum]
+
+
+class _Hang(BaseException):
+    """Raised by the alarm: a BaseException, so no ``except Exception`` in the code under test swallows it."""
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (not hang) a test that blocks for more than 60 s, e.g. on a FIFO."""
+    def hang(signum, frame):
+        raise _Hang("blocked for 60 s")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("damage", SIGNED_DAMAGE)
+def test_a_changed_entry_is_never_used(small_history_path, tmp_path, monkeypatch, caplog, no_hang, damage):
+    parses = _count_parses(monkeypatch)
+    fresh = load_history(small_history_path, use_cache=False)
+    load_history(small_history_path, cache_dir=tmp_path / "cache")
+    npz, meta = _entry(tmp_path / "cache")
+    damage(npz, meta)
+    with caplog.at_level(logging.WARNING, logger="wtc.data.cache"):
+        again = load_history(small_history_path, cache_dir=tmp_path / "cache")
+    assert len(parses) == 3 and "damaged history cache entry" in caplog.text
+    _same(again, fresh)
+
+
+def _every_byte_position(size, count=24):
+    return sorted({0, size - 1, *np.linspace(0, size - 1, count).astype(int).tolist()})
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_a_flipped_byte_anywhere_in_either_file_is_caught(small_history_path, tmp_path, suffix):
+    fresh = load_history(small_history_path, use_cache=False)
+    folder = tmp_path / "cache"
+    load_history(small_history_path, cache_dir=folder)
+    npz, meta = _entry(folder)
+    target = meta if suffix == ".json" else npz
+    original = target.read_bytes()
+    positions = _every_byte_position(len(original))
+    for position in positions:
+        damaged = bytearray(original)
+        damaged[position] ^= 0x01
+        target.write_bytes(bytes(damaged))
+        assert cache.read(meta.stem, folder) is None, f"a flipped bit at byte {position} of {target.name} was used"
+        _same(load_history(small_history_path, cache_dir=folder), fresh)  # parsed again and rewritten
+        npz, meta = _entry(folder)
+        target = meta if suffix == ".json" else npz
+        original = target.read_bytes()
+    assert len(positions) >= 20

@@ -3,6 +3,7 @@
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import wtc.data.splits
@@ -100,3 +101,67 @@ def test_fewer_than_two_folds_name_the_key(n_splits):
     with pytest.raises(ValueError, match="cv.n_splits must be at least 2"):
         GroupedCV(n_splits)
     assert GroupedCV("3").n_splits == 3  # the text of an integer, as an environment interpolation gives
+
+
+# --- test_size is honoured --------------------------------------------------------------------------
+
+def _workflows(n_workflows=60, seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 6, n_workflows)
+    groups = np.repeat([f"wf{i}" for i in range(n_workflows)], sizes)
+    y = np.repeat(rng.integers(0, 3, n_workflows), sizes)
+    return y, groups
+
+
+@pytest.mark.parametrize("test_size", [0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99])
+@pytest.mark.parametrize("cv", [GroupedCV(3), StratifiedCV(3)], ids=["grouped", "stratified"])
+def test_the_held_out_share_honours_test_size(cv, test_size):
+    y, groups = _workflows(200)
+    train, test = cv.holdout(y, groups, test_size, seed=3)
+    assert np.union1d(train, test).size == len(y) and np.intersect1d(train, test).size == 0
+    units = groups if cv.kind == "grouped" else np.arange(len(y))
+    share = len(np.unique(units[test])) / len(np.unique(units))
+    assert abs(share - test_size) <= 0.03, share  # within the granularity of workflows (of tasks)
+    if cv.kind == "grouped":
+        assert set(groups[train]).isdisjoint(groups[test])
+
+
+@pytest.mark.parametrize("cv", [GroupedCV(3), StratifiedCV(3)], ids=["grouped", "stratified"])
+def test_the_default_split_is_the_one_of_before(cv):
+    # Before: the test rows were the first fold of round(1 / test_size) folds, i.e. 1 of 5.
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    from wtc.data.synthetic import DEFAULT_TASKS, generate_history
+    from wtc.data.names import workflow_of
+    from wtc.data.targets import label_of
+
+    history, _ = generate_history(DEFAULT_TASKS, seed=0)
+    labelled = [(t, r["parameters"]) for t, r in history.items() if "parameters" in r]
+    groups = np.asarray([workflow_of(t) for t, _ in labelled])
+    y = pd.factorize(np.asarray([label_of(p, "binary") for _, p in labelled]))[0]
+    old = (StratifiedGroupKFold(5, shuffle=True, random_state=0).split(np.zeros(len(y)), y, groups)
+           if cv.kind == "grouped" else StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
+    old_train, old_test = next(old)
+    train, test = cv.holdout(y, groups, 0.2, seed=0)
+    np.testing.assert_array_equal(train, old_train)
+    np.testing.assert_array_equal(test, old_test)
+
+
+@pytest.mark.parametrize("test_size", [0.999, 0.001])
+def test_a_test_size_the_workflows_cannot_give_is_one_config_error(test_size):
+    from wtc.errors import ConfigError
+
+    y, groups = _workflows(10)
+    with pytest.raises(ConfigError, match=r"^test_size=.* cannot be honoured with 10 workflows") as info:
+        GroupedCV(3).holdout(y, groups, test_size, seed=0)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("test_size", [0.0, 1.0, -0.5, 1.5])
+def test_a_test_size_outside_0_1_is_one_config_error(test_size):
+    from wtc.errors import ConfigError
+
+    y, groups = _workflows(10)
+    for cv in (GroupedCV(3), StratifiedCV(3)):
+        with pytest.raises(ConfigError, match="^test_size must be between 0 and 1"):
+            cv.holdout(y, groups, test_size, seed=0)

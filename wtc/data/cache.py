@@ -3,7 +3,10 @@
 An entry is two files in the cache folder: ``<digest>.npz`` (the entry arrays) and
 ``<digest>.json`` (vocabularies, parameters, skipped tasks). Each is written to a temporary
 file and renamed into place, the ``.json`` last, and both carry the same write id: a write
-killed half-way leaves no pair that :func:`read` accepts. Anything unreadable or
+killed half-way leaves no pair that :func:`read` accepts. The ``.json`` starts with a line
+holding the SHA-256 of the rest of its bytes and names the SHA-256 of the ``.npz``: an entry
+whose bytes changed (a flipped bit, an edited value, a cut file) is never used. Only regular
+files are read (a FIFO at an entry is skipped, not waited on). Anything unreadable or
 inconsistent is ignored with a warning, so the caller parses the file again and rewrites
 the entry; a damaged cache costs one parse, never a failed run.
 """
@@ -11,6 +14,7 @@ the entry; a damaged cache costs one parse, never a failed run.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -19,6 +23,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+
+from wtc.data.files import read_regular
 
 __all__ = ["FIELDS", "atomic_write", "cache_dir", "content_hash", "read", "write"]
 
@@ -36,6 +42,9 @@ _NAME_LISTS = ("tasks", "statuses", "codes", "sites")
 #: The History fields an entry stores (all but ``path`` and ``content_hash``).
 FIELDS = (*_NAME_LISTS, *_ARRAYS, "parameter_records", "skipped")
 _ID = "write_id"
+_ARRAYS_SHA = "arrays_sha256"
+#: The most bytes of one cache file read (an entry is a few times smaller than its history).
+_MAX_ENTRY_BYTES = 8 * 1024**3
 
 
 class _DamagedEntry(Exception):
@@ -81,17 +90,22 @@ def read(digest: str, folder: Path) -> dict | None:
 
 
 def _read_entry(meta_path: Path, arrays_path: Path) -> dict:
-    with open(meta_path, encoding="utf-8") as fh:
-        meta = json.load(fh)
+    meta_bytes = read_regular(meta_path, _MAX_ENTRY_BYTES)
+    checksum, newline, body = meta_bytes.partition(b"\n")
+    if not newline or hashlib.sha256(body).hexdigest().encode() != checksum:
+        raise _DamagedEntry(f"{meta_path.name} does not match its checksum")
+    meta = json.loads(body.decode("utf-8"))
     if not isinstance(meta, dict):
         raise _DamagedEntry(f"{meta_path.name} is not an object")
-    missing = [k for k in (*_NAME_LISTS, "parameter_records", "skipped", _ID) if k not in meta]
+    missing = [k for k in (*_NAME_LISTS, "parameter_records", "skipped", _ID, _ARRAYS_SHA) if k not in meta]
     if missing:
         raise _DamagedEntry(f"{meta_path.name} lacks {', '.join(missing)}")
     if not arrays_path.exists():
         raise _DamagedEntry(f"{arrays_path.name} is missing")
-    # Opened here, not by np.load, which leaks its file when the zip is unreadable.
-    with open(arrays_path, "rb") as fh, np.load(fh, allow_pickle=False) as stored:
+    arrays_bytes = read_regular(arrays_path, _MAX_ENTRY_BYTES)
+    if hashlib.sha256(arrays_bytes).hexdigest() != meta[_ARRAYS_SHA]:
+        raise _DamagedEntry(f"{arrays_path.name} does not match the checksum its .json names")
+    with np.load(io.BytesIO(arrays_bytes), allow_pickle=False) as stored:
         names = set(stored.files)
         lacking = [k for k in (*_ARRAYS, _ID) if k not in names]
         if lacking:
@@ -144,11 +158,16 @@ def write(digest: str, payload: dict, folder: Path) -> None:
     arrays[_ID] = np.asarray(write_id)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        # The .json is renamed last and names the write id the .npz carries: read() trusts
-        # only a matching pair, so an interrupted write is never half-used.
-        atomic_write(base.with_suffix(".npz"), lambda fh: np.savez(fh, **arrays))
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        arrays_bytes = buffer.getvalue()
+        meta[_ARRAYS_SHA] = hashlib.sha256(arrays_bytes).hexdigest()
+        body = json.dumps(meta, separators=(",", ":")).encode("utf-8")
+        # The .json is renamed last, names the write id and the checksum of the .npz, and
+        # starts with its own checksum: read() trusts only a whole, matching pair.
+        atomic_write(base.with_suffix(".npz"), lambda fh: fh.write(arrays_bytes))
         atomic_write(base.with_suffix(".json"),
-                      lambda fh: fh.write(json.dumps(meta, separators=(",", ":")).encode("utf-8")))
+                     lambda fh: fh.write(hashlib.sha256(body).hexdigest().encode() + b"\n" + body))
     except (OSError, TypeError, ValueError, RecursionError) as exc:
         log.warning("could not cache the parsed history in %s (%s)", folder, exc)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from wtc.data import cache
+from wtc.data.decode import TOO_DEEP, decode, read_history_bytes
 from wtc.data.history import History
 from wtc.data.validation import (
     DECISION_FIELDS,
@@ -26,16 +26,21 @@ from wtc.data.validation import (
     is_exit_code,
     name_problem,
     pairs_hook,
+    task_names_problem,
     valid_tasks,
 )
 from wtc.data.vocabulary import code_sort_key
 from wtc.errors import HistoryError
 
-__all__ = ["LOADER_VERSION", "load_history"]
+__all__ = ["LOADER_VERSION", "load_history", "read_history_bytes"]
 
 #: Bump when the parsed representation changes, so stale caches are never read.
 #: 3: stricter validation (canonical codes, site names, duplicate keys, per-task skips).
 LOADER_VERSION = 3
+#: Bump when the rules change what a file parses to without changing the hash of a valid file
+#: (``History.content_hash``, which runs log, stays put): cache entries of older rules are not read.
+#: 2: checksummed entries; statuses given twice, look-alike names and isolated deep tasks refused.
+CACHE_RULES = 2
 KNOWN_STATUSES = ("good", "bad")
 
 
@@ -67,43 +72,19 @@ def load_history(path, strict: bool = True, use_cache: bool = True, cache_dir=No
     History
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise HistoryError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    raw = read_history_bytes(path)
     digest = cache.content_hash(raw, f"v{LOADER_VERSION}-strict{int(strict)}")
     folder = Path(cache_dir) if cache_dir is not None else cache.cache_dir()
+    key = f"{digest}-r{CACHE_RULES}"
     if use_cache:
         with _gc_paused():
-            cached = cache.read(digest, folder)
+            cached = cache.read(key, folder)
         if cached is not None:
             return History(path=path, content_hash=digest, **cached)
     history = _parse(path, raw, digest, strict)
     if use_cache:
-        cache.write(digest, {name: getattr(history, name) for name in cache.FIELDS}, folder)
+        cache.write(key, {name: getattr(history, name) for name in cache.FIELDS}, folder)
     return history
-
-
-def _decode(path: Path, raw: bytes):
-    """The file decoded by json (whose errors say where it is broken), objects with a repeated
-    key kept as :class:`~wtc.data.validation.Duplicated`."""
-    if not raw.strip():
-        raise HistoryError(path, "the file is empty")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise HistoryError(path, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
-    try:
-        return json.loads(text, object_pairs_hook=pairs_hook)
-    except json.JSONDecodeError as exc:
-        raise HistoryError(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise HistoryError(path, _TOO_DEEP) from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise HistoryError(path, f"invalid JSON: {exc}") from None
-
-
-_TOO_DEEP = "invalid JSON: nested too deeply (a history is a few levels deep)"
 
 
 def _status_name(key: str) -> str:
@@ -144,7 +125,9 @@ def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
     except (msgspec.DecodeError, UnicodeDecodeError):  # a ValidationError is a DecodeError
         tasks = None
     except RecursionError:
-        raise HistoryError(path, _TOO_DEEP) from None
+        if strict:
+            raise HistoryError(path, TOO_DEEP) from None
+        tasks = None  # the careful path decodes each task alone
     if tasks:
         plain_text = raw.isascii() and b"\\" not in raw and b"\x7f" not in raw
         # numpy counts bytes ~9x faster than bytes.count (SIMD compare, no per-match call).
@@ -164,9 +147,9 @@ def _parse_columns(path: Path, raw: bytes, strict: bool) -> _Columns:
         # Something is wrong somewhere: decode again with json, whose errors say where the
         # file is broken, and check task by task, which names the task and field (strict)
         # or leaves out just the tasks concerned (strict=False).
-        valid, skipped = valid_tasks(path, _decode(path, raw), strict)
+        valid, skipped = valid_tasks(path, decode(path, raw, strict), strict)
         columns = _collect({t: _Task(r["errors"], r.get("parameters")) for t, r in valid.items()},
-                           counts_typed=False)
+                           counts_typed=False, checked=True)
         if columns is None:
             raise AssertionError(f"{path}: the bulk checks reject tasks the per-task checks accept")
         columns.skipped = skipped
@@ -210,7 +193,8 @@ class _Columns:
     n_keys: int = 0  # the keys of errors' objects in the file
 
 
-def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = False) -> _Columns | None:
+def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = False,
+             checked: bool = False) -> _Columns | None:
     """Gather the columns of the tasks' errors, checking them in bulk; parameters as they come.
 
     The loader's hot path. Every check of ``validation.check_task`` on errors runs, but none
@@ -221,6 +205,7 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = Fal
     None when anything is wrong, without saying what. ``counts_typed``: msgspec already
     checked the count types. ``plain_text``: the file is ASCII without escapes or DEL, so
     every string in it is printable (JSON forbids raw control characters in strings).
+    ``checked``: the careful path checked each task already (no task gives a status twice).
     """
     names = list(tasks)
     # Task names look like /<workflow>/<task>: a leading "/" and another one inside.
@@ -228,6 +213,8 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = Fal
                                                                       repeat("/")):
         return None
     if max(map(len, names), default=0) > MAX_TASK_NAME or not (plain_text or all(map(str.isprintable, names))):
+        return None
+    if task_names_problem(names, plain_text):
         return None
     task_matrices, status_keys, matrix_rows = [], [], []  # per task: matrices; per matrix: status, rows
     row_code_names, row_len, site_names, counts = [], [], [], []  # code, length per row; site, count per count
@@ -265,6 +252,9 @@ def _collect(tasks: dict[str, _Task], counts_typed: bool, plain_text: bool = Fal
     if any(map(name_problem, set(site_names))) or any(map(name_problem, map(_status_name, set(status_keys)))):
         return None
     # Statuses in order of first appearance after the known ones; "<status>_sites" is <status>.
+    distinct_keys = set(status_keys)
+    if not checked and len(set(map(_status_name, distinct_keys))) != len(distinct_keys):
+        return None  # "good" and "good_sites" in the file: the careful path checks no task holds both
     status_index = {s: i for i, s in enumerate(KNOWN_STATUSES)}
     index_of_key = {k: status_index.setdefault(_status_name(k), len(status_index)) for k in dict.fromkeys(status_keys)}
     matrix_status = np.fromiter(map(index_of_key.__getitem__, status_keys), dtype=np.int8, count=len(status_keys))

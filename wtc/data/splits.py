@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,6 +18,8 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from wtc.errors import ConfigError
 
 __all__ = ["CV", "GroupedCV", "Splits", "StratifiedCV", "TemporalCV", "make_splits"]
 
@@ -50,7 +53,7 @@ class CV:
                 dates: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the training and test rows; the test share is ``test_size``."""
         if not 0 < test_size < 1:
-            raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
+            raise ConfigError(f"test_size must be between 0 and 1 (the held-out share), got {test_size}")
         return self._holdout(y, groups, test_size, seed, dates)
 
     def folds(self, y: np.ndarray, groups: np.ndarray, seed: int,
@@ -65,21 +68,47 @@ class CV:
         return f"{type(self).__name__}(n_splits={self.n_splits})"
 
 
-def _test_folds(test_size: float) -> int:
-    """Folds of which the held-out split is one: ``round(1 / test_size)``, at least 2."""
-    return max(2, int(round(1 / test_size)))
+#: The most folds the held-out split is drawn from: shares are honoured to within 1/200 or so.
+_MAX_TEST_FOLDS = 100
+#: The most the held-out share may differ from test_size (else a ConfigError).
+_SHARE_TOLERANCE = 0.05
+
+
+def _test_folds(test_size: float, n_units: int, what: str) -> tuple[int, int]:
+    """``(m, k)``: the held-out split is ``m`` of ``k`` stratified folds of ``n_units`` workflows
+    (or tasks), ``m / k`` the closest to ``test_size``, the fewest folds on a tie (so ``0.2`` is
+    1 fold of 5, ``0.25`` 1 of 4, as before; ``0.3`` is 3 of 10, ``0.99`` 99 of 100)."""
+    best = None
+    for k in range(2, min(_MAX_TEST_FOLDS, n_units) + 1):
+        m = min(max(1, int(round(test_size * k))), k - 1)
+        error = abs(m / k - test_size)
+        if best is None or error < best[0] - 1e-12:
+            best = (error, m, k)
+    if best is None or best[0] > _SHARE_TOLERANCE:
+        closest = f"; the closest share is {best[1]}/{best[2]}" if best else ""
+        raise ConfigError(f"test_size={test_size} cannot be honoured with {n_units} {what}{closest}: "
+                          f"choose a test_size the {what} can give, or more data")
+    return best[1], best[2]
+
+
+def _first_folds(splitter, m: int, y, groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test rows when the test rows are the first ``m`` test folds of ``splitter``."""
+    folds = islice(splitter.split(np.zeros(len(y)), y, groups), m)
+    if m == 1:
+        return next(folds)
+    test = np.sort(np.concatenate([test for _, test in folds]))
+    return np.setdiff1d(np.arange(len(y)), test, assume_unique=True), test
 
 
 class GroupedCV(CV):
-    """``cv=grouped``: StratifiedGroupKFold by workflow, for the test split (one fold of
-    ``round(1 / test_size)``) and the folds: a workflow's tasks share a decision, never split them."""
+    """``cv=grouped``: StratifiedGroupKFold by workflow, for the test split (``m`` of ``k`` folds,
+    ``m / k`` closest to ``test_size``) and the folds: a workflow's tasks share a decision, never split them."""
 
     kind = "grouped"
 
     def _holdout(self, y, groups, test_size, seed, dates):
-        splitter = StratifiedGroupKFold(n_splits=_test_folds(test_size), shuffle=True, random_state=seed)
-        train, test = next(splitter.split(np.zeros(len(y)), y, groups))
-        return train, test
+        m, k = _test_folds(test_size, len(pd.unique(np.asarray(groups))), "workflows")
+        return _first_folds(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed), m, y, groups)
 
     def folds(self, y, groups, seed, dates=None):
         splitter = StratifiedGroupKFold(n_splits=self.n_splits, shuffle=True, random_state=seed)
@@ -93,9 +122,8 @@ class StratifiedCV(CV):
     kind = "stratified"
 
     def _holdout(self, y, groups, test_size, seed, dates):
-        splitter = StratifiedKFold(n_splits=_test_folds(test_size), shuffle=True, random_state=seed)
-        train, test = next(splitter.split(np.zeros(len(y)), y))
-        return train, test
+        m, k = _test_folds(test_size, len(y), "tasks")
+        return _first_folds(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed), m, y)
 
     def folds(self, y, groups, seed, dates=None):
         splitter = StratifiedKFold(n_splits=self.n_splits, shuffle=True, random_state=seed)
@@ -112,7 +140,9 @@ class TemporalCV(CV):
 
     def _holdout(self, y, groups, test_size, seed, dates):
         order = _workflows_by_date(groups, dates)
-        n_test = max(1, int(round(len(order) * test_size)))
+        if len(order) < 2:
+            raise ConfigError(f"test_size: a temporal held-out split needs at least 2 workflows, got {len(order)}")
+        n_test = min(max(1, int(round(len(order) * test_size))), len(order) - 1)
         test_groups = set(order[-n_test:])
         is_test = np.fromiter((g in test_groups for g in groups), dtype=bool, count=len(groups))
         return np.flatnonzero(~is_test), np.flatnonzero(is_test)
@@ -192,7 +222,7 @@ def make_splits(
 
 def _splits_key(cv: CV, test_size: float, seed: int, y: np.ndarray, groups: np.ndarray,
                 dates: pd.Series | None) -> str:
-    digest = hashlib.sha256(f"splits-v1|sklearn {sklearn.__version__}|{cv.kind}|{cv.n_splits}|{test_size!r}|{seed}|"
+    digest = hashlib.sha256(f"splits-v2|sklearn {sklearn.__version__}|{cv.kind}|{cv.n_splits}|{test_size!r}|{seed}|"
                             f"{len(y)}".encode())
     digest.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
     digest.update("\x1f".join(map(str, groups)).encode())

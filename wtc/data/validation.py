@@ -4,7 +4,10 @@ The loader's fast path (``wtc.data.loader``) applies these rules in bulk and fal
 doubt, to :func:`valid_tasks`, which checks one task at a time and names the task and the field
 at fault. What is valid:
 
-- a task name is ``/<workflow>/<task>[/...]``, printable, at most 1000 characters;
+- a task name is ``/<workflow>/<task>[/...]``, printable, at most 1000 characters, without an
+  empty part (``//``, a trailing ``/``) or a part that starts or ends with a space;
+- every name (task, status, site) is in Unicode NFKC form: a look-alike (``café`` written
+  decomposed, fullwidth ``Ｔ１``) would otherwise name a second task or site;
 - a task object holds ``errors`` and, when labelled, ``parameters`` (nothing else);
 - ``errors`` maps a status (``good_sites``, ``bad_sites``, any other ``<status>[_sites]``) to a
   sparse matrix ``{code: {site: count}}`` or a dense one
@@ -13,9 +16,11 @@ at fault. What is valid:
 - an exit code is a canonical decimal integer of at most 10 digits (``"-1"``, ``"85"``; not
   ``"050660"``, ``"-0"``, ``"²"``); a count is a JSON integer in [0, 2**63);
 - a status or site name is printable, 1-200 characters, without ``:`` (the separator of
-  feature names such as ``good:85:T1_US_FNAL``);
+  feature names such as ``good:85:T1_US_FNAL``) and without a leading or trailing space;
+- a task gives each status once: ``good`` and ``good_sites`` are the same status (summing them
+  would be a silent guess);
 - ``parameters`` holds a valid decision (``action``, ``splitting``, ``xrootd``, ``memory``,
-  ``cores``), ``sites`` a list of site names, and any other field a JSON scalar (numbers finite
+  ``cores``; a memory given as text is ASCII digits: not ``"1_000_000"`` or ``"３０００"``), ``sites`` a list of site names, and any other field a JSON scalar (numbers finite
   and within 64 bits) or a list of them;
 - no object anywhere holds the same key twice (decoders keep the last value silently).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import unicodedata
 from pathlib import Path
 
 from wtc.data.targets import FIELD_CHECKS
@@ -40,6 +46,7 @@ MAX_TASK_NAME = 1000
 _CODE_RE = re.compile(r"-?(?:0|[1-9][0-9]{0,9})")
 _SPLIT_RE = re.compile(r"[1-9][0-9]*x|max")
 _CORES_RE = re.compile(r"[1-9][0-9]{0,5}")
+_MEMORY_TEXT_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _INT64 = 2**63
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -61,6 +68,14 @@ class Duplicated(list):
     def __init__(self, pairs, key):
         super().__init__(pairs)
         self.key = key
+
+
+class TooDeep:
+    """A task too deeply nested to decode (lenient loading decodes each task alone); ``field`` is
+    the task's field that holds the depth (``<task>`` when unknown)."""
+
+    def __init__(self, field: str):
+        self.field = field
 
 
 def pairs_hook(pairs):
@@ -93,7 +108,17 @@ def name_problem(name, what: str = "name") -> str | None:
         return f"{what} must not contain ':' (it separates the parts of a feature name), got {name!r}"
     if not name.isprintable():
         return f"{what} must be printable text (no control characters or lone surrogates), got {name!r}"
-    return None
+    if name[0] == " " or name[-1] == " ":
+        return f"{what} must not start or end with a space, got {name!r}"
+    return look_alike_problem(name, what)
+
+
+def look_alike_problem(name: str, what: str = "name") -> str | None:
+    """Why ``name`` is not in Unicode NFKC form (it would look like another name), or None."""
+    if name.isascii() or unicodedata.is_normalized("NFKC", name):
+        return None
+    return (f"{what} must be in Unicode NFKC form, got {name!r} (it looks like "
+            f"{unicodedata.normalize('NFKC', name)!r}, which would be another name)")
 
 
 def task_name_problem(task: str) -> str | None:
@@ -102,7 +127,21 @@ def task_name_problem(task: str) -> str | None:
         return "task names look like /<workflow>/<task>"
     if len(task) > MAX_TASK_NAME or not task.isprintable():
         return f"a task name is printable text of at most {MAX_TASK_NAME} characters"
-    return None
+    parts = task[1:].split("/")
+    if "" in parts:
+        return "task names have no empty part (no '//' and no trailing '/'), got " + repr(task)
+    if any(p[0] == " " or p[-1] == " " for p in parts):
+        return "no part of a task name starts or ends with a space, got " + repr(task)
+    return look_alike_problem(task, "a task name")
+
+
+def task_names_problem(names: list[str], plain_text: bool) -> bool:
+    """Whether any of the task names (already known printable, each ``/<workflow>/...``) breaks
+    a rule of :func:`task_name_problem`, checked in bulk."""
+    joined = "\n".join(names) + "\n"  # a printable name holds no newline: "\n" ends each one
+    if any(part in joined for part in ("//", "/\n", " /", "/ ", " \n")):
+        return True
+    return not plain_text and look_alike_problem(joined) is not None
 
 
 def _check_splitting(value):
@@ -117,6 +156,9 @@ def _check_memory(value):
         raise ValueError(f"memory must be a number of MB, got {value!r}")
     if type(value) is int and not 0 < value < _INT64:
         raise ValueError(f"memory must be a positive number of MB within 64 bits, got {value!r}")
+    if type(value) is str and value != "" and not _MEMORY_TEXT_RE.fullmatch(value):
+        raise ValueError(f"memory must be a number of MB in ASCII digits (no '_', spaces or other scripts' "
+                         f"digits), got {value!r}")
     return FIELD_CHECKS["memory"](value)
 
 
@@ -262,7 +304,9 @@ def valid_tasks(path: Path, data, strict: bool) -> tuple[dict, list[tuple[str, s
         else:
             valid[task] = record
     if skipped:
-        log.warning("%s: skipped %d malformed task(s); first: %s: %s", path, len(skipped), *skipped[0])
+        # repr: a task name or field from the file must not break the warning into lines.
+        log.warning("%s: skipped %d malformed task(s); first: %r: %s", path, len(skipped), skipped[0][0],
+                    skipped[0][1] if skipped[0][1].isprintable() else repr(skipped[0][1]))
     if not valid:
         raise HistoryError(path, f"no valid task (skipped {len(skipped)}; first: task {skipped[0][0]!r}: "
                                  f"{skipped[0][1]})")
@@ -281,6 +325,8 @@ def check_task(task, record) -> None:
     problem = task_name_problem(task)
     if problem:
         raise TaskError("<name>", problem)
+    if isinstance(record, TooDeep):
+        raise TaskError(record.field, "nested too deeply (a task is a few levels deep)")
     if type(record) is not dict:
         raise _not_object(record, "", "an object with errors and parameters")
     unknown = [k for k in record if k not in _TASK_KEYS]
@@ -291,12 +337,17 @@ def check_task(task, record) -> None:
         if errors is None:
             raise TaskError("errors", "missing or not an object of status -> matrix")
         raise _not_object(errors, "errors", "an object of status -> matrix")
+    given_as: dict[str, str] = {}
     for status_key, matrix in errors.items():
         where = f"errors.{status_key}"
         status = status_key.removesuffix("_sites")
         problem = name_problem(status, "a status name")
         if problem:
             raise TaskError(where, problem)
+        if status in given_as:
+            raise TaskError(where, f"status {status!r} given twice, as {given_as[status]!r} and {status_key!r} "
+                                   f"(the same status: its counts would be summed)")
+        given_as[status] = status_key
         if type(matrix) is not dict or "matrix" in matrix:
             matrix = dense_to_sparse(matrix, where)
         for code, row in matrix.items():

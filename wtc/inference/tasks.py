@@ -17,6 +17,7 @@ import pandas as pd
 from wtc.data.features import BLOCKS, EXTRAS, TIERS, VIEWS, build_features
 from wtc.data.history import History
 from wtc.data.loader import load_history
+from wtc.data.validation import TooDeep
 from wtc.errors import HistoryError
 
 __all__ = [
@@ -142,23 +143,30 @@ def _entry_text(entry: Any) -> tuple[str | None, str | None]:
     its JSON text (written once, and that text is what goes into the history file). Nesting
     deeper than Python's recursion limit is refused, not raised.
     """
+    if isinstance(entry, TooDeep):
+        return f"{entry.field}: nested too deeply (a task is a few levels deep)", None
     given_as_text = isinstance(entry, bytes | str)
     if given_as_text:
         if len(entry) > MAX_ENTRY_CHARS:
             return f"entry: {len(entry)} characters, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
         try:
-            entry = json.loads(entry)
+            # Parsed only to check it: the text itself goes to the loader, so a key it holds twice
+            # is refused there as in a history file (a parse would keep the last value).
+            text = entry.decode("utf-8") if isinstance(entry, bytes) else entry
+            entry = json.loads(text)
         except RecursionError:
             return "entry: nested too deeply (an entry is a few levels deep)", None
         except ValueError as exc:
             return f"entry: not valid JSON ({str(exc)[:200]})", None
+    if given_as_text:
+        return None, text.strip()
     try:
         text = json.dumps(entry)
     except RecursionError:
         return "entry: nested too deeply (an entry is a few levels deep)", None
     except (TypeError, ValueError) as exc:
         return f"entry: cannot be written as JSON ({str(exc)[:200]})", None
-    if not given_as_text and len(text) > MAX_ENTRY_CHARS:
+    if len(text) > MAX_ENTRY_CHARS:
         return f"entry: {len(text)} characters of JSON, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
     return None, text
 
@@ -185,15 +193,19 @@ def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[Histor
     errors: list[str | None] = [None] * len(tasks)
     texts: dict[str, str] = {}
     row_of: dict[str, int] = {}
+    seen: set = set()
+    # A name given twice: every row of it is refused, as the loader refuses it in a file (which
+    # one the sender meant is unknown; keeping the last would drop the other silently).
+    repeated = {t for t in tasks if isinstance(t, str) and (t in seen or seen.add(t))}
     for i, (task, entry) in enumerate(zip(tasks, entries)):
         if not isinstance(task, str) or not task:
             errors[i] = f"task: must be a /<workflow>/<task> name, got {str(task)[:80]!r}"
             continue
+        if task in repeated:
+            errors[i] = "<name>: duplicate task name"
+            continue
         errors[i], text = _entry_text(entry)
         if errors[i] is not None:
-            continue
-        if task in texts:
-            errors[i] = f"task: {task[:200]!r} appears more than once in the input"
             continue
         texts[task], row_of[task] = text, i
     if not texts:

@@ -74,22 +74,13 @@ class Prediction:
 
 
 def _read_tasks(path: Path) -> pd.DataFrame:
-    """The ``task``/``entry`` rows of an actions-history file, entries unvalidated (the model checks them)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise WtcError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise WtcError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise WtcError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise WtcError(f"{path}: invalid JSON: nested too deeply (a history is a few levels deep)") from None
-    if not isinstance(data, dict) or not data:
-        raise WtcError(f"{path}: the top level must be a non-empty object of tasks")
-    return pd.DataFrame({"task": list(data), "entry": list(data.values())})
+    """The ``task``/``entry`` rows of an actions-history file, entries unvalidated (the model checks
+    them): read as the loader reads it (a regular file within the bound), nothing collapsed (a
+    repeated task or key reaches the checks)."""
+    from wtc.data.decode import history_entries
+
+    pairs = history_entries(path)
+    return pd.DataFrame({"task": [t for t, _ in pairs], "entry": [e for _, e in pairs]})
 
 
 def _dominant_codes(history: Any, table: pd.DataFrame, key: str) -> dict[str, list[tuple[str, int]]]:
