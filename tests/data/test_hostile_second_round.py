@@ -271,6 +271,7 @@ def test_the_size_bound_defaults_to_2_gib(monkeypatch):
     assert max_bytes() == 2 * 1024**3
 
 
+@pytest.mark.slow  # a subprocess: a hang is caught by its timeout, not by hanging pytest
 @pytest.mark.parametrize("command", [["data", "check"], ["data", "describe"]])
 def test_the_cli_does_not_hang_on_a_fifo_or_dev_zero(tmp_path, command):
     for path in (_fifo(tmp_path), Path("/dev/zero")):
@@ -280,12 +281,14 @@ def test_the_cli_does_not_hang_on_a_fifo_or_dev_zero(tmp_path, command):
         assert done.returncode != 0 and "Traceback" not in output and "not a regular file" in output
 
 
-def test_data_check_reports_a_status_given_twice(tmp_path):
+def test_data_check_reports_a_status_given_twice(tmp_path, capsys):
+    from wtc.cli import main
+
     path = _write(tmp_path, task(two_statuses("good_sites", "good")))
-    done = subprocess.run([sys.executable, "-m", "wtc.cli", "data", "check", str(path)], capture_output=True, text=True,
-                          timeout=60, env=_env(tmp_path), cwd=tmp_path, check=False)
-    assert done.returncode == 1 and "1 malformed" in done.stdout
-    assert f"ERROR {path}: task {BAD!r}: field errors.good: status 'good' given twice" in done.stdout
+    assert main(["data", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "1 malformed" in out
+    assert f"ERROR {path}: task {BAD!r}: field errors.good: status 'good' given twice" in out
 
 
 # --- normal histories are unchanged ----------------------------------------------------------------
@@ -349,9 +352,8 @@ def test_predict_reads_and_checks_a_history_as_the_loader_does(tmp_path, name, c
 @pytest.mark.parametrize("name, content, refused", PREDICT_DUPLICATES[:4], ids=[c[0] for c in PREDICT_DUPLICATES[:4]])
 def test_an_entry_sent_as_text_keeps_its_repeated_keys(tmp_path, name, content, refused):
     # A served request carries each entry as JSON text: its repeated keys reach the loader's checks.
-    from wtc.inference.tasks import read_tasks
-
     from wtc.data.decode import split_object
+    from wtc.inference.tasks import read_tasks
 
     path = _write(tmp_path, content)
     members = split_object(content)

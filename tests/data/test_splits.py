@@ -131,8 +131,8 @@ def test_the_default_split_is_the_one_of_before(cv):
     # Before: the test rows were the first fold of round(1 / test_size) folds, i.e. 1 of 5.
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    from wtc.data.synthetic import DEFAULT_TASKS, generate_history
     from wtc.data.names import workflow_of
+    from wtc.data.synthetic import DEFAULT_TASKS, generate_history
     from wtc.data.targets import label_of
 
     history, _ = generate_history(DEFAULT_TASKS, seed=0)

@@ -209,7 +209,7 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
         assert "nested too deeply" in rows[4]["error"]  # a hostile row is answered, not a server error
 
 
-def test_wtc_serve_replaces_itself_by_the_guarded_scoring_server(monkeypatch, capsys):
+def test_wtc_serve_replaces_itself_by_the_guarded_scoring_server(monkeypatch, capsys, tmp_path):
     """What ``wtc serve`` starts, in this process: ``os.execve`` is recorded instead of replacing pytest.
     (The slow tests above serve for real.)"""
     import os
@@ -228,24 +228,27 @@ def test_wtc_serve_replaces_itself_by_the_guarded_scoring_server(monkeypatch, ca
         raise Replaced
 
     monkeypatch.setattr(serving.os, "execve", execve)
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    (tmp_path / "x.db").touch()  # the store must exist: wtc serve never creates an empty one
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # not activated: the venv's bin dir is not on PATH
     with pytest.raises(Replaced):
-        main(["serve", "--model", "models:/wtc-p@champion", "--port", "5123", "--tracking-uri", "sqlite:///x.db"])
+        main(["serve", "--model", "models:/wtc-p@champion", "--port", "5123", "--tracking-uri", store])
     ((path, argv, env),) = started
     assert argv[0] == path == sys.executable
     assert argv[1:] == ["-m", "uvicorn", "--factory", "wtc.store.serving:create_app_from_env",
                         "--host", "127.0.0.1", "--port", "5123"]
     assert env["WTC_SERVE_MODEL"] == "models:/wtc-p@champion"
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
-    assert env["MLFLOW_TRACKING_URI"] == "sqlite:///x.db"
+    assert env["MLFLOW_TRACKING_URI"] == store
     assert "serving models:/wtc-p@champion on http://127.0.0.1:5123/invocations" in capsys.readouterr().out
 
 
-def test_wtc_serve_without_uvicorn_is_one_line(monkeypatch, capsys):
+def test_wtc_serve_without_uvicorn_is_one_line(monkeypatch, capsys, tmp_path):
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
-    assert main(["serve", "--model", "models:/wtc-p@champion", "--tracking-uri", "sqlite:///x.db"]) == 2
+    (tmp_path / "x.db").touch()
+    assert main(["serve", "--model", "models:/wtc-p@champion", "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: uvicorn is not installed beside ")

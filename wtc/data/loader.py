@@ -25,7 +25,6 @@ from wtc.data.validation import (
     dense_to_sparse,
     is_exit_code,
     name_problem,
-    pairs_hook,
     task_names_problem,
     valid_tasks,
 )
