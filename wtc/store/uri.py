@@ -20,7 +20,7 @@ from wtc.errors import TrackingError, WtcError, one_line
 from wtc.sqlite import SQLITE_PREFIX, sqlite_db_path, sqlite_lock
 
 __all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "check_reachable", "config_tracking_uri",
-           "default_tracking_uri", "init_store", "resolve_tracking_uri", "using_tracking_uri"]
+           "default_tracking_uri", "init_store", "resolve_tracking_uri", "tracking_uri_problem", "using_tracking_uri"]
 
 #: Seconds the probe of a tracking server waits for an answer. MLflow's own client retries an
 #: unreachable server for minutes (7 retries with exponential backoff, per call).
@@ -37,6 +37,23 @@ EXPERIMENT_TAGS = {
         "test/log_loss or test/roc_auc against oracle/* (the Bayes limit on generated data)."
     ),
 }
+
+
+#: URI schemes of the tracking stores MLflow opens (a database scheme may name its driver: ``postgresql+psycopg2``).
+TRACKING_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc", "uc")
+
+
+def tracking_uri_problem(uri) -> str | None:
+    """What is wrong with a tracking URI, or None: a scheme no MLflow store opens (``foo://bar``)."""
+    if not isinstance(uri, str) or not uri.strip():
+        return f"must be a tracking URI (sqlite:///path/mlflow.db, http://host:5000...) or null, got {uri!r}"
+    scheme, sep, _ = uri.partition("://")
+    if not sep:
+        return None  # a folder (MLflow's file store) or a bare "databricks"
+    if scheme.lower().split("+", 1)[0] not in TRACKING_SCHEMES:
+        return (f"{uri!r} has a scheme no MLflow store opens ({scheme!r}); "
+                f"use one of {', '.join(s + '://' for s in TRACKING_SCHEMES[:6])} or null")
+    return None
 
 
 def default_tracking_uri(mlruns: Path | str | None = None) -> str:
