@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import urllib.error
 
 import mlflow
 import numpy as np
@@ -192,6 +193,27 @@ def test_a_deeply_nested_history_file_is_one_line(store, tmp_path, capsys):
     assert code == 2 and err.startswith("error: ") and "nested too deeply" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("threshold", [-5, -0.5, 1.0001, 7, float("nan"), float("inf"), float("-inf"), True, "abc",
+                                       [0.5]])
+def test_a_request_threshold_outside_0_1_is_refused_not_obeyed(store, threshold):
+    """``"params": {"threshold": -5}`` made every task AUTO and NaN every task REVIEW: refused as
+    INVALID_PARAMETER_VALUE (the scoring server's HTTP 400), in one line naming the param."""
+    from mlflow.exceptions import MlflowException
+
+    uri, mixed, *_ = store
+    tasks = json.loads(mixed.read_text())
+    frame = pd.DataFrame({"task": list(tasks)[:3], "entry": [json.dumps(tasks[t]) for t in list(tasks)[:3]]})
+    with using_tracking_uri(uri):
+        model = mlflow.pyfunc.load_model("models:/wtc-p@champion")
+    with pytest.raises(MlflowException) as info:
+        model.predict(frame, params={"threshold": threshold})
+    assert info.value.get_http_status_code() == 400 and "\n" not in info.value.message
+    assert "threshold" in info.value.message
+    assert set(model.predict(frame, params={"threshold": 0.0})["decision"]) == {"AUTO"}
+    assert set(model.predict(frame, params={"threshold": 1.0})["decision"]) == {"REVIEW"}
+    assert model.predict(frame, params={"threshold": -1.0}).equals(model.predict(frame))  # "not given": the model's own
+
+
 def _free_port() -> int:
     import socket
 
@@ -270,3 +292,12 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
             assert row["recommendation"] == classes[int(proba.argmax())]
         assert "count must be a non-negative integer" in rows[3]["error"] and rows[3]["decision"] == ""
         assert "nested too deeply" in rows[4]["error"]  # a hostile row is answered, not a server error
+        # A threshold outside [0, 1] or not finite: HTTP 400 naming params.threshold, no decisions at all.
+        good = {"dataframe_records": [{"task": names[0], "entry": tasks[names[0]]}]}
+        for bad in (-5, 1.5, float("nan"), float("inf")):
+            with pytest.raises(urllib.error.HTTPError) as info:
+                post({**good, "params": {"threshold": bad}})
+            answer = json.loads(info.value.read())
+            assert info.value.code == 400 and answer["error_code"] == "INVALID_PARAMETER_VALUE"
+            assert "params.threshold must be a number between 0 and 1" in answer["message"]
+        assert post({**good, "params": {"threshold": 1.0}})[0]["decision"] == "REVIEW"  # still serving
