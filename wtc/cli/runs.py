@@ -199,7 +199,8 @@ def add_runs(commands) -> None:
     cleanup = runs.add_parser(
         "cleanup", help="mark runs whose process is gone KILLED",
         description="A run killed outright (SIGKILL, out of memory, a lost node) stays RUNNING in the store. Every "
-                    "run records its host and pid (tags wtc.host, wtc.pid): this marks KILLED each RUNNING run of "
+                    "run records its host, pid and the pid's start time (tags wtc.host, wtc.pid, wtc.pid_started; a pid "
+                    "reused by another process is no longer the run's): this marks KILLED each RUNNING run of "
                     "this host whose process is gone, with its RUNNING child runs, and lists the others. Relaunching "
                     "the same search does the same for its own earlier runs.")
     cleanup.add_argument("--experiment", metavar="NAME", help="only this experiment (default: every experiment)")

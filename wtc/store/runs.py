@@ -216,7 +216,7 @@ class RunTracker(RunLogger):
     :func:`wtc.interrupt.interrupts_unwind`) ends them KILLED. A run is never left RUNNING
     by its own process; one whose process was killed outright (SIGKILL) is marked KILLED by
     :meth:`close_dead_runs` on the next launch or by ``wtc runs cleanup``. Every run carries
-    ``wtc.host`` and ``wtc.pid``, which is how a dead one is told from a live one.
+    ``wtc.host``, ``wtc.pid`` and ``wtc.pid_started``, which is how a dead one is told from a live one.
 
     Parameters
     ----------
