@@ -155,3 +155,21 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     assert process.wait(timeout=120) == 1, stderr  # 1: what Python's documented recipe exits with
     assert stderr == ""
 
+
+
+def test_generate_never_writes_over_an_existing_file_without_force(tmp_path, capsys):
+    """An existing history (or an oracle beside it) is refused in one line naming the file; --force writes over it."""
+    out_path = tmp_path / "gen.json"
+    out_path.write_text('{"mine": 1}')
+    args = ["data", "generate", "--tasks", "40", "--seed", "2", "--out", str(out_path)]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --out {out_path} exists: pass --force to write over it, or choose another file"]
+    assert out_path.read_text() == '{"mine": 1}' and not out_path.with_name("gen.oracle.parquet").exists()
+    other = tmp_path / "other.json"
+    other.with_name("other.oracle.parquet").write_text("theirs")
+    assert main([*args[:-1], str(other)]) == 2
+    assert f"--out's oracle {other.with_name('other.oracle.parquet')} exists" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert json.loads(out_path.read_text()) != {"mine": 1}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -301,3 +301,52 @@ def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
             assert info.value.code == 400 and answer["error_code"] == "INVALID_PARAMETER_VALUE"
             assert "params.threshold must be a number between 0 and 1" in answer["message"]
         assert post({**good, "params": {"threshold": 1.0}})[0]["decision"] == "REVIEW"  # still serving
+
+
+@pytest.mark.parametrize("target", ["input", "input-link", "existing"])
+def test_predict_never_writes_over_its_input_or_an_existing_file(store, tmp_path, capsys, target):
+    """``wtc predict h.json --out h.json`` overwrote the history and exited 0: refused in one line naming the
+    file, before any work, the file untouched; an existing file needs --force; the input never."""
+    import os
+
+    uri, mixed, *_ = store
+    history = tmp_path / "h.json"
+    history.write_text(mixed.read_text())
+    out = {"input": history, "input-link": tmp_path / "link.json", "existing": tmp_path / "old.json"}[target]
+    if target == "input-link":
+        os.symlink(history, out)
+    elif target == "existing":
+        out.write_text("keep me")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    args = ["predict", str(history), "--model", "models:/wtc-p@champion", "--tracking-uri", uri, "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --out {out} ")
+    assert ("exists: pass --force" if target == "existing" else "is this command's input") in err[0]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    code = main([*args, "--force"])
+    capsys.readouterr()
+    if target == "existing":
+        assert code == 1 and json.loads(out.read_text())["summary"]  # written over, whole
+    else:
+        assert code == 2 and history.read_bytes() == before["h.json"]  # the input: not even with --force
+
+
+def test_predictions_are_written_atomically(store, tmp_path, monkeypatch, capsys):
+    """A write that fails half-way leaves the old file as it was and no temp file: one line naming the file."""
+    import os
+
+    uri, mixed, *_ = store
+    out = tmp_path / "p.csv"
+    out.write_text("old\n")
+
+    def fail(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    args = ["predict", str(mixed), "--model", "models:/wtc-p@champion", "--tracking-uri", uri, "--out", str(out),
+            "--force"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: cannot write {out}: [Errno 28] No space left on device"]
+    assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["p.csv"]
