@@ -82,3 +82,115 @@ def test_a_full_disk_mid_run_is_one_line_and_the_run_is_not_left_running(history
     assert parent.data.params["model.name"] == "logreg" and parent.data.params["search.n_trials"] == "5"
     for name in ("trial-000", "trial-001"):
         assert runs[name].info.status == "FINISHED" and runs[name].data.metrics
+
+
+@pytest.mark.parametrize("fault", ["enospc", "database"])
+def test_runs_cleanup_on_a_full_disk_is_one_line(tracking_uri, monkeypatch, capsys, fault):
+    """Marking a dead run KILLED on a full disk: one line, the run untouched (cleanup works once space returns)."""
+    import errno
+
+    from mlflow.exceptions import MlflowException
+
+    from wtc.process import process_tags
+    from wtc.store import init_store
+
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = init_store(tracking_uri, "wtc-faults")
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    dead = client.create_run(experiment, run_name="dead", tags={**process_tags(), "wtc.pid": str(proc.pid),
+                                                                   "wtc.pid_started": "1"}).info.run_id
+    error = (OSError(errno.ENOSPC, "No space left on device") if fault == "enospc"
+             else MlflowException("(sqlite3.OperationalError) database or disk is full\n[SQL: UPDATE runs ...]"))
+
+    def full(self, *args, **kwargs):
+        raise error
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mlflow.MlflowClient, "set_tag", full)
+        patch.setattr(mlflow.MlflowClient, "set_terminated", full)
+        assert main(["runs", "cleanup", "--tracking-uri", tracking_uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and ("No space left" in err[0] or "disk is full" in err[0])
+    assert client.get_run(dead).info.status == "RUNNING"
+    assert main(["runs", "cleanup", "--tracking-uri", tracking_uri]) == 0  # space returned
+    assert client.get_run(dead).info.status == "KILLED"
+
+
+def test_a_read_only_store_is_one_line_naming_the_store(tmp_path, monkeypatch, capsys):
+    """The store's lock file cannot be opened (a read-only folder): one line naming the store, not ``OSError ... .lock``."""
+    import errno
+
+    import wtc.sqlite
+
+    real_open = open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(wtc.sqlite, "open", read_only, raising=False)
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    from wtc.errors import TrackingError
+    from wtc.store import init_store
+
+    with pytest.raises(TrackingError) as info:
+        init_store(uri, "wtc-faults")
+    assert str(info.value).startswith(f"cannot open the tracking store {uri}: its folder is read-only or not writable")
+    assert "\n" not in str(info.value)
+
+
+@pytest.fixture
+def html_server():
+    """A web server on 127.0.0.1 answering every request with 200 and an HTML page (no MLflow server)."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            body = b"<!doctype html><html><body>Welcome</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("args", [
+    ["runs", "figures", "0123456789abcdef0123456789abcdef"],
+    ["promote", "--experiment", "wtc-binary", "--metric", "test/log_loss", "--name", "wtc-m"],
+    ["runs", "cleanup"],
+    ["runs", "model", "0123456789abcdef0123456789abcdef"],
+])
+def test_a_server_answering_html_is_no_tracking_server(html_server, capsys, args):
+    assert main([*args, "--tracking-uri", html_server]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: tracking server {html_server} does not answer as an MLflow server (GET /health: an HTML "
+                   "page, text/html); check tracking.uri / --tracking-uri"]
+
+
+def test_run_py_on_a_server_answering_html_is_one_line(html_server, tmp_path, history):
+    done = subprocess.run(
+        [sys.executable, "run.py", "model=logreg", "search=none", f"data.path={history}", f"tracking.uri={html_server}",
+         f"hydra.run.dir={tmp_path}/out"], capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    output = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "does not answer as an MLflow server (GET /health: an HTML page" in errors[0]

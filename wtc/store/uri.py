@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import ssl
 import urllib.error
 import urllib.request
@@ -17,6 +18,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from omegaconf import DictConfig, OmegaConf
 
 from wtc.errors import TrackingError, WtcError, one_line
+from wtc.store.faults import is_store_fault, store_fault_line
 from wtc.sqlite import SQLITE_PREFIX, sqlite_db_path, sqlite_lock
 
 __all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "check_reachable", "config_tracking_uri",
@@ -116,8 +118,9 @@ def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     if not uri.lower().startswith(("http://", "https://")):
         return
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
-            return
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as answer:
+            kind = answer.headers.get_content_type()
+            body = answer.read(256)
     except urllib.error.HTTPError as exc:
         if exc.code in _AUTH_ANSWERS:
             return  # a login in front of the server: MLflow's own credentials decide the rest
@@ -132,6 +135,10 @@ def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
             f"tracking server {uri} is unreachable ({one_line(reason)}); "
             "start it (wtc tracking-server start --dir DIR) or point tracking.uri / --tracking-uri at a running one"
         ) from None
+    # An MLflow server answers "OK"; a web page (a proxy's, another service's) is no tracking server.
+    if "html" in kind or body.lstrip().startswith(b"<"):
+        raise TrackingError(f"tracking server {uri} does not answer as an MLflow server (GET /health: an HTML page, "
+                            f"{kind}); check tracking.uri / --tracking-uri")
 
 
 def _artifact_root(db_path: Path) -> Path:
@@ -166,6 +173,19 @@ def init_store(
     """
     uri = resolve_tracking_uri(uri, mlruns)
     check_reachable(uri)
+    try:
+        return _init_store(uri, experiment_name)
+    except WtcError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - store faults become one line; anything else passes unchanged
+        if not is_store_fault(exc):
+            raise
+        hint = ("its folder is read-only or not writable: " if getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES)
+                else "")
+        raise TrackingError(f"cannot open the tracking store {uri}: {hint}{store_fault_line(exc)}") from None
+
+
+def _init_store(uri: str, experiment_name: str | None) -> str | None:
     db_path = sqlite_db_path(uri)
     with sqlite_lock(db_path):
         client = mlflow.MlflowClient(tracking_uri=uri)
