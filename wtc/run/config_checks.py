@@ -109,8 +109,8 @@ def check_model_params(pipeline, cfg: DictConfig) -> None:
     checked before any run is opened: ConfigError naming ``model.estimator.<param>``."""
     model = pipeline.steps[-1][1]
     validate = getattr(model, "_validate_params", None)
-    if validate is None:
-        return
+    if validate is None or not isinstance(getattr(model, "_parameter_constraints", None), dict):
+        return  # not a scikit-learn estimator that declares its parameters' constraints
     try:
         validate()
     except (ValueError, TypeError) as exc:  # sklearn's InvalidParameterError is both
