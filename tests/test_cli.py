@@ -169,3 +169,21 @@ def test_python_m_wtc_cli_is_the_wtc_command(small_history_path, monkeypatch, ca
     with pytest.raises(SystemExit) as exit_:
         runpy.run_module("wtc.cli", run_name="__main__")
     assert exit_.value.code == 2 and capsys.readouterr().err.startswith("error: ")
+
+
+def test_generate_never_writes_over_an_existing_file_without_force(tmp_path, capsys):
+    """An existing history (or an oracle beside it) is refused in one line naming the file; --force writes over it."""
+    out_path = tmp_path / "gen.json"
+    out_path.write_text('{"mine": 1}')
+    args = ["data", "generate", "--tasks", "40", "--seed", "2", "--out", str(out_path)]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --out {out_path} exists: pass --force to write over it, or choose another file"]
+    assert out_path.read_text() == '{"mine": 1}' and not out_path.with_name("gen.oracle.parquet").exists()
+    other = tmp_path / "other.json"
+    other.with_name("other.oracle.parquet").write_text("theirs")
+    assert main([*args[:-1], str(other)]) == 2
+    assert f"--out's oracle {other.with_name('other.oracle.parquet')} exists" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert json.loads(out_path.read_text()) != {"mine": 1}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

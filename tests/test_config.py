@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -254,6 +255,15 @@ def test_device_selects_cpu_or_cuda():
     ("search.storage=nonsense", "search.storage must be null or a database URL"),
     ("search.storage=42", "search.storage must be null or a database URL"),
     ("search.study=''", "search.study must be a name or null"),
+    ("tracking.uri=foo://bar", "tracking.uri 'foo://bar' has a scheme no MLflow store opens ('foo')"),
+    ("tracking.uri=42", "tracking.uri must be a tracking URI"),
+    ("tracking.experiment=''", "tracking.experiment must be a non-empty name, got ''"),
+    ("tracking.experiment=' '", "tracking.experiment must be a non-empty name"),
+    ("search.n_initial_points=-1", "search.n_initial_points must be at least 1, got -1"),
+    ("search.n_initial_points=0", "search.n_initial_points must be at least 1"),
+    ("search.n_initial_points=two", "search.n_initial_points must be an integer"),
+    ("data.extras=[total,total]", "data.extras names total more than once"),
+    ("data.extras=[campaign,total,campaign]", "data.extras names campaign more than once"),
 ])
 def test_bad_values_fail_in_one_line_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as info:
@@ -267,11 +277,25 @@ def test_a_top_k_ensemble_needs_one_member():
         check_config(compose_cfg(["ensemble=top_k", "ensemble.k=0"]))
 
 
+@pytest.mark.parametrize("overrides", [["search.n_trials=2", "ensemble.k=10"], ["search=none"],
+                                       ["search=tpe", "search.n_trials=4", "ensemble.k=5"]])
+def test_a_top_k_ensemble_has_no_more_members_than_trials(overrides):
+    """``ensemble=top_k ensemble.k=10`` with 2 trials would run and log k=10 for a 2-member ensemble: refused."""
+    with pytest.raises(ConfigError, match=r"ensemble.k must be at most search.n_trials \(\d+\)") as info:
+        check_config(compose_cfg(["ensemble=top_k", *overrides]))
+    assert "\n" not in str(info.value)
+    check_config(compose_cfg(["ensemble=top_k", "search.n_trials=3", "ensemble.k=3"]))
+    check_config(compose_cfg(["ensemble=none", "search.n_trials=1"]))
+
+
 @pytest.mark.parametrize("override", ["seed=0", "seed=${oc.env:WTC_TEST_SEED}", "test_size=0.5", "cv.n_splits=2",
                                       "n_jobs=1", "target.min_class_count=0", "data.extras=[campaign,total]",
                                       "search.n_trials=1", "search.storage=sqlite:///optuna.db",
                                       "search.storage=postgresql://wtc@db.example.org/optuna", "search.n_workers=3",
-                                      "search.heartbeat_s=null"])
+                                      "search.heartbeat_s=null", "search.n_initial_points=3",
+                                      "tracking.uri=sqlite:///x/mlflow.db", "tracking.uri=http://127.0.0.1:5000",
+                                      "tracking.uri=postgresql+psycopg2://u@h/db", "tracking.uri=/tmp/mlruns",
+                                      "tracking.uri=databricks", "tracking.uri=null"])
 def test_good_values_pass(override, monkeypatch):
     monkeypatch.setenv("WTC_TEST_SEED", "7")
     check_config(compose_cfg([override]))
@@ -319,3 +343,47 @@ def test_rules_skips_the_scaler():
     assert [name for name, _ in pipeline.steps] == ["model"]
     pipeline = build_pipeline(compose_cfg(["model=logreg", "scaler=robust", "resample=smote"]))
     assert [name for name, _ in pipeline.steps] == ["scaler", "resample", "model"]
+
+
+@pytest.fixture(scope="module")
+def bench_history(tmp_path_factory):
+    from wtc.data.synthetic import write_benchmark
+
+    return write_benchmark(tmp_path_factory.mktemp("bench") / "history.json", n_tasks=160, seed=5)
+
+
+def _undated(history, tmp_path) -> Path:
+    """The same tasks, their workflow names without the request date (``_YYMMDD_HHMMSS_``)."""
+    import json
+
+    tasks = json.loads(Path(history).read_text())
+    path = tmp_path / "undated.json"
+    path.write_text(json.dumps({re.sub(r"_\d{6}_\d{6}_", "_", name): task for name, task in tasks.items()}))
+    return path
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["cv=temporal"], "cv=temporal cannot split undated.json: temporal splits need a request date"),
+    (["cv.n_splits=500"], "cv.n_splits=500 cannot split the"),
+    (["cv=stratified", "cv.n_splits=500"], "cv.n_splits=500 cannot split the"),
+    (["cv=temporal", "cv.n_splits=500", "+dated=true"], "cv.n_splits=500 is more folds than the"),
+    (["model.estimator.C=-1"], "model.estimator.C is refused by LogisticRegression (model=logreg): The 'C' parameter"),
+    (["model.estimator.max_iter=-1"], "model.estimator.max_iter is refused by LogisticRegression"),
+    (["model=random_forest", "model.estimator.n_estimators=0"],
+     "model.estimator.n_estimators is refused by RandomForestClassifier"),
+])
+def test_values_the_data_or_the_estimator_refuse_fail_in_one_line_before_a_run_opens(
+        bench_history, tracking_uri, tmp_path, overrides, message):
+    """Values only the history or the estimator can judge: one ConfigError naming the key, before any
+    run is opened (no FAILED run left in the store), not scikit-learn's message from inside the run."""
+    from wtc.run.experiment import run
+
+    history = bench_history if "+dated=true" in overrides else _undated(bench_history, tmp_path)
+    overrides = [o for o in overrides if o != "+dated=true"]
+    cfg = compose_cfg(["model=logreg", "search=none", "n_jobs=1", "diagnostics=none", f"data.path={history}",
+                       f"tracking.uri={tracking_uri}", "tracking.experiment=wtc-config", *overrides])
+    with pytest.raises(ConfigError) as info:
+        run(cfg)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert message.split(" ", 1)[0].split("=")[0] in ("cv", "cv.n_splits", overrides[-1].split("=")[0])
+    assert not _runs_in(Path(tracking_uri.removeprefix("sqlite:///")))

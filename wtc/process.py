@@ -7,7 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-__all__ = ["git_commit", "process_alive", "process_tags"]
+__all__ = ["git_commit", "process_alive", "process_started", "process_tags"]
 
 
 def git_commit() -> str:
@@ -24,14 +24,31 @@ def git_commit() -> str:
         return "unknown"
 
 
+def process_started(pid) -> str | None:
+    """When process ``pid`` started, in clock ticks since boot (field 22 of ``/proc/<pid>/stat``), as text;
+    None where there is no such process or no ``/proc``. A pid reused by a later process gets another value."""
+    try:
+        # "pid (name) state ppid ...": the name may hold spaces and ')'; the fields after its last ')'
+        # start at field 3 (state), so field 22 (starttime) is the 20th of them.
+        return Path(f"/proc/{int(pid)}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def process_tags() -> dict[str, str]:
-    """``wtc.host`` and ``wtc.pid`` of this process: what tells, later, whether a RUNNING run's process is gone."""
-    return {"wtc.host": socket.gethostname(), "wtc.pid": str(os.getpid())}
+    """``wtc.host``, ``wtc.pid`` and ``wtc.pid_started`` (when there is a ``/proc``) of this process: what tells,
+    later, whether a RUNNING run's process is gone, even when its pid was given to another process since."""
+    tags = {"wtc.host": socket.gethostname(), "wtc.pid": str(os.getpid())}
+    started = process_started(os.getpid())
+    if started is not None:
+        tags["wtc.pid_started"] = started
+    return tags
 
 
-def process_alive(host: str | None, pid) -> bool | None:
+def process_alive(host: str | None, pid, started: str | None = None) -> bool | None:
     """Whether process ``pid`` of ``host`` still runs: None when that cannot be known here
-    (another host, no pid). A zombie (killed, not yet reaped by its parent) counts as gone."""
+    (another host, no pid). A zombie (killed, not yet reaped by its parent) counts as gone, and so
+    does a process with that pid but another start time than ``started`` (the pid was reused)."""
     if host != socket.gethostname():
         return None
     try:
@@ -44,6 +61,10 @@ def process_alive(host: str | None, pid) -> bool | None:
         return False
     except PermissionError:  # another user's process
         return True
+    if started is not None:
+        now = process_started(pid)
+        if now is not None and now != str(started).strip():
+            return False  # another process holds the pid now
     try:
         # /proc/<pid>/stat: "pid (name) state ..."; the name may hold spaces, the state follows its ')'.
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"

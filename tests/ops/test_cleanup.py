@@ -119,3 +119,32 @@ def test_an_interruption_waits_for_a_deferred_block():
                 done.append("the bookkeeping")
             done.append("after the block")
     assert done == ["the bookkeeping"]
+
+
+def test_a_reused_pid_does_not_keep_a_dead_run_running(tracking_uri, client, capsys):
+    """A run whose pid now belongs to another process (the start time differs) is dead; the same pid
+    with its own start time is alive; a run from before the start-time tag is judged by the pid alone."""
+    from wtc.process import process_started
+
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        started = process_started(child.pid)
+        assert started is not None and started.isdigit()
+        reused = running(client, "reused", HOST, child.pid, **{"wtc.pid_started": str(int(started) - 5)})
+        running(client, "alive", HOST, child.pid, **{"wtc.pid_started": started})
+        running(client, "untagged", HOST, child.pid)
+        assert main(["runs", "cleanup", "--tracking-uri", tracking_uri]) == 0
+        out = capsys.readouterr().out
+        assert f"marked KILLED: {reused}" in out and out.strip().endswith("1 run(s) marked KILLED, 2 left RUNNING")
+        assert statuses(client) == {"reused": "KILLED", "alive": "RUNNING", "untagged": "RUNNING"}
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_run_records_when_its_process_started(tracking_uri):
+    from wtc.process import process_started
+
+    with RunTracker(tracking_uri, EXPERIMENT, run_name="tagged") as tracker:
+        tags = mlflow.MlflowClient(tracking_uri).get_run(tracker.run_id).data.tags
+    assert tags["wtc.pid"] == str(os.getpid()) and tags["wtc.pid_started"] == process_started(os.getpid())

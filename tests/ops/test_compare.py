@@ -205,3 +205,21 @@ def test_cli_compare_errors_are_one_line(store, tmp_path, capsys):
         main(["compare", "--experiment", "a", "--sweep", "b", "--out", str(tmp_path)])
     assert exit_.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_cli_compare_never_writes_over_a_report_without_force(store, tmp_path, capsys):
+    """A report already in --out is refused (one line naming the file, before any work); --force writes over it."""
+    uri, _, _ = store
+    args = ["compare", "--tracking-uri", uri, "--sweep", "2026-01-02/10-00-00", "--out", str(tmp_path)]
+    (tmp_path / "comparison.csv").write_text("mine\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --out {tmp_path / 'comparison.csv'} exists: pass --force to write over it, "
+                   "or choose another file"]
+    assert (tmp_path / "comparison.csv").read_text() == "mine\n" and not (tmp_path / "comparison.md").exists()
+    assert main([*args, "--force"]) == 0
+    assert (tmp_path / "comparison.csv").read_text() != "mine\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    (tmp_path / "file").write_text("x")
+    assert main([*args[:-1], str(tmp_path / "file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

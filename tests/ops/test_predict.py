@@ -188,6 +188,27 @@ def test_a_deeply_nested_history_file_is_one_line(store, tmp_path, capsys):
     assert code == 2 and err.startswith("error: ") and "nested too deeply" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("threshold", [-5, -0.5, 1.0001, 7, float("nan"), float("inf"), float("-inf"), True, "abc",
+                                       [0.5]])
+def test_a_request_threshold_outside_0_1_is_refused_not_obeyed(store, threshold):
+    """``"params": {"threshold": -5}`` made every task AUTO and NaN every task REVIEW: refused as
+    INVALID_PARAMETER_VALUE (the scoring server's HTTP 400), in one line naming the param."""
+    from mlflow.exceptions import MlflowException
+
+    uri, mixed, *_ = store
+    tasks = json.loads(mixed.read_text())
+    frame = pd.DataFrame({"task": list(tasks)[:3], "entry": [json.dumps(tasks[t]) for t in list(tasks)[:3]]})
+    with using_tracking_uri(uri):
+        model = mlflow.pyfunc.load_model("models:/wtc-p@champion")
+    with pytest.raises(MlflowException) as info:
+        model.predict(frame, params={"threshold": threshold})
+    assert info.value.get_http_status_code() == 400 and "\n" not in info.value.message
+    assert "threshold" in info.value.message
+    assert set(model.predict(frame, params={"threshold": 0.0})["decision"]) == {"AUTO"}
+    assert set(model.predict(frame, params={"threshold": 1.0})["decision"]) == {"REVIEW"}
+    assert model.predict(frame, params={"threshold": -1.0}).equals(model.predict(frame))  # "not given": the model's own
+
+
 @pytest.mark.slow
 def test_wtc_serve_answers_raw_tasks_over_http(store, tmp_path):
     """`wtc serve` serves for real; POST raw tasks to /invocations; stop its process group."""

@@ -126,7 +126,7 @@ def test_baselines_of_the_champion_preset_are_plain_models(tmp_path):
 
 
 @pytest.mark.parametrize("overrides", [["+experiment=champion", "target=binary"],
-                                       ["search=none", "cv=temporal", "ensemble=top_k", "ensemble.k=5"]])
+                                       ["search=tpe", "cv=temporal", "ensemble=top_k", "ensemble.k=5"]])
 def test_a_run_config_logged_before_the_options_named_their_class_gets_it(overrides):
     """A champion promoted (or its baselines trained) from a config.yaml logged before the search,
     cv, ensemble and calibration options had ``_target_``: today's classes, its own values."""

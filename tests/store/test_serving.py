@@ -76,9 +76,17 @@ def good_body(raw, tasks, **extra) -> bytes:
     return json.dumps({"dataframe_records": [{"task": t, "entry": raw[t]} for t in tasks], **extra}).encode()
 
 
+def strict_json(body: bytes):
+    """``body`` parsed as strict JSON: a NaN or Infinity literal fails the test."""
+    def refuse(name):
+        raise AssertionError(f"{name} in the answer: not strict JSON")
+
+    return json.loads(body, parse_constant=refuse)
+
+
 def assert_one_line_error(status: int, body: bytes) -> str:
     assert 400 <= status < 500, (status, body[:300])
-    error = json.loads(body)
+    error = strict_json(body)
     message = error["message"]
     assert set(error) == {"error_code", "message"} and "\n" not in message and len(message) <= 500
     assert "Traceback" not in message and "/work/" not in message and "site-packages" not in message
@@ -116,8 +124,7 @@ def test_bad_rows_are_answered_in_strict_json(served):
                                      {"task": "/wf/bad", "entry": {"errors": {"good_sites": {"85": {"T1_US_FNAL": -3}}}}}]}
     status, body = call(app, json.dumps(payload).encode())
     assert status == 200
-    assert b"NaN" not in body and b"Infinity" not in body
-    rows = json.loads(body)["predictions"]  # strict: json.loads would also take NaN, so check the bytes above
+    rows = strict_json(body)["predictions"]
     assert rows[0]["error"] == "" and "non-negative integer" in rows[1]["error"]
 
 
@@ -136,6 +143,9 @@ def test_bad_rows_are_answered_in_strict_json(served):
     (b'{"inputs": [], "params": [1]}', "application/json", "params must be an object"),
     (b'{"dataframe_split": {"columns": ["task"], "data": 5}}', "application/json", "list of rows"),
     (b"NaN", "application/json", "NaN is not JSON"),
+    (b'{"inputs": [{"task": "/a/b", "entry": {"errors": {"good_sites": {"85": {"T1_US_FNAL": 1, "T1_US_FNAL": 9}}}}}]}',
+     "application/json", "'T1_US_FNAL' appears twice"),
+    (b'{"inputs": [], "inputs": []}', "application/json", "'inputs' appears twice"),
     (b'{"inputs": [{"task": "/a/b", "entry": {"x": Infinity}}]}', "application/json", "Infinity is not JSON"),
 ])
 def test_hostile_bodies_get_a_one_line_4xx(served, body, content_type, reason):
@@ -185,8 +195,7 @@ def test_any_body_gets_a_2xx_or_a_one_line_4xx_and_the_server_goes_on(served, bo
     app, raw, history, proba, classes, *_ = served
     status, answer = call(app, body)
     if status == 200:
-        rows = json.loads(answer)["predictions"]
-        assert b"NaN" not in answer and isinstance(rows, list)
+        assert isinstance(strict_json(answer)["predictions"], list)
     else:
         assert_one_line_error(status, answer)
     status, answer = call(app, good_body(raw, history.tasks[:1]))

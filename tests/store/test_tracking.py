@@ -21,6 +21,7 @@ from wtc.store import (
     init_store,
     load_model,
 )
+from wtc.store.faults import StoreFault
 
 EXPERIMENT = "wtc-test"
 
@@ -444,5 +445,6 @@ def test_a_dataset_logged_by_two_jobs_at_once_is_linked_not_lost(tracking_uri, m
     assert len(calls) == 2 and [d.dataset.name for d in run.inputs.dataset_inputs] == ["history.json"]
     monkeypatch.setattr(mlflow.MlflowClient, "log_inputs",
                         lambda *a, **k: (_ for _ in ()).throw(MlflowException("INVALID_PARAMETER_VALUE: bad")))
-    with pytest.raises(MlflowException, match="bad"), RunTracker(tracking_uri, EXPERIMENT) as tracker:
+    # (a store error inside a run is one line: a StoreFault naming MLflow's error)
+    with pytest.raises(StoreFault, match="bad"), RunTracker(tracking_uri, EXPERIMENT) as tracker:
         tracker.log_dataset("history.json", "b" * 64, "/data/history.json")  # other errors are not retried

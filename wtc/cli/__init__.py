@@ -12,7 +12,7 @@ import sys
 from wtc.cli.data import add_data
 from wtc.cli.runs import add_compare, add_promote, add_runs, add_tracking_server
 from wtc.cli.serving import add_predict, add_serve
-from wtc.errors import WtcError
+from wtc.errors import WtcError, one_line
 
 __all__ = ["build_parser", "main"]
 
@@ -105,4 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return _quiet_broken_pipe()
     except (WtcError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a store's own error (MLflow, its database): one line too
+        if not any(k.__module__.split(".")[0] in ("mlflow", "sqlalchemy") for k in type(exc).__mro__):
+            raise
+        print(f"error: the tracking store failed: {one_line(exc, limit=500, with_type=True)}", file=sys.stderr)
         return 2

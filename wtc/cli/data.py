@@ -73,7 +73,11 @@ def _generate(args) -> int:
     import time
 
     from wtc.data.synthetic import ensure_blind_oracle, ensure_workflow_oracle, oracle_path, write_benchmark
+    from wtc.outputs import check_output
 
+    for output in (args.out, oracle_path(args.out), oracle_path(args.out, workflow=True),
+                   *([oracle_path(args.out, blind=True)] if args.blind_samples else [])):
+        check_output(output, args.force, option="--out" if output == args.out else "--out's oracle")
     start = time.perf_counter()
     path = write_benchmark(args.out, n_tasks=args.tasks, seed=args.seed)
     ensure_workflow_oracle(path)
@@ -122,6 +126,7 @@ def add_data(commands) -> None:
     generate.add_argument("--seed", type=int, default=0, help="random seed of the generator (default: 0)")
     generate.add_argument("--out", type=Path, required=True, metavar="PATH",
                           help="the history JSON to write; the oracles are written beside it")
+    generate.add_argument("--force", action="store_true", help="write over an existing history and its oracles")
     generate.add_argument("--blind-samples", type=non_negative, default=0, metavar="N",
                           help="also write the name-blind oracle with N whitelist samples per task (32 is the "
                                "bench's; minutes per 10,000 tasks; default 0: leave it out)")

@@ -14,7 +14,7 @@ def _compare(args) -> int:
     from wtc.ops.compare import compare
 
     report = compare(uri, args.out, experiment=args.experiment, sweep=args.sweep, top=args.top,
-                     figures=args.figure or ())
+                     figures=args.figure or (), force=args.force)
     comparison = report.comparison
     direction = "higher" if comparison.greater_is_better else "lower"
     print(f"{len(comparison.runs)} run(s), best first by cv/{comparison.metric}_mean ({direction} is better)")
@@ -171,6 +171,7 @@ def add_compare(commands) -> None:
                        help="compare the runs of one sweep: its dir (the wtc.sweep tag) or a unique suffix of it")
     add_tracking_uri(compare)
     compare.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the report (created)")
+    compare.add_argument("--force", action="store_true", help="write the report over the one already in --out")
     compare.add_argument("--top", type=positive, default=5, metavar="N",
                          help="show the ROC curves of the N best runs (default: 5); tables list every run")
     compare.add_argument("--figure", action="append", metavar="ARTIFACT",
@@ -199,7 +200,8 @@ def add_runs(commands) -> None:
     cleanup = runs.add_parser(
         "cleanup", help="mark runs whose process is gone KILLED",
         description="A run killed outright (SIGKILL, out of memory, a lost node) stays RUNNING in the store. Every "
-                    "run records its host and pid (tags wtc.host, wtc.pid): this marks KILLED each RUNNING run of "
+                    "run records its host, pid and the pid's start time (tags wtc.host, wtc.pid, wtc.pid_started; a pid "
+                    "reused by another process is no longer the run's): this marks KILLED each RUNNING run of "
                     "this host whose process is gone, with its RUNNING child runs, and lists the others. Relaunching "
                     "the same search does the same for its own earlier runs.")
     cleanup.add_argument("--experiment", metavar="NAME", help="only this experiment (default: every experiment)")

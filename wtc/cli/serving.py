@@ -7,6 +7,7 @@ from pathlib import Path
 
 from wtc.cli.options import add_tracking_uri, default_uri, needs_store, positive, precision
 from wtc.errors import WtcError
+from wtc.outputs import check_output
 
 
 def _predict(args) -> int:
@@ -14,6 +15,8 @@ def _predict(args) -> int:
 
     if args.out is not None and args.out.suffix not in (".csv", ".json"):
         raise WtcError(f"--out must end in .csv or .json, got {args.out.name!r}")
+    if args.out is not None:  # before any work: a refused --out costs nothing
+        check_output(args.out, args.force, inputs=[args.history])
     prediction = predict_history(args.history, args.model, tracking_uri=default_uri(args, needs_store(args.model)),
                                  precision=args.precision)
     print(format_report(prediction))
@@ -51,7 +54,9 @@ def add_predict(commands) -> None:
     predict.add_argument("--precision", type=precision, default=0.95, metavar="P",
                          help="the precision asked of AUTO decisions (default: 0.95; a promoted version's own "
                               "threshold and precision take precedence)")
-    predict.add_argument("--out", type=Path, metavar="FILE", help="also write the table: FILE.csv or FILE.json")
+    predict.add_argument("--out", type=Path, metavar="FILE", help="also write the table: FILE.csv or FILE.json "
+                                                                   "(never the history itself)")
+    predict.add_argument("--force", action="store_true", help="write --out over an existing file")
     predict.set_defaults(func=_predict)
 
 

@@ -23,9 +23,12 @@ from wtc.evaluation.ranking import (
     summary_table,
 )
 from wtc.ops.compare_html import html_report
+from wtc.outputs import check_output, write_atomic
 
 __all__ = ["ComparisonReport", "compare"]
 
+#: The report's files in ``--out``.
+REPORT_FILES = ("comparison.md", "comparison.csv", "comparison.html")
 _ROC_POINTS = "curves/roc.json"
 _ROC_PNG = "plots/roc.png"
 
@@ -76,7 +79,7 @@ def _run_figures(tracking_uri: str, comparison: Comparison, artifacts: Sequence[
 
 
 def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, sweep: str | None = None,
-            top: int = 5, log_run: bool = True, figures: Sequence[str] = ()) -> ComparisonReport:
+            top: int = 5, log_run: bool = True, figures: Sequence[str] = (), force: bool = False) -> ComparisonReport:
     """Compare the parent runs of an experiment or a sweep; write and log the report.
 
     Writes ``comparison.md``, ``comparison.csv`` and ``comparison.html`` (figures embedded)
@@ -88,7 +91,7 @@ def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, s
     tracking_uri : str
         The store to read.
     out : path
-        Folder of the report (created).
+        Folder of the report (created); a report already there is refused unless ``force``.
     experiment, sweep : str, optional
         Which runs: one experiment, or one sweep (its dir or a unique suffix). With neither,
         every run of the store, which must then belong to one experiment.
@@ -99,11 +102,18 @@ def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, s
     figures : sequence of str, optional
         Figure artifacts of the runs (e.g. ``plots/confusion_matrix.png``) shown side by side in
         the HTML page, one row per artifact, for the ``top`` best runs.
+    force : bool, default False
+        Write over the report files already in ``out``.
     """
     from wtc.store.query import log_comparison, parent_runs
 
     if top < 1:
         raise WtcError("--top must be at least 1")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise WtcError(f"--out {out} is a file, not a folder: choose a folder for the report")
+    for file in REPORT_FILES:  # before any work: a refused --out costs nothing
+        check_output(out / file, force)
     runs = parent_runs(tracking_uri, experiment=experiment, sweep=sweep)
     selection = f"experiment {experiment}" if experiment else f"sweep {sweep}" if sweep else "every run"
     if runs.empty:
@@ -135,12 +145,7 @@ def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, s
                        png_bytes(figure) if figure is not None else None, roc_kind, roc_pngs, roc_missing, side_by_side)
     texts = {"comparison.md": md_text, "comparison.csv": raw_table(comparison).to_csv(index=False),
              "comparison.html": page}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for file, text in texts.items():
-        paths[file] = out / file
-        paths[file].write_text(text, encoding="utf-8")
+    paths = {file: write_atomic(out / file, text) for file, text in texts.items()}
     run_id = None
     if log_run:
         tags = {"wtc.compare.selection": selection, "wtc.compare.runs": len(runs)}

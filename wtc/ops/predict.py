@@ -20,6 +20,7 @@ from wtc.inference.tasks import (
     predict_tasks,
     validate_tasks,
 )
+from wtc.outputs import write_atomic
 from wtc.store.pyfunc import NO_THRESHOLD, load_model
 from wtc.store.query import StoreException
 from wtc.store.registry import TAG_CONFIDENCE, TAG_COVERAGE, TAG_PRECISION, TAG_THRESHOLD, tag_float, version_tags
@@ -282,14 +283,12 @@ def format_report(prediction: Prediction) -> str:
 
 
 def write_predictions(prediction: Prediction, out: Path | str) -> Path:
-    """Write the per-task table as ``.csv``, or table and summary as ``.json``."""
+    """Write the per-task table as ``.csv``, or table and summary as ``.json`` (atomically: whole or not at all;
+    whether ``out`` may be written, see :func:`wtc.outputs.check_output`)."""
     out = Path(out)
     if out.suffix not in (".csv", ".json"):
         raise WtcError(f"--out must end in .csv or .json, got {out.name!r}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":
-        prediction.table.to_csv(out, index=False)
-    else:
-        records = json.loads(prediction.table.to_json(orient="records"))
-        out.write_text(json.dumps({"summary": prediction.summary(), "tasks": records}, indent=2), encoding="utf-8")
-    return out
+        return write_atomic(out, prediction.table.to_csv(index=False))
+    records = json.loads(prediction.table.to_json(orient="records"))
+    return write_atomic(out, json.dumps({"summary": prediction.summary(), "tasks": records}, indent=2))

@@ -11,9 +11,10 @@ from wtc.data.features import EXTRAS, VIEWS
 from wtc.data.targets import TARGETS
 from wtc.errors import ConfigError, one_line
 from wtc.evaluation.metrics import METRICS
+from wtc.store.uri import tracking_uri_problem
 from wtc.tuning import PRUNERS
 
-__all__ = ["FIGURE_TIMINGS", "OPTION_NAMES", "check_config"]
+__all__ = ["FIGURE_TIMINGS", "OPTION_NAMES", "check_config", "check_model_params", "checked_splits"]
 
 #: The groups whose option names its class (``_target_``) and, beside it, the option's logged name
 #: under this key, which the class declares as a class attribute of the same name.
@@ -52,6 +53,8 @@ def check_config(cfg: DictConfig) -> None:
     _integer(cfg, "search.n_trials", low=1)
     _search_run(cfg)
     _integer(cfg, "ensemble.k", low=1, optional=True)
+    _ensemble_size(cfg)
+    _tracking(cfg)
     _integer(cfg, "cv.n_splits", low=2)
     for key, timings in (("diagnostics.figures", FIGURE_TIMINGS), ("diagnostics.model", MODEL_TIMINGS)):
         timing = _value(cfg, key, optional=True)
@@ -70,11 +73,75 @@ def check_config(cfg: DictConfig) -> None:
         unknown = [e for e in extras if e not in EXTRAS]
         if unknown:
             raise ConfigError(f"unknown data.extras {unknown}; choose from {', '.join(EXTRAS)}")
+        repeated = sorted({e for e in extras if list(extras).count(e) > 1})
+        if repeated:
+            raise ConfigError(f"data.extras names {', '.join(repeated)} more than once: {list(extras)}")
+
+
+def _ensemble_size(cfg: DictConfig) -> None:
+    """A top-k ensemble cannot have more members than the search has trials."""
+    k, n_trials = (_value(cfg, key, optional=True) for key in ("ensemble.k", "search.n_trials"))
+    if k is _MISSING or n_trials is _MISSING or OmegaConf.select(cfg, "ensemble", default=None) is None:
+        return
+    k, n_trials = (int(v) if isinstance(v, str) else v for v in (k, n_trials))
+    if k > n_trials:
+        raise ConfigError(f"ensemble.k must be at most search.n_trials ({n_trials}): a top-k ensemble refits "
+                          f"the k best trials, got {k}")
+
+
+def _tracking(cfg: DictConfig) -> None:
+    """``tracking.uri``: null or a store MLflow can open; ``tracking.experiment``: a name."""
+    if OmegaConf.select(cfg, "tracking", default=None) is None:
+        return
+    experiment = _value(cfg, "tracking.experiment", optional=True)
+    if experiment is not _MISSING and (not isinstance(experiment, str) or not experiment.strip()):
+        raise ConfigError(f"tracking.experiment must be a non-empty name, got {experiment!r}")
+    uri = _value(cfg, "tracking.uri", optional=True)
+    if uri in (_MISSING, None, ""):
+        return
+    problem = tracking_uri_problem(uri)
+    if problem:
+        raise ConfigError(f"tracking.uri {problem}")
+
+
+def check_model_params(pipeline, cfg: DictConfig) -> None:
+    """The model's parameters are ones its estimator accepts (scikit-learn's own parameter checks),
+    checked before any run is opened: ConfigError naming ``model.estimator.<param>``."""
+    model = pipeline.steps[-1][1]
+    validate = getattr(model, "_validate_params", None)
+    if validate is None or not isinstance(getattr(model, "_parameter_constraints", None), dict):
+        return  # not a scikit-learn estimator that declares its parameters' constraints
+    try:
+        validate()
+    except (ValueError, TypeError) as exc:  # sklearn's InvalidParameterError is both
+        found = re.search(r"The '(\w+)' parameter", str(exc))
+        key = f"model.estimator.{found.group(1)}" if found else "model.estimator"
+        raise ConfigError(f"{key} is refused by {type(model).__name__} (model={cfg.model.name}): "
+                          f"{one_line(exc, limit=300)}") from None
+
+
+def checked_splits(cfg: DictConfig, data, make):
+    """``make(cfg, data)`` (the held-out split and CV folds), its refusals as one ConfigError naming the
+    ``cv`` key: a temporal cv on workflows without dates, more folds than the training workflows allow."""
+    n_splits = cfg.cv.n_splits
+    n_workflows = len(set(data.groups.tolist()))
+    try:
+        splits = make(cfg, data)
+    except ValueError as exc:
+        if getattr(cfg.cv, "kind", None) == "temporal" and "date" in str(exc):
+            raise ConfigError(f"cv=temporal cannot split {data.path.name}: {one_line(exc)}") from None
+        raise ConfigError(f"cv.n_splits={n_splits} cannot split the {n_workflows} workflows of {data.path.name} "
+                          f"(test_size={cfg.test_size}): choose fewer splits ({one_line(exc, limit=200)})") from None
+    if any(len(fit) == 0 or len(valid) == 0 for fit, valid in splits.folds):
+        raise ConfigError(f"cv.n_splits={n_splits} is more folds than the {n_workflows} workflows of "
+                          f"{data.path.name} fill (test_size={cfg.test_size}): choose fewer splits")
+    return splits
 
 
 def _search_run(cfg: DictConfig) -> None:
     """The keys of how a search runs and prunes (all optional: older configs lack them)."""
     _integer(cfg, "search.n_workers", low=1, optional=True)
+    _integer(cfg, "search.n_initial_points", low=1, optional=True, nullable=True)
     _integer(cfg, "search.heartbeat_s", low=1, optional=True, nullable=True)
     _integer(cfg, "search.prune_startup_trials", low=0, optional=True)
     _integer(cfg, "search.prune_min_folds", low=1, optional=True)

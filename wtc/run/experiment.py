@@ -29,7 +29,7 @@ from wtc.evaluation.report import summary_markdown, terminal_line
 from wtc.evaluation.tables import per_class_table
 from wtc.models.pipeline import build_pipeline, full_proba
 from wtc.process import git_commit
-from wtc.run.config_checks import OPTION_NAMES, check_config
+from wtc.run.config_checks import OPTION_NAMES, check_config, check_model_params, checked_splits
 from wtc.run.provenance import hydra_context, in_multirun, run_choices, run_name
 from wtc.run.refit import fit_final_model
 from wtc.store import RunTracker
@@ -138,9 +138,10 @@ def run(cfg: DictConfig) -> RunResult:
     started = time.perf_counter()
     check_config(cfg)
     data = load_dataset(cfg)
-    splits = config_splits(cfg, data)
+    splits = checked_splits(cfg, data, config_splits)
     train, test = splits.train, splits.test
     pipeline = build_pipeline(cfg, data.feature_names)
+    check_model_params(pipeline, cfg)  # a value the estimator refuses fails here, not in an opened run
     space = config_space(cfg)
     searcher = make_searcher(cfg.search, space, int(cfg.seed))
     # The ensemble and calibration options' objects, built before any work is recorded.

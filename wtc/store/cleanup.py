@@ -28,8 +28,10 @@ def running_runs(client: mlflow.MlflowClient, experiment_ids: list[str],
 
 
 def process_alive_of(run: Run) -> bool | None:
-    """Whether the process that started ``run`` (its ``wtc.host``/``wtc.pid`` tags) still runs; None when unknowable."""
-    return process_alive(run.data.tags.get("wtc.host"), run.data.tags.get("wtc.pid"))
+    """Whether the process that started ``run`` (its ``wtc.host``/``wtc.pid`` tags, and ``wtc.pid_started`` where
+    it has one: a pid reused by another process is not its process) still runs; None when unknowable."""
+    tags = run.data.tags
+    return process_alive(tags.get("wtc.host"), tags.get("wtc.pid"), tags.get("wtc.pid_started"))
 
 
 def dead_runs(client: mlflow.MlflowClient, experiment_ids: list[str], tags: Mapping[str, str] | None = None) -> list[Run]:

@@ -20,14 +20,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from wtc.store.moved import old_module_names
+from wtc.store.request_params import NO_THRESHOLD, request_threshold
 
 __all__ = ["NO_THRESHOLD", "WTCProbabilityModel", "WTCTaskModel", "load_model", "log_pipeline_model",
-           "pipeline_requirements", "tasks_from_rows"]
+           "pipeline_requirements", "request_threshold", "tasks_from_rows"]
 
 _INPUT_EXAMPLE_ROWS = 5
-#: Default of the ``threshold`` param: "not given" (a param schema needs a typed default, and
-#: JSON has no NaN): the threshold stored with the model is used, else every task is REVIEW.
-NO_THRESHOLD = -1.0
 
 
 def _save_pyfunc(path: str, mlflow_model: Any = None, validate_serving_input: bool = True, **kwargs: Any) -> None:
@@ -132,8 +130,7 @@ class WTCTaskModel(mlflow.pyfunc.PythonModel):
         """Return one decision row per task (see the class docstring)."""
         from wtc.inference.tasks import predict_tasks
 
-        threshold = (params or {}).get("threshold", NO_THRESHOLD)
-        threshold = self.threshold if threshold is None or float(threshold) == NO_THRESHOLD else float(threshold)
+        threshold = request_threshold(params, self.threshold)
         return predict_tasks(self.pipeline, self.spec, model_input, threshold=threshold)
 
 

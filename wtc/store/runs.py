@@ -25,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from wtc.errors import one_line
 from wtc.process import process_tags
 from wtc.store.cleanup import dead_runs, mark_killed
+from wtc.store.faults import Stopwatch, StoreFault, store_fault_line
 from wtc.store.pyfunc import log_pipeline_model
 from wtc.store.uri import init_store, resolve_tracking_uri
 
@@ -60,32 +61,13 @@ def _end_status(exc: BaseException | None) -> int:
     return RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
 
 
-class _Stopwatch:
-    """Accumulates the wall time spent inside MLflow calls (nested timings count once)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._depth = 0
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        self._depth += 1
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._depth -= 1
-            if self._depth == 0:
-                self.seconds += time.perf_counter() - start
-
-
 class RunLogger:
     """Logs params, metrics, tags and artifacts to one existing run."""
 
-    def __init__(self, client: mlflow.MlflowClient | None, run_id: str, stopwatch: _Stopwatch | None = None):
+    def __init__(self, client: mlflow.MlflowClient | None, run_id: str, stopwatch: Stopwatch | None = None):
         self._client = client
         self._run_id = run_id
-        self._timed = stopwatch if stopwatch is not None else _Stopwatch()
+        self._timed = stopwatch if stopwatch is not None else Stopwatch()
         self._tables: list[dict] = []  # the tables this logger wrote, as mlflow.loggedArtifacts lists them
 
     @property
@@ -216,7 +198,7 @@ class RunTracker(RunLogger):
     :func:`wtc.interrupt.interrupts_unwind`) ends them KILLED. A run is never left RUNNING
     by its own process; one whose process was killed outright (SIGKILL) is marked KILLED by
     :meth:`close_dead_runs` on the next launch or by ``wtc runs cleanup``. Every run carries
-    ``wtc.host`` and ``wtc.pid``, which is how a dead one is told from a live one.
+    ``wtc.host``, ``wtc.pid`` and ``wtc.pid_started``, which is how a dead one is told from a live one.
 
     Parameters
     ----------
@@ -256,7 +238,7 @@ class RunTracker(RunLogger):
         self.model_id: str | None = None  # of the model logged by log_model
         # The client is made in __enter__, after init_store: making one touches the store,
         # and the first touch of a fresh SQLite store must happen under init_store's lock.
-        super().__init__(None, "", _Stopwatch())
+        super().__init__(None, "", Stopwatch())
 
     @property
     def experiment_id(self) -> str | None:
@@ -287,19 +269,28 @@ class RunTracker(RunLogger):
         status = RunStatus.to_string(_end_status(exc))
         if isinstance(exc, KeyboardInterrupt):
             exc.run_id = self._run_id  # for the one line the entry point prints
-        with self._timed():
-            try:
-                if exc is not None:
-                    self._client.set_tag(self._run_id, "error", one_line(exc, limit=_MAX_ERROR_CHARS, with_type=True))
-            finally:
-                for child_id in list(self._open_children):
-                    with contextlib.suppress(Exception):  # ending the parent matters more
-                        self._end_child(child_id, status)
+        if exc is not None:
+            with contextlib.suppress(Exception):  # a full disk may refuse the tag; ending the run matters more
+                self._client.set_tag(self._run_id, "error", one_line(exc, limit=_MAX_ERROR_CHARS, with_type=True))
+        for child_id in list(self._open_children):
+            with contextlib.suppress(Exception):  # ending the parent matters more
+                self._end_child(child_id, status)
+        try:
+            with self._timed():
                 active = mlflow.active_run()
                 if active is not None and active.info.run_id == self._run_id:
                     mlflow.end_run(status=status)
                 else:
                     self._client.set_terminated(self._run_id, status=status)
+        except StoreFault as fault:
+            # (mlflow.end_run pops the run off this process's stack before it writes: it is no longer active here)
+            why = exc if isinstance(exc, StoreFault) else fault.__cause__ or fault
+            raise StoreFault(f"the tracking store failed in run {self._run_id} ({store_fault_line(why)}); the run is "
+                             "left RUNNING: once the store can be written again, `wtc runs cleanup` marks it KILLED "
+                             "(its process gone); what was logged before is kept") from None
+        if isinstance(exc, StoreFault):
+            raise StoreFault(f"the tracking store failed in run {self._run_id} ({store_fault_line(exc.__cause__ or exc)}"
+                             f"); the run ended {status}; what was logged before is kept") from None
         return False  # re-raise
 
     def close_dead_runs(self, **tags: str) -> list[str]:

@@ -100,6 +100,16 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+def _no_repeated_keys(pairs: list) -> dict:
+    """An object whose keys are unique (json.loads would keep the last of a repeated key, silently)."""
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _Refused(400, f"the key {repeated[:80]!r} appears twice in one object of the body")
+    return out
+
+
 def check_request(body: bytes, content_type: str | None) -> bytes:
     """The body MLflow's handler gets for a request the guard lets through; raises :class:`_Refused`."""
     mime = (content_type or "").split(";")[0].strip().lower()
@@ -110,7 +120,7 @@ def check_request(body: bytes, content_type: str | None) -> bytes:
     except UnicodeDecodeError as exc:
         raise _Refused(400, f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        payload = json.loads(text, parse_constant=_no_constant)
+        payload = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_repeated_keys)
     except RecursionError:
         raise _Refused(400, f"the JSON body is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:

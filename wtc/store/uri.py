@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import ssl
 import urllib.error
 import urllib.request
@@ -18,9 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from wtc.errors import TrackingError, WtcError, one_line
 from wtc.sqlite import SQLITE_PREFIX, sqlite_db_path, sqlite_lock
+from wtc.store.faults import is_store_fault, store_fault_line
 
 __all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "check_reachable", "config_tracking_uri",
-           "default_tracking_uri", "init_store", "resolve_tracking_uri", "using_tracking_uri"]
+           "default_tracking_uri", "init_store", "resolve_tracking_uri", "tracking_uri_problem", "using_tracking_uri"]
 
 #: Seconds the probe of a tracking server waits for an answer. MLflow's own client retries an
 #: unreachable server for minutes (7 retries with exponential backoff, per call).
@@ -37,6 +39,23 @@ EXPERIMENT_TAGS = {
         "test/log_loss or test/roc_auc against oracle/* (the Bayes limit on generated data)."
     ),
 }
+
+
+#: URI schemes of the tracking stores MLflow opens (a database scheme may name its driver: ``postgresql+psycopg2``).
+TRACKING_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc", "uc")
+
+
+def tracking_uri_problem(uri) -> str | None:
+    """What is wrong with a tracking URI, or None: a scheme no MLflow store opens (``foo://bar``)."""
+    if not isinstance(uri, str) or not uri.strip():
+        return f"must be a tracking URI (sqlite:///path/mlflow.db, http://host:5000...) or null, got {uri!r}"
+    scheme, sep, _ = uri.partition("://")
+    if not sep:
+        return None  # a folder (MLflow's file store) or a bare "databricks"
+    if scheme.lower().split("+", 1)[0] not in TRACKING_SCHEMES:
+        return (f"{uri!r} has a scheme no MLflow store opens ({scheme!r}); "
+                f"use one of {', '.join(s + '://' for s in TRACKING_SCHEMES[:6])} or null")
+    return None
 
 
 def default_tracking_uri(mlruns: Path | str | None = None) -> str:
@@ -99,8 +118,9 @@ def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     if not uri.lower().startswith(("http://", "https://")):
         return
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
-            return
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as answer:
+            kind = answer.headers.get_content_type()
+            body = answer.read(256)
     except urllib.error.HTTPError as exc:
         if exc.code in _AUTH_ANSWERS:
             return  # a login in front of the server: MLflow's own credentials decide the rest
@@ -115,6 +135,10 @@ def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
             f"tracking server {uri} is unreachable ({one_line(reason)}); "
             "start it (wtc tracking-server start --dir DIR) or point tracking.uri / --tracking-uri at a running one"
         ) from None
+    # An MLflow server answers "OK"; a web page (a proxy's, another service's) is no tracking server.
+    if "html" in kind or body.lstrip().startswith(b"<"):
+        raise TrackingError(f"tracking server {uri} does not answer as an MLflow server (GET /health: an HTML page, "
+                            f"{kind}); check tracking.uri / --tracking-uri")
 
 
 def _artifact_root(db_path: Path) -> Path:
@@ -149,6 +173,19 @@ def init_store(
     """
     uri = resolve_tracking_uri(uri, mlruns)
     check_reachable(uri)
+    try:
+        return _init_store(uri, experiment_name)
+    except WtcError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - store faults become one line; anything else passes unchanged
+        if not is_store_fault(exc):
+            raise
+        hint = ("its folder is read-only or not writable: " if getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES)
+                else "")
+        raise TrackingError(f"cannot open the tracking store {uri}: {hint}{store_fault_line(exc)}") from None
+
+
+def _init_store(uri: str, experiment_name: str | None) -> str | None:
     db_path = sqlite_db_path(uri)
     with sqlite_lock(db_path):
         client = mlflow.MlflowClient(tracking_uri=uri)
