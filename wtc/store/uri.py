@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from wtc.errors import TrackingError, WtcError, one_line
 from wtc.sqlite import SQLITE_PREFIX, sqlite_db_path, sqlite_lock
+from wtc.store.views import DEFAULT_OBJECTIVE, ensure_leaderboard_view
 
 __all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "check_reachable", "config_tracking_uri",
            "default_tracking_uri", "init_store", "resolve_tracking_uri", "using_tracking_uri"]
@@ -124,7 +125,7 @@ def _artifact_root(db_path: Path) -> Path:
 
 
 def init_store(
-    uri: str | None, experiment_name: str | None, mlruns: Path | str | None = None
+    uri: str | None, experiment_name: str | None, mlruns: Path | str | None = None, objective: str | None = None
 ) -> str | None:
     """Create the tracking schema and the experiment if missing; return the experiment id.
 
@@ -141,6 +142,9 @@ def init_store(
         Experiment to get or create. ``None`` only creates the schema (returns ``None``).
     mlruns : path, optional
         The store's folder when ``uri`` is not given (see :func:`default_tracking_uri`).
+    objective : str, optional
+        The CV objective its runs are ranked by: the experiment gets a leaderboard view of it
+        (:mod:`wtc.store.views`) beside the default ``roc_auc`` one.
 
     Raises
     ------
@@ -163,7 +167,9 @@ def init_store(
                 artifacts.mkdir(parents=True, exist_ok=True)
                 artifacts = artifacts.as_uri()
             try:
-                return client.create_experiment(experiment_name, artifact_location=artifacts, tags=EXPERIMENT_TAGS)
+                experiment_id = client.create_experiment(experiment_name, artifact_location=artifacts,
+                                                         tags=EXPERIMENT_TAGS)
+                experiment = client.get_experiment(experiment_id)
             except MlflowException as exc:
                 # Another process (without our lock, e.g. on a remote server) won the race.
                 if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
@@ -174,6 +180,8 @@ def init_store(
         for key, value in EXPERIMENT_TAGS.items():  # experiments made before the tags existed
             if key not in experiment.tags:
                 client.set_experiment_tag(experiment.experiment_id, key, value)
+        for metric in dict.fromkeys([DEFAULT_OBJECTIVE, objective or DEFAULT_OBJECTIVE]):
+            ensure_leaderboard_view(client, experiment, metric)
         return experiment.experiment_id
 
 
