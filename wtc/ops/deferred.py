@@ -125,7 +125,7 @@ class OnDemand:
 
     ``make(tracking_uri, run_ids, force)`` yields one outcome per run (its ``outcome`` is ``made``
     when it was made now); ``line`` is what ``wtc runs <what>`` prints for an outcome, ``best``
-    what the leaderboard prints once it made the sweep's best run's (given the ``wtc`` command).
+    what the leaderboard prints once it made its best runs' (given those outcomes and the ``wtc`` command).
     """
 
     what: str
@@ -151,14 +151,20 @@ def _model_line(done: Any) -> str:
     return f"{done.run_name} ({done.run_id}): no {MODEL_INPUTS} and no model (tracking.log_model=false)"
 
 
+def _best(made: Sequence[Any]) -> str:
+    return "best run" if len(made) == 1 else f"{len(made)} best runs"
+
+
 #: The artefacts made on demand, by the ``wtc runs`` command that makes them.
 ON_DEMAND = {
     "figures": OnDemand(
         "figures", "drawn", draw_run_figures, _figures_line,
-        lambda done, sweep_command: (f"\nFigures of the best run drawn ({len(done.figures)} in {done.seconds:.1f} s); "
-                                     f"the other runs logged their inputs: {sweep_command} [--top N]")),
+        lambda made, sweep_command: (f"\nFigures of the {_best(made)} drawn ({sum(len(d.figures) for d in made)} in "
+                                     f"{sum(d.seconds for d in made):.1f} s); the other runs logged their inputs: "
+                                     f"{sweep_command} [--top N]")),
     "model": OnDemand(
         "model", "logged", lambda uri, run_ids, force: build_run_models(uri, run_ids), _model_line,
-        lambda done, sweep_command: (f"Model of the best run logged ({done.model_uri}, {done.seconds:.1f} s); the "
-                                     f"other runs kept its inputs: {sweep_command} [--top N], or wtc promote")),
+        lambda made, sweep_command: (f"Models of the {_best(made)} logged ({sum(d.seconds for d in made):.1f} s: "
+                                     f"{', '.join(d.model_uri for d in made)}); the other runs kept their inputs: "
+                                     f"{sweep_command} [--top N], or wtc promote")),
 }

@@ -152,7 +152,8 @@ def run(cfg: DictConfig) -> RunResult:
     diagnostics = OmegaConf.to_container(cfg.get("diagnostics") or OmegaConf.create({"level": "full"}), resolve=True)
     log_plots = cfg.tracking.get("log_plots", True) and diagnostics.get("level") != "none"
     mlruns = OmegaConf.select(cfg, "paths.mlruns", default=None)
-    with RunTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=name, tags=tags, mlruns=mlruns) as tracker:
+    with RunTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=name, tags=tags, mlruns=mlruns,
+                    objective=str(cfg.metric)) as tracker:
         tracker.close_dead_runs(**{"wtc.study": tags["wtc.study"]})  # the same search, killed before
         choices = run_choices(cfg)
         tracker.log_params({**choices, **_data_params(data, len(train), len(test))})

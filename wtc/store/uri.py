@@ -226,6 +226,8 @@ class TrackingSetupCallback(Callback):
             config, "tracking.experiment", default=None, throw_on_resolution_failure=False
         )
         try:
-            init_store(config_tracking_uri(config), str(name) if name is not None else None)
+            metric = OmegaConf.select(config, "metric", default=None, throw_on_resolution_failure=False)
+            init_store(config_tracking_uri(config), str(name) if name is not None else None,
+                       objective=str(metric) if metric else None)
         except WtcError as exc:
             raise SystemExit(f"error: {exc}") from None

@@ -20,8 +20,8 @@ import mlflow
 
 from wtc.evaluation.metrics import REGISTRY
 
-__all__ = ["PARENTS_ONLY", "UI_ADDRESS", "VIEW_TAG_PREFIX", "ensure_leaderboard_view", "leaderboard_state",
-           "leaderboard_url", "view_key"]
+__all__ = ["PARENTS_ONLY", "UI_ADDRESS", "VIEW_TAG_PREFIX", "ensure_leaderboard_view", "experiment_ids",
+           "leaderboard_state", "leaderboard_url", "leaderboards", "view_key"]
 
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 #: Where ``wtc ui`` (``mlflow ui``) serves the store by default.
@@ -55,7 +55,7 @@ def leaderboard_state(objective: str = DEFAULT_OBJECTIVE) -> dict:
         # search facets
         "searchFilter": PARENTS_ONLY,
         "orderByKey": _key("metrics", f"cv/{objective}_mean"),
-        "orderByAsc": not REGISTRY[objective].greater_is_better,
+        "orderByAsc": not getattr(REGISTRY.get(objective), "greater_is_better", True),
         "startTime": "ALL",
         "lifecycleFilter": "Active",
         "datasetsFilter": [],
@@ -101,3 +101,28 @@ def leaderboard_url(experiment_id: str, objective: str = DEFAULT_OBJECTIVE, addr
     """The URL that opens the experiment's leaderboard in the MLflow UI, in model-training mode."""
     return (f"{address.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={view_key(objective)}"
             "&workflowType=machine_learning")
+
+
+def experiment_ids(tracking_uri: str, names) -> dict[str, str]:
+    """The ids of the named experiments of a store (those it holds)."""
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    found = {}
+    for name in dict.fromkeys(names):
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            found[name] = experiment.experiment_id
+    return found
+
+
+def leaderboards(tracking_uri: str, address: str = UI_ADDRESS) -> list[tuple[str, str]]:
+    """``(experiment name, leaderboard URL)`` of each active experiment of a store holding a leaderboard view
+    (its own objective's where it has one beside the default's)."""
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    found = []
+    for experiment in client.search_experiments():
+        keys = [k[len(VIEW_TAG_PREFIX):] for k in experiment.tags if k.startswith(VIEW_TAG_PREFIX + "wtc-leaderboard-")]
+        if keys:
+            chosen = next((k for k in keys if k != view_key()), keys[0])
+            objective = chosen[len("wtc-leaderboard-"):].replace("-", "_")
+            found.append((experiment.name, leaderboard_url(experiment.experiment_id, objective, address)))
+    return found
