@@ -19,6 +19,7 @@ def test_leaderboard_links_open_the_view_in_model_training_mode(tracking_uri):
     assert leaderboard_link(tracking_uri, "wtc-binary", "log_loss") == (
         f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?viewStateShareKey=wtc-leaderboard-log-loss"
         "&workflowType=machine_learning")
+    assert leaderboard_link(tracking_uri, "wtc-binary") == leaderboard_link(tracking_uri, "wtc-binary", "log_loss")
     assert leaderboard_link(tracking_uri, "nope").endswith("/#/experiments?workflowType=machine_learning")
     assert ui_command(tracking_uri) == f"{Path(sys.executable).parent / 'wtc'} ui --tracking-uri {tracking_uri}"
 

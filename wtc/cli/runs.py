@@ -24,7 +24,14 @@ def _compare(args) -> int:
     print(f"wrote {', '.join(str(p) for p in report.paths.values())}")
     if report.run_id:
         print(f"logged as comparison run {report.run_id}")
+    _print_leaderboard(uri, comparison.runs["experiment"].iloc[0], comparison.metric)
     return 0
+
+
+def _print_leaderboard(uri: str, experiment: str, objective: str | None = None) -> None:
+    from wtc.ops.ui import leaderboard_link, ui_command
+
+    print(f"leaderboard: {leaderboard_link(uri, experiment, objective)}  (start the UI: {ui_command(uri)})")
 
 
 def _promote(args) -> int:
@@ -58,6 +65,7 @@ def _promote(args) -> int:
     if not args.dry_run:
         print(f"{args.name}@{CHAMPION} = version {outcome.version}"
               + ("" if outcome.changed else " (unchanged)"))
+    _print_leaderboard(uri, args.experiment)
     return 0
 
 

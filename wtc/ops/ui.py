@@ -27,14 +27,15 @@ def ui_command(tracking_uri: str) -> str:
     return f"{Path(sys.executable).parent / 'wtc'} ui --tracking-uri {tracking_uri}"
 
 
-def leaderboard_link(tracking_uri: str, experiment: str, objective: str = "roc_auc") -> str:
-    """The URL of an experiment's leaderboard (its runs, best first by ``cv/<objective>_mean``), or the
-    experiments page when the store does not know the experiment."""
+def leaderboard_link(tracking_uri: str, experiment: str, objective: str | None = None) -> str:
+    """The URL of an experiment's leaderboard (its runs, best first by ``cv/<objective>_mean``; by default the
+    objective of the view it holds), or the experiments page when the store does not know the experiment."""
     found = experiment_ids(tracking_uri, [experiment])
     address = ui_address(tracking_uri)
     if experiment not in found:
         return f"{address}/#/experiments?workflowType=machine_learning"
-    return leaderboard_url(found[experiment], objective, address)
+    experiment_id, held = found[experiment]
+    return leaderboard_url(experiment_id, objective or held or "roc_auc", address)
 
 
 def ui_server_command(tracking_uri: str, port: int, host: str = "127.0.0.1") -> list[str]:

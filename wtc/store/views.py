@@ -21,7 +21,7 @@ import mlflow
 from wtc.evaluation.metrics import REGISTRY
 
 __all__ = ["PARENTS_ONLY", "UI_ADDRESS", "VIEW_TAG_PREFIX", "ensure_leaderboard_view", "experiment_ids",
-           "leaderboard_state", "leaderboard_url", "leaderboards", "view_key"]
+           "held_objective", "leaderboard_state", "leaderboard_url", "leaderboards", "view_key"]
 
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 #: Where ``wtc ui`` (``mlflow ui``) serves the store by default.
@@ -103,14 +103,14 @@ def leaderboard_url(experiment_id: str, objective: str = DEFAULT_OBJECTIVE, addr
             "&workflowType=machine_learning")
 
 
-def experiment_ids(tracking_uri: str, names) -> dict[str, str]:
-    """The ids of the named experiments of a store (those it holds)."""
+def experiment_ids(tracking_uri: str, names) -> dict[str, tuple[str, str | None]]:
+    """``name: (id, objective of its leaderboard view or None)`` of the named experiments a store holds."""
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     found = {}
     for name in dict.fromkeys(names):
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
-            found[name] = experiment.experiment_id
+            found[name] = (experiment.experiment_id, held_objective(experiment))
     return found
 
 
@@ -120,9 +120,16 @@ def leaderboards(tracking_uri: str, address: str = UI_ADDRESS) -> list[tuple[str
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     found = []
     for experiment in client.search_experiments():
-        keys = [k[len(VIEW_TAG_PREFIX):] for k in experiment.tags if k.startswith(VIEW_TAG_PREFIX + "wtc-leaderboard-")]
-        if keys:
-            chosen = next((k for k in keys if k != view_key()), keys[0])
-            objective = chosen[len("wtc-leaderboard-"):].replace("-", "_")
+        objective = held_objective(experiment)
+        if objective is not None:
             found.append((experiment.name, leaderboard_url(experiment.experiment_id, objective, address)))
     return found
+
+
+def held_objective(experiment) -> str | None:
+    """The objective of the leaderboard view an experiment holds (its own, else the default), if any."""
+    keys = [k[len(VIEW_TAG_PREFIX):] for k in experiment.tags if k.startswith(VIEW_TAG_PREFIX + "wtc-leaderboard-")]
+    if not keys:
+        return None
+    chosen = next((k for k in sorted(keys) if k != view_key()), keys[0])
+    return chosen[len("wtc-leaderboard-"):].replace("-", "_")
