@@ -57,12 +57,12 @@ def runs_to_draw(tracking_uri: str, run_ids: Sequence[str] = (), experiment: str
     return ids[:top] if top else ids
 
 
-def _summary_with(summary: str, drawn: list[str]) -> str:
-    """The run's summary with its on-demand section replaced by the list of its figures."""
+def _summary_with(summary: str, drawn: list[str], run_id: str | None = None) -> str:
+    """The run's summary with its on-demand section replaced by its figures (inline, given the run's id)."""
     head, _, section = summary.partition(ON_DEMAND_HEADING)
     earlier = [line[3:-1] for line in section.splitlines() if line.startswith("- `") and line.endswith("`")]
     figures = drawn + [f for f in earlier if f not in drawn]
-    return head.rstrip("\n") + "\n\n" + figures_section(figures) + "\n"
+    return head.rstrip("\n") + "\n\n" + figures_section(figures, run_id) + "\n"
 
 
 def _draw_one(client, tracking_uri: str, run_id: str, force: bool) -> DrawnFigures:
@@ -90,7 +90,7 @@ def _draw_one(client, tracking_uri: str, run_id: str, force: bool) -> DrawnFigur
     tags = {TAG_FIGURES: "drawn"}
     summary = read_artifact(tracking_uri, run_id, "summary.md")
     if summary is not None:
-        text = _summary_with(summary.decode("utf-8"), drawn)
+        text = _summary_with(summary.decode("utf-8"), drawn, run_id)
         logger.log_text(text, "summary.md")
         tags["mlflow.note.content"] = text
     logger.set_tags(tags)  # one store call, as the run's own last batch

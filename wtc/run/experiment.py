@@ -254,7 +254,7 @@ def run(cfg: DictConfig) -> RunResult:
                 tracker.log_text(table.to_csv(index=False), artifact)
         on_demand = tracker.run_id if log_plots and figures_on_demand(diagnostics) else None
         summary = summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test), on_demand,
-                                   model_on_demand=tracker.run_id if model_on_demand else None)
+                                   model_on_demand=tracker.run_id if model_on_demand else None, run_id=tracker.run_id)
         tracker.log_text(summary, "summary.md")
         end_tags = {"mlflow.note.content": summary}  # the run page's Description, rendered
         if on_demand:
