@@ -65,7 +65,7 @@ def test_a_sweep_ends_with_its_leaderboard_and_the_ui_command(tmp_path, tracking
     models = {m.source_run_id: m for m in client.search_logged_models([experiment])}
     assert set(models) == {r.info.run_id for r in runs.values()}
     best = runs["logreg"].info.run_id
-    assert f"Models of the 2 best runs logged (" in out and models[best].model_uri in out
+    assert "Models of the 2 best runs logged (" in out and models[best].model_uri in out
     assert f"the other runs kept their inputs: {wtc} runs model --sweep {sweep_dir} [--top N], or wtc promote" in out
 
 def test_the_callback_never_fails_a_sweep(tmp_path, capsys):
@@ -91,7 +91,8 @@ def test_the_callback_is_registered():
 
 
 def test_the_sweep_end_makes_what_its_top_runs_left_for_later(monkeypatch):
-    from wtc.ops import deferred, leaderboard as board
+    from wtc.ops import deferred
+    from wtc.ops import leaderboard as board
 
     asked, made = [], []
     monkeypatch.setattr(deferred, "runs_to_draw", lambda uri, sweep=None, top=None: asked.append(top) or ["a", "b", "c"][:top])

@@ -8,7 +8,13 @@ import mlflow
 
 from wtc.store.runs import RunTracker
 from wtc.store.uri import init_store
-from wtc.store.views import PARENTS_ONLY, VIEW_TAG_PREFIX, leaderboard_state, leaderboard_url, view_key
+from wtc.store.views import (
+    PARENTS_ONLY,
+    VIEW_TAG_PREFIX,
+    leaderboard_state,
+    leaderboard_url,
+    view_key,
+)
 
 
 def _view(uri: str, experiment_id: str, key: str) -> dict:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from urllib.parse import quote
 from collections.abc import Mapping, Sequence
+from urllib.parse import quote
 
 from wtc.evaluation.metrics import REGISTRY
 
