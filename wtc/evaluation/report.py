@@ -30,7 +30,8 @@ def artifact_url(run_id: str, path: str) -> str:
 def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str, float], objective: str,
                      figures: Sequence[str], n_train: int, n_test: int, on_demand: str | None = None,
                      model_on_demand: str | None = None, run_id: str | None = None) -> str:
-    """A page a researcher reads first: what was run, how it scored, how far from the oracle.
+    """A page a researcher reads first: what was run, how it scored against the oracle (the Bayes limit,
+    on generated data) and the class-prior baseline (``prior/…``).
 
     ``on_demand`` (the run's id) says the everyday figures are drawn on demand and how;
     ``model_on_demand`` (the run's id) that its MLflow model is logged on demand and how;
@@ -40,15 +41,17 @@ def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str
     lines += [f"| {k} | {v} |" for k, v in choices.items()]
     lines += ["", f"Objective: CV mean of `{objective}` ({REGISTRY[objective].direction}d); "
                   f"{n_train} training rows, {n_test} held-out test rows.", "",
-              "## Metrics", "", "| metric | CV mean ± std | test | oracle | train |", "|---|---|---|---|---|"]
+              "## Metrics", "", "| metric | CV mean ± std | test | oracle | class prior | train |",
+              "|---|---|---|---|---|---|"]
     for metric in REGISTRY:
         mean, std = metrics.get(f"cv/{metric}_mean"), metrics.get(f"cv/{metric}_std")
         cv = "—" if mean is None else f"{_fmt(mean)} ± {_fmt(std)}"
         lines.append(f"| {metric} | {cv} | {_fmt(metrics.get(f'test/{metric}'))} | "
-                     f"{_fmt(metrics.get(f'oracle/{metric}'))} | {_fmt(metrics.get(f'train/{metric}'))} |")
+                     f"{_fmt(metrics.get(f'oracle/{metric}'))} | {_fmt(metrics.get(f'prior/{metric}'))} | "
+                     f"{_fmt(metrics.get(f'train/{metric}'))} |")
     for key in sorted(k for k in metrics if k.startswith("test/coverage_at_p")):
         oracle = metrics.get(key.replace("test/", "oracle/"))
-        lines.append(f"| {key.split('/', 1)[1]} | — | {_fmt(metrics[key])} | {_fmt(oracle)} | — |")
+        lines.append(f"| {key.split('/', 1)[1]} | — | {_fmt(metrics[key])} | {_fmt(oracle)} | — | — |")
     if "oracle/log_loss" in metrics:
         ratio = metrics["test/log_loss"] / metrics["oracle/log_loss"]
         gap = metrics["oracle/roc_auc"] - metrics["test/roc_auc"]
