@@ -223,7 +223,7 @@ def add_runs(commands) -> None:
                     "instead of drawing them: that is most of what a job's record would cost. This draws them into "
                     "each run's plots/ (ROC, CV ROC, confusion matrices, over-training, calibration, class balance, "
                     "automation curve, convergence, the model's importances) from exactly those numbers, and lists "
-                    "them in the run's summary. A sweep's leaderboard does it for its best run, wtc compare for the "
+                    "them in the run's summary. A sweep's leaderboard does it for its top 3 runs, wtc compare for the "
                     "runs it shows.")
     _add_run_selection(figures, "the runs to draw")
     figures.add_argument("--force", action="store_true", help="draw them again where they were drawn already")
@@ -235,7 +235,7 @@ def add_runs(commands) -> None:
                     "part of a job's record. This logs each run's model into the run, as a run logging it at once "
                     "does (named after the run, the pyfunc that reads raw tasks, its signature, input example, "
                     "requirements and the wtc code), and links the run's metrics to it. wtc promote does it for the "
-                    "run it registers, a sweep's leaderboard for its best run.")
+                    "run it registers, a sweep's leaderboard for its top 3 runs.")
     _add_run_selection(model, "the runs whose model to log")
     model.set_defaults(func=_runs_on_demand, what="model")
 

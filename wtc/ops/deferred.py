@@ -5,7 +5,7 @@ figures are drawn from, ``figures/inputs.npz``, instead of drawing them: on the 
 sweep, drawing ~9 PNGs with matplotlib is most of what a job's record costs. This draws them,
 from exactly those numbers and with the same code a ``full`` run uses, into the run's
 ``plots/`` and rewrites its summary (``summary.md`` and the run page's description) to list
-them. The leaderboard does it for a sweep's best run, ``wtc compare`` for the runs it shows.
+them. The leaderboard does it for a sweep's top 3 runs, ``wtc compare`` for the runs it shows.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ MLflow 3.17's UI keeps a saved ("shared") view of the runs table in an experimen
 when a user saves a view (``mlflow/server/js`` of 3.17.2): an envelope
 ``{"name", "createdAt", "updatedAt", "state"}`` whose ``state`` is the JSON string of the
 runs page's search facets (filter, sort) merged with its UI state (columns, ...). The format
-is UI-internal: ``tests/store/test_views_ui.py`` renders it in headless Chromium.
+is UI-internal: ``tests/ops/test_ui_render.py`` renders it in headless Chromium.
 
 ``workflowType=machine_learning`` opens the page in model-training mode (not GenAI's traces).
 """
