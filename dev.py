@@ -75,10 +75,12 @@ def main(argv: list[str]) -> int:
         code = subprocess.run([str(PYTHON), "run.py", "-m", "+experiment=default_sweep", *argv[1:]],
                               cwd=ROOT, env=env).returncode
         if code == 0:
-            print("\nDone. Compare the runs in the MLflow UI:\n"
-                  f"  {VENV}/bin/mlflow ui --backend-store-uri sqlite:///{ROOT}/mlruns/mlflow.db\n"
-                  "then open http://127.0.0.1:5000 (experiment wtc-binary; if the sidebar says GenAI, click\n"
-                  "'Model training' once: MLflow 3.17 starts a fresh browser there).")
+            uri = f"sqlite:///{ROOT}/mlruns/mlflow.db"
+            link = subprocess.run([str(PYTHON), "-c", "import sys; from wtc.ops.ui import leaderboard_link; "
+                                   "print(leaderboard_link(sys.argv[1], 'wtc-binary'))", uri],
+                                  cwd=ROOT, env=env, capture_output=True, text=True).stdout.strip()
+            print("\nDone. Start the MLflow UI on the store, then open the leaderboard (the runs ranked by CV):\n"
+                  f"  {VENV}/bin/wtc ui --tracking-uri {uri}\n  {link or 'http://127.0.0.1:5000'}")
         return code
     print(__doc__)
     return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import tomllib
+from types import SimpleNamespace
 
 from tests.factories import ROOT
 
@@ -29,3 +30,22 @@ def test_the_marker_quick_leaves_out_is_registered():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert _dev().QUICK == "not slow"
     assert any(marker.split(":")[0] == "slow" for marker in config["markers"])
+
+
+def test_run_ends_with_the_leaderboard_url(monkeypatch, capsys):
+    dev = _dev()
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        stdout = "http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=k&workflowType=machine_learning\n"
+        return SimpleNamespace(returncode=0, stdout=stdout)
+
+    monkeypatch.setattr(dev, "setup", lambda: None)
+    monkeypatch.setattr(dev.subprocess, "run", fake_run)
+    assert dev.main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert calls[0][1:4] == ["run.py", "-m", "+experiment=default_sweep"]
+    assert "leaderboard_link" in calls[1][2] and calls[1][3] == f"sqlite:///{ROOT}/mlruns/mlflow.db"
+    assert f"/bin/wtc ui --tracking-uri sqlite:///{ROOT}/mlruns/mlflow.db" in out
+    assert "  http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=k&workflowType=machine_learning" in out

@@ -25,7 +25,7 @@ def test_the_summary_names_the_choices_and_the_scores():
     assert "# logreg-combined" in sections
     assert all(key in sections["## Choices"] and value in sections["## Choices"] for key, value in CHOICES.items())
     (roc,) = [line for line in sections["## Metrics"].splitlines() if line.startswith("| roc_auc |")]
-    assert "0.7000 ± 0.0100" in roc and "0.7100" in roc
+    assert "| 0.7 ± 0.01 | 0.71 |" in roc
     assert listed(sections["## Figures"]) == FIGURES and MODEL_HEADING not in sections
 
 
@@ -54,3 +54,31 @@ def test_a_summary_without_a_model_section_is_left_alone():
 
 def test_the_figures_section_lists_each_figure_once_in_order():
     assert listed(markdown_sections(figures_section(FIGURES))["## Figures"]) == FIGURES
+    assert "![" not in figures_section(FIGURES)
+
+
+def test_the_figures_are_inline_images_served_by_the_mlflow_server():
+    section = markdown_sections(summary_markdown("lr", CHOICES, METRICS, "roc_auc", FIGURES, 100, 20, run_id="RID"))
+    figures = section["## Figures"]
+    assert listed(figures) == FIGURES
+    assert [line for line in figures.splitlines() if line.startswith("![")] == [
+        "![plots/roc.png](get-artifact?path=plots%2Froc.png&run_uuid=RID)",
+        "![plots/cv_roc.png](get-artifact?path=plots%2Fcv_roc.png&run_uuid=RID)"]
+
+
+def test_the_metrics_stand_against_the_oracle_and_the_class_prior():
+    metrics = {**METRICS, "oracle/roc_auc": 0.9, "prior/roc_auc": 0.5, "prior/log_loss": 0.6931}
+    summary = summary_markdown("lr", CHOICES, metrics, "roc_auc", [], 100, 20)
+    lines = summary.splitlines()
+    assert "| metric | CV mean ± std | test | oracle | class prior | train |" in lines
+    assert "| roc_auc | 0.7 ± 0.01 | 0.71 | 0.9 | 0.5 | — |" in lines
+    assert "| log_loss | — | — | — | 0.6931 | — |" in lines
+
+
+def test_the_numbers_have_four_significant_digits():
+    metrics = {"cv/log_loss_mean": 0.123456789, "cv/log_loss_std": 0.000123456, "test/log_loss": 0.2,
+               "oracle/log_loss": 0.1, "test/roc_auc": 0.912345678, "oracle/roc_auc": 0.95}
+    summary = summary_markdown("lr", CHOICES, metrics, "log_loss", [], 100, 20)
+    (row,) = [line for line in summary.splitlines() if line.startswith("| log_loss |")]
+    assert row == "| log_loss | 0.1235 ± 0.0001235 | 0.2 | 0.1 | — | — |"
+    assert "test log-loss is 2× the oracle's; ROC AUC +0.0377 below it" in summary

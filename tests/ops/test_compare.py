@@ -193,6 +193,9 @@ def test_cli_compare_prints_the_table(store, tmp_path, capsys):
     rows = _table(out)
     assert len(rows) == 2 and rows[-1]["status"] == "FAILED" and rows[-1]["test roc_auc"] == "—"
     assert (tmp_path / "comparison.html").exists() and "logged as comparison run" in out
+    experiment_id = mlflow.MlflowClient(uri).get_experiment_by_name("wtc-binary").experiment_id
+    assert (f"leaderboard: http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?viewStateShareKey="
+            "wtc-leaderboard-roc-auc&workflowType=machine_learning  (start the UI: ") in out
 
 
 @pytest.mark.slow

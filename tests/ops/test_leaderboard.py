@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import pytest
@@ -45,30 +46,27 @@ def test_a_sweep_ends_with_its_leaderboard_and_the_ui_command(tmp_path, tracking
         assert all(0 < float(r[column]) < 1 for r in rows), column
     assert rows[0]["run"].startswith("logreg-combined")
     assert "view" not in rows[0]  # only the choices that vary are columns
-    ui = f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri {tracking_uri}"
-    assert ui in out and "http://127.0.0.1:5000" in out
-    assert "Traceback" not in done.stderr
-    # The jobs logged their figures' inputs; the sweep's end drew the best run's figures only.
-    assert "Figures of the best run drawn (" in out, out[-2000:]
     wtc = Path(sys.executable).parent / "wtc"
-    assert f"the other runs logged their inputs: {wtc} runs figures --sweep {sweep_dir} [--top N]" in out
     client = mlflow.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("wtc-binary").experiment_id
+    assert f"(start it first: {wtc} ui --tracking-uri {tracking_uri})" in out
+    assert (f"  http://127.0.0.1:5000/#/experiments/{experiment}/runs?viewStateShareKey=wtc-leaderboard-roc-auc"
+            "&workflowType=machine_learning") in out
+    assert "Traceback" not in done.stderr
+    # The jobs logged their figures' inputs; the sweep's end drew those of its top 3 (here: both) runs.
+    assert "Figures of the 2 best runs drawn (" in out, out[-2000:]
+    assert f"the other runs logged their inputs: {wtc} runs figures --sweep {sweep_dir} [--top N]" in out
     runs = {r.data.tags["wtc.model"]: r for r in client.search_runs([experiment]) if "wtc.model" in r.data.tags}
-    assert runs["logreg"].data.tags["wtc.figures"] == "drawn"
-    assert len(client.list_artifacts(runs["logreg"].info.run_id, "plots")) == 8  # one trial: no convergence plot
-    assert runs["dummy"].data.tags["wtc.figures"] == "on_demand"
-    assert not client.list_artifacts(runs["dummy"].info.run_id, "plots")
-    # The jobs kept their models' inputs; the sweep's end logged the best run's model only.
+    for model, plots in (("logreg", 8), ("dummy", 7)):  # one trial: no convergence plot; a dummy: no importances
+        assert runs[model].data.tags["wtc.figures"] == "drawn"
+        assert len(client.list_artifacts(runs[model].info.run_id, "plots")) == plots, model
+        assert runs[model].data.tags["wtc.logged_model"] == "logged"
+    # The jobs kept their models' inputs; the sweep's end logged the top runs' models.
     models = {m.source_run_id: m for m in client.search_logged_models([experiment])}
+    assert set(models) == {r.info.run_id for r in runs.values()}
     best = runs["logreg"].info.run_id
-    assert list(models) == [best] and models[best].name == runs["logreg"].info.run_name
-    assert f"Model of the best run logged ({models[best].model_uri}, " in out
-    assert f"the other runs kept its inputs: {wtc} runs model --sweep {sweep_dir} [--top N], or wtc promote" in out
-    assert runs["logreg"].data.tags["wtc.logged_model"] == "logged"
-    assert runs["dummy"].data.tags["wtc.logged_model"] == "on_demand"
-    assert [a.path for a in client.list_artifacts(runs["dummy"].info.run_id, "model")] == ["model/inputs.pkl"]
-
+    assert "Models of the 2 best runs logged (" in out and models[best].model_uri in out
+    assert f"the other runs kept their inputs: {wtc} runs model --sweep {sweep_dir} [--top N], or wtc promote" in out
 
 def test_the_callback_never_fails_a_sweep(tmp_path, capsys):
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "multirun")}},
@@ -89,3 +87,24 @@ def test_the_callback_reports_a_sweep_without_runs(tmp_path, tracking_uri, capsy
 def test_the_callback_is_registered():
     config = OmegaConf.load(ROOT / "conf" / "config.yaml")
     assert config.hydra.callbacks.leaderboard._target_ == "wtc.ops.leaderboard.LeaderboardCallback"
+    assert config.hydra.callbacks.leaderboard.top == 3
+
+
+def test_the_sweep_end_makes_what_its_top_runs_left_for_later(monkeypatch):
+    from wtc.ops import deferred
+    from wtc.ops import leaderboard as board
+
+    asked, made = [], []
+    monkeypatch.setattr(deferred, "runs_to_draw", lambda uri, sweep=None, top=None: asked.append(top) or ["a", "b", "c"][:top])
+
+    def make(uri, run_ids, force):
+        made.append(list(run_ids))
+        return iter([SimpleNamespace(outcome="drawn", figures=["x.png"], seconds=1.0) for _ in run_ids])
+
+    fake = deferred.OnDemand("figures", "drawn", make, str, deferred.ON_DEMAND["figures"].best)
+    monkeypatch.setattr(deferred, "ON_DEMAND", {"figures": fake})
+    said = board.top_runs_on_demand("sqlite:///x.db", "sweep-1")
+    assert asked == [3] and made == [["a", "b", "c"]]
+    assert said[0].startswith("\nFigures of the 3 best runs drawn (3 in 3.0 s)")
+    assert LeaderboardCallback().top == 3 and LeaderboardCallback(top=1).top == 1
+    assert board.top_runs_on_demand("sqlite:///x.db", "sweep-1", top=0) == [] and asked == [3]

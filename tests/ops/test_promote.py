@@ -50,6 +50,8 @@ def test_dry_run_changes_nothing(history_400, tracking_uri, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "would train the rules baseline" in out and "would train the dummy baseline" in out
+    experiment_id = mlflow.MlflowClient(tracking_uri).get_experiment_by_name("wtc-dry").experiment_id
+    assert f"leaderboard: http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?viewStateShareKey=" in out
     assert len(parents(tracking_uri, "wtc-dry")) == before
     assert not versions(tracking_uri, "wtc-dry")
 

@@ -70,6 +70,9 @@ def test_baselines_are_beaten_and_oracle_is_the_limit(history_path, tracking_uri
     assert xgb["test/roc_auc"] > dummy["test/roc_auc"]
     assert xgb["oracle/log_loss"] < dummy["test/log_loss"]
     assert xgb["oracle/roc_auc"] == dummy["oracle/roc_auc"]  # same test rows, same oracle
+    # Every run carries the class-prior baseline on its test rows: what the dummy scores.
+    assert xgb["prior/log_loss"] == pytest.approx(dummy["test/log_loss"], rel=1e-3)
+    assert xgb["prior/roc_auc"] == pytest.approx(0.5)
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import sys
 from wtc.cli.data import add_data
 from wtc.cli.runs import add_compare, add_promote, add_runs, add_tracking_server
 from wtc.cli.serving import add_predict, add_serve
+from wtc.cli.ui import add_ui
 from wtc.errors import WtcError, one_line
 
 __all__ = ["build_parser", "main"]
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict(commands)
     add_serve(commands)
     add_tracking_server(commands)
+    add_ui(commands)
     for sub in _parsers(parser):
         sub.root = parser  # a subcommand's error suggests from every option
     return parser

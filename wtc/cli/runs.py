@@ -24,7 +24,14 @@ def _compare(args) -> int:
     print(f"wrote {', '.join(str(p) for p in report.paths.values())}")
     if report.run_id:
         print(f"logged as comparison run {report.run_id}")
+    _print_leaderboard(uri, comparison.runs["experiment"].iloc[0], comparison.metric)
     return 0
+
+
+def _print_leaderboard(uri: str, experiment: str, objective: str | None = None) -> None:
+    from wtc.ops.ui import leaderboard_link, ui_command
+
+    print(f"leaderboard: {leaderboard_link(uri, experiment, objective)}  (start the UI: {ui_command(uri)})")
 
 
 def _promote(args) -> int:
@@ -58,6 +65,7 @@ def _promote(args) -> int:
     if not args.dry_run:
         print(f"{args.name}@{CHAMPION} = version {outcome.version}"
               + ("" if outcome.changed else " (unchanged)"))
+    _print_leaderboard(uri, args.experiment)
     return 0
 
 
@@ -217,7 +225,7 @@ def add_runs(commands) -> None:
                     "instead of drawing them: that is most of what a job's record would cost. This draws them into "
                     "each run's plots/ (ROC, CV ROC, confusion matrices, over-training, calibration, class balance, "
                     "automation curve, convergence, the model's importances) from exactly those numbers, and lists "
-                    "them in the run's summary. A sweep's leaderboard does it for its best run, wtc compare for the "
+                    "them in the run's summary. A sweep's leaderboard does it for its top 3 runs, wtc compare for the "
                     "runs it shows.")
     _add_run_selection(figures, "the runs to draw")
     figures.add_argument("--force", action="store_true", help="draw them again where they were drawn already")
@@ -229,7 +237,7 @@ def add_runs(commands) -> None:
                     "part of a job's record. This logs each run's model into the run, as a run logging it at once "
                     "does (named after the run, the pyfunc that reads raw tasks, its signature, input example, "
                     "requirements and the wtc code), and links the run's metrics to it. wtc promote does it for the "
-                    "run it registers, a sweep's leaderboard for its best run.")
+                    "run it registers, a sweep's leaderboard for its top 3 runs.")
     _add_run_selection(model, "the runs whose model to log")
     model.set_defaults(func=_runs_on_demand, what="model")
 

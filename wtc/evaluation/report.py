@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from urllib.parse import quote
 
 from wtc.evaluation.metrics import REGISTRY
 
-__all__ = ["MODEL_HEADING", "ON_DEMAND_HEADING", "figures_section", "model_section", "summary_markdown",
-           "summary_with_model", "terminal_line"]
+__all__ = ["MODEL_HEADING", "ON_DEMAND_HEADING", "artifact_url", "figures_section", "model_section",
+           "summary_markdown", "summary_with_model", "terminal_line"]
 
 #: The heading of a summary's figures section while they wait to be drawn (``wtc runs figures``).
 ON_DEMAND_HEADING = "## Figures (drawn on demand)"
@@ -17,34 +18,44 @@ MODEL_HEADING = "## Model"
 
 
 def _fmt(value) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+    """A metric at 4 significant digits (``0.9312``, ``0.01``), ``—`` when missing."""
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
+
+
+def artifact_url(run_id: str, path: str) -> str:
+    """The MLflow server's URL of a run's artifact, relative to the UI's page (what the UI itself fetches)."""
+    return f"get-artifact?path={quote(path, safe='')}&run_uuid={run_id}"
 
 
 def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str, float], objective: str,
                      figures: Sequence[str], n_train: int, n_test: int, on_demand: str | None = None,
-                     model_on_demand: str | None = None) -> str:
-    """A page a researcher reads first: what was run, how it scored, how far from the oracle.
+                     model_on_demand: str | None = None, run_id: str | None = None) -> str:
+    """A page a researcher reads first: what was run, how it scored against the oracle (the Bayes limit,
+    on generated data) and the class-prior baseline (``prior/…``).
 
     ``on_demand`` (the run's id) says the everyday figures are drawn on demand and how;
-    ``model_on_demand`` (the run's id) that its MLflow model is logged on demand and how.
+    ``model_on_demand`` (the run's id) that its MLflow model is logged on demand and how;
+    ``run_id`` shows the drawn figures inline (Markdown images the MLflow UI loads from its server).
     """
     lines = [f"# {name}", "", "## Choices", "", "| choice | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in choices.items()]
     lines += ["", f"Objective: CV mean of `{objective}` ({REGISTRY[objective].direction}d); "
                   f"{n_train} training rows, {n_test} held-out test rows.", "",
-              "## Metrics", "", "| metric | CV mean ± std | test | oracle | train |", "|---|---|---|---|---|"]
+              "## Metrics", "", "| metric | CV mean ± std | test | oracle | class prior | train |",
+              "|---|---|---|---|---|---|"]
     for metric in REGISTRY:
         mean, std = metrics.get(f"cv/{metric}_mean"), metrics.get(f"cv/{metric}_std")
         cv = "—" if mean is None else f"{_fmt(mean)} ± {_fmt(std)}"
         lines.append(f"| {metric} | {cv} | {_fmt(metrics.get(f'test/{metric}'))} | "
-                     f"{_fmt(metrics.get(f'oracle/{metric}'))} | {_fmt(metrics.get(f'train/{metric}'))} |")
+                     f"{_fmt(metrics.get(f'oracle/{metric}'))} | {_fmt(metrics.get(f'prior/{metric}'))} | "
+                     f"{_fmt(metrics.get(f'train/{metric}'))} |")
     for key in sorted(k for k in metrics if k.startswith("test/coverage_at_p")):
         oracle = metrics.get(key.replace("test/", "oracle/"))
-        lines.append(f"| {key.split('/', 1)[1]} | — | {_fmt(metrics[key])} | {_fmt(oracle)} | — |")
+        lines.append(f"| {key.split('/', 1)[1]} | — | {_fmt(metrics[key])} | {_fmt(oracle)} | — | — |")
     if "oracle/log_loss" in metrics:
         ratio = metrics["test/log_loss"] / metrics["oracle/log_loss"]
         gap = metrics["oracle/roc_auc"] - metrics["test/roc_auc"]
-        lines += ["", f"Oracle gap: test log-loss is {ratio:.3f}× the oracle's; ROC AUC {gap:+.4f} below it."]
+        lines += ["", f"Oracle gap: test log-loss is {ratio:.4g}× the oracle's; ROC AUC {gap:+.3g} below it."]
     if model_on_demand:
         lines += ["", model_section(model_on_demand)]
     if on_demand:
@@ -53,7 +64,7 @@ def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str
                   f"`wtc runs figures {on_demand}`."]
         lines += [f"- `{f}`" for f in figures]
     elif figures:
-        lines += ["", figures_section(figures)]
+        lines += ["", figures_section(figures, run_id)]
     return "\n".join(lines) + "\n"
 
 
@@ -76,9 +87,12 @@ def summary_with_model(summary: str, run_id: str, model_uri: str) -> str:
     return head + "\n" + model_section(run_id, model_uri) + "\n" + (("\n## " + tail) if next_heading else "")
 
 
-def figures_section(figures: Sequence[str]) -> str:
-    """The summary's list of the run's figures."""
-    return "\n".join(["## Figures", ""] + [f"- `{f}`" for f in figures])
+def figures_section(figures: Sequence[str], run_id: str | None = None) -> str:
+    """The summary's list of the run's figures, then (given the run's id) each PNG inline."""
+    lines = ["## Figures", ""] + [f"- `{f}`" for f in figures]
+    if run_id:
+        lines += [""] + [f"![{f}]({artifact_url(run_id, f)})" for f in figures if f.endswith(".png")]
+    return "\n".join(lines)
 
 
 def terminal_line(name: str, metrics: Mapping[str, float], run_id: str, uri: str, objective: str) -> str:

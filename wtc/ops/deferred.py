@@ -5,7 +5,7 @@ figures are drawn from, ``figures/inputs.npz``, instead of drawing them: on the 
 sweep, drawing ~9 PNGs with matplotlib is most of what a job's record costs. This draws them,
 from exactly those numbers and with the same code a ``full`` run uses, into the run's
 ``plots/`` and rewrites its summary (``summary.md`` and the run page's description) to list
-them. The leaderboard does it for a sweep's best run, ``wtc compare`` for the runs it shows.
+them. The leaderboard does it for a sweep's top 3 runs, ``wtc compare`` for the runs it shows.
 """
 
 from __future__ import annotations
@@ -57,12 +57,12 @@ def runs_to_draw(tracking_uri: str, run_ids: Sequence[str] = (), experiment: str
     return ids[:top] if top else ids
 
 
-def _summary_with(summary: str, drawn: list[str]) -> str:
-    """The run's summary with its on-demand section replaced by the list of its figures."""
+def _summary_with(summary: str, drawn: list[str], run_id: str | None = None) -> str:
+    """The run's summary with its on-demand section replaced by its figures (inline, given the run's id)."""
     head, _, section = summary.partition(ON_DEMAND_HEADING)
     earlier = [line[3:-1] for line in section.splitlines() if line.startswith("- `") and line.endswith("`")]
     figures = drawn + [f for f in earlier if f not in drawn]
-    return head.rstrip("\n") + "\n\n" + figures_section(figures) + "\n"
+    return head.rstrip("\n") + "\n\n" + figures_section(figures, run_id) + "\n"
 
 
 def _draw_one(client, tracking_uri: str, run_id: str, force: bool) -> DrawnFigures:
@@ -90,7 +90,7 @@ def _draw_one(client, tracking_uri: str, run_id: str, force: bool) -> DrawnFigur
     tags = {TAG_FIGURES: "drawn"}
     summary = read_artifact(tracking_uri, run_id, "summary.md")
     if summary is not None:
-        text = _summary_with(summary.decode("utf-8"), drawn)
+        text = _summary_with(summary.decode("utf-8"), drawn, run_id)
         logger.log_text(text, "summary.md")
         tags["mlflow.note.content"] = text
     logger.set_tags(tags)  # one store call, as the run's own last batch
@@ -125,7 +125,7 @@ class OnDemand:
 
     ``make(tracking_uri, run_ids, force)`` yields one outcome per run (its ``outcome`` is ``made``
     when it was made now); ``line`` is what ``wtc runs <what>`` prints for an outcome, ``best``
-    what the leaderboard prints once it made the sweep's best run's (given the ``wtc`` command).
+    what the leaderboard prints once it made its best runs' (given those outcomes and the ``wtc`` command).
     """
 
     what: str
@@ -151,14 +151,20 @@ def _model_line(done: Any) -> str:
     return f"{done.run_name} ({done.run_id}): no {MODEL_INPUTS} and no model (tracking.log_model=false)"
 
 
+def _best(made: Sequence[Any]) -> str:
+    return "best run" if len(made) == 1 else f"{len(made)} best runs"
+
+
 #: The artefacts made on demand, by the ``wtc runs`` command that makes them.
 ON_DEMAND = {
     "figures": OnDemand(
         "figures", "drawn", draw_run_figures, _figures_line,
-        lambda done, sweep_command: (f"\nFigures of the best run drawn ({len(done.figures)} in {done.seconds:.1f} s); "
-                                     f"the other runs logged their inputs: {sweep_command} [--top N]")),
+        lambda made, sweep_command: (f"\nFigures of the {_best(made)} drawn ({sum(len(d.figures) for d in made)} in "
+                                     f"{sum(d.seconds for d in made):.1f} s); the other runs logged their inputs: "
+                                     f"{sweep_command} [--top N]")),
     "model": OnDemand(
         "model", "logged", lambda uri, run_ids, force: build_run_models(uri, run_ids), _model_line,
-        lambda done, sweep_command: (f"Model of the best run logged ({done.model_uri}, {done.seconds:.1f} s); the "
-                                     f"other runs kept its inputs: {sweep_command} [--top N], or wtc promote")),
+        lambda made, sweep_command: (f"Models of the {_best(made)} logged ({sum(d.seconds for d in made):.1f} s: "
+                                     f"{', '.join(d.model_uri for d in made)}); the other runs kept their inputs: "
+                                     f"{sweep_command} [--top N], or wtc promote")),
 }

@@ -10,17 +10,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from wtc.errors import one_line
+from wtc.ops.ui import leaderboard_link, ui_command
 
 __all__ = ["ComparisonReportCallback", "LeaderboardCallback", "best_run_on_demand", "leaderboard",
-           "sweep_store", "ui_command"]
+           "sweep_link", "sweep_store", "top_runs_on_demand", "ui_command"]
 
-
-def ui_command(tracking_uri: str) -> str:
-    """How to look at a store: the ``mlflow ui`` command of this environment, or the server's address."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri}"
-    mlflow = Path(sys.executable).parent / "mlflow"
-    return f"{mlflow} ui --backend-store-uri {tracking_uri}   # then open http://127.0.0.1:5000"
+#: How many of a sweep's best runs get their figures drawn and their model logged when it ends.
+TOP = 3
 
 
 def sweep_store(config: DictConfig) -> tuple[str, str]:
@@ -61,9 +57,19 @@ def leaderboard(tracking_uri: str, sweep: str) -> str:
     return "\n".join(lines)
 
 
+def sweep_link(tracking_uri: str, sweep: str) -> str:
+    """The URL of the leaderboard view of a sweep's experiment, ranked by the sweep's objective."""
+    from wtc.evaluation.ranking import rank_runs
+    from wtc.store.query import parent_runs
+
+    runs = parent_runs(tracking_uri, sweep=sweep)
+    return leaderboard_link(tracking_uri, str(runs["experiment"].iloc[0]), rank_runs(runs).metric)
+
+
 class LeaderboardCallback(Callback):
-    """Hydra callback: when a multirun ends, print its leaderboard and the MLflow UI command (and draw
-    the best run's figures and log its model when the sweep left them for later).
+    """Hydra callback: when a multirun ends, print its leaderboard, the URL of its leaderboard view and how
+    to start the MLflow UI (and draw the figures and log the models of its ``top`` best runs when the sweep
+    left them for later).
 
     The store is ``tracking.uri`` of the config, else ``sqlite:///<paths.mlruns>/mlflow.db``.
     It never fails a sweep: any problem is printed as one line. Register it in the primary
@@ -73,10 +79,11 @@ class LeaderboardCallback(Callback):
           callbacks:
             leaderboard:
               _target_: wtc.ops.leaderboard.LeaderboardCallback
+              top: 3   # best runs whose figures and model are made at the sweep's end (0: none)
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
+    def __init__(self, top: int = TOP, **kwargs: Any) -> None:
+        self.top, self.kwargs = int(top), kwargs
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -85,28 +92,35 @@ class LeaderboardCallback(Callback):
             message = one_line(exc)
             print(f"leaderboard: not available ({message[:300]})", flush=True)
 
-    @staticmethod
-    def _print(config: DictConfig) -> None:
+    def _print(self, config: DictConfig) -> None:
         uri, sweep = sweep_store(config)
         text = leaderboard(uri, sweep)
         print(f"\n{text}", flush=True)
-        for said in best_run_on_demand(uri, sweep):
+        for said in top_runs_on_demand(uri, sweep, self.top):
             print(said, flush=True)
-        print(f"\nOpen the runs in the MLflow UI:\n  {ui_command(uri)}", flush=True)
+        print(f"\nOpen the leaderboard in the MLflow UI (start it first: {ui_command(uri)}):\n"
+              f"  {sweep_link(uri, sweep)}", flush=True)
+
+
+def top_runs_on_demand(tracking_uri: str, sweep: str, top: int = TOP) -> list[str]:
+    """Make what the sweep's ``top`` best finished runs left for later (their figures, their model:
+    ``diagnostics=light``); one line per kind made, with how to make the other runs'."""
+    from wtc.ops.deferred import ON_DEMAND, runs_to_draw
+
+    if top < 1:
+        return []
+    best = runs_to_draw(tracking_uri, sweep=sweep, top=top)
+    said = []
+    for on_demand in ON_DEMAND.values():
+        made = [done for done in on_demand.make(tracking_uri, best, False) if done.outcome == on_demand.made]
+        if made:
+            said.append(on_demand.best(made, f"{_wtc()} runs {on_demand.what} --sweep {sweep}"))
+    return said
 
 
 def best_run_on_demand(tracking_uri: str, sweep: str) -> list[str]:
-    """Make what the sweep's best finished run left for later (its figures, its model: ``diagnostics=light``);
-    one line for each made now, with how to make the other runs'."""
-    from wtc.ops.deferred import ON_DEMAND, runs_to_draw
-
-    best = runs_to_draw(tracking_uri, sweep=sweep, top=1)
-    said = []
-    for on_demand in ON_DEMAND.values():
-        done = next(on_demand.make(tracking_uri, best, False), None)
-        if done is not None and done.outcome == on_demand.made:
-            said.append(on_demand.best(done, f"{_wtc()} runs {on_demand.what} --sweep {sweep}"))
-    return said
+    """What :func:`top_runs_on_demand` says for the single best run."""
+    return top_runs_on_demand(tracking_uri, sweep, top=1)
 
 
 def _wtc() -> Path:

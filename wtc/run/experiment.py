@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -73,7 +74,8 @@ def _data_params(data: Dataset, n_train: int, n_test: int) -> dict:
 
 
 def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
-    """``test/…``, ``train/…``, over-training KS, coverage at 90/95/99% precision and, with an
+    """``test/…``, ``train/…``, over-training KS, coverage at 90/95/99% precision, ``prior/…`` (the
+    class-prior baseline: the training class frequencies for every test row) and, with an
     oracle, ``oracle/…`` on the same test rows (``oracle_blind/…`` for the name-blind oracle and
     ``oracle_workflow/…`` for the workflow oracle when the history has their sidecars)."""
     n_classes = len(data.classes)
@@ -84,6 +86,8 @@ def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
     ks = overtraining_ks(y_train, train_proba, y_test, test_proba, data.classes)
     metrics.update({f"overtraining/{k}": v for k, v in ks.items()})
     metrics.update(automation_metrics(y_test, test_proba, "test"))
+    prior = np.bincount(np.asarray(y_train, dtype=int), minlength=n_classes) / max(len(y_train), 1)
+    metrics.update({f"prior/{k}": v for k, v in score_all(y_test, np.tile(prior, (len(y_test), 1)), n_classes).items()})
     for prefix, proba in (("oracle", data.oracle), ("oracle_blind", data.oracle_blind),
                           ("oracle_workflow", data.oracle_workflow)):
         if proba is not None:
@@ -153,7 +157,8 @@ def run(cfg: DictConfig) -> RunResult:
     diagnostics = OmegaConf.to_container(cfg.get("diagnostics") or OmegaConf.create({"level": "full"}), resolve=True)
     log_plots = cfg.tracking.get("log_plots", True) and diagnostics.get("level") != "none"
     mlruns = OmegaConf.select(cfg, "paths.mlruns", default=None)
-    with RunTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=name, tags=tags, mlruns=mlruns) as tracker:
+    with RunTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=name, tags=tags, mlruns=mlruns,
+                    objective=str(cfg.metric)) as tracker:
         tracker.close_dead_runs(**{"wtc.study": tags["wtc.study"]})  # the same search, killed before
         choices = run_choices(cfg)
         tracker.log_params({**choices, **_data_params(data, len(train), len(test))})
@@ -254,7 +259,7 @@ def run(cfg: DictConfig) -> RunResult:
                 tracker.log_text(table.to_csv(index=False), artifact)
         on_demand = tracker.run_id if log_plots and figures_on_demand(diagnostics) else None
         summary = summary_markdown(name, choices, metrics, cfg.metric, figures, len(train), len(test), on_demand,
-                                   model_on_demand=tracker.run_id if model_on_demand else None)
+                                   model_on_demand=tracker.run_id if model_on_demand else None, run_id=tracker.run_id)
         tracker.log_text(summary, "summary.md")
         end_tags = {"mlflow.note.content": summary}  # the run page's Description, rendered
         if on_demand:

@@ -212,6 +212,8 @@ class RunTracker(RunLogger):
         Tags set when the run starts.
     mlruns : path, optional
         The store's folder when ``uri`` is not given (``paths.mlruns``).
+    objective : str, optional
+        The CV objective: the experiment's leaderboard view ranks by it (see :func:`init_store`).
 
     Examples
     --------
@@ -228,8 +230,10 @@ class RunTracker(RunLogger):
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
         mlruns: Path | str | None = None,
+        objective: str | None = None,
     ) -> None:
         self.uri = resolve_tracking_uri(uri, mlruns)
+        self.objective = objective
         self.experiment_name = experiment_name
         self.run_name = run_name
         self.tags = {**process_tags(), **(tags or {})}
@@ -252,7 +256,7 @@ class RunTracker(RunLogger):
 
     def __enter__(self) -> RunTracker:
         with self._timed():
-            self._experiment_id = init_store(self.uri, self.experiment_name)
+            self._experiment_id = init_store(self.uri, self.experiment_name, objective=self.objective)
             self._client = mlflow.MlflowClient(tracking_uri=self.uri)
             # The fluent API is used for the parent run only, because log_model attaches
             # the model to the *active* run; everything else goes through the client.

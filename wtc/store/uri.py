@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from wtc.errors import TrackingError, WtcError, one_line
 from wtc.sqlite import SQLITE_PREFIX, sqlite_db_path, sqlite_lock
 from wtc.store.faults import is_store_fault, store_fault_line
+from wtc.store.views import DEFAULT_OBJECTIVE, ensure_leaderboard_view
 
 __all__ = ["EXPERIMENT_TAGS", "TrackingSetupCallback", "check_reachable", "config_tracking_uri",
            "default_tracking_uri", "init_store", "resolve_tracking_uri", "tracking_uri_problem", "using_tracking_uri"]
@@ -148,7 +149,7 @@ def _artifact_root(db_path: Path) -> Path:
 
 
 def init_store(
-    uri: str | None, experiment_name: str | None, mlruns: Path | str | None = None
+    uri: str | None, experiment_name: str | None, mlruns: Path | str | None = None, objective: str | None = None
 ) -> str | None:
     """Create the tracking schema and the experiment if missing; return the experiment id.
 
@@ -165,6 +166,9 @@ def init_store(
         Experiment to get or create. ``None`` only creates the schema (returns ``None``).
     mlruns : path, optional
         The store's folder when ``uri`` is not given (see :func:`default_tracking_uri`).
+    objective : str, optional
+        The CV objective its runs are ranked by: the experiment gets a leaderboard view of it
+        (:mod:`wtc.store.views`) beside the default ``roc_auc`` one.
 
     Raises
     ------
@@ -174,7 +178,7 @@ def init_store(
     uri = resolve_tracking_uri(uri, mlruns)
     check_reachable(uri)
     try:
-        return _init_store(uri, experiment_name)
+        return _init_store(uri, experiment_name, objective)
     except WtcError:
         raise
     except Exception as exc:  # noqa: BLE001 - store faults become one line; anything else passes unchanged
@@ -185,7 +189,7 @@ def init_store(
         raise TrackingError(f"cannot open the tracking store {uri}: {hint}{store_fault_line(exc)}") from None
 
 
-def _init_store(uri: str, experiment_name: str | None) -> str | None:
+def _init_store(uri: str, experiment_name: str | None, objective: str | None = None) -> str | None:
     db_path = sqlite_db_path(uri)
     with sqlite_lock(db_path):
         client = mlflow.MlflowClient(tracking_uri=uri)
@@ -200,7 +204,9 @@ def _init_store(uri: str, experiment_name: str | None) -> str | None:
                 artifacts.mkdir(parents=True, exist_ok=True)
                 artifacts = artifacts.as_uri()
             try:
-                return client.create_experiment(experiment_name, artifact_location=artifacts, tags=EXPERIMENT_TAGS)
+                experiment_id = client.create_experiment(experiment_name, artifact_location=artifacts,
+                                                         tags=EXPERIMENT_TAGS)
+                experiment = client.get_experiment(experiment_id)
             except MlflowException as exc:
                 # Another process (without our lock, e.g. on a remote server) won the race.
                 if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
@@ -211,6 +217,8 @@ def _init_store(uri: str, experiment_name: str | None) -> str | None:
         for key, value in EXPERIMENT_TAGS.items():  # experiments made before the tags existed
             if key not in experiment.tags:
                 client.set_experiment_tag(experiment.experiment_id, key, value)
+        for metric in dict.fromkeys([DEFAULT_OBJECTIVE, objective or DEFAULT_OBJECTIVE]):
+            ensure_leaderboard_view(client, experiment, metric)
         return experiment.experiment_id
 
 
@@ -255,6 +263,8 @@ class TrackingSetupCallback(Callback):
             config, "tracking.experiment", default=None, throw_on_resolution_failure=False
         )
         try:
-            init_store(config_tracking_uri(config), str(name) if name is not None else None)
+            metric = OmegaConf.select(config, "metric", default=None, throw_on_resolution_failure=False)
+            init_store(config_tracking_uri(config), str(name) if name is not None else None,
+                       objective=str(metric) if metric else None)
         except WtcError as exc:
             raise SystemExit(f"error: {exc}") from None
