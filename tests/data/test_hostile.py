@@ -10,10 +10,8 @@ Never a traceback, never silently accepted.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
@@ -21,60 +19,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wtc.data import HistoryError, load_history
+from tests.data.hostile import (
+    DENSE,
+    GOOD,
+    ROOT,
+    ROW,
+    Fatal,
+    Skip,
+    assert_only_good_tasks,
+    case_env,
+    check_case,
+    dense,
+    errors,
+    params,
+    task,
+    write_case,
+)
+from wtc.data import load_history
 from wtc.data import loader as loader_module
 from wtc.data.history import History
 from wtc.errors import WtcError
 
-ROOT = Path(__file__).resolve().parents[2]
-
-GOOD = {
-    "/wfa/t1": {"errors": {"good_sites": {"85": {"T1_US_FNAL": 3}}, "bad_sites": {"71304": {"T2_CH_CERN": 2}}},
-                "parameters": {"action": "acdc", "splitting": "2x", "memory": "3000", "sites": ["T1_US_FNAL"],
-                               "cores": ""}},
-    "/wfb/t2": {"errors": {"good_sites": {"-1": {"T2_US_MIT": 1}}}, "parameters": {"action": "clone", "cores": 4}},
-    "/wfb/t3": {"errors": {"bad_sites": {"codes": ["50660"], "sites": ["T2_US_MIT"], "matrix": [[5]]}}},
-}
-GOOD_CODES, GOOD_SITES = {"85", "71304", "-1", "50660"}, {"T1_US_FNAL", "T2_CH_CERN", "T2_US_MIT"}
-BAD = "/wfz/bad"
-_GOOD_TEXT = json.dumps(GOOD)[1:-1]  # the good tasks, without the outer braces
-
-
-@dataclass(frozen=True)
-class Skip:
-    """A bad task: strict, one error naming BAD and ``field``; lenient, BAD skipped and the good tasks kept."""
-
-    field: str | None
-    message: str
-    task: str = BAD
-
-
-@dataclass(frozen=True)
-class Fatal:
-    """A file no task of which can be trusted: one error naming the file (and ``task`` where there is one)."""
-
-    message: str
-    task: str | None = None
-
-
-def task(record: str, name: str = BAD) -> str:
-    """A file of the good tasks and one more, written as raw JSON text (so duplicates and literals survive)."""
-    return "{" + _GOOD_TEXT + f", {json.dumps(name)}: {record}" + "}"
-
-
-def errors(row: str, status: str = "good_sites", code: str = "85") -> str:
-    return '{"errors": {%s: {%s: %s}}}' % (json.dumps(status), json.dumps(code), row)
-
-
-def params(extra: str) -> str:
-    return '{"errors": {"good_sites": {"85": {"T1_US_FNAL": 1}}}, "parameters": {"action": "acdc", %s}}' % extra
-
-
-def dense(codes, sites, matrix, **more) -> str:
-    return json.dumps({"errors": {"good_sites": {"codes": codes, "sites": sites, "matrix": matrix, **more}}})
-
-
-ROW, DENSE = "errors.good_sites.85", "errors.good_sites"
 CATALOGUE = [
     # duplicate keys, at every level
     ("duplicate site in a row", task(errors('{"T1_US_FNAL": 1, "T1_US_FNAL": 9}', code="11111")),
@@ -216,12 +181,6 @@ CATALOGUE = [
 ]
 
 
-def _write(tmp_path: Path, content) -> Path:
-    path = tmp_path / "hostile.json"
-    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
-    return path
-
-
 def test_the_catalogue_is_large_and_named_uniquely():
     names = [name for name, _, _ in CATALOGUE]
     assert len(names) >= 40 and len(set(names)) == len(names)
@@ -229,40 +188,12 @@ def test_the_catalogue_is_large_and_named_uniquely():
 
 @pytest.mark.parametrize("name, content, outcome", CATALOGUE, ids=[c[0] for c in CATALOGUE])
 def test_hostile_input(tmp_path, name, content, outcome):
-    path = _write(tmp_path, content)
-    with pytest.raises(HistoryError) as info:
-        load_history(path, use_cache=False)
-    text = str(info.value)
-    assert "\n" not in text and text.startswith(str(path))
-    if isinstance(outcome, Fatal):
-        assert outcome.message in text
-        assert info.value.task == outcome.task
-        if outcome.task is None:  # a file-level problem: lenient loading cannot help
-            with pytest.raises(HistoryError, match="^" + str(path)):
-                load_history(path, strict=False, use_cache=False)
-        return
-    assert info.value.task == outcome.task and repr(outcome.task) in text
-    assert outcome.message in text
-    if outcome.field is not None:
-        assert info.value.field == outcome.field and repr(outcome.field) in text
-    lenient = load_history(path, strict=False, use_cache=False)
-    _assert_only_good_tasks(lenient)
-    assert [t for t, _ in lenient.skipped] == [outcome.task]
-    assert outcome.message in lenient.skipped[0][1]
-    if outcome.field is not None:
-        assert lenient.skipped[0][1].startswith(f"{outcome.field}: ")
-
-
-def _assert_only_good_tasks(history):
-    assert history.tasks == list(GOOD)
-    assert set(history.codes) == GOOD_CODES and set(history.sites) == GOOD_SITES
-    assert history.statuses == ["good", "bad"]
-    assert history.parameter_records == [GOOD[t].get("parameters") for t in GOOD]
+    check_case(tmp_path, name, content, outcome)
 
 
 def test_a_good_file_loads(tmp_path):
-    history = load_history(_write(tmp_path, json.dumps(GOOD)))
-    _assert_only_good_tasks(history)
+    history = load_history(write_case(tmp_path, json.dumps(GOOD)))
+    assert_only_good_tasks(history)
     assert not history.skipped
 
 
@@ -270,8 +201,8 @@ def test_skipped_tasks_leave_no_trace_in_the_vocabulary(tmp_path):
     content = dict(GOOD)
     content["/wfz/bad1"] = {"errors": {"50660_sites": {"77777": {"T9_XX_Leak": 5}}}, "parameters": {"action": "nope"}}
     content["/wfz/bad2"] = {"errors": {"leaky": {"88888": {"T9_XX_Leak": -5}}}}
-    history = load_history(_write(tmp_path, json.dumps(content)), strict=False, use_cache=False)
-    _assert_only_good_tasks(history)
+    history = load_history(write_case(tmp_path, json.dumps(content)), strict=False, use_cache=False)
+    assert_only_good_tasks(history)
     assert [t for t, _ in history.skipped] == ["/wfz/bad1", "/wfz/bad2"]
 
 
@@ -281,7 +212,7 @@ def test_describe_totals_never_overflow(tmp_path):
     big = 2**63 - 1
     content = {"/w/a": {"errors": {"good_sites": {"85": {"T1_A": big}}}},
                "/w/b": {"errors": {"good_sites": {"85": {"T1_A": big}}}}}
-    summary = describe_history(load_history(_write(tmp_path, json.dumps(content)), use_cache=False))
+    summary = describe_history(load_history(write_case(tmp_path, json.dumps(content)), use_cache=False))
     assert summary["total_errors"] == 2 * big
     json.dumps(summary)
 
@@ -290,7 +221,7 @@ def test_colons_inside_strings_are_not_mistaken_for_duplicates(tmp_path):
     # A ":" outside any key sends the loader to the careful path, which must accept the file.
     content = {"/w/a": {"errors": {"good_sites": {"85": {"T1_A": 1}}}, "parameters": {"action": "acdc",
                                                                                     "note": "a:b", "x": ["1:2"]}}}
-    history = load_history(_write(tmp_path, json.dumps(content)), use_cache=False)
+    history = load_history(write_case(tmp_path, json.dumps(content)), use_cache=False)
     assert history.parameter_records[0]["note"] == "a:b"
 
 
@@ -303,16 +234,12 @@ def _case(name):
     return next(c for c in CATALOGUE if c[0] == name)
 
 
-def _env(tmp_path) -> dict:
-    return {**os.environ, "WTC_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-
-
 @pytest.mark.parametrize("name", ENTRY_POINT_CASES)
 def test_cli_answers_in_one_line(tmp_path, name, capsys):
     from wtc.cli import main
 
     _, content, outcome = _case(name)
-    path = _write(tmp_path, content)
+    path = write_case(tmp_path, content)
     # In this process: an exception escaping main() (a traceback at the prompt) fails the test.
     assert main(["data", "describe", str(path)]) != 0
     out, err = capsys.readouterr()
@@ -327,11 +254,11 @@ def test_cli_answers_in_one_line(tmp_path, name, capsys):
 @pytest.mark.parametrize("name", ["deeply nested array", "every status renamed"])
 def test_run_answers_in_one_line(tmp_path, name):
     _, content, outcome = _case(name)
-    path = _write(tmp_path, content)
+    path = write_case(tmp_path, content)
     done = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), f"data.path={path}", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
          f"hydra.run.dir={tmp_path}/out", f"paths.cache_dir={tmp_path}/cache", "search=none"],
-        capture_output=True, text=True, timeout=300, env=_env(tmp_path), cwd=tmp_path, check=False)
+        capture_output=True, text=True, timeout=300, env=case_env(tmp_path), cwd=tmp_path, check=False)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output
     lines = [line for line in output.splitlines() if line.startswith("error:")]
@@ -340,7 +267,7 @@ def test_run_answers_in_one_line(tmp_path, name):
 
 def test_every_float_literal_is_refused_as_a_count(tmp_path):
     for literal in ("1.0", "-0.0", "1e0", "NaN", "-Infinity"):
-        path = _write(tmp_path, '{"/w/a": {"errors": {"good_sites": {"85": {"T1_A": %s}}}}}' % literal)
+        path = write_case(tmp_path, '{"/w/a": {"errors": {"good_sites": {"85": {"T1_A": %s}}}}}' % literal)
         with pytest.raises(WtcError, match="non-negative integer"):
             load_history(path, use_cache=False)
 

@@ -22,21 +22,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.data.test_hostile import (
+from tests.data.hostile import (
     BAD,
     GOOD,
     ROW,
     Fatal,
     Skip,
-    _assert_only_good_tasks,
-    _env,
-    _write,
+    assert_only_good_tasks,
+    case_env,
+    check_case,
     dense,
     errors,
     params,
     task,
+    write_case,
 )
-from tests.data.test_hostile import test_hostile_input as _check_case
 from wtc.data import HistoryError, load_history
 
 
@@ -131,43 +131,43 @@ def test_the_second_catalogue_is_named_uniquely():
 @pytest.mark.parametrize("name, content, outcome", CATALOGUE, ids=[c[0] for c in CATALOGUE])
 def test_hostile_input_second_round(tmp_path, name, content, outcome):
     if not isinstance(outcome, DeepTask):
-        _check_case(tmp_path, name, content, outcome)
+        check_case(tmp_path, name, content, outcome)
         return
-    path = _write(tmp_path, content)
+    path = write_case(tmp_path, content)
     with pytest.raises(HistoryError) as info:
         load_history(path, use_cache=False)
     assert str(info.value) == f"{path}: invalid JSON: nested too deeply (a history is a few levels deep)"
     lenient = load_history(path, strict=False, use_cache=False)
-    _assert_only_good_tasks(lenient)
+    assert_only_good_tasks(lenient)
     assert lenient.skipped == [(outcome.task, f"{outcome.field}: nested too deeply (a task is a few levels deep)")]
 
 
 def test_every_deep_task_is_left_out_alone(tmp_path):
     content = ('{"/wfy/deep1": %s, ' % params('"note": ' + deep(30000)) + json.dumps(GOOD)[1:-1]
                + ', "/wfy/deep2": {"errors": %s}}' % deep(30000))
-    history = load_history(_write(tmp_path, content), strict=False, use_cache=False)
-    _assert_only_good_tasks(history)
+    history = load_history(write_case(tmp_path, content), strict=False, use_cache=False)
+    assert_only_good_tasks(history)
     assert [t for t, _ in history.skipped] == ["/wfy/deep1", "/wfy/deep2"]
 
 
 def test_a_deep_task_repeated_by_name_is_a_duplicate(tmp_path):
     content = '{"/wfy/d": %s, ' % params('"note": ' + deep(30000)) + json.dumps(GOOD)[1:-1] + ', "/wfy/d": {"errors": {}}}'
-    history = load_history(_write(tmp_path, content), strict=False, use_cache=False)
-    _assert_only_good_tasks(history)
+    history = load_history(write_case(tmp_path, content), strict=False, use_cache=False)
+    assert_only_good_tasks(history)
     assert history.skipped == [("/wfy/d", "<name>: duplicate task name")]
 
 
 def test_one_status_name_in_two_tasks_is_fine(tmp_path):
     # "good" in one task and "good_sites" in another are one status, and no count is summed.
     content = {"/w/a": {"errors": {"good": {"85": {"T1_A": 1}}}}, "/w/b": {"errors": {"good_sites": {"85": {"T1_A": 2}}}}}
-    history = load_history(_write(tmp_path, json.dumps(content)), use_cache=False)
+    history = load_history(write_case(tmp_path, json.dumps(content)), use_cache=False)
     assert history.statuses == ["good", "bad"] and history.entry_count.tolist() == [1, 2]
 
 
 def test_plain_ascii_and_nfc_names_still_load(tmp_path):
     content = {"/w/caf\u00e9": {"errors": {"good_sites": {"85": {"T2_\u00c9X": 1}}}, "parameters": {"action": "acdc",
                                                                                                    "memory": "3000.5"}}}
-    history = load_history(_write(tmp_path, json.dumps(content, ensure_ascii=False)), use_cache=False)
+    history = load_history(write_case(tmp_path, json.dumps(content, ensure_ascii=False)), use_cache=False)
     assert history.tasks == ["/w/caf\u00e9"] and history.sites == ["T2_\u00c9X"]
 
 
@@ -175,7 +175,7 @@ def test_plain_ascii_and_nfc_names_still_load(tmp_path):
 
 @pytest.mark.parametrize("name", ["/wfz/bad\nWARNING forged line", "/wfz/bad\r\nx", "/wfz/bad\u2028x", "/wfz/\x1b[31mred"])
 def test_the_skip_warning_is_one_line(tmp_path, caplog, name):
-    path = _write(tmp_path, task(errors('{"T1_A": 1}'), name=name))
+    path = write_case(tmp_path, task(errors('{"T1_A": 1}'), name=name))
     with caplog.at_level(logging.WARNING, logger="wtc.data.loader"):
         load_history(path, strict=False, use_cache=False)
     (record,) = [r for r in caplog.records if "skipped" in r.getMessage()]
@@ -276,7 +276,7 @@ def test_the_size_bound_defaults_to_2_gib(monkeypatch):
 def test_the_cli_does_not_hang_on_a_fifo_or_dev_zero(tmp_path, command):
     for path in (_fifo(tmp_path), Path("/dev/zero")):
         done = subprocess.run([sys.executable, "-m", "wtc.cli", *command, str(path)], capture_output=True, text=True,
-                              timeout=60, env=_env(tmp_path), cwd=tmp_path, check=False)
+                              timeout=60, env=case_env(tmp_path), cwd=tmp_path, check=False)
         output = done.stdout + done.stderr
         assert done.returncode != 0 and "Traceback" not in output and "not a regular file" in output
 
@@ -284,7 +284,7 @@ def test_the_cli_does_not_hang_on_a_fifo_or_dev_zero(tmp_path, command):
 def test_data_check_reports_a_status_given_twice(tmp_path, capsys):
     from wtc.cli import main
 
-    path = _write(tmp_path, task(two_statuses("good_sites", "good")))
+    path = write_case(tmp_path, task(two_statuses("good_sites", "good")))
     assert main(["data", "check", str(path)]) == 1
     out = capsys.readouterr().out
     assert "1 malformed" in out
@@ -341,7 +341,7 @@ def test_predict_reads_and_checks_a_history_as_the_loader_does(tmp_path, name, c
     from wtc.inference.tasks import read_tasks
     from wtc.ops.predict import _read_tasks
 
-    path = _write(tmp_path, content)
+    path = write_case(tmp_path, content)
     batch = read_tasks(_read_tasks(path))
     reason = _as_loader_says(path, refused)
     refused_rows = [i for i, t in enumerate(batch.tasks) if t == refused]
@@ -355,7 +355,7 @@ def test_an_entry_sent_as_text_keeps_its_repeated_keys(tmp_path, name, content, 
     from wtc.data.decode import split_object
     from wtc.inference.tasks import read_tasks
 
-    path = _write(tmp_path, content)
+    path = write_case(tmp_path, content)
     members = split_object(content)
     rows = [{"task": json.loads(k), "entry": v} for k, v in members]
     batch = read_tasks(rows)

@@ -115,14 +115,14 @@ def test_every_run_metric_and_artifact_of_a_parallel_sweep_arrives(shared_server
         paths = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"summary.md", "config.yaml", "figures"} <= paths
         plots = [a.path for a in client.list_artifacts(run.info.run_id, "plots")]
-        # The sweep's end drew its best run's figures, through the server; the others wait for them.
+        # The sweep's end drew its top 3 runs' figures, through the server; the others wait for them.
         if run.data.tags["wtc.figures"] == "drawn":
             assert any(p.endswith(".png") for p in plots)
         else:
             assert run.data.tags["wtc.figures"] == "on_demand" and not plots
         summary = Path(client.download_artifacts(run.info.run_id, "summary.md", tempfile.mkdtemp()))
         assert run.info.run_name in summary.read_text()
-        # ... and logged its model; the others kept its inputs.
+        # ... and logged their models; the others kept their inputs.
         model = run_model(client, run)
         if run.data.tags["wtc.logged_model"] == "logged":
             assert model is not None and model.artifact_location.startswith("mlflow-artifacts:")
@@ -130,20 +130,21 @@ def test_every_run_metric_and_artifact_of_a_parallel_sweep_arrives(shared_server
         else:
             assert run.data.tags["wtc.logged_model"] == "on_demand" and model is None
             assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/inputs.pkl"]
-    assert [r.data.tags["wtc.figures"] for r in parents].count("drawn") == 1
-    assert [r.data.tags["wtc.logged_model"] for r in parents].count("logged") == 1
+    top = min(3, len(ALPHAS) - 1)  # the leaderboard's top 3 (leaving one run to draw on demand below)
+    assert [r.data.tags["wtc.figures"] for r in parents].count("drawn") == top
+    assert [r.data.tags["wtc.logged_model"] for r in parents].count("logged") == top
     # ... and they are files in the server's folder.
     assert len(list((shared_server.dir / "artifacts").rglob("summary.md"))) == len(ALPHAS)
     # Another run's figures, drawn on demand through the server, land there too.
     waiting = next(r.info.run_id for r in parents if r.data.tags["wtc.figures"] == "on_demand")
     assert [d.outcome for d in draw_run_figures(shared_server.uri, [waiting])] == ["drawn"]
-    assert len(list((shared_server.dir / "artifacts").rglob("overtraining.png"))) == 2
+    assert len(list((shared_server.dir / "artifacts").rglob("overtraining.png"))) == top + 1
     # ... and its model, logged on demand through the server, too.
     (built,) = build_run_models(shared_server.uri, [waiting])
     assert built.outcome == "logged"
     model = run_model(client, client.get_run(waiting))
     assert model.artifact_location.startswith("mlflow-artifacts:") and client.list_logged_model_artifacts(model.model_id)
-    assert len(list((shared_server.dir / "artifacts").rglob("MLmodel"))) == 2
+    assert len(list((shared_server.dir / "artifacts").rglob("MLmodel"))) == top + 1
     assert "Leaderboard of sweep" in swept.stdout
 
 
