@@ -107,7 +107,21 @@ def store_db(uri: str) -> Path:
 
 
 # --------------------------------------------------------------------------- serving
-def _free_port() -> int:
+def stop_group(process, grace: float = 15) -> None:
+    """Stop a server started with ``start_new_session=True``: SIGTERM to its process group, SIGKILL after ``grace`` s."""
+    import os
+    import signal
+    import subprocess
+
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def free_port() -> int:
     import socket
 
     with socket.socket() as sock:
@@ -120,14 +134,13 @@ def served(model_uri: str, tracking_uri: str, tmp_path):
     """`wtc serve` of a model for real (its process group stopped on exit); yields ``post(body)``,
     which POSTs a JSON body to /invocations and returns the answer's predictions."""
     import os
-    import signal
     import subprocess
     import sys
     import time
     import urllib.error
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
     # Not the venv's bin dir on PATH: `wtc serve` must put it there itself.
     env["PATH"] = "/usr/bin:/bin"
@@ -156,12 +169,7 @@ def served(model_uri: str, tracking_uri: str, tmp_path):
             time.sleep(1)
         yield post
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_group(server)
         log.close()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tests.factories import free_port
 from wtc.cli import main
 from wtc.data.synthetic import write_benchmark
 from wtc.errors import TrackingError
@@ -32,12 +32,6 @@ EXPERIMENT = "wtc-shared"
 #: The sweep: the rules baseline's smoothing at four values (cheap jobs; alpha below the default 1.0
 #: is what beats the rules and dummy baselines on this benchmark, see tests/test_promote.py).
 ALPHAS = (0.1, 0.2, 0.3, 0.5)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_folder_no_server_was_started_from(tmp_path, capsys):
@@ -63,7 +57,7 @@ def shared_server():
     folder.chmod(0o755)
     try:
         start = time.perf_counter()
-        up = server.start(folder, port=_free_port(), workers=1)
+        up = server.start(folder, port=free_port(), workers=1)
         print(f"PostgreSQL {up.pg_version} + MLflow server answering in {time.perf_counter() - start:.1f} s")
         yield up
     finally:
@@ -190,12 +184,12 @@ def test_status_stop_and_start_again_keep_every_record(shared_server, swept, cap
     folder, before = shared_server.dir, mlflow.MlflowClient(shared_server.uri).get_experiment_by_name(EXPERIMENT)
     assert main(["tracking-server", "status", "--dir", str(folder)]) == 0
     with pytest.raises(TrackingError, match="already runs"):
-        server.start(folder, port=_free_port())
+        server.start(folder, port=free_port())
     assert main(["tracking-server", "stop", "--dir", str(folder)]) == 0
     assert main(["tracking-server", "status", "--dir", str(folder)]) == 3
     out = capsys.readouterr().out
     assert "stopped MLflow server" in out and "PostgreSQL" in out and "not running" in out
-    again = server.start(folder, port=_free_port())
+    again = server.start(folder, port=free_port())
     client = mlflow.MlflowClient(again.uri)
     assert client.get_experiment_by_name(EXPERIMENT).experiment_id == before.experiment_id
     parents = [r for r in client.search_runs([before.experiment_id], max_results=1000)

@@ -12,7 +12,6 @@ import html
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import _free_port
+from tests.factories import free_port, stop_group
 from wtc.evaluation.report import summary_markdown
 from wtc.store.runs import RunTracker
 from wtc.store.views import leaderboard_url
@@ -68,7 +67,7 @@ def _fill(uri: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _server(uri: str, tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "server.log", "w")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     mlflow = str(Path(sys.executable).parent / "mlflow")
@@ -87,12 +86,7 @@ def _server(uri: str, tmp_path: Path):
             time.sleep(1)
         yield address
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server, grace=20)
         log.close()
 
 

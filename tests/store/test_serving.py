@@ -16,6 +16,7 @@ from imblearn.pipeline import Pipeline
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import MaxAbsScaler
 
+from tests.factories import stop_group
 from wtc.data import build_features, build_target, load_history
 from wtc.data.synthetic import write_benchmark
 from wtc.inference.tasks import MAX_TASKS_PER_CALL
@@ -236,7 +237,6 @@ def test_soak_of_wtc_serve_on_loopback(served, tmp_path):
     import http.client
     import os
     import random
-    import signal
     import socket
     import subprocess
     import sys
@@ -315,12 +315,7 @@ def test_soak_of_wtc_serve_on_loopback(served, tmp_path):
         after = _rss_kib(server.pid)
         assert not any(thread.is_alive() for thread in threads), "a client hung"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_group(server)
         log.close()
     statuses = [status for status, _ in results]
     print(f"soak: {len(results)} requests in {seconds:.1f} s ({len(results) / seconds:.0f}/s), "
