@@ -156,15 +156,13 @@ def summary_table(comparison: Comparison, kind: str = "compare") -> pd.DataFrame
     ----------
     comparison : Comparison
     kind : {"compare", "leaderboard"}
-        ``compare``: the varied choices, CV objective, five test metrics, the oracle gap,
+        ``compare``: rank, run, the varied choices, CV objective, five test metrics, the oracle gap,
         coverage at 95%, wall time. ``leaderboard``: rank, run, varied choices, CV objective,
         test AUC and log-loss, oracle log-loss, coverage at 95% (when any run has it), status.
     """
     raw = raw_table(comparison)
     metric = comparison.metric
-    table = pd.DataFrame({"rank": raw["rank"].astype(str)})
-    if kind == "leaderboard":
-        table["run"] = raw["run_name"]
+    table = pd.DataFrame({"rank": raw["rank"].astype(str), "run": raw["run_name"]})
     for choice in comparison.varied:
         table[CHOICE_LABELS[choice]] = raw[choice].map(short_name)
     table[f"CV {metric} (mean ± std)"] = [

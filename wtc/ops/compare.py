@@ -23,6 +23,7 @@ from wtc.evaluation.ranking import (
     summary_table,
 )
 from wtc.ops.compare_html import html_report
+from wtc.ops.ui import ui_address
 from wtc.outputs import check_output, write_atomic
 
 __all__ = ["ComparisonReport", "compare"]
@@ -141,8 +142,12 @@ def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, s
     if side_by_side:
         md_text += "".join(f"\n{artifact} of each run, side by side: comparison.html ("
                            f"{len(pngs)} run(s) logged it)\n" for artifact, pngs in side_by_side)
+    address = ui_address(tracking_uri)
+    links = [(f"{address}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning", run_id)
+             for experiment_id, run_id in zip(comparison.runs["experiment_id"], comparison.runs["run_id"])]
     page = html_report(comparison, table, f"wtc comparison: {selection}", meta,
-                       png_bytes(figure) if figure is not None else None, roc_kind, roc_pngs, roc_missing, side_by_side)
+                       png_bytes(figure) if figure is not None else None, roc_kind, roc_pngs, roc_missing, side_by_side,
+                       links)
     texts = {"comparison.md": md_text, "comparison.csv": raw_table(comparison).to_csv(index=False),
              "comparison.html": page}
     paths = {file: write_atomic(out / file, text) for file, text in texts.items()}

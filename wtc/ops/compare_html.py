@@ -27,7 +27,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:nth-child(even) td { background: #fafafa; } tr.best td { background: #e8f5e9; font-weight: 600; }
 img { max-width: 100%; } .rocs { display: flex; flex-wrap: wrap; gap: 12px; }
 .rocs figure { margin: 0; width: 420px; } figcaption { font-size: 13px; color: #444; }
-code { background: #f4f4f4; padding: 1px 4px; }
+code { background: #f4f4f4; padding: 1px 4px; } code.id { font-size: 11px; color: #666; }
 """
 
 
@@ -35,13 +35,22 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _html_table(table: pd.DataFrame) -> str:
+def _cell(column: str, value, link: tuple[str, str] | None) -> str:
+    if column == "run" and link is not None:  # the run's page in the MLflow UI; its id on hover and below
+        url, run_id = link
+        return (f'<td><a href="{html.escape(url)}" title="run {html.escape(run_id)}">{html.escape(str(value))}</a>'
+                f'<br><code class="id">{html.escape(run_id)}</code></td>')
+    if str(value)[:1].isdigit() or str(value) == DASH:
+        return f'<td class="num">{html.escape(str(value))}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _html_table(table: pd.DataFrame, links: Sequence[tuple[str, str]] | None = None) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     body = []
     for i, row in enumerate(table.itertuples(index=False)):
-        cells = "".join(
-            f'<td class="num">{html.escape(str(v))}</td>' if str(v)[:1].isdigit() or str(v) == DASH
-            else f"<td>{html.escape(str(v))}</td>" for v in row)
+        link = links[i] if links is not None else None
+        cells = "".join(_cell(str(c), v, link) for c, v in zip(table.columns, row))
         body.append(f'<tr class="best">{cells}</tr>' if i == 0 else f"<tr>{cells}</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
@@ -49,12 +58,14 @@ def _html_table(table: pd.DataFrame) -> str:
 def html_report(comparison: Comparison, table: pd.DataFrame, title: str, meta: Sequence[str],
                 figure_png: bytes | None, roc_kind: str, roc_pngs: Sequence[tuple[str, bytes]],
                 roc_missing: Sequence[str] = (),
-                side_by_side: Sequence[tuple[str, Sequence[tuple[str, bytes]]]] = ()) -> str:
+                side_by_side: Sequence[tuple[str, Sequence[tuple[str, bytes]]]] = (),
+                links: Sequence[tuple[str, str]] | None = None) -> str:
     """One self-contained HTML page: the ranked table, the comparison figure and the top runs' ROC.
 
     ``roc_kind`` is ``"points"`` (``roc_pngs`` holds one overlay figure drawn from the runs'
     logged ROC points) or ``"png"`` (each run's own ``plots/roc.png``, side by side).
     ``side_by_side`` holds, per figure artifact, each run's PNG (label, bytes): one row each.
+    ``links`` holds, per row of ``table``, the run's page in the MLflow UI and its id.
     """
 
     direction = "higher" if comparison.greater_is_better else "lower"
@@ -67,7 +78,7 @@ def html_report(comparison: Comparison, table: pd.DataFrame, title: str, meta: S
               f"({direction} is better). Common to every run: {fixed}. "
               "“log-loss ÷ oracle” is test log-loss over the oracle’s on the same test rows (1 = the Bayes "
               "limit); “oracle AUC − AUC” the ROC AUC still to win; — means the run has no such value.</p>"),
-             _html_table(table)]
+             _html_table(table, links)]
     parts.append("<h2>Test metrics by choice</h2>")
     parts.append(_img(figure_png, "test metrics by choice") if figure_png else "<p>No run has test metrics.</p>")
     parts.append("<h2>ROC of the top runs</h2>")

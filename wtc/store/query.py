@@ -115,6 +115,7 @@ def _row(run, experiment_name: str) -> dict[str, Any]:
         "run_name": info.run_name,
         "status": info.status,
         "experiment": experiment_name,
+        "experiment_id": info.experiment_id,
         "start_time": start,
         "end_time": end,
         "wall_s": (info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else float("nan"),
@@ -170,7 +171,7 @@ def parent_runs(tracking_uri: str, experiment: str | None = None, sweep: str | N
     if sweep is not None:
         tag = _sweep_matching({r.data.tags[SWEEP_TAG] for r in runs if SWEEP_TAG in r.data.tags}, sweep)
         runs = [r for r in runs if r.data.tags.get(SWEEP_TAG) == tag]
-    base = ["run_id", "run_name", "status", "experiment", "start_time", "end_time", "wall_s",
+    base = ["run_id", "run_name", "status", "experiment", "experiment_id", "start_time", "end_time", "wall_s",
             *CHOICE_PARAMS, SWEEP_TAG, "error"]
     frame = pd.DataFrame([_row(r, names[r.info.experiment_id]) for r in runs])
     if frame.empty:
