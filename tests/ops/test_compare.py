@@ -142,9 +142,10 @@ def test_compare_writes_ranked_report_and_logs_a_comparison_run(store, tmp_path)
     page = report.paths["comparison.html"].read_text()
     assert page.count("data:image/png;base64,") == 2  # the choice figure + the overlay of the runs' ROC points
     assert "Drawn from the ROC points" in page
-    for _, run in report.comparison.runs.iterrows():  # each run named, with its id and a link to its page
-        link = f'href="http://127.0.0.1:5000/#/experiments/{run["experiment_id"]}/runs/{run["run_id"]}?workflowType'
-        assert link in page and f">{run['run_name']}</a>" in page and f'<code class="id">{run["run_id"]}</code>' in page
+    for _, ranked in report.comparison.runs.iterrows():  # each run named, with its id and a link to its page
+        link = f'href="http://127.0.0.1:5000/#/experiments/{ranked["experiment_id"]}/runs/{ranked["run_id"]}?'
+        assert link in page and f">{ranked['run_name']}</a>" in page
+        assert f'<code class="id">{ranked["run_id"]}</code>' in page
     assert [r["run"] for r in rows] == list(report.comparison.runs["run_name"])
     assert report.paths["comparison.md"].read_text().count("\n| ") == 3  # header + two runs
 
