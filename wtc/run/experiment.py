@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from wtc.config import build_option
 from wtc.data.dataset import Dataset, config_splits, load_dataset
@@ -24,14 +22,14 @@ from wtc.evaluation.diagnostics import (
     roc_points,
     run_figures,
 )
-from wtc.evaluation.metrics import expected_calibration_error, ks_statistic, score_all
+from wtc.evaluation.metrics import REGISTRY, expected_calibration_error, ks_statistic, score_all
 from wtc.evaluation.overtraining import overtraining_ks
 from wtc.evaluation.report import summary_markdown, terminal_line
 from wtc.evaluation.tables import per_class_table
 from wtc.models.pipeline import build_pipeline, full_proba
 from wtc.process import git_commit
 from wtc.run.config_checks import OPTION_NAMES, check_config, check_model_params, checked_splits
-from wtc.run.provenance import hydra_context, in_multirun, run_choices, run_name
+from wtc.run.provenance import hydra_context, run_choices, run_name
 from wtc.run.refit import fit_final_model
 from wtc.store import RunTracker
 from wtc.store.logged_models import TAG_LOGGED_MODEL, ModelInputs, save_model_inputs
@@ -124,11 +122,26 @@ def _record_times(started: float, trained: float, trained_cpu: float, tracking_b
             "time/record_s": now - trained + tracking_before}
 
 
-def _progress(cfg: DictConfig, n_trials: int):
-    # Parallel workers' bars overwrite each other, and a log file is no terminal: bars only for
-    # a single run on a terminal.
-    quiet = n_trials < 2 or in_multirun() or not sys.stderr.isatty()
-    return lambda trials: tqdm(trials, desc=f"{cfg.model.name} trials", leave=False, disable=quiet)
+class _TrialLines:
+    """One line per finished trial: k/N, its CV objective and the best so far (none with ``quiet=true``).
+    Whole lines, so the jobs of a parallel sweep never overwrite each other's."""
+
+    def __init__(self, name: str, metric: str, n_trials: int, quiet: bool):
+        self.name, self.metric, self.n_trials, self.quiet = name, metric, n_trials, quiet
+        self.greater = REGISTRY[metric].greater_is_better if metric in REGISTRY else True
+        self.seen, self.best = 0, None
+
+    def __call__(self, trial) -> None:
+        self.seen += 1
+        value = trial.summary.get(f"{self.metric}_mean", float("nan"))
+        if trial.state == "COMPLETE" and np.isfinite(value):
+            if self.best is None or (value > self.best if self.greater else value < self.best):
+                self.best = value
+        if self.quiet:
+            return
+        said = f"cv {self.metric} {value:.4g}" if trial.state == "COMPLETE" else f"{trial.state.lower()}"
+        best = f" (best {self.best:.4g})" if self.best is not None else ""
+        log.info(f"{self.name} trial {self.seen}/{self.n_trials}: {said}{best}")
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -169,12 +182,13 @@ def run(cfg: DictConfig) -> RunResult:
                                      "features": len(data.feature_names)})
 
         search_start = time.perf_counter()
+        lines = _TrialLines(name, cfg.metric, searcher.n_trials, bool(cfg.get("quiet", False)))
         tuning = search(
             pipeline, searcher, data.X[train], data.y[train], splits.folds, len(data.classes), cfg.metric,
             study=study_spec(cfg), n_workers=int(cfg.search.get("n_workers") or 1),
-            on_trial=lambda t: tracker.child_run(f"trial-{t.index:03d}", params=t.params, metrics=t.metrics,
-                                                 tags=t.tags, start_time=t.started, end_time=t.ended),
-            progress=_progress(cfg, searcher.n_trials), groups=data.groups[train],
+            on_trial=lambda t: (tracker.child_run(f"trial-{t.index:03d}", params=t.params, metrics=t.metrics,
+                                                  tags=t.tags, start_time=t.started, end_time=t.ended), lines(t)),
+            groups=data.groups[train],
         )
         search_s = time.perf_counter() - search_start
 

@@ -36,7 +36,7 @@ RUN_KEYS = ("storage", "study", "n_workers", "heartbeat_s")
 #: Config keys that do not change what a trial evaluates, left out of the study name: where
 #: things are written, how many workers, the budget (a relaunch may extend it), logging.
 #: (``n_jobs`` stays in: it reaches the estimators, and a booster's result may depend on its threads.)
-_NOT_IN_NAME = {"tracking", "paths", "diagnostics", "verbose", "hydra"}
+_NOT_IN_NAME = {"tracking", "paths", "diagnostics", "verbose", "quiet", "hydra"}
 _SEARCH_NOT_IN_NAME = {*RUN_KEYS, "n_trials"}
 #: Groups whose option's class (``_target_``) is left out too: each option's logged name (``kind``,
 #: ``method``), which the class declares, is in; so the studies stored before these options named
