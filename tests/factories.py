@@ -57,6 +57,27 @@ def make_cfg(history_path, uri, overrides=()):
     return compose_cfg(base + list(overrides))
 
 
+# --------------------------------------------------------------------------- a small raw-task model
+def fit_small_pipeline(path: Path, n_tasks: int, seed: int, target: str, extras=()):
+    """A benchmark of ``n_tasks`` written at ``path`` and a scaled logistic regression fitted on its
+    labelled tasks (view ``combined``). Returns (pipeline, X, feature names, classes, raw tasks, history)."""
+    from imblearn.pipeline import Pipeline
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import MaxAbsScaler
+
+    from wtc.data import build_features, build_target, load_history
+    from wtc.data.synthetic import write_benchmark
+
+    path = write_benchmark(path, n_tasks=n_tasks, seed=seed)
+    history = load_history(path, use_cache=False)
+    X, names = build_features(history, "combined", extras=list(extras))
+    y, classes = build_target(history, target)
+    labelled = y >= 0
+    pipeline = Pipeline([("scaler", MaxAbsScaler()), ("model", LogisticRegression(max_iter=2000))])
+    pipeline.fit(X[labelled], y[labelled])
+    return pipeline, X, list(names), classes, json.loads(path.read_text()), history
+
+
 # --------------------------------------------------------------------------- runs
 def train(history_path, uri, experiment, *overrides):
     """One untuned run (search=none, no diagnostics) that logs its model, in ``experiment``."""

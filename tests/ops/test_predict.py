@@ -8,14 +8,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from imblearn.pipeline import Pipeline
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import MaxAbsScaler
 
-from tests.factories import served
+from tests.factories import fit_small_pipeline, served
 from wtc.cli import main
-from wtc.data import build_features, build_target, load_history
-from wtc.data.synthetic import write_benchmark
 from wtc.store import RunTracker
 from wtc.store.pyfunc import log_pipeline_model
 from wtc.store.uri import using_tracking_uri
@@ -29,13 +24,8 @@ def store(tmp_path_factory, new_store):
     """A store with ``wtc-p@champion`` (a raw-task model, promoted-style tags) and an unpromoted matrix model."""
     root = tmp_path_factory.mktemp("predict")
     uri = new_store(root)
-    path = write_benchmark(root / "history.json", n_tasks=400, seed=3)
-    history = load_history(path, use_cache=False)
-    X, names = build_features(history, "combined")
-    y, classes = build_target(history, "action")
-    keep = y >= 0
-    pipeline = Pipeline([("scaler", MaxAbsScaler()), ("model", LogisticRegression(max_iter=2000))])
-    pipeline.fit(X[keep], y[keep])
+    path = root / "history.json"
+    pipeline, X, names, classes, _, history = fit_small_pipeline(path, 400, 3, "action")
     with RunTracker(uri, "wtc-predict"):
         log_pipeline_model(pipeline, X[:5], classes, list(names), view="combined", target="action",
                            registered_model_name="wtc-p")

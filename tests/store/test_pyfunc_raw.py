@@ -12,8 +12,8 @@ from imblearn.pipeline import Pipeline
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import MaxAbsScaler
 
+from tests.factories import fit_small_pipeline
 from wtc.data import build_features, build_target, load_history
-from wtc.data.synthetic import write_benchmark
 from wtc.inference.tasks import infer_view, output_columns
 from wtc.store import RunTracker, load_model
 from wtc.store.pyfunc import WTCTaskModel, log_pipeline_model
@@ -22,15 +22,7 @@ from wtc.store.pyfunc import WTCTaskModel, log_pipeline_model
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A pipeline fitted on a small benchmark (view ``combined`` + the ``total`` extra, target ``action``)."""
-    path = write_benchmark(tmp_path_factory.mktemp("bench") / "history.json", n_tasks=400, seed=3)
-    history = load_history(path, use_cache=False)
-    X, names = build_features(history, "combined", extras=["total"])
-    y, classes = build_target(history, "action")
-    labelled = y >= 0
-    pipeline = Pipeline([("scaler", MaxAbsScaler()), ("model", LogisticRegression(max_iter=2000))])
-    pipeline.fit(X[labelled], y[labelled])
-    raw = json.loads(path.read_text())
-    return pipeline, X, list(names), classes, raw, history
+    return fit_small_pipeline(tmp_path_factory.mktemp("bench") / "history.json", 400, 3, "action", extras=["total"])
 
 
 @pytest.fixture(scope="module")

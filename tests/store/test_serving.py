@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imblearn.pipeline import Pipeline
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import MaxAbsScaler
 
-from tests.factories import stop_group
-from wtc.data import build_features, build_target, load_history
-from wtc.data.synthetic import write_benchmark
+from tests.factories import fit_small_pipeline, stop_group
 from wtc.inference.tasks import MAX_TASKS_PER_CALL
 from wtc.store import RunTracker
 from wtc.store.pyfunc import log_pipeline_model
@@ -53,23 +47,14 @@ def call(app, body: bytes, content_type: str = "application/json", path: str = "
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, _migrated_store):
+def served(tmp_path_factory, new_store):
     """The guarded app of a raw-task model logged from a small pipeline, the raw tasks and the probabilities."""
-    path = write_benchmark(tmp_path_factory.mktemp("bench") / "history.json", n_tasks=300, seed=5)
-    history = load_history(path, use_cache=False)
-    X, names = build_features(history, "combined")
-    y, classes = build_target(history, "binary")
-    labelled = y >= 0
-    pipeline = Pipeline([("scaler", MaxAbsScaler()), ("model", LogisticRegression(max_iter=2000))])
-    pipeline.fit(X[labelled], y[labelled])
-    folder = tmp_path_factory.mktemp("store") / "mlruns"
-    folder.mkdir()
-    shutil.copy(_migrated_store, folder / "mlflow.db")
-    uri = f"sqlite:///{folder}/mlflow.db"
+    pipeline, X, names, classes, raw, history = fit_small_pipeline(
+        tmp_path_factory.mktemp("bench") / "history.json", 300, 5, "binary")
+    uri = new_store(tmp_path_factory.mktemp("store"))
     with RunTracker(uri, "wtc-serving"):
-        model_uri = log_pipeline_model(pipeline, X[:5], classes, list(names), name="model", view="combined",
+        model_uri = log_pipeline_model(pipeline, X[:5], classes, names, name="model", view="combined",
                                        target="binary", threshold=0.7)
-    raw = json.loads(path.read_text())
     return create_app(model_uri, tracking_uri=uri), raw, history, pipeline.predict_proba(X), classes, model_uri, uri
 
 
