@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from wtc.errors import one_line
-from wtc.ops.ui import leaderboard_link, ui_command
+from wtc.ops.ui import leaderboard_link, ui_command, wtc_executable
 
 __all__ = ["ComparisonReportCallback", "LeaderboardCallback", "best_run_on_demand", "leaderboard",
            "sweep_link", "sweep_store", "top_runs_on_demand", "ui_command"]
@@ -114,17 +113,13 @@ def top_runs_on_demand(tracking_uri: str, sweep: str, top: int = TOP) -> list[st
     for on_demand in ON_DEMAND.values():
         made = [done for done in on_demand.make(tracking_uri, best, False) if done.outcome == on_demand.made]
         if made:
-            said.append(on_demand.best(made, f"{_wtc()} runs {on_demand.what} --sweep {sweep}"))
+            said.append(on_demand.best(made, f"{wtc_executable()} runs {on_demand.what} --sweep {sweep}"))
     return said
 
 
 def best_run_on_demand(tracking_uri: str, sweep: str) -> list[str]:
     """What :func:`top_runs_on_demand` says for the single best run."""
     return top_runs_on_demand(tracking_uri, sweep, top=1)
-
-
-def _wtc() -> Path:
-    return Path(sys.executable).parent / "wtc"
 
 
 class ComparisonReportCallback(Callback):

@@ -10,7 +10,7 @@ from wtc.errors import WtcError
 from wtc.sqlite import sqlite_db_path
 from wtc.store.views import UI_ADDRESS, experiment_ids, leaderboard_url, leaderboards
 
-__all__ = ["leaderboard_link", "ui", "ui_address", "ui_command", "ui_server_command"]
+__all__ = ["leaderboard_link", "ui", "ui_address", "ui_command", "ui_server_command", "wtc_executable"]
 
 
 def ui_address(tracking_uri: str, port: int = 5000) -> str:
@@ -20,11 +20,16 @@ def ui_address(tracking_uri: str, port: int = 5000) -> str:
     return UI_ADDRESS if port == 5000 else f"http://127.0.0.1:{port}"
 
 
+def wtc_executable() -> Path:
+    """The ``wtc`` command of this environment (what the messages tell a user to run)."""
+    return Path(sys.executable).parent / "wtc"
+
+
 def ui_command(tracking_uri: str) -> str:
     """How to look at a store: ``wtc ui`` of this environment, or nothing to start for a tracking server."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri}"
-    return f"{Path(sys.executable).parent / 'wtc'} ui --tracking-uri {tracking_uri}"
+    return f"{wtc_executable()} ui --tracking-uri {tracking_uri}"
 
 
 def leaderboard_link(tracking_uri: str, experiment: str, objective: str | None = None) -> str:
