@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["Terminated", "deferred", "interrupt_report", "interrupts_unwind"]
+__all__ = ["Terminated", "check", "deferred", "interrupt_report", "interrupts_unwind"]
 
 _held = 0                                  # depth of deferred() blocks
 _pending: KeyboardInterrupt | None = None  # an interruption that arrived inside one
+_received: KeyboardInterrupt | None = None  # the interruption received in this block, raised or not
 
 
 class Terminated(KeyboardInterrupt):
@@ -23,8 +26,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _interrupt(signum, frame):
-    global _pending
+    global _pending, _received
     exc = Terminated("SIGTERM") if signum == signal.SIGTERM else KeyboardInterrupt()
+    _received = _received or exc
     if signum == signal.SIGTERM:
         # One is enough: cleaning up must not be cut short (a scheduler that insists sends SIGKILL).
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -44,12 +48,36 @@ def interrupts_unwind() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _received
     previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
+    report_unraisable = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_unraisable, report_unraisable)
     try:
         yield
+        check()  # an interruption swallowed on the way still ends the block interrupted
     finally:
+        _received = None
+        sys.unraisablehook = report_unraisable
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _unraisable(report_unraisable, report) -> None:
+    """Python's "Exception ignored in ..." report, silent for our interruption: :func:`check`
+    raises it again where it can unwind, and the run ends in its one line."""
+    if not isinstance(report.exc_value, KeyboardInterrupt):
+        report_unraisable(report)
+
+
+def check() -> None:
+    """Raise the interruption received in this :func:`interrupts_unwind` block, if any.
+
+    A handler's exception can be lost: raised while Python runs a finaliser (a generator or a
+    connection closed by the garbage collector) it is printed as "Exception ignored" and the
+    code goes on. Called between units of work (search trials), this ends the run anyway.
+    """
+    if _received is not None and not _held:
+        raise type(_received)(*_received.args)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from mlflow.utils.validation import (
 )
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from wtc import interrupt
 from wtc.errors import one_line
 from wtc.process import process_tags
 from wtc.store.cleanup import dead_runs, mark_killed
@@ -270,6 +271,12 @@ class RunTracker(RunLogger):
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
+        lost = None
+        if exc is None:
+            try:
+                interrupt.check()  # a SIGTERM whose exception a finaliser swallowed ends the run KILLED too
+            except KeyboardInterrupt as received:
+                exc = lost = received
         status = RunStatus.to_string(_end_status(exc))
         if isinstance(exc, KeyboardInterrupt):
             exc.run_id = self._run_id  # for the one line the entry point prints
@@ -295,6 +302,8 @@ class RunTracker(RunLogger):
         if isinstance(exc, StoreFault):
             raise StoreFault(f"the tracking store failed in run {self._run_id} ({store_fault_line(exc.__cause__ or exc)}"
                              f"); the run ended {status}; what was logged before is kept") from None
+        if lost is not None:
+            raise lost
         return False  # re-raise
 
     def close_dead_runs(self, **tags: str) -> list[str]:

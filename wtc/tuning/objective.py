@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from wtc import interrupt
 from wtc.errors import one_line
 from wtc.evaluation.metrics import objective_value, score_all
 from wtc.models.pipeline import MODEL_STEP, fit_grouped, full_proba, with_params
@@ -194,6 +195,7 @@ def tune(
     indices = range(searcher.n_trials if shared is None else max(shared.remaining(), 0))
     for index in progress(indices) if progress is not None else indices:
         try:
+            interrupt.check()  # a SIGTERM whose exception a finaliser swallowed
             params = searcher.ask()
             if params is None:
                 break  # the shared budget is spent

@@ -1,0 +1,70 @@
+"""A SIGTERM is never lost: its exception swallowed by a finaliser still ends the block, the
+search and the run interrupted."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+
+import pytest
+
+from wtc import interrupt
+from wtc.interrupt import Terminated, interrupts_unwind
+
+
+class _SignalledInFinaliser:
+    """Receives SIGTERM while Python runs its finaliser: the handler's exception is "ignored"."""
+
+    finalised = 0
+
+    def __del__(self):
+        type(self).finalised += 1
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs between bytecodes, here
+            pass
+
+
+def _lose_a_sigterm() -> None:
+    obj = _SignalledInFinaliser()
+    del obj
+    gc.collect()
+
+
+def test_a_swallowed_sigterm_still_ends_the_block(capfd):
+    before = _SignalledInFinaliser.finalised
+    with pytest.raises(Terminated):
+        with interrupts_unwind():
+            _lose_a_sigterm()  # the code goes on, as after a swallowed exception
+            assert _SignalledInFinaliser.finalised == before + 1
+    assert capfd.readouterr().err == ""  # no "Exception ignored" report: the run's one line stays one
+    interrupt.check()  # leaving the block forgets it: a later block starts clean
+    assert signal.getsignal(signal.SIGTERM) is not interrupt._interrupt
+
+
+def test_check_raises_between_units_of_work_not_inside_deferred():
+    with pytest.raises(Terminated), interrupts_unwind():
+        _lose_a_sigterm()
+        with interrupt.deferred():
+            interrupt.check()  # a bookkeeping step is never cut in half
+        interrupt.check()
+        raise AssertionError("not reached")
+
+
+def test_check_is_quiet_without_a_signal():
+    with interrupts_unwind():
+        interrupt.check()
+    interrupt.check()
+
+
+def test_a_run_whose_sigterm_was_swallowed_ends_killed(tracking_uri):
+    from tests.factories import runs_of
+    from wtc.store.runs import RunTracker
+
+    with pytest.raises(Terminated) as raised, interrupts_unwind():
+        with RunTracker(tracking_uri, "swallowed") as tracker:
+            _lose_a_sigterm()
+    client, parents, _ = runs_of(tracking_uri, "swallowed")
+    assert raised.value.run_id == tracker.run_id
+    assert [p.info.status for p in parents] == ["KILLED"]
+    assert parents[0].data.tags["error"] == "Terminated: SIGTERM"
