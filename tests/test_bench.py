@@ -91,3 +91,20 @@ def test_python_m_wtc_bench_checks_its_arguments(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         runpy.run_module("wtc.bench", run_name="__main__")
     assert exit_.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_gate_benchmark_prints_its_table_and_draws_its_figure(capsys, tmp_path):
+    """Tiny histories, a cheap recipe and five draws: every row printed, the figure and table written."""
+    from wtc.bench import bench_gate
+
+    tables = bench_gate(None, generate_seed=5, tasks=600, fresh_tasks=1500, targets=("binary",), draws=5,
+                        draw_tasks=200, quick=True, out=str(tmp_path))
+    out = capsys.readouterr().out
+    assert "violation rate" in out and "cov ÷ oracle" in out
+    names = [row["row"] for row in tables["binary"]]
+    assert names == [f"{mode}: {method}" for mode in ("promoted", "re-certified")
+                     for method in ("ltt-workflow", "ltt-iid", "point estimate")]
+    assert all(0 <= row["violation_rate"] <= 1 and 0 <= row["coverage_mean"] <= 1 for row in tables["binary"])
+    assert (tmp_path / "train_600_seed5_binary.png").stat().st_size > 0
+    assert "| promoted: ltt-workflow |" in (tmp_path / "train_600_seed5_binary.md").read_text()

@@ -130,7 +130,9 @@ def test_every_argument_has_a_help_text():
     (["data", "generate", "--blind-samples", "-1", "--out", "x.json"], "argument --blind-samples: must be at least 0"),
     (["data", "describe", "a.json", "--colour"], "unrecognized arguments: --colour"),
     (["compare", "--top", "3"], "the following arguments are required: --out"),
-    (["promote", "--experiment", "e", "--name", "n", "--confidence", "1"], "argument --confidence: must be in [0, 1)"),
+    (["promote", "--experiment", "e", "--name", "n", "--delta", "1"], "argument --delta: must be in [0, 1)"),
+    (["promote", "--experiment", "e", "--name", "n", "--alpha", "0.1", "--precision", "0.9"],
+     "argument --precision: not allowed with argument --alpha"),
 ])
 def test_wrong_arguments_give_usage_and_one_error_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:  # argparse's exit, nothing else

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.factories import SHARP, SMALL_HISTORY, served, train
+from tests.factories import SHARP, SMALL_HISTORY, oof_gate, served, train
 from wtc.cli import main
 from wtc.data.synthetic import write_benchmark
 from wtc.inference.recovery import RecoveryPart, recommend_tasks, recovery_columns
@@ -176,9 +176,10 @@ def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promo
     for target in TARGETS:
         assert tags[f"wtc.part.{target}.source_run"] == runs[target]
         run = client.get_run(runs[target])
-        assert float(tags[f"wtc.part.{target}.metric_value"]) == pytest.approx(run.data.metrics["test/log_loss"])
-        # The threshold was chosen on the part's own held-out rows: the coverage its run logged at 90%.
-        assert float(tags[f"wtc.part.{target}.auto_coverage"]) == pytest.approx(run.data.metrics["test/coverage_at_p90"])
+        objective = f"cv/{run.data.params['metric']}_mean"
+        assert float(tags[f"wtc.part.{target}.metric_value"]) == pytest.approx(run.data.metrics[objective])
+        # The threshold was certified on the part's own out-of-fold rows (Learn-then-Test, never its test rows).
+        assert float(tags[f"wtc.part.{target}.auto_coverage"]) == oof_gate(uri, runs[target], 0.1)[0].coverage
     # The parts whose models waited in their inputs had them logged into their runs first.
     for target in TARGETS:
         logged = f"logged the model of run {runs[target]} from its model/inputs.pkl (models:/m-"
@@ -196,9 +197,9 @@ def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promo
     assert main(["promote", "--recovery", "--precision", "0.8", "--dry-run", "--tracking-uri", uri]) == 0
     assert "would move wtc-recovery@champion to it from version 1" in capsys.readouterr().out
     assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
-    # A lower-bound threshold is not built for the parts: one line, nothing changed.
-    assert main(["promote", "--recovery", "--confidence", "0.9", "--tracking-uri", uri]) == 2
-    assert "--confidence is not supported with --recovery" in capsys.readouterr().err
+    # Another delta is not built for the parts yet: one line, nothing changed.
+    assert main(["promote", "--recovery", "--delta", "0.2", "--tracking-uri", uri]) == 2
+    assert "--delta is not supported with --recovery" in capsys.readouterr().err
     assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
 
 

@@ -167,7 +167,7 @@ def test_the_backend_store_is_postgresql(shared_server, swept):
 
 @pytest.mark.slow
 def test_promote_registers_the_champion_on_the_server(shared_server, swept, capsys):
-    code = main(["promote", "--experiment", EXPERIMENT, "--metric", "test/log_loss", "--name", "wtc-shared",
+    code = main(["promote", "--experiment", EXPERIMENT, "--name", "wtc-shared",
                  "--tracking-uri", shared_server.uri])
     out, err = capsys.readouterr()
     assert code == 0, out + err

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.factories import SHARP, train, versions
+from tests.factories import SHARP, oof_gate, train, versions
 from wtc.cli import main
 from wtc.ops.promote import promote
 from wtc.store.logged_models import MODEL_INPUTS, TAG_LOGGED_MODEL, ModelInputs, run_model
@@ -114,15 +114,17 @@ def test_the_model_logged_later_is_the_one_a_run_logs_at_once(history_400, track
 def test_promotion_logs_the_model_it_registers_and_a_dry_run_logs_nothing(history_400, tracking_uri, capsys):
     result = train(history_400, tracking_uri, "wtc-prom", *SHARP, ON_DEMAND)
     client = mlflow.MlflowClient(tracking_uri)
-    dry = promote(tracking_uri, "wtc-prom", "test/log_loss", "wtc-od", precision=0.9, dry_run=True)
+    dry = promote(tracking_uri, "wtc-prom", None, "wtc-od", precision=0.9, dry_run=True)
     assert not dry.refused, dry.refusals
     assert f"would register run {result.run_id} (its model, logged from {MODEL_INPUTS} first) as wtc-od a new " \
            "version" in dry.actions
     assert run_model(client, client.get_run(result.run_id)) is None and not versions(tracking_uri, "wtc-od")
-    # The threshold comes from the pipeline the model will be logged from: the run's own coverage.
-    assert dry.coverage == pytest.approx(result.metrics["test/coverage_at_p90"])
+    # The threshold is certified on the run's out-of-fold rows, its held-out rows scored by the pipeline the
+    # model will be logged from (reported).
+    assert dry.coverage == oof_gate(tracking_uri, result.run_id, 0.1)[0].coverage
+    assert dry.test_coverage is not None and 0 <= dry.test_coverage <= 1
 
-    outcome = promote(tracking_uri, "wtc-prom", "test/log_loss", "wtc-od", precision=0.9)
+    outcome = promote(tracking_uri, "wtc-prom", None, "wtc-od", precision=0.9)
     assert not outcome.refused, outcome.refusals
     model = run_model(client, client.get_run(result.run_id))
     assert model is not None
@@ -131,7 +133,7 @@ def test_promotion_logs_the_model_it_registers_and_a_dry_run_logs_nothing(histor
     assert version.source == model.model_uri and version.run_id == result.run_id
     assert outcome.threshold == dry.threshold and outcome.coverage == dry.coverage
     # Promoting again finds the model it logged: nothing to do.
-    again = promote(tracking_uri, "wtc-prom", "test/log_loss", "wtc-od", precision=0.9)
+    again = promote(tracking_uri, "wtc-prom", None, "wtc-od", precision=0.9)
     assert not again.changed and len(client.search_logged_models([model.experiment_id])) == 1
 
 
@@ -180,7 +182,7 @@ def test_a_run_whose_model_cannot_be_kept_fails_but_keeps_its_scores(history_400
         train(history_400, tracking_uri, "wtc-fail", *SHARP, f"diagnostics.model={timing}")
     client = mlflow.MlflowClient(tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("wtc-fail").experiment_id],
-                                filter_string="tags.`wtc.model` = 'rules_sharp'")
+                                filter_string="tags.`wtc.model` = 'rules_smooth'")
     assert run.info.status == "FAILED" and run.data.tags["error"] == "RuntimeError: disk full"
     assert {"test/log_loss", "cv/log_loss_mean", "oracle/log_loss"} <= set(run.data.metrics)
     assert run_model(client, run) is None and read_artifact(tracking_uri, run.info.run_id, MODEL_INPUTS) is None

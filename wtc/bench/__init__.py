@@ -1,14 +1,15 @@
-"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality``."""
+"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality|gate``."""
 
 from __future__ import annotations
 
 import argparse
 
+from wtc.bench.gate import bench_gate
 from wtc.bench.loading import bench_data
 from wtc.bench.quality import QUALITY_RECIPES, bench_quality
 from wtc.bench.sweep import bench_sweep
 
-__all__ = ["bench_data", "bench_quality", "bench_sweep", "main"]
+__all__ = ["bench_data", "bench_gate", "bench_quality", "bench_sweep", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +44,33 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--blind-samples", type=non_negative, default=32,
                          help="whitelist samples per task of the name-blind oracle, computed beside the history "
                               "on first use (default 32; 0: leave it out)")
+    gate = sub.add_parser("gate", help="the AUTO gate's violation rate and coverage on fresh draws (docs/gate.md)")
+    source = gate.add_mutually_exclusive_group()
+    source.add_argument("--history", help="the training history (default: the generated default benchmark)")
+    source.add_argument("--seed", type=int, dest="generate_seed", help="generate the training history with this seed")
+    gate.add_argument("--tasks", type=positive, default=12000, help="tasks of the history --seed makes (default 12000)")
+    gate.add_argument("--fresh-seed", type=int, default=101, help="seed of the fresh history draws come from")
+    gate.add_argument("--fresh-tasks", type=positive, default=20000, help="its tasks (default 20000)")
+    gate.add_argument("--draws", type=positive, default=200, help="draws (default 200)")
+    gate.add_argument("--draw-tasks", type=positive, default=500, help="tasks per promoted-gate draw (default 500)")
+    gate.add_argument("--calibration-tasks", type=positive,
+                      help="tasks per re-certified draw (default: the out-of-fold rows' count)")
+    gate.add_argument("--target", choices=["binary", "action", "action_split"], action="append",
+                      help="target(s) (default: binary and action_split; action means action_split)")
+    gate.add_argument("--alpha", type=float, default=0.05)
+    gate.add_argument("--delta", type=float, default=0.1)
+    gate.add_argument("--trials", type=positive, help="override the champion's search.n_trials")
+    gate.add_argument("--quick", action="store_true", help="a cheap untuned recipe instead of the champion (smoke)")
+    gate.add_argument("--out", default="experiments/gate", help="folder of the figures and tables ('' : none)")
     args = parser.parse_args(argv)
     if args.what == "data":
         bench_data(args.sizes, args.seed)
+    elif args.what == "gate":
+        targets = tuple(dict.fromkeys("action_split" if t == "action" else t for t in args.target or
+                                      ["binary", "action_split"]))
+        bench_gate(args.history, args.generate_seed, args.tasks, args.fresh_seed, args.fresh_tasks, targets,
+                   args.draws, args.draw_tasks, args.calibration_tasks, args.alpha, args.delta, args.trials,
+                   args.quick, args.out or None)
     elif args.what == "quality":
         if args.tasks is not None and args.generate_seed is None:
             parser.error("quality: --tasks sizes a generated history; give --generate-seed too")

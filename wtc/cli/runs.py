@@ -43,10 +43,9 @@ def _promote(args) -> int:
     if args.experiment is None or args.name is None:
         raise WtcError("promote needs --experiment and --name (or --recovery)")
     outcome = promote(uri, args.experiment, args.metric, args.name, sweep=args.sweep,
-                      precision=args.precision, dry_run=args.dry_run, force=args.force,
-                      confidence=args.confidence)
-    print(f"{'dry run: ' if args.dry_run else ''}best finished run of {args.experiment} by {args.metric}: "
-          f"{outcome.run_name} ({outcome.run_id}) {outcome.value:.4g}")
+                      precision=_precision(args), dry_run=args.dry_run, force=args.force, delta=args.delta)
+    print(f"{'dry run: ' if args.dry_run else ''}best finished run of {args.experiment} by {outcome.metric} "
+          f"(the CV objective; the test rows never choose): {outcome.run_name} ({outcome.run_id}) {outcome.value:.4g}")
     for note in outcome.notes:
         print(f"  {note}")
     for action in outcome.actions:
@@ -57,11 +56,18 @@ def _promote(args) -> int:
         return 1
     if outcome.threshold is not None:
         where = "would be stored" if args.dry_run else "stored"
-        reach = ("no threshold reaches it: every task goes to REVIEW" if outcome.threshold == float("inf")
-                 else f"AUTO when confidence >= {outcome.threshold:.4g}, expected coverage {outcome.coverage:.1%}")
-        bound = (f" (its {outcome.confidence:.0%} lower bound)" if outcome.confidence else "")
-        print(f"  at {outcome.precision:.0%} precision{bound} on the champion's held-out rows: {reach} ({where} "
-              f"with the version)")
+        gate = outcome.gate
+        guarantee = (f"P(precision >= {outcome.precision:.0%}) >= {1 - outcome.delta:.0%} on new tasks")
+        if outcome.threshold == float("inf"):
+            reach = "no threshold is certified: every task goes to REVIEW"
+        else:
+            reach = f"AUTO when confidence >= {outcome.threshold:.4g}, coverage {outcome.coverage:.1%} of them"
+        rows = f" on {gate.n_rows} out-of-fold rows of {gate.n_groups} workflows ({gate.method})" if gate else ""
+        print(f"  AUTO gate, {guarantee}, certified{rows}: {reach} ({where} with the version)")
+        if outcome.test_coverage is not None:
+            realised = "n/a" if outcome.test_precision is None else f"{outcome.test_precision:.1%}"
+            print(f"  held-out rows at that threshold (reported, not used): precision {realised}, "
+                  f"coverage {outcome.test_coverage:.1%}")
     if not args.dry_run:
         print(f"{args.name}@{CHAMPION} = version {outcome.version}"
               + ("" if outcome.changed else " (unchanged)"))
@@ -69,13 +75,18 @@ def _promote(args) -> int:
     return 0
 
 
+def _precision(args) -> float:
+    """The precision the gate guarantees: ``--precision P`` or ``1 - --alpha``."""
+    return args.precision if args.alpha is None else 1.0 - args.alpha
+
+
 def _promote_recovery(args) -> int:
     from wtc.ops.promote import CHAMPION
     from wtc.ops.recovery import format_recovery, promote_recovery
 
-    if args.confidence:
-        raise WtcError("--confidence is not supported with --recovery yet: each part's threshold uses its "
-                       "measured held-out precision")
+    if args.delta != 0.1:
+        raise WtcError("--delta is not supported with --recovery yet: each part's gate uses delta 0.1")
+    args.precision = _precision(args)
     if args.experiment is not None:
         raise WtcError("--recovery reads the experiments wtc-action, wtc-splitting, wtc-xrootd and wtc-memory; "
                        "drop --experiment (select a sweep with --sweep)")
@@ -83,7 +94,8 @@ def _promote_recovery(args) -> int:
     outcome = promote_recovery(default_uri(args), args.metric, name, sweep=args.sweep, precision=args.precision,
                                dry_run=args.dry_run, force=args.force)
     print(f"{'dry run: ' if args.dry_run else ''}recovery recommender from the best finished run of each part by "
-          f"{args.metric}, AUTO thresholds at {args.precision:.0%} precision on each part's held-out rows:")
+          f"{args.metric} (the CV objective), AUTO gates certified at {args.precision:.0%} precision (delta 0.1) on "
+          "each part's out-of-fold rows:")
     for line in format_recovery(outcome):
         print(f"  {line}")
     if outcome.refused:
@@ -246,7 +258,7 @@ def add_promote(commands) -> None:
     """The ``promote`` command."""
     promote = commands.add_parser(
         "promote", help="register the best run as NAME@champion if it beats the baselines",
-        description="Pick the best finished parent run of an experiment (or sweep) by a test metric; refuse it "
+        description="Pick the best finished parent run of an experiment (or sweep) by its CV objective; refuse it "
                     "unless it beats both the rules baseline and the class-prior dummy on the same split (trained "
                     "on the spot when missing) and is no worse than the current champion on the same metric "
                     "(unless --force); register its model, move the alias champion to it and store the AUTO "
@@ -254,19 +266,24 @@ def add_promote(commands) -> None:
                     "for each part of a recovery (action, splitting, xrootd, memory: the experiments wtc-<target>) "
                     "and register ONE model that combines them (default name wtc-recovery).")
     promote.add_argument("--experiment", metavar="NAME", help="experiment of the competing runs (not with --recovery)")
-    promote.add_argument("--metric", default="test/log_loss", metavar="test/NAME",
-                         help="test metric that ranks the runs (default: test/log_loss; direction from the registry)")
+    promote.add_argument("--metric", default="cv", metavar="cv[/NAME]",
+                         help="the CV metric that ranks the runs, as the leaderboard does (default: cv, each run's "
+                              "objective cv/<metric>_mean; cv/NAME: another; a test metric is refused: the test rows "
+                              "only report)")
     promote.add_argument("--name", metavar="NAME", help="registered model name (default with --recovery: wtc-recovery)")
     promote.add_argument("--recovery", action="store_true",
                          help="build the recovery recommender from the best action, splitting, xrootd and memory runs")
     promote.add_argument("--sweep", metavar="TAG", help="only the runs of this sweep (its dir or a unique suffix)")
     add_tracking_uri(promote)
-    promote.add_argument("--precision", type=precision, default=0.95, metavar="P",
-                         help="target precision of AUTO decisions (default: 0.95)")
-    promote.add_argument("--confidence", type=fraction, default=0.0, metavar="C",
-                         help="ask the one-sided C lower bound (Clopper-Pearson) of the held-out precision to reach "
-                              "P, not the measured precision: new tasks then keep P with probability ~C, for less "
-                              "coverage (default: 0, the measured precision; e.g. 0.9)")
+    gate = promote.add_mutually_exclusive_group()
+    gate.add_argument("--precision", type=precision, default=0.95, metavar="P",
+                      help="precision of AUTO decisions the gate guarantees, 1 - alpha (default: 0.95)")
+    gate.add_argument("--alpha", type=fraction, metavar="A",
+                      help="tolerated share of wrong AUTO decisions (the same as --precision 1-A)")
+    promote.add_argument("--delta", type=fraction, default=0.1, metavar="D",
+                         help="tolerated probability that the gate misses the precision on new tasks (default: 0.1): "
+                              "the threshold is certified by Learn-then-Test on the run's out-of-fold rows, one task "
+                              "per workflow (docs/gate.md)")
     promote.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
     promote.add_argument("--force", action="store_true",
                          help="promote even when worse than the current champion on the same metric")

@@ -64,13 +64,18 @@ def short_name(value) -> str:
     return str(value).rsplit(".", 1)[-1]
 
 
-def rank_runs(runs: pd.DataFrame) -> Comparison:
+def rank_runs(runs: pd.DataFrame, metric: str | None = None) -> Comparison:
     """Rank parent runs by the CV mean of their objective, best first; failed runs last.
+
+    The one ranking of the leaderboard, ``wtc compare`` and ``wtc promote``: they name the
+    same best run. Test metrics never rank (they are reported).
 
     Parameters
     ----------
     runs : pandas.DataFrame
         As returned by :func:`wtc.store.query.parent_runs` (at least one row).
+    metric : str, optional
+        Rank by ``cv/<metric>_mean`` instead of the runs' own objective.
 
     Returns
     -------
@@ -81,9 +86,13 @@ def rank_runs(runs: pd.DataFrame) -> Comparison:
     if runs.empty:
         raise WtcError("no finished or failed parent runs to compare")
     notes: list[str] = []
-    metrics = runs["metric"].dropna().value_counts()
-    metric = str(metrics.index[0]) if len(metrics) else "roc_auc"
-    if len(metrics) > 1:
+    metrics = runs["metric"].dropna().value_counts() if "metric" in runs else pd.Series(dtype=int)
+    if metric is None:
+        metric = str(metrics.index[0]) if len(metrics) else "roc_auc"
+    elif len(metrics) > 1 or (len(metrics) and metrics.index[0] != metric):
+        notes.append(f"ranked by cv/{metric}_mean (asked for), not the objective the runs optimised "
+                     f"({', '.join(map(str, metrics.index))})")
+    if len(metrics) > 1 and not notes:
         notes.append(f"runs optimised different metrics ({', '.join(map(str, metrics.index))}); "
                      f"ranked by cv/{metric}_mean")
     known = METRICS.get(metric) or REGISTRY.get(metric)

@@ -16,13 +16,20 @@ from wtc.store.query import FINISHED, PARENT_RUN_TAG, StoreException
 if TYPE_CHECKING:
     from wtc.ops.promote import Promotion
 
-__all__ = ["BASELINES", "SPLIT_PARAMS", "baseline_config", "check_baselines", "fmt_value", "run_config", "split_of",
+__all__ = ["BASELINES", "BASELINE_WHAT", "SPLIT_PARAMS", "baseline_config", "check_baselines", "fmt_value", "run_config", "split_of",
            "with_option_classes"]
 
 log = logging.getLogger(__name__)
 
 #: The models every champion must beat on the same split: the WTC procedures and the class prior.
 BASELINES = ("rules", "dummy")
+#: What each baseline run is, as the version tags name it: a plain model (no resampling, ensemble
+#: or calibration) on the champion's split, view and target.
+BASELINE_WHAT = {"rules": "the WTC procedures, resample=none", "dummy": "the class prior, resample=none"}
+#: Params of a baseline run that must say it is that plain model (absent: an older run, plain).
+_PLAIN = {"resample": ("none",), "ensemble": ("none", None), "calibration": ("none", None)}
+#: Params it must share with the champion besides the split: the same view of the same rows.
+_SAME_VIEW = ("data.view", "data.extras")
 #: Params that make two runs' test rows the same rows. The brief's four (content hash, target,
 #: seed, test share) plus ``cv.kind`` (it chooses how the test rows are drawn: by workflow, by
 #: task or by date) and ``data.classes`` (``target.min_class_count`` merges classes and is not
@@ -41,12 +48,21 @@ def split_of(run) -> dict[str, str | None]:
     return {k: run.data.params.get(k) for k in SPLIT_PARAMS}
 
 
-def _find_baseline(client, experiment_id: str, model: str, split: dict[str, str | None]):
-    """The newest finished parent run of ``model`` on the same split, or None."""
+def _find_baseline(client, experiment_id: str, model: str, champion):
+    """The newest finished parent run of the plain ``model`` on the champion's split, view and target, or None.
+
+    Plain: no resampler, ensemble or calibration (:data:`_PLAIN`): the dummy must be the class
+    prior, not a dummy fitted on SMOTE-resampled rows (whose log-loss is that of a coin).
+    """
+    split = split_of(champion)
+    view = {k: champion.data.params.get(k) for k in _SAME_VIEW}
     runs = client.search_runs([experiment_id], filter_string=f"params.`model.name` = '{model}' "
                               f"and attributes.status = '{FINISHED}'", max_results=1000)
     for run in sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True):
-        if PARENT_RUN_TAG not in run.data.tags and split_of(run) == split:
+        params = run.data.params
+        if (PARENT_RUN_TAG not in run.data.tags and split_of(run) == split
+                and all(params.get(k) == v for k, v in view.items())
+                and all(params.get(k) in allowed for k, allowed in _PLAIN.items())):
             return run
     return None
 
@@ -104,7 +120,7 @@ def baseline_config(champion_cfg: DictConfig, model: str, tracking_uri: str, exp
     a fresh config from ``conf/`` with a few overrides would silently take the defaults for
     anything not overridden. The model node itself is composed by Hydra from ``conf/`` (what
     ``model=<name>`` means), the search is off (baselines have nothing to tune) and so are
-    the ensemble and the calibration.
+    the resampler, the ensemble and the calibration.
     """
     from hydra import compose, initialize_config_dir
 
@@ -121,6 +137,8 @@ def baseline_config(champion_cfg: DictConfig, model: str, tracking_uri: str, exp
     cfg.model = OmegaConf.to_container(node, resolve=True)["model"]
     cfg.search = composed.search
     cfg.diagnostics = composed.diagnostics
+    # A baseline sees the training rows as they are: a dummy fitted on resampled rows is not the class prior.
+    cfg.resample = composed.resample
     # A baseline is one plain model: the champion's ensemble and calibration are not its own.
     cfg.ensemble = composed.ensemble
     cfg.calibration = composed.calibration
@@ -143,20 +161,26 @@ def _train_baseline(client, champion, model: str, tracking_uri: str, experiment:
 def check_baselines(client, champion, tracking_uri: str, experiment: str, outcome: Promotion) -> None:
     """Refuse (``outcome.refusals``) a run that does not strictly beat every baseline on its own split.
 
-    A missing baseline is trained on the spot (only said, in a dry run).
+    The comparison is on ``outcome.metric``, the CV objective the run was chosen by; each
+    baseline's test value is said beside it (reported, not used). A missing baseline is trained
+    on the spot (only said, in a dry run).
     """
     metric = outcome.metric
-    greater = REGISTRY[metric.partition("/")[2]].greater_is_better
+    base = metric.partition("/")[2].removesuffix("_mean")
+    greater = REGISTRY[base].greater_is_better
     split = split_of(champion)
+    mine = champion.data.metrics.get(f"test/{base}")
     for baseline in BASELINES:
-        found = _find_baseline(client, champion.info.experiment_id, baseline, split)
+        found = _find_baseline(client, champion.info.experiment_id, baseline, champion)
         if found is None:
             if outcome.dry_run:
-                outcome.actions.append(f"would train the {baseline} baseline on the champion's split (none matches)")
+                outcome.actions.append(f"would train the {baseline} baseline ({BASELINE_WHAT[baseline]}) on the "
+                                       "champion's split (none matches)")
                 outcome.baselines[baseline] = (None, None)
                 continue
             found = _train_baseline(client, champion, baseline, tracking_uri, experiment)
-            outcome.actions.append(f"trained the {baseline} baseline on the champion's split: run {found.info.run_id}")
+            outcome.actions.append(f"trained the {baseline} baseline ({BASELINE_WHAT[baseline]}) on the champion's "
+                                   f"split: run {found.info.run_id}")
             if split_of(found) != split:
                 outcome.refusals.append(f"the {baseline} baseline trained on the spot saw a different split "
                                         f"({split_of(found)} vs {split})")
@@ -167,11 +191,15 @@ def check_baselines(client, champion, tracking_uri: str, experiment: str, outcom
             outcome.refusals.append(f"the {baseline} baseline run {found.info.run_id} has no {metric}")
             continue
         margin = outcome.value - value if greater else value - outcome.value
+        theirs = found.data.metrics.get(f"test/{base}")
+        reported = f"; test/{base} {fmt_value(mine)} vs {fmt_value(theirs)}, reported"
         if margin <= 0:
             outcome.refusals.append(
-                f"run {outcome.run_name} ({champion.info.run_id}) does not beat the {baseline} baseline on {metric}: "
-                f"{fmt_value(outcome.value)} vs {fmt_value(value)} ({'lower' if greater else 'higher'} is worse; "
-                f"behind by {fmt_value(-margin) if margin < 0 else 0})")
+                f"run {outcome.run_name} ({champion.info.run_id}) does not beat the {baseline} baseline "
+                f"({BASELINE_WHAT[baseline]}, run {found.info.run_id}) on {metric}: {fmt_value(outcome.value)} vs "
+                f"{fmt_value(value)} ({'lower' if greater else 'higher'} is worse; "
+                f"behind by {fmt_value(-margin) if margin < 0 else 0}){reported}")
         else:
-            outcome.notes.append(f"beats the {baseline} baseline on {metric}: {fmt_value(outcome.value)} vs "
-                                 f"{fmt_value(value)} (by {fmt_value(margin)})")
+            outcome.notes.append(f"beats the {baseline} baseline ({BASELINE_WHAT[baseline]}, run {found.info.run_id}) "
+                                 f"on {metric}: {fmt_value(outcome.value)} vs {fmt_value(value)} "
+                                 f"(by {fmt_value(margin)}){reported}")

@@ -23,7 +23,15 @@ from wtc.inference.tasks import (
 from wtc.outputs import write_atomic
 from wtc.store.pyfunc import NO_THRESHOLD, load_model
 from wtc.store.query import StoreException
-from wtc.store.registry import TAG_CONFIDENCE, TAG_COVERAGE, TAG_PRECISION, TAG_THRESHOLD, tag_float, version_tags
+from wtc.store.registry import (
+    TAG_CONFIDENCE,
+    TAG_COVERAGE,
+    TAG_METHOD,
+    TAG_PRECISION,
+    TAG_THRESHOLD,
+    tag_float,
+    version_tags,
+)
 
 __all__ = ["Prediction", "format_report", "predict_history", "write_predictions"]
 
@@ -212,8 +220,12 @@ def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None =
                          "held-out tasks: every task that needs them is REVIEW")
     elif threshold is not None and tagged is not None:
         confidence = tag_float(tags, TAG_CONFIDENCE)
-        source = "the version's tags (chosen at promotion on held-out tasks" + (
-            f", where its {confidence:.0%} lower bound reached it)" if confidence else ")")
+        if tags.get(TAG_METHOD):
+            source = (f"the version's tags (certified at promotion on out-of-fold training tasks: precision >= "
+                      f"{tagged:.0%} with probability >= {confidence:.0%}, {tags[TAG_METHOD]})")
+        else:
+            source = "the version's tags (chosen at promotion on held-out tasks" + (
+                f", where its {confidence:.0%} lower bound reached it)" if confidence else ")")
         if abs(tagged - precision) > 1e-9:
             notes.append(f"the AUTO threshold was chosen at promotion for {tagged:.0%} precision, not the "
                          f"{precision:.0%} asked; promote again with --precision {precision} to change it")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from wtc.errors import WtcError
 from wtc.evaluation.metrics import REGISTRY
 from wtc.ops.baselines import (
+    BASELINE_WHAT,
     check_baselines,
     fmt_value,
     run_config,
@@ -20,13 +23,18 @@ from wtc.store.logged_models import MODEL_INPUTS, RunModel, find_run_model
 from wtc.store.query import FINISHED, parent_runs, store_client
 from wtc.store.registry import (
     CHAMPION,
+    TAG_ALPHA,
     TAG_CONFIDENCE,
     TAG_COVERAGE,
+    TAG_DELTA,
+    TAG_METHOD,
     TAG_METRIC,
     TAG_PRECISION,
     TAG_REPLACED_BY,
     TAG_REPLACES,
     TAG_SOURCE,
+    TAG_TEST_COVERAGE,
+    TAG_TEST_PRECISION,
     TAG_THRESHOLD,
     TAG_VALUE,
     alias_version,
@@ -35,7 +43,7 @@ from wtc.store.registry import (
     tag_float,
 )
 
-__all__ = ["Promotion", "auto_threshold", "check_current", "move_champion", "promote", "select_run"]
+__all__ = ["Promotion", "auto_threshold", "check_current", "move_champion", "objective_of", "promote", "select_run"]
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +64,12 @@ class Promotion:
     version: str | None = None
     previous: str | None = None
     threshold: float | None = None
-    precision: float | None = None
-    confidence: float = 0.0
-    coverage: float | None = None
+    precision: float | None = None          # 1 - alpha: the precision the AUTO gate guarantees
+    delta: float = 0.1                      # ... with probability at least 1 - delta
+    coverage: float | None = None           # the gate's coverage of the out-of-fold rows it was certified on
+    gate: Any = None                        # the wtc.evaluation.gate.GateResult
+    test_precision: float | None = None     # the held-out rows at the threshold: reported, never used to choose
+    test_coverage: float | None = None
     changed: bool = False
     dry_run: bool = False
 
@@ -67,13 +78,30 @@ class Promotion:
         return bool(self.refusals)
 
 
-def _direction(metric: str) -> bool:
-    """Whether greater is better for ``test/<name>`` (from the metric registry)."""
+#: Why a test metric never chooses a run (one line, refused at once).
+TEST_REFUSED = ("the test rows are scored once and only reported: choosing a run (or a threshold) on them makes "
+                "the figures they report optimistic; rank by the CV objective (--metric cv, the default, or "
+                "cv/<name>)")
+
+
+def objective_of(metric: str | None) -> str | None:
+    """The metric name a ``--metric`` ranks by: None for ``cv`` (each run's own objective), ``<name>`` for
+    ``cv/<name>`` or ``cv/<name>_mean``; a test metric or anything else is refused in one line."""
+    if metric in (None, "", "cv"):
+        return None
     prefix, _, base = metric.partition("/")
-    if prefix != "test" or base not in REGISTRY:
-        raise WtcError(f"--metric must be test/<name> with a name of the metric registry "
+    if prefix == "test":
+        raise WtcError(f"--metric {metric}: {TEST_REFUSED}")
+    base = base.removesuffix("_mean")
+    if prefix != "cv" or base not in REGISTRY:
+        raise WtcError(f"--metric must be cv or cv/<name> with a name of the metric registry "
                        f"({', '.join(REGISTRY)}), got {metric!r}")
-    return REGISTRY[base].greater_is_better
+    return base
+
+
+def _direction(metric: str) -> bool:
+    """Whether greater is better for ``cv/<name>_mean`` (from the metric registry)."""
+    return REGISTRY[metric.partition("/")[2].removesuffix("_mean")].greater_is_better
 
 
 def _held_out_proba(client, champion, model: RunModel, tracking_uri: str):
@@ -94,19 +122,32 @@ def _held_out_proba(client, champion, model: RunModel, tracking_uri: str):
     return data.y[splits.test], full_proba(pipeline, data.X[splits.test], len(data.classes))
 
 
-def select_run(client, tracking_uri: str, experiment: str, metric: str, sweep: str | None,
+def select_run(client, tracking_uri: str, experiment: str, metric: str | None, sweep: str | None,
                outcome: Promotion) -> Any:
-    """The best finished parent run of ``experiment`` (or ``sweep``) by ``metric``; fills ``outcome.run_*``."""
-    greater = _direction(metric)
+    """The best finished parent run of ``experiment`` (or ``sweep``) by its CV objective; fills ``outcome``.
+
+    The ranking is :func:`wtc.evaluation.ranking.rank_runs`, the leaderboard's and ``wtc compare``'s:
+    the same run is best everywhere. ``metric`` is a ``--metric`` (:func:`objective_of`);
+    ``outcome.metric`` becomes the ``cv/<name>_mean`` it ranked by.
+    """
+    from wtc.evaluation.ranking import rank_runs
+
+    asked = objective_of(metric)
     table = parent_runs(tracking_uri, experiment, sweep)
-    if metric not in table.columns:
-        raise WtcError(f"no finished run of {experiment!r} has the metric {metric}")
-    table = table[(table["status"] == FINISHED) & table[metric].notna()]
+    table = table[table["status"] == FINISHED]
     if table.empty:
-        raise WtcError(f"no finished run of {experiment!r}{' in that sweep' if sweep else ''} has {metric}")
-    best = table.sort_values(metric, ascending=not greater, kind="stable").iloc[0]
+        raise WtcError(f"no finished run of {experiment!r}{' in that sweep' if sweep else ''}")
+    comparison = rank_runs(table, asked)
+    key = f"cv/{comparison.metric}_mean"
+    ranked = comparison.runs
+    ranked = ranked[pd.to_numeric(ranked[key], errors="coerce").notna()] if key in ranked else ranked.iloc[:0]
+    if ranked.empty:
+        raise WtcError(f"no finished run of {experiment!r}{' in that sweep' if sweep else ''} has {key}")
+    best = ranked.iloc[0]
     champion = client.get_run(best["run_id"])
-    outcome.run_id, outcome.run_name, outcome.value = champion.info.run_id, champion.info.run_name, float(best[metric])
+    outcome.metric = key
+    outcome.notes.extend(comparison.notes)
+    outcome.run_id, outcome.run_name, outcome.value = champion.info.run_id, champion.info.run_name, float(best[key])
     split = split_of(champion)
     missing = [k for k in ("data.content_hash", "target.name", "seed", "test_size") if not split[k]]
     if missing:
@@ -123,6 +164,9 @@ def check_current(outcome: Promotion, current_metric: str | None, current_value:
     history, split and target, which is what a study's runs share.
     """
     if current_metric != outcome.metric or current_value is None or outcome.value is None:
+        if current_metric and current_metric != outcome.metric:
+            outcome.notes.append(f"the current champion {current} was chosen by {current_metric}, not "
+                                 f"{outcome.metric}: not compared")
         return
     greater = _direction(outcome.metric)
     margin = outcome.value - current_value if greater else current_value - outcome.value
@@ -138,28 +182,58 @@ def check_current(outcome: Promotion, current_metric: str | None, current_value:
         outcome.refusals.append(f"{line}; --force promotes it anyway")
 
 
+def _oof(tracking_uri: str, run) -> dict | None:
+    """The run's out-of-fold rows (:data:`~wtc.run.refit.OOF_ARTIFACT`), or None when it logged none."""
+    from wtc.run.refit import OOF_ARTIFACT
+    from wtc.store.query import read_artifact
+
+    raw = read_artifact(tracking_uri, run.info.run_id, OOF_ARTIFACT)
+    if raw is None:
+        return None
+    with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
 def auto_threshold(client, champion, model: RunModel, tracking_uri: str, outcome: Promotion) -> None:
-    """Choose the AUTO threshold for ``outcome.precision`` on the champion's held-out rows.
+    """Certify the AUTO threshold on the champion's out-of-fold rows; report its held-out rows at it.
 
-    Sets ``outcome.coverage`` and ``outcome.threshold``; refuses when the held-out rows no longer
-    give the metric the run logged (the history or the code changed since).
+    Learn-then-Test (:func:`wtc.evaluation.gate.ltt_threshold`, workflow-aware) on the calibrated
+    out-of-fold predictions the run logged: with probability at least ``1 - outcome.delta`` the
+    precision of AUTO on new tasks is at least ``outcome.precision``. Sets ``outcome.threshold``,
+    ``coverage`` (of the out-of-fold rows) and ``gate``; then the held-out rows' precision and
+    coverage at that threshold (reported only). Refuses a run that logged no out-of-fold rows
+    (it ran before they were logged: re-run it) and one whose held-out rows cannot be reproduced.
     """
-    from wtc.evaluation.automation import coverage_at_precision
+    from wtc.evaluation.gate import ltt_threshold
 
-    metric = outcome.metric
-    y_test, proba = _held_out_proba(client, champion, model, tracking_uri)
-    base = REGISTRY[metric.partition("/")[2]]
-    again = base.compute(y_test, proba if base.from_proba else proba.argmax(axis=1), proba.shape[1])
-    if not np.isclose(again, outcome.value, rtol=1e-5, atol=1e-9):
-        outcome.refusals.append(f"the held-out rows of run {champion.info.run_id} could not be reproduced: "
-                                f"{metric} is {fmt_value(again)} now, {fmt_value(outcome.value)} when it ran")
+    oof = _oof(tracking_uri, champion)
+    if oof is None:
+        from wtc.run.refit import OOF_ARTIFACT
+
+        outcome.refusals.append(f"run {champion.info.run_id} logged no out-of-fold predictions ({OOF_ARTIFACT}), "
+                                "which the AUTO gate is certified on: it ran before wtc logged them (or kept none: "
+                                "search without CV); re-run it with the same config to promote it")
         return
-    outcome.coverage, outcome.threshold = coverage_at_precision(y_test, proba, outcome.precision, outcome.confidence)
+    proba = oof["proba"]
+    gate = ltt_threshold(proba.max(axis=1), proba.argmax(axis=1) == oof["y"], oof["groups"],
+                         alpha=1.0 - outcome.precision, delta=outcome.delta)
+    outcome.gate, outcome.threshold, outcome.coverage = gate, gate.threshold, gate.coverage
+    y_test, test_proba = _held_out_proba(client, champion, model, tracking_uri)
+    logged = champion.data.metrics.get("test/log_loss")
+    again = REGISTRY["log_loss"].compute(y_test, test_proba, test_proba.shape[1])
+    if logged is not None and not np.isclose(again, logged, rtol=1e-5, atol=1e-9):
+        outcome.refusals.append(f"the held-out rows of run {champion.info.run_id} could not be reproduced: "
+                                f"test/log_loss is {fmt_value(again)} now, {fmt_value(logged)} when it ran")
+        return
+    acted = test_proba.max(axis=1) >= gate.threshold
+    outcome.test_coverage = float(acted.mean()) if acted.size else 0.0
+    outcome.test_precision = (float((test_proba[acted].argmax(axis=1) == y_test[acted]).mean()) if acted.any()
+                              else None)
 
 
-def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: str | None = None,
+def promote(tracking_uri: str, experiment: str, metric: str | None, name: str, sweep: str | None = None,
             precision: float = 0.95, dry_run: bool = False, force: bool = False,
-            confidence: float = 0.0) -> Promotion:
+            delta: float = 0.1) -> Promotion:
     """Promote the best finished run of an experiment (or sweep) to ``name@champion``.
 
     Parameters
@@ -168,39 +242,42 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
         The store (tracking and registry).
     experiment : str
         Experiment whose finished parent runs compete.
-    metric : str
-        ``test/<name>`` of the metric registry; its direction picks the best run.
+    metric : str or None
+        ``cv`` or None (each run's CV objective, ``cv/<metric>_mean``) or ``cv/<name>``; a test
+        metric is refused (:data:`TEST_REFUSED`). The ranking is the leaderboard's.
     name : str
         Registered model name.
     sweep : str, optional
         Only the runs of this sweep (see :func:`wtc.store.query.parent_runs`).
     precision : float
-        Target precision of AUTO decisions; the threshold reaching it on the champion's
-        held-out rows, and the coverage it gives, are stored as version tags.
+        1 - alpha: the precision of AUTO decisions the gate guarantees with probability
+        ``1 - delta``; the threshold (certified on the run's out-of-fold rows), its coverage and
+        the held-out rows' precision and coverage at it are stored as version tags.
     dry_run : bool
         Say what would happen; change nothing (missing baselines are not trained).
     force : bool
         Promote a run even when it is worse than the current ``champion`` version on the same
         metric (the baselines must still be beaten).
-    confidence : float
-        0: the threshold's measured held-out precision reaches ``precision``; in (0, 1): its
-        one-sided lower bound at this confidence does (see
-        :func:`~wtc.evaluation.automation.coverage_at_precision`).
+    delta : float
+        The tolerated probability that the gate misses ``precision`` (see
+        :func:`~wtc.evaluation.gate.ltt_threshold`).
 
     Returns
     -------
     Promotion
         ``refusals`` lists, one line each, why the run was not promoted: it must beat both the
-        ``rules`` and the ``dummy`` baseline on the same split, strictly, and (unless ``force``)
+        ``rules`` and the class-prior ``dummy`` baseline on the same split and CV objective, strictly, and (unless ``force``)
         be no worse than the current champion on the same metric.
     """
     if not 0 < precision <= 1:
         raise WtcError(f"--precision must be in (0, 1], got {precision}")
-    if not 0 <= confidence < 1:
-        raise WtcError(f"--confidence must be in [0, 1), got {confidence}")
-    _direction(metric)
+    if not 0 < delta < 1:
+        raise WtcError(f"--delta must be in (0, 1), got {delta}")
+    if precision >= 1:
+        raise WtcError("--precision 1 (alpha 0) cannot be certified on finitely many rows; ask e.g. 0.95")
+    objective_of(metric)
     client = store_client(tracking_uri)
-    outcome = Promotion(name=name, metric=metric, dry_run=dry_run, precision=precision, confidence=confidence)
+    outcome = Promotion(name=name, metric=metric or "cv", dry_run=dry_run, precision=precision, delta=delta)
     champion = select_run(client, tracking_uri, experiment, metric, sweep, outcome)
     check_baselines(client, champion, tracking_uri, experiment, outcome)
     if outcome.refusals:
@@ -221,7 +298,9 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
         outcome.threshold = tag_float(tags, TAG_THRESHOLD)
         outcome.coverage = tag_float(tags, TAG_COVERAGE)
         outcome.precision = tag_float(tags, TAG_PRECISION) or precision
-        outcome.confidence = tag_float(tags, TAG_CONFIDENCE) or 0.0
+        outcome.delta = tag_float(tags, TAG_DELTA) or delta
+        outcome.test_precision = tag_float(tags, TAG_TEST_PRECISION)
+        outcome.test_coverage = tag_float(tags, TAG_TEST_COVERAGE)
         outcome.actions.append(f"{name}@{CHAMPION} is already version {current.version} of run "
                                f"{champion.info.run_id}: nothing to do")
         return outcome
@@ -251,11 +330,13 @@ def promote(tracking_uri: str, experiment: str, metric: str, name: str, sweep: s
                                f"({model.model_uri})")
     version = existing[0] if existing else create_version(client, name, model.model_uri, champion.info.run_id,
                                                           model.logged.model_id)
-    tags = {TAG_METRIC: metric, TAG_VALUE: repr(outcome.value), TAG_SOURCE: champion.info.run_id,
+    tags = {TAG_METRIC: outcome.metric, TAG_VALUE: repr(outcome.value), TAG_SOURCE: champion.info.run_id,
             TAG_THRESHOLD: repr(outcome.threshold), TAG_PRECISION: repr(precision), TAG_COVERAGE: repr(outcome.coverage),
-            TAG_CONFIDENCE: repr(confidence)}
+            TAG_ALPHA: repr(1.0 - precision), TAG_DELTA: repr(delta), TAG_CONFIDENCE: repr(1.0 - delta),
+            TAG_METHOD: outcome.gate.method, TAG_TEST_PRECISION: repr(outcome.test_precision),
+            TAG_TEST_COVERAGE: repr(outcome.test_coverage)}
     for baseline, (run_id, value) in outcome.baselines.items():
-        tags[f"wtc.baseline.{baseline}"] = f"{value!r} (run {run_id})"
+        tags[f"wtc.baseline.{baseline}"] = f"{value!r} ({outcome.metric} of run {run_id}: {BASELINE_WHAT[baseline]})"
     move_champion(client, name, version, current, tags, outcome)
     outcome.actions.insert(-1, f"registered run {champion.info.run_id} as {name} version {version.version}")
     return outcome

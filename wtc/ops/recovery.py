@@ -1,9 +1,9 @@
 """The recovery recommender in MLflow: one pyfunc bundling the action, splitting, xrootd and memory champions.
 
 ``wtc promote --recovery`` picks each part as ``wtc promote`` picks a champion (the best
-finished run of its experiment by a test metric, beating the rules and dummy baselines on
-its own split, no worse than the current recommender's part unless ``--force``), chooses
-each part's AUTO threshold on that run's held-out rows, logs one pyfunc that carries the four
+finished run of its experiment by its CV objective, beating the rules and class-prior dummy
+baselines on its own split, no worse than the current recommender's part unless ``--force``),
+certifies each part's AUTO threshold on that run's out-of-fold rows (Learn-then-Test), logs one pyfunc that carries the four
 pipelines and their thresholds (a run of the experiment ``wtc-recovery``) and registers it as
 ``wtc-recovery@champion``. How the parts combine: :mod:`wtc.inference.recovery`.
 """
@@ -72,7 +72,7 @@ def _unchanged(current, chosen: dict[str, Promotion], metric: str, precision: fl
             and all(tags.get(part_tag(t, "source_run")) == p.run_id for t, p in chosen.items()))
 
 
-def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str = "wtc-recovery",
+def promote_recovery(tracking_uri: str, metric: str = "cv", name: str = "wtc-recovery",
                      sweep: str | None = None, precision: float = 0.95, dry_run: bool = False, force: bool = False,
                      experiments: dict[str, str] | None = None) -> RecoveryPromotion:
     """Register the recovery recommender built from each part's best run as ``name@champion``.
@@ -82,7 +82,8 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
     tracking_uri : str
         The store (tracking and registry).
     metric : str
-        ``test/<name>`` that ranks each part's runs (direction from the metric registry).
+        ``cv`` (each run's CV objective) or ``cv/<name>``: what ranks each part's runs, as the
+        leaderboard does (a test metric is refused).
     name : str
         Registered model name.
     sweep : str, optional
@@ -135,7 +136,9 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
     if current is not None:
         for target, part in outcome.parts.items():
             value = current.tags.get(part_tag(target, "metric_value"))
-            check_current(part, current.tags.get(TAG_METRIC), float(value) if value else None,
+            # The version records the --metric asked (e.g. cv); the same ask resolved to part.metric.
+            asked = current.tags.get(TAG_METRIC)
+            check_current(part, part.metric if asked == metric else asked, float(value) if value else None,
                           f"(version {current.version}, part from run {current.tags.get(part_tag(target, 'source_run'))})",
                           force)
         if outcome.refused:

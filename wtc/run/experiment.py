@@ -30,7 +30,7 @@ from wtc.models.pipeline import build_pipeline, full_proba
 from wtc.process import git_commit
 from wtc.run.config_checks import OPTION_NAMES, check_config, check_model_params, checked_splits
 from wtc.run.provenance import hydra_context, run_choices, run_name
-from wtc.run.refit import fit_final_model
+from wtc.run.refit import OOF_ARTIFACT, fit_final_model, oof_rows
 from wtc.store import RunTracker
 from wtc.store.logged_models import TAG_LOGGED_MODEL, ModelInputs, save_model_inputs
 from wtc.store.query import TAG_FIGURES
@@ -120,6 +120,21 @@ def _record_times(started: float, trained: float, trained_cpu: float, tracking_b
     return {"time/total_s": now - started, "time/post_training_s": now - trained,
             "time/post_training_cpu_s": time.process_time() - trained_cpu, "time/tracking_s": tracking_s,
             "time/record_s": now - trained + tracking_before}
+
+
+def _log_oof(tracker, oof, folds, y_train, groups_train) -> None:
+    """Log :data:`~wtc.run.refit.OOF_ARTIFACT`: the out-of-fold rows ``wtc promote`` certifies the AUTO gate on."""
+    if oof is None:
+        return
+    rows = oof_rows(folds)
+    if rows.size != len(oof[0]) or not np.array_equal(np.asarray(y_train)[rows], oof[0]):
+        log.warning("the out-of-fold predictions do not line up with the folds: %s not logged", OOF_ARTIFACT)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(OOF_ARTIFACT).name
+        np.savez_compressed(path, y=np.asarray(oof[0], dtype=int), proba=np.asarray(oof[1], dtype=float),
+                            groups=np.asarray(groups_train, dtype=str)[rows], rows=rows)
+        tracker.log_artifact(path, str(Path(OOF_ARTIFACT).parent))
 
 
 class _TrialLines:
@@ -239,6 +254,7 @@ def run(cfg: DictConfig) -> RunResult:
             tracker.log_metrics(metrics)  # a run whose model failed to log keeps its scores
             raise
         tracker.log_metrics(metrics, model_id=tracker.model_id)
+        _log_oof(tracker, fitted.oof, splits.folds, data.y[train], data.groups[train])
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
         tracker.log_dict(roc_points(data.y[test], test_proba), "curves/roc.json")
 

@@ -23,8 +23,13 @@ from wtc.models.early_stopping import EarlyStoppingClassifier
 from wtc.models.ensemble import AveragingClassifier
 from wtc.models.pipeline import MODEL_STEP, full_proba, with_params
 
-__all__ = ["FinalModel", "FoldsEnsemble", "Refit", "TopKEnsemble", "fit_final_model", "inner_pipeline",
-           "refit_params"]
+__all__ = ["OOF_ARTIFACT", "FinalModel", "FoldsEnsemble", "Refit", "TopKEnsemble", "fit_final_model",
+           "inner_pipeline", "oof_rows", "refit_params"]
+
+#: The run artifact holding the out-of-fold rows the AUTO gate is certified on (``y``, ``proba``
+#: as the logged model's calibration maps them, ``groups``: each row's workflow, ``rows``: its
+#: index in the training split).
+OOF_ARTIFACT = "predictions/oof.npz"
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +41,10 @@ class FinalModel:
     ``model`` is what the run scores and logs (probabilities over every class, calibrated when
     asked); ``uncalibrated`` the same before calibration; ``base`` a plain fitted pipeline inside
     it (its parameters, importances and training curves are what the run reports);
-    ``unfitted`` that pipeline's unfitted twin (for learning curves).
+    ``unfitted`` that pipeline's unfitted twin (for learning curves); ``oof`` the out-of-fold
+    (labels, probabilities) of the training split in fold order (see :func:`oof_rows`), through
+    the calibration when there is one: what the AUTO gate is certified on (None when the search
+    kept none).
     """
 
     model: object
@@ -46,6 +54,12 @@ class FinalModel:
     members: int = 1
     iterations: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    oof: tuple | None = None
+
+
+def oof_rows(folds) -> np.ndarray:
+    """The training-split rows of :attr:`FinalModel.oof`, in its order: each fold's validation rows."""
+    return np.concatenate([np.asarray(valid) for _, valid in folds]) if len(folds) else np.zeros(0, int)
 
 
 def inner_pipeline(model):
@@ -213,12 +227,14 @@ def fit_final_model(pipeline, tuning, X, y, folds, n_classes: int, ensemble=None
     """
     result, oof = (ensemble if ensemble is not None else Refit()).fit(pipeline, tuning, X, y, folds, n_classes)
     result.iterations = tuning.best_iterations
+    result.oof = oof
     if calibrator is not None:
         if oof is None:
             log.warning("calibration=%s skipped: the search kept no out-of-fold predictions", calibrator.method)
         else:
             result.model = CalibratedClassifier.from_predictions(result.uncalibrated, oof[0], oof[1], calibrator)
             after = result.model.calibrator_.transform(oof[1])
+            result.oof = (oof[0], after)
             result.metrics = {"calibration/oof_rows": float(oof[0].size),
                               "calibration/oof_log_loss_before": _log_loss(oof[0], oof[1], n_classes),
                               "calibration/oof_log_loss_after": _log_loss(oof[0], after, n_classes)}

@@ -9,7 +9,8 @@ import mlflow.exceptions
 
 from wtc.store.query import store_client
 
-__all__ = ["CHAMPION", "TAG_CONFIDENCE", "TAG_COVERAGE", "TAG_METRIC", "TAG_PRECISION", "TAG_REPLACED_BY",
+__all__ = ["CHAMPION", "TAG_ALPHA", "TAG_CONFIDENCE", "TAG_DELTA", "TAG_METHOD", "TAG_TEST_COVERAGE",
+           "TAG_TEST_PRECISION", "TAG_COVERAGE", "TAG_METRIC", "TAG_PRECISION", "TAG_REPLACED_BY",
            "TAG_REPLACES", "TAG_SOURCE", "TAG_THRESHOLD", "TAG_VALUE", "alias_version", "champion_tags",
            "create_version", "registered", "tag_float", "version_tags"]
 
@@ -18,6 +19,10 @@ CHAMPION = "champion"
 TAG_REPLACES, TAG_REPLACED_BY = "wtc.replaces", "wtc.replaced_by"
 TAG_THRESHOLD, TAG_PRECISION, TAG_COVERAGE = "wtc.auto_threshold", "wtc.auto_precision", "wtc.auto_coverage"
 TAG_CONFIDENCE = "wtc.auto_confidence"
+#: The AUTO gate's guarantee (precision >= 1 - alpha with probability >= 1 - delta), its method, and the
+#: champion's held-out rows at that threshold (reported, never used to choose it).
+TAG_ALPHA, TAG_DELTA, TAG_METHOD = "wtc.auto_alpha", "wtc.auto_delta", "wtc.auto_method"
+TAG_TEST_PRECISION, TAG_TEST_COVERAGE = "wtc.test_auto_precision", "wtc.test_auto_coverage"
 TAG_METRIC, TAG_VALUE, TAG_SOURCE = "wtc.metric", "wtc.metric_value", "wtc.source_run"
 
 
