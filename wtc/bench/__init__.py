@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--trials", type=positive, help="override the champion's search.n_trials")
     gate.add_argument("--quick", action="store_true", help="a cheap untuned recipe instead of the champion (smoke)")
     gate.add_argument("--out", default="experiments/gate", help="folder of the figures and tables ('' : none)")
+    gate.add_argument("--dump", help="also save the out-of-fold and fresh scores here (to study a gate offline)")
     args = parser.parse_args(argv)
     if args.what == "data":
         bench_data(args.sizes, args.seed)
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                                       ["binary", "action_split"]))
         bench_gate(args.history, args.generate_seed, args.tasks, args.fresh_seed, args.fresh_tasks, targets,
                    args.draws, args.draw_tasks, args.calibration_tasks, args.alpha, args.delta, args.trials,
-                   args.quick, args.out or None)
+                   args.quick, args.out or None, dump=args.dump)
     elif args.what == "quality":
         if args.tasks is not None and args.generate_seed is None:
             parser.error("quality: --tasks sizes a generated history; give --generate-seed too")

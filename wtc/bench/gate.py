@@ -225,11 +225,12 @@ def bench_gate(history: str | None = None, generate_seed: int | None = None, tas
                fresh_seed: int = 101, fresh_tasks: int = 20000, targets: tuple[str, ...] = ("binary", "action_split"),
                draws: int = 200, draw_tasks: int = 500, calibration_tasks: int | None = None, alpha: float = 0.05,
                delta: float = 0.1, trials: int | None = None, quick: bool = False, out: str | None = "experiments/gate",
-               seed: int = 0) -> dict[str, list[dict]]:
+               seed: int = 0, dump: str | None = None) -> dict[str, list[dict]]:
     """Train once per target, certify the gate on the out-of-fold rows, measure it on fresh draws (see the module).
 
     ``calibration_tasks`` defaults to the out-of-fold rows' count (what promote certifies on),
-    capped at half the fresh history. Writes ``<out>/<label>_<target>.png`` and ``.md``.
+    capped at half the fresh history. Writes ``<out>/<label>_<target>.png`` and ``.md``; with
+    ``dump``, ``<dump>/<label>_<target>.npz``: the out-of-fold and fresh scores, to study a gate offline.
     """
     from hydra import compose, initialize_config_dir
 
@@ -265,6 +266,13 @@ def bench_gate(history: str | None = None, generate_seed: int | None = None, tas
                   f"{result.metrics['test/log_loss']:.4f})", flush=True)
             oof = _oof(uri, result.run_id)
             scored = score_fresh(fresh, cfg, result.pipeline, result.classes, result.feature_names)
+            if dump:
+                Path(dump).mkdir(parents=True, exist_ok=True)
+                oracle = {f"fresh_{k.replace(' ', '_')}_{i}": v for k, pair in scored.oracle.items()
+                          for i, v in zip(("confidence", "correct"), pair)}
+                np.savez_compressed(Path(dump) / f"{label}_{target}.npz", **{f"oof_{k}": v for k, v in oof.items()},
+                                    fresh_confidence=scored.confidence, fresh_correct=scored.correct,
+                                    fresh_groups=scored.groups, **oracle)
             n_cal = min(calibration_tasks or len(oof["y"]), scored.confidence.size // 2)
             rows, per_draw = measure(oof, scored, alpha, delta, draws, draw_tasks, n_cal, seed)
             text = print_table(label, target, rows, alpha, delta, draws)
