@@ -28,6 +28,9 @@ BASELINES = ("rules", "dummy")
 BASELINE_WHAT = {"rules": "the WTC procedures, resample=none", "dummy": "the class prior, resample=none"}
 #: Params of a baseline run that must say it is that plain model (absent: an older run, plain).
 _PLAIN = {"resample": ("none",), "ensemble": ("none", None), "calibration": ("none", None)}
+#: Model params that make a run the baseline it claims to be: the dummy is the class prior (not a
+#: uniform or stratified guess), the rules are the procedures as configured (no extra smoothing).
+_IDENTITY = {"dummy": {"model.strategy": ("prior",)}, "rules": {"model.alpha": ("1.0",)}}
 #: Params it must share with the champion besides the split: the same view of the same rows.
 _SAME_VIEW = ("data.view", "data.extras")
 #: Params that make two runs' test rows the same rows. The brief's four (content hash, target,
@@ -62,7 +65,8 @@ def _find_baseline(client, experiment_id: str, model: str, champion):
         params = run.data.params
         if (PARENT_RUN_TAG not in run.data.tags and split_of(run) == split
                 and all(params.get(k) == v for k, v in view.items())
-                and all(params.get(k) in allowed for k, allowed in _PLAIN.items())):
+                and all(params.get(k) in allowed for k, allowed in _PLAIN.items())
+                and all(params.get(k) in allowed for k, allowed in _IDENTITY.get(model, {}).items())):
             return run
     return None
 
@@ -169,7 +173,9 @@ def check_baselines(client, champion, tracking_uri: str, experiment: str, outcom
     base = metric.partition("/")[2].removesuffix("_mean")
     greater = REGISTRY[base].greater_is_better
     split = split_of(champion)
-    mine = champion.data.metrics.get(f"test/{base}")
+    # Reported beside the comparison: the test rows' value of the objective and (the measure a class
+    # prior is judged by) the log-loss.
+    shown = [f"test/{m}" for m in dict.fromkeys((base, "log_loss"))]
     for baseline in BASELINES:
         found = _find_baseline(client, champion.info.experiment_id, baseline, champion)
         if found is None:
@@ -191,8 +197,8 @@ def check_baselines(client, champion, tracking_uri: str, experiment: str, outcom
             outcome.refusals.append(f"the {baseline} baseline run {found.info.run_id} has no {metric}")
             continue
         margin = outcome.value - value if greater else value - outcome.value
-        theirs = found.data.metrics.get(f"test/{base}")
-        reported = f"; test/{base} {fmt_value(mine)} vs {fmt_value(theirs)}, reported"
+        reported = "".join(f"; {m} {fmt_value(champion.data.metrics.get(m))} vs {fmt_value(found.data.metrics.get(m))}"
+                           for m in shown) + " (test rows, reported)"
         if margin <= 0:
             outcome.refusals.append(
                 f"run {outcome.run_name} ({champion.info.run_id}) does not beat the {baseline} baseline "

@@ -210,14 +210,14 @@ def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None =
     tagged = tag_float(tags, TAG_PRECISION)
     if hasattr(inner, "parts"):
         threshold, coverage = inner.parts["action"].threshold, None
-        source = ("each part's own threshold, chosen at promotion on its held-out tasks; AUTO needs every part "
-                  "used to meet its own")
+        source = ("each part's own threshold, certified at promotion on its out-of-fold tasks; AUTO needs every "
+                  "part used to meet its own")
         if tagged is not None:
             precision = tagged
         never = [t for t, v in inner.thresholds.items() if v is None or not np.isfinite(v)]
         if never:
-            notes.append(f"no threshold of the part(s) {', '.join(never)} reached {precision:.0%} precision on "
-                         "held-out tasks: every task that needs them is REVIEW")
+            notes.append(f"no threshold of the part(s) {', '.join(never)} was certified for {precision:.0%} "
+                         "precision: every task that needs them is REVIEW")
     elif threshold is not None and tagged is not None:
         confidence = tag_float(tags, TAG_CONFIDENCE)
         if tags.get(TAG_METHOD):
@@ -237,8 +237,8 @@ def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None =
             notes.append("no AUTO threshold: this model was not promoted (wtc promote chooses one), so every "
                          "task is REVIEW")
     if threshold is not None and not np.isfinite(threshold) and not hasattr(inner, "parts"):
-        notes.append(f"no confidence threshold reached {precision:.0%} precision on held-out tasks: every task "
-                     "is REVIEW")
+        notes.append(f"no confidence threshold was certified for {precision:.0%} precision at promotion: every "
+                     "task is REVIEW")
     table = _predict(model, frame, threshold)
     good = table["error"] == ""
     history, _ = validate_tasks(frame.loc[good, "task"].tolist(), frame.loc[good, "entry"].tolist())
