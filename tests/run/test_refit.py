@@ -86,6 +86,23 @@ def test_fold_ensemble_with_calibration_is_the_logged_model(history_path, tracki
     client, parents, _ = runs_of(tracking_uri)
     parent = parents[0]
     assert parent.data.params["ensemble"] == "folds" and parent.data.params["calibration"] == "temperature"
+    # The out-of-fold rows the AUTO gate is certified on: each member's predictions on its own fold's
+    # validation rows, through the calibration, with each row's label and workflow; every training row once.
+    from wtc.data.dataset import config_splits
+    from wtc.models.pipeline import full_proba
+    from wtc.run.refit import OOF_ARTIFACT
+
+    data = load_dataset(cfg)
+    splits = config_splits(cfg, data)
+    X_train, y_train, groups = data.X[splits.train], data.y[splits.train], data.groups[splits.train]
+    with np.load(client.download_artifacts(parent.info.run_id, OOF_ARTIFACT, str(tmp_path))) as oof:
+        rows, y_oof, proba_oof, groups_oof = oof["rows"], oof["y"], oof["proba"], oof["groups"]
+    assert sorted(rows) == list(range(len(y_train)))
+    np.testing.assert_array_equal(y_oof, y_train[rows])
+    np.testing.assert_array_equal(groups_oof, groups[rows].astype(str))
+    expected = np.vstack([model.calibrator_.transform(full_proba(member, X_train[valid], len(result.classes)))
+                          for member, (_, valid) in zip(members, splits.folds)])
+    np.testing.assert_allclose(proba_oof, expected, rtol=1e-6)
     # A sweep's run (light) logs the figures' inputs, the probabilities before calibration among them.
     from wtc.evaluation.diagnostics import FIGURE_INPUTS, FigureInputs
     from wtc.ops.deferred import draw_run_figures
