@@ -5,6 +5,8 @@ The tests that train runs to promote are marked ``slow``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pytest
 
@@ -211,3 +213,21 @@ def test_a_run_config_logged_before_the_options_named_their_class_gets_it(overri
     for group in OPTION_NAMES:
         expected = {**today[group], "n_splits": 7} if group == "cv" else today[group]
         assert upgraded[group] == expected, group
+
+
+@pytest.mark.slow
+def test_a_run_logged_before_the_out_of_fold_rows_is_refused_in_one_line(history_400, tracking_uri, capsys):
+    from urllib.parse import urlparse
+
+    from wtc.run.refit import OOF_ARTIFACT
+
+    old = train(history_400, tracking_uri, "wtc-old", *SHARP)
+    artifacts = urlparse(mlflow.MlflowClient(tracking_uri).get_run(old.run_id).info.artifact_uri).path
+    (Path(artifacts) / OOF_ARTIFACT).unlink()  # as a run logged before wtc logged them
+    code = main(["promote", "--experiment", "wtc-old", "--name", "wtc-old", "--tracking-uri", tracking_uri])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert err[0] == (f"refused: run {old.run_id} logged no out-of-fold predictions ({OOF_ARTIFACT}), which the AUTO "
+                      "gate is certified on: it ran before wtc logged them (or kept none: search without CV); re-run "
+                      "it with the same config to promote it")
+    assert not versions(tracking_uri, "wtc-old")
