@@ -1,4 +1,4 @@
-"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality``."""
+"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality|serve``."""
 
 from __future__ import annotations
 
@@ -43,7 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--blind-samples", type=non_negative, default=32,
                          help="whitelist samples per task of the name-blind oracle, computed beside the history "
                               "on first use (default 32; 0: leave it out)")
+    serve = sub.add_parser("serve", help="the champion behind `wtc serve` against the same model in-process")
+    serve.add_argument("--history", help="tasks to send (default: the generated default benchmark)")
+    serve.add_argument("--model", help="a model URI to serve (default: train the champion preset, binary)")
+    serve.add_argument("--tracking-uri", help="the store --model lives in")
+    serve.add_argument("--seconds", type=float, default=5.0, help="about how long each measurement runs (default 5)")
+    serve.add_argument("--trials", type=positive, help="override the champion's search.n_trials (quick checks)")
     args = parser.parse_args(argv)
+    if args.what == "serve":
+        if args.model is not None and args.tracking_uri is None:
+            parser.error("serve: --model needs the --tracking-uri of its store")
+        from wtc.bench.serve import bench_serve
+
+        bench_serve(args.history, args.model, args.tracking_uri, args.seconds, args.trials)
+        return 0
     if args.what == "data":
         bench_data(args.sizes, args.seed)
     elif args.what == "quality":
