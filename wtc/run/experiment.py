@@ -19,6 +19,7 @@ from wtc.evaluation.diagnostics import (
     RunOutcome,
     automation_metrics,
     figures_on_demand,
+    pr_points,
     roc_points,
     run_figures,
 )
@@ -241,6 +242,7 @@ def run(cfg: DictConfig) -> RunResult:
         tracker.log_metrics(metrics, model_id=tracker.model_id)
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
         tracker.log_dict(roc_points(data.y[test], test_proba), "curves/roc.json")
+        tracker.log_dict(pr_points(data.y[test], test_proba), "curves/pr.json")
 
         figures, diagnostics_s = [], 0.0
         if log_plots:
