@@ -45,6 +45,8 @@ def test_only_scaler_and_resample_values_are_rewritten():
 def test_varied_keys_are_those_given_several_values():
     assert varied_keys(["data=good,bad", "model=xgboost", "seed=range(3)", "resample=smote,smote",
                         "+experiment=champion", "search.n_trials=4", "scaler=choice(robust)"]) == {"data", "seed"}
+    # A preset's sweeper params first, the command line after: its single value wins, as in the sweep.
+    assert varied_keys(["target=binary,action_split", "model=a,b", "target=binary"]) == {"model"}
 
 
 def test_a_sweep_names_its_runs_by_what_varies():

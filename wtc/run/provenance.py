@@ -77,8 +77,11 @@ def varied_keys(overrides: Sequence[str]) -> set[str]:
     """The keys a sweep's overrides (``data=good,bad``, ``seed=range(3)``, ``model=dnn``) give more than one value."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    varied = set()
+    last = {}  # as Hydra's basic sweeper: a later override of a key (the command line's) replaces an earlier one
     for override in OverridesParser.create().parse_overrides(list(overrides)):
+        last[override.key_or_group] = override
+    varied = set()
+    for key, override in last.items():
         if not override.is_sweep_override():
             continue
         try:
@@ -86,7 +89,7 @@ def varied_keys(overrides: Sequence[str]) -> set[str]:
         except Exception:  # noqa: BLE001 - a glob or an interval (another sweeper's): values vary
             several = True
         if several:
-            varied.add(override.key_or_group)
+            varied.add(key)
     return varied
 
 
