@@ -23,6 +23,7 @@ def test_multirun_sweep_lands_every_job(tmp_path, tracking_uri, launcher):
         f"hydra/launcher={launcher}",
         f"hydra.sweep.dir={tmp_path}/multirun",
         "data=good,bad", "model=dummy,logreg", "search=none", "cv.n_splits=2",
+        "scaler=StandardScaler",  # the class name outputs show is a choice (scaler=standard)
         f"data.path={history}", f"tracking.uri={tracking_uri}",
         "tracking.log_model=false", "tracking.log_plots=false", "n_jobs=1",
     ]
@@ -39,6 +40,9 @@ def test_multirun_sweep_lands_every_job(tmp_path, tracking_uri, launcher):
     assert len({r.data.tags["wtc.sweep"] for r in parents}) == 1
     assert {(r.data.tags["wtc.view"], r.data.tags["wtc.model"]) for r in parents} == {
         ("good", "dummy"), ("good", "logreg"), ("bad", "dummy"), ("bad", "logreg")}
+    # A run is named by what varies within the sweep; what every job shares is in its params.
+    assert {r.info.run_name for r in parents} == {"dummy-good", "logreg-good", "dummy-bad", "logreg-bad"}
+    assert {r.data.params["scaler"] for r in parents} == {"StandardScaler"}
 
 
 @pytest.mark.slow

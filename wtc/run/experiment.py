@@ -19,6 +19,7 @@ from wtc.evaluation.diagnostics import (
     RunOutcome,
     automation_metrics,
     figures_on_demand,
+    pr_points,
     roc_points,
     run_figures,
 )
@@ -29,7 +30,7 @@ from wtc.evaluation.tables import per_class_table
 from wtc.models.pipeline import build_pipeline, full_proba
 from wtc.process import git_commit
 from wtc.run.config_checks import OPTION_NAMES, check_config, check_model_params, checked_splits
-from wtc.run.provenance import hydra_context, run_choices, run_name
+from wtc.run.provenance import hydra_context, run_choices, run_name, sweep_context
 from wtc.run.refit import fit_final_model
 from wtc.store import RunTracker
 from wtc.store.logged_models import TAG_LOGGED_MODEL, ModelInputs, save_model_inputs
@@ -164,7 +165,7 @@ def run(cfg: DictConfig) -> RunResult:
     # The ensemble and calibration options' objects, built before any work is recorded.
     ensemble = build_option(OmegaConf.select(cfg, "ensemble", default=None))
     calibrator = build_option(OmegaConf.select(cfg, "calibration", default=None), OPTION_NAMES["calibration"])
-    name = run_name(cfg)
+    name = run_name(cfg, *sweep_context())  # in a sweep, only what varies across it
     tags = {"wtc.model": cfg.model.name, "wtc.view": cfg.data.view, "wtc.target": cfg.target.name,
             "wtc.study": study_name(cfg), **hydra_context()}
     diagnostics = OmegaConf.to_container(cfg.get("diagnostics") or OmegaConf.create({"level": "full"}), resolve=True)
@@ -241,6 +242,7 @@ def run(cfg: DictConfig) -> RunResult:
         tracker.log_metrics(metrics, model_id=tracker.model_id)
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
         tracker.log_dict(roc_points(data.y[test], test_proba), "curves/roc.json")
+        tracker.log_dict(pr_points(data.y[test], test_proba), "curves/pr.json")
 
         figures, diagnostics_s = [], 0.0
         if log_plots:
