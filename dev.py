@@ -102,7 +102,9 @@ def main(argv: list[str]) -> int:
                                    "print(leaderboard_link(sys.argv[1], 'wtc-binary'))", uri],
                                   cwd=ROOT, env=env, capture_output=True, text=True).stdout.strip()
             print("\nDone. Start the MLflow UI on the store, then open the leaderboard (the runs ranked by CV):\n"
-                  f"  {VENV}/bin/wtc ui --tracking-uri {uri}\n  {link or 'http://127.0.0.1:5000'}")
+                  f"  {VENV}/bin/wtc ui --tracking-uri {uri}\n  {link or 'http://127.0.0.1:5000'}\n"
+                  "The jobs' searches (one Optuna study each) in optuna-dashboard:\n"
+                  f"  {VENV}/bin/optuna-dashboard sqlite:///{ROOT}/mlruns/optuna.db")
         return code
     print(__doc__)
     return 2

@@ -49,6 +49,7 @@ def test_run_ends_with_the_leaderboard_url(monkeypatch, capsys):
     assert "leaderboard_link" in calls[1][2] and calls[1][3] == f"sqlite:///{ROOT}/mlruns/mlflow.db"
     assert f"/bin/wtc ui --tracking-uri sqlite:///{ROOT}/mlruns/mlflow.db" in out
     assert "  http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=k&workflowType=machine_learning" in out
+    assert out.rstrip().endswith(f"/bin/optuna-dashboard sqlite:///{ROOT}/mlruns/optuna.db")
 
 
 def test_notebooks_executes_them_in_the_venv(monkeypatch):
