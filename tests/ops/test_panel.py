@@ -179,3 +179,39 @@ def test_parameters_are_checked_and_the_decisions_file_is_never_the_history(tmp_
     assert decisions_path(history) == tmp_path / "h.decisions.json"
     with pytest.raises(Exception, match="the history under review"):
         decisions_path(history, history)
+
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def hostile_history(history_path, folder):
+    """The first tasks of a benchmark renamed with script tags in workflow, task and site names."""
+    tasks = json.loads(history_path.read_text())
+    out = {}
+    for i, (task, entry) in enumerate(list(tasks.items())[:6]):
+        workflow, rest = task.strip("/").split("/", 1)
+        errors = {status: {code: {f"T2_XX_{SCRIPT}{site}" if i % 2 else site: n for site, n in sites.items()}
+                           for code, sites in codes.items()} for status, codes in entry["errors"].items()}
+        out[f"/{workflow}{SCRIPT}/{rest}\"'<img src=x onerror=alert(2)>"] = {"errors": errors}
+    path = folder / "hostile.json"
+    path.write_text(json.dumps(out))
+    return path
+
+
+def test_names_from_a_hostile_history_are_rendered_as_text(built, tmp_path):
+    history, model = built
+    path = hostile_history(history, tmp_path)
+    app = build_panel(path, "models:/test-recovery@champion", None, tmp_path / "d.json", operator="<b>eve</b>",
+                      model=model)
+    client = app.test_client()
+    pages = [client.get("/").get_data(as_text=True)]
+    tasks = tasks_in(pages[0])
+    assert len(tasks) == 6 and all(SCRIPT in t for t in tasks)
+    for task in tasks[:2]:
+        pages.append(client.get("/task", query_string={"name": task}).get_data(as_text=True))
+        pages.append(client.get("/workflow", query_string={"name": task.strip("/").split("/")[0]}).get_data(
+            as_text=True))
+    for page in pages:
+        assert "<script>alert" not in page and "<img src=x" not in page and "<b>eve" not in page
+        assert page.count("<script") == 1  # htmx, nothing else
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1] and "T2_XX_&lt;script&gt;" in "".join(pages)
