@@ -37,3 +37,36 @@ def add_panel(commands) -> None:
     panel.add_argument("--operator", help="who decides (default: the OS user)")
     add_tracking_uri(panel)
     panel.set_defaults(func=_panel)
+
+
+def _retrain(args) -> int:
+    from wtc.ops.retrain import format_retrain, retrain
+
+    if not args.decisions.is_file():
+        from wtc.errors import WtcError
+
+        raise WtcError(f"--decisions {args.decisions}: no such file")
+    outcome = retrain(default_uri(args), args.decisions, name=args.name, holdout=args.holdout, dry_run=args.dry_run)
+    print("\n".join(format_retrain(outcome)))
+    return 0 if outcome.promoted or args.dry_run else 3
+
+
+def add_retrain(commands) -> None:
+    """The ``retrain`` command."""
+    from wtc.cli.options import fraction
+
+    retrain = commands.add_parser(
+        "retrain", help="train a challenger recovery recommender on the history plus the panel's decisions",
+        description="Train each part of NAME@champion again with its own recipe (its run's config) on its history "
+                    "plus the operators' decisions (but the newest --holdout share, kept for a back-test), register "
+                    "the challenger as NAME-challenger, and promote it to NAME@champion only if every part's CV is "
+                    "no worse and, on the newest decisions, it is right at least as often as the champion with its "
+                    "AUTO decisions at the promoted precision. Exit 0: promoted; 3: not (the verdict says by how "
+                    "much it fell short).")
+    retrain.add_argument("--decisions", required=True, type=Path, metavar="FILE", help="the decisions of wtc panel")
+    retrain.add_argument("--name", default="wtc-recovery", help="the registered recommender (default: wtc-recovery)")
+    retrain.add_argument("--holdout", type=fraction, default=0.3, metavar="F",
+                         help="the newest share of the decisions kept out of training for the back-test (default 0.3)")
+    retrain.add_argument("--dry-run", action="store_true", help="say what would be trained, train nothing")
+    add_tracking_uri(retrain)
+    retrain.set_defaults(func=_retrain)
