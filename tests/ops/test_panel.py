@@ -215,3 +215,22 @@ def test_names_from_a_hostile_history_are_rendered_as_text(built, tmp_path):
         assert "<script>alert" not in page and "<img src=x" not in page and "<b>eve" not in page
         assert page.count("<script") == 1  # htmx, nothing else
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1] and "T2_XX_&lt;script&gt;" in "".join(pages)
+
+
+def test_the_kill_switch_stops_bulk_accepts_and_survives_a_restart(panel, built):
+    app, client, decisions = panel
+    auto = tasks_in(get(client, "/?decision=AUTO").get_data(as_text=True))
+    page = get(client, "/task", query_string={"name": auto[0]}).get_data(as_text=True)
+    assert "automation on" in page and get(client, "/automation").get_json()["paused"] is False
+    assert post(client, "/automation", {"csrf": "forged", "paused": "true"}).status_code == 403
+    assert post(client, "/automation", {"csrf": csrf(page), "paused": "true"}).status_code == 303
+    refused = post(client, "/confirm", {"csrf": csrf(page), "task": auto[:2], "mode": "accept"})
+    assert refused.status_code == 409 and "automation is paused (by alice" in refused.get_data(as_text=True)
+    assert post(client, "/confirm", {"csrf": csrf(page), "task": auto[0], "mode": "accept"}).status_code == 200
+    workflow = auto[0].strip("/").split("/")[0]
+    assert " checked" not in get(client, "/workflow", query_string={"name": workflow}).get_data(as_text=True)
+    history, model = built
+    reopened = build_panel(history, "models:/test-recovery@champion", None, decisions, operator="bob", model=model)
+    state = reopened.test_client().get("/automation").get_json()
+    assert state["paused"] is True and state["operator"] == "alice"
+    assert not decisions.exists()  # the switch is not a decision

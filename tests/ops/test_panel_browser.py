@@ -84,7 +84,7 @@ def _confirm(page) -> dict:
     """On a confirmation page: what it says will be written; then confirm it."""
     shown = json.loads(page.locator("pre.written").inner_text())
     page.click("button.confirm")
-    page.wait_for_load_state()
+    page.locator(".flash").wait_for()  # the page the decision redirects to says it was written
     return shown
 
 
@@ -100,15 +100,16 @@ def test_queue_filter_accept_override_kill_restart_bulk_accept(served_model, bro
         assert page.locator("tr.task").count() == 150
         _shot(page, "panel-queue.png")
         page.select_option("select[name=decision]", "AUTO")  # htmx swaps the rows in place
-        page.wait_for_function("document.querySelectorAll('tr.task .badge.review').length === 0")
+        page.locator("tr.task .badge.review").first.wait_for(state="detached")  # (the CSP forbids eval'd waits)
         assert "decision=AUTO" in page.url and page.locator("tr.task .badge.auto").count() > 0
         page.locator("a.tasklink").first.click()
         page.wait_for_load_state()
-        assert page.locator("table.heatmap").is_visible() and "LightGBM contribution" in page.content()
+        page.locator("table.heatmap").wait_for()
+        assert "LightGBM contribution" in page.content()
         _shot(page, "panel-task.png")
         page.click("button.accept")
         expected.update(_confirm(page))
-        assert page.locator(".flash").is_visible() and "accepted by carol" in page.content()
+        assert "accepted by carol" in page.content()
 
         page.goto(base + "/?decision=REVIEW")
         page.locator("a.tasklink").first.click()
@@ -127,7 +128,7 @@ def test_queue_filter_accept_override_kill_restart_bulk_accept(served_model, bro
         page.locator("a.tasklink").nth(1).click()
         page.wait_for_load_state()
         page.click("button.override")
-        assert page.locator("pre.written").is_visible()
+        page.locator("pre.written").wait_for()  # the confirmation is on screen
         _kill(server)
         server = _start(history, model, decisions, port)
         page.goto(base + "/")

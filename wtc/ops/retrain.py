@@ -64,7 +64,8 @@ def _ordered_decisions(path: Path) -> list[tuple[str, dict]]:
         last = {}
         for line in journal.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
-            last[record["task"]] = record.get("at", "")
+            if "task" in record:  # not the kill switch's lines
+                last[record["task"]] = record.get("at", "")
         entries.sort(key=lambda item: last.get(item[0], ""))
     return entries
 

@@ -14,7 +14,7 @@ import json
 import secrets
 from typing import Any
 
-from flask import Flask, abort, redirect, render_template, request, url_for
+from flask import Flask, abort, jsonify, redirect, render_template, request, url_for
 
 from wtc.data.validation import MAX_TASK_NAME
 from wtc.data.vocabulary import exit_code_info
@@ -73,12 +73,13 @@ def create_app(data: PanelData, log: DecisionLog, operator: str, allowed_hosts: 
     @app.errorhandler(403)
     @app.errorhandler(404)
     @app.errorhandler(405)
+    @app.errorhandler(409)
     @app.errorhandler(413)
     def error(exc):
         return render_template("error.html", code=exc.code, message=exc.description, **common()), exc.code
 
     def common() -> dict[str, Any]:
-        return {"meanings": lambda code: exit_code_info(code)["meaning"], "csrf": token, "model": data.model_label, "operator": operator, "decisions_path": log.path}
+        return {"meanings": lambda code: exit_code_info(code)["meaning"], "automation": log.automation, "csrf": token, "model": data.model_label, "operator": operator, "decisions_path": log.path}
 
     def decided_of(task: str) -> dict[str, Any] | None:
         entry = log.entries.get(task)
@@ -163,6 +164,9 @@ def create_app(data: PanelData, log: DecisionLog, operator: str, allowed_hosts: 
         mode = request.form.get("mode", "")
         form = {k: request.form.get(k, "")[:200] for k in ("action", "splitting", "xrootd", "memory", "sites",
                                                             "sites_mode")}
+        if mode == "accept" and len(set(tasks)) > 1 and log.automation["paused"]:
+            abort(409, f"automation is paused (by {log.automation['operator']} at {log.automation['at']}): accept "
+                       "tasks one by one, or resume it")
         plans, refused = [], []
         for name in dict.fromkeys(tasks):
             if mode == "accept":
@@ -208,5 +212,18 @@ def create_app(data: PanelData, log: DecisionLog, operator: str, allowed_hosts: 
         if len(plans) == 1:
             return redirect(url_for("task", name=plans[0][0], decided=1), 303)
         return redirect(url_for("workflow", name=data.summary(plans[0][0])["workflow"], decided=len(plans)), 303)
+
+    @app.get("/automation")
+    def automation_state():
+        """The kill switch's state, for whatever automates decisions to read before acting."""
+        return jsonify(log.automation)
+
+    @app.post("/automation")
+    def automation_switch():
+        paused = request.form.get("paused", "")
+        if paused not in ("true", "false"):
+            abort(400, "paused must be true or false")
+        log.set_automation(paused == "true", operator)
+        return redirect(url_for("queue"), 303)
 
     return app

@@ -102,6 +102,7 @@ class DecisionLog:
         self._lock = threading.Lock()
         self.entries: dict[str, dict[str, Any]] = self._read_file()
         self.history: list[dict[str, Any]] = []
+        self.automation: dict[str, Any] = {"paused": False, "operator": "", "at": ""}
         self._replay()
 
     def _read_file(self) -> dict[str, dict[str, Any]]:
@@ -126,6 +127,9 @@ class DecisionLog:
                     break
                 try:
                     record = json.loads(line)
+                    if record.get("kind") == "automation":  # the kill switch, flipped
+                        self.automation = {k: record[k] for k in ("paused", "operator", "at")}
+                        continue
                     entry = {"errors": record["errors"], "parameters": record["parameters"]}
                     task = record["task"]
                 except (ValueError, KeyError, TypeError):
@@ -173,6 +177,20 @@ class DecisionLog:
                 self.entries[record["task"]] = {"errors": record["errors"], "parameters": record["parameters"]}
                 self.history.append(record)
             self._write_file()
+
+    def set_automation(self, paused: bool, operator: str) -> None:
+        """Pause (or resume) automation: a journal line (who, when), read back on every start."""
+        record = {"kind": "automation", "paused": bool(paused), "operator": operator, "at": now()}
+        with self._lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.journal.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise WtcError(f"cannot append to {self.journal}: {one_line(exc)}") from None
+            self.automation = {k: record[k] for k in ("paused", "operator", "at")}
 
     def latest(self, task: str) -> dict[str, Any] | None:
         """The journal record of the task's latest decision in this panel (None if none)."""
