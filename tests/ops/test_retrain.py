@@ -15,7 +15,7 @@ from wtc.data.synthetic import write_benchmark
 from wtc.ops.panel.decisions import Decision, DecisionLog
 from wtc.ops.predict import predict_history
 from wtc.store.query import store_client
-from wtc.store.registry import CHAMPION
+from wtc.store.registry import CHAMPION, version_label
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +65,7 @@ def test_retrain_back_tests_on_the_newest_decisions_and_promotes_only_a_winner(p
     if outcome.backtest:
         assert outcome.backtest["champion"]["accuracy"] == champion["accuracy"]
     after = client.get_model_version_by_alias("wtc-recovery", CHAMPION).version
+    assert version_label(uri, "models:/wtc-recovery@champion") == f"wtc-recovery version {after}"  # what the panel shows
     if outcome.promoted:
         assert after != before and not outcome.shortfalls and "is now wtc-recovery@champion" in lines
     else:
