@@ -234,3 +234,24 @@ def test_the_kill_switch_stops_bulk_accepts_and_survives_a_restart(panel, built)
     state = reopened.test_client().get("/automation").get_json()
     assert state["paused"] is True and state["operator"] == "alice"
     assert not decisions.exists()  # the switch is not a decision
+
+
+def test_a_single_target_model_works_too(tmp_path):
+    from tests.factories import LoadedModel, fit_small_pipeline
+    from wtc.store.pyfunc import WTCTaskModel
+
+    path = tmp_path / "history.json"
+    pipeline, _, names, classes, _, _ = fit_small_pipeline(path, 120, 5, "binary")
+    model = LoadedModel(WTCTaskModel(pipeline, classes, names, view="combined", target="binary", threshold=0.6))
+    client = build_panel(path, "models:/wtc-binary@champion", None, tmp_path / "d.json", operator="dan",
+                         model=model).test_client()
+    page = client.get("/").get_data(as_text=True)
+    tasks = tasks_in(page)
+    assert len(tasks) == 120 and "non-acdc" in page
+    acdc = next(t for t in tasks if ">acdc<" in page.split(f'data-task="{html.escape(t)}"')[1].split("</tr>")[0])
+    other = next(t for t in tasks if ">non-acdc<" in page.split(f'data-task="{html.escape(t)}"')[1].split("</tr>")[0])
+    task_page = client.get("/task", query_string={"name": acdc}).get_data(as_text=True)
+    assert "change of probability when the feature is removed" in task_page  # a logistic model: ablation
+    assert "Accept the recommendation" in task_page
+    assert "Accepting needs a choice of: <b>action</b>" in client.get(
+        "/task", query_string={"name": other}).get_data(as_text=True)
