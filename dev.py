@@ -4,6 +4,7 @@
     python3 dev.py run             # the default sweep on the generated benchmark, then how to open MLflow
     python3 dev.py test            # the whole test suite (pytest), as CI runs it
     python3 dev.py test --quick    # the tests not marked slow: no sweep, server, notebook or Python subprocess
+    python3 dev.py notebooks       # execute notebooks/ in place, keeping their outputs (scratch store)
     python3 dev.py setup           # only the virtual environment
 
 Further arguments of ``test`` go to pytest: ``python3 dev.py test --quick tests/data -x``.
@@ -63,14 +64,35 @@ def pytest_args(args: list[str]) -> list[str]:
     return ["-m", expression, *rest]
 
 
+def execute_notebooks() -> None:
+    """Execute every notebook of notebooks/ top to bottom and write it back with its outputs (run by the
+    venv's Python). Its second notebook compares three tiny runs in a scratch store, never your own, so
+    the committed outputs are the same wherever they were made (but for timings)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ.update(WTC_NOTEBOOK_SCRATCH="1", PYTHONPATH=str(ROOT))
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        print(f"executing {path.relative_to(ROOT)} ...", flush=True)
+        notebook = nbformat.read(path, as_version=4)
+        NotebookClient(notebook, timeout=900, kernel_name="python3", record_timing=False,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        nbformat.write(notebook, path)
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "run"
+    if command == "--execute-notebooks":  # dev.py notebooks, inside the venv
+        execute_notebooks()
+        return 0
     setup()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     if command == "setup":
         return 0
     if command == "test":
         return subprocess.run([str(PYTHON), "-m", "pytest", *pytest_args(argv[1:])], cwd=ROOT, env=env).returncode
+    if command == "notebooks":
+        return subprocess.run([str(PYTHON), __file__, "--execute-notebooks"], cwd=ROOT, env=env).returncode
     if command == "run":
         code = subprocess.run([str(PYTHON), "run.py", "-m", "+experiment=default_sweep", *argv[1:]],
                               cwd=ROOT, env=env).returncode
@@ -80,7 +102,9 @@ def main(argv: list[str]) -> int:
                                    "print(leaderboard_link(sys.argv[1], 'wtc-binary'))", uri],
                                   cwd=ROOT, env=env, capture_output=True, text=True).stdout.strip()
             print("\nDone. Start the MLflow UI on the store, then open the leaderboard (the runs ranked by CV):\n"
-                  f"  {VENV}/bin/wtc ui --tracking-uri {uri}\n  {link or 'http://127.0.0.1:5000'}")
+                  f"  {VENV}/bin/wtc ui --tracking-uri {uri}\n  {link or 'http://127.0.0.1:5000'}\n"
+                  "The jobs' searches (one Optuna study each) in optuna-dashboard:\n"
+                  f"  {VENV}/bin/optuna-dashboard sqlite:///{ROOT}/mlruns/optuna.db")
         return code
     print(__doc__)
     return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -33,4 +34,8 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    from wtc.run.provenance import canonical_overrides
+
+    # The class names the outputs show are choices too: resample=SMOTE is resample=smote.
+    sys.argv[1:] = canonical_overrides(sys.argv[1:], Path(__file__).resolve().parent / "conf")
     main()

@@ -294,6 +294,68 @@ def write_json(path, obj) -> str:
     return str(path)
 
 
+# --------------------------------------------------------------------------- the operator panel's model
+#: The recovery parts' AUTO thresholds of :func:`panel_model`: a confident action is AUTO, and
+#: an acdc's parameters never hold it back (so that a small benchmark has AUTO and REVIEW tasks).
+PANEL_THRESHOLDS = {"action": 0.95, "splitting": 0.0, "xrootd": 0.0, "memory": 0.0}
+
+
+class LoadedModel:
+    """What ``load_model`` gives (``unwrap_python_model``, ``predict``) around a model built in memory."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def unwrap_python_model(self):
+        return self.inner
+
+    def predict(self, frame, params=None):
+        return self.inner.predict(None, frame, params)
+
+
+def panel_model(folder: Path, n_tasks: int = 300, seed: int = 3):
+    """A benchmark of ``n_tasks`` in ``folder`` and a recovery recommender fitted on it: the action
+    part a small LightGBM (its explanations are the booster's contributions), the others logistic
+    regressions (explained by ablation). Returns (history path, the model as loaded)."""
+    from imblearn.pipeline import Pipeline
+    from lightgbm import LGBMClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import MaxAbsScaler
+
+    from wtc.data import build_features, build_target, load_history
+    from wtc.data.synthetic import write_benchmark
+    from wtc.inference.recovery import RECOVERY_TARGETS, RecoveryPart
+    from wtc.inference.tasks import TaskModelSpec
+    from wtc.store.recovery_model import WTCRecoveryModel
+
+    path = write_benchmark(Path(folder) / "history.json", n_tasks=n_tasks, seed=seed)
+    history = load_history(path, use_cache=False)
+    extras = ["code_totals", "site_totals"]
+    X, names = build_features(history, "codes", extras=extras)
+    parts = {}
+    for target in RECOVERY_TARGETS:
+        y, classes = build_target(history, target)
+        labelled = y >= 0
+        model = (LGBMClassifier(n_estimators=30, num_leaves=8, min_child_samples=10, verbose=-1, n_jobs=1, random_state=0)
+                 if target == "action" else LogisticRegression(max_iter=2000))
+        pipeline = Pipeline([("scaler", MaxAbsScaler()), ("model", model)]).fit(X[labelled], y[labelled])
+        spec = TaskModelSpec(view="codes", feature_names=list(names), class_names=list(classes), extras=extras,
+                             target=target)
+        parts[target] = RecoveryPart(pipeline, spec, PANEL_THRESHOLDS[target])
+    return path, LoadedModel(WTCRecoveryModel(parts))
+
+
+def save_panel_model(model: LoadedModel, folder: Path) -> str:
+    """:func:`panel_model`'s model saved as an MLflow pyfunc folder (what ``--model PATH`` loads)."""
+    import mlflow.pyfunc
+
+    import wtc
+
+    target = Path(folder) / "recovery-model"
+    mlflow.pyfunc.save_model(str(target), python_model=model.inner, code_paths=[str(Path(wtc.__file__).parent)])
+    return str(target)
+
+
 def oof_gate(uri: str, run_id: str, alpha: float, delta: float = 0.1):
     """The AUTO gate recomputed from a run's logged out-of-fold rows, and their count."""
     import io

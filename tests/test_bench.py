@@ -71,7 +71,30 @@ def test_quality_benchmark_without_flaml_says_so_in_one_line(capsys, monkeypatch
     assert "flaml (" not in out and "dummy" in out
 
 
+@pytest.mark.slow
+def test_serve_benchmark_prints_every_tier_against_the_floor(capsys, history_400, tmp_path):
+    """A small logged model behind a real `wtc serve`: every tier, thread count and batch gets its row."""
+    from tests.factories import train
+    from wtc.bench.serve import BATCHES, THREADS, bench_serve
+    from wtc.store.logged_models import find_run_model
+    from wtc.store.query import store_client
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = train(history_400, uri, "wtc-binary", "model=logreg")
+    client = store_client(uri)
+    model_uri = find_run_model(client, uri, client.get_run(result.run_id)).model_uri
+    rows = bench_serve(str(history_400), model_uri, uri, seconds=0.2, trials=None)
+    out = capsys.readouterr().out
+    sizes = [min(b, 400) for b in BATCHES]  # a call holds distinct tasks: at most the history's 400
+    assert {(r["tier"], r["threads"], r["batch"]) for r in rows} == {
+        *(("floor", 1, b) for b in sizes), *(("in-process", 1, b) for b in sizes),
+        *(("served", t, b) for t in THREADS for b in sizes)}
+    assert all(r["tasks_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 for r in rows)
+    assert "x_floor" in out and "server RSS" in out
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["serve", "--model", "models:/x@champion"], "--model needs the --tracking-uri"),
     (["quality", "--blind-samples", "-3"], "must be at least 0, got -3"),
     (["quality", "--tasks", "10"], "give --generate-seed too"),
     (["sweep", "--folds", "0"], "must be at least 1"),

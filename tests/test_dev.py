@@ -49,3 +49,23 @@ def test_run_ends_with_the_leaderboard_url(monkeypatch, capsys):
     assert "leaderboard_link" in calls[1][2] and calls[1][3] == f"sqlite:///{ROOT}/mlruns/mlflow.db"
     assert f"/bin/wtc ui --tracking-uri sqlite:///{ROOT}/mlruns/mlflow.db" in out
     assert "  http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=k&workflowType=machine_learning" in out
+    assert out.rstrip().endswith(f"/bin/optuna-dashboard sqlite:///{ROOT}/mlruns/optuna.db")
+
+
+def test_notebooks_executes_them_in_the_venv(monkeypatch):
+    dev = _dev()
+    calls, executed = [], []
+    monkeypatch.setattr(dev, "setup", lambda: None)
+    monkeypatch.setattr(dev.subprocess, "run", lambda command, **kwargs: calls.append(command)
+                        or SimpleNamespace(returncode=0))
+    monkeypatch.setattr(dev, "execute_notebooks", lambda: executed.append(True))
+    assert dev.main(["notebooks"]) == 0
+    assert calls == [[str(dev.PYTHON), dev.__file__, "--execute-notebooks"]] and not executed
+    assert dev.main(["--execute-notebooks"]) == 0 and executed == [True]  # the venv's side: no setup
+
+
+def test_jupyterlab_is_in_the_default_install():
+    """The README's one setup command (dev.py installs ``.[test]``) gives JupyterLab and the notebooks' kernel."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {d.split("==")[0] for d in project["dependencies"]}
+    assert {"jupyterlab", "ipykernel"} <= names and "notebooks" not in project["optional-dependencies"]

@@ -7,9 +7,12 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["SQLITE_PREFIX", "sqlite_db_path", "sqlite_lock"]
+__all__ = ["OPTUNA_DB", "SQLITE_PREFIX", "optuna_storage_url", "sqlite_db_path", "sqlite_lock"]
 
 SQLITE_PREFIX = "sqlite:///"
+
+#: The file of the default Optuna storage, beside the MLflow store.
+OPTUNA_DB = "optuna.db"
 
 
 def sqlite_db_path(url: str) -> Path | None:
@@ -17,6 +20,13 @@ def sqlite_db_path(url: str) -> Path | None:
     if not url.startswith(SQLITE_PREFIX):
         return None
     return Path(url[len(SQLITE_PREFIX):].split("?", 1)[0]).resolve()
+
+
+def optuna_storage_url(tracking_uri: str, folder: Path | str) -> str:
+    """The default Optuna storage of a tracking store: ``optuna.db`` beside a ``sqlite:///`` MLflow
+    database, else in ``folder`` (e.g. the project's ``mlruns/`` for a tracking server)."""
+    db = sqlite_db_path(tracking_uri)
+    return f"{SQLITE_PREFIX}{(db.parent if db is not None else Path(folder).resolve()) / OPTUNA_DB}"
 
 
 @contextlib.contextmanager

@@ -17,8 +17,9 @@ from tests.factories import make_cfg, store_db
 from wtc.cli import main
 from wtc.data.synthetic import write_benchmark
 from wtc.errors import WtcError
+from wtc.evaluation.diagnostics import FigureInputs, pr_points
 from wtc.evaluation.ranking import markdown_table, rank_runs, summary_table
-from wtc.ops.compare import compare
+from wtc.ops.compare import _pr_points, compare
 from wtc.run.experiment import run
 from wtc.store.query import CHOICE_PARAMS, parent_runs
 
@@ -173,7 +174,26 @@ def test_compare_shows_coverage_and_draws_logged_roc_points(store, tmp_path, new
     assert rows["logreg"]["coverage@p95"] == "0.420" and rows["dummy"]["coverage@p95"] == f"{dummy_coverage:.3f}"
     page = report.paths["comparison.html"].read_text()
     assert "Drawn from the ROC points" in page and page.count("data:image/png;base64,") == 2
+    # The runs logged their precision-recall points too: drawn beside the ROC, none missing.
+    assert "precision-recall curves of the same test predictions" in page and "No precision-recall" not in page
     assert report.run_id is None
+
+
+def test_precision_recall_from_logged_points_else_the_stored_test_predictions(tmp_path, new_store):
+    uri = new_store(tmp_path)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("wtc-binary")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    proba = np.column_stack([1 - (p := np.clip(0.4 * y + rng.uniform(0, 0.6, 200), 0, 1)), p])
+    inputs = FigureInputs(["no", "yes"], y, proba, y, proba, np.bincount(y), [0.5], "roc_auc")
+    inputs.save(tmp_path / "inputs.npz")
+    sweep_run, logged_run, bare_run = (client.create_run(experiment).info.run_id for _ in range(3))
+    client.log_artifact(sweep_run, str(tmp_path / "inputs.npz"), "figures")  # a sweep's run: predictions only
+    client.log_dict(logged_run, {"precision": [0.5, 1.0], "recall": [1.0, 0.0]}, "curves/pr.json")
+    assert _pr_points(uri, sweep_run) == pr_points(y, proba)
+    assert _pr_points(uri, logged_run) == {"precision": [0.5, 1.0], "recall": [1.0, 0.0]}
+    assert _pr_points(uri, bare_run) is None
 
 
 @pytest.mark.slow

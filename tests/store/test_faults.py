@@ -175,7 +175,7 @@ def html_server():
 
 @pytest.mark.parametrize("args", [
     ["runs", "figures", "0123456789abcdef0123456789abcdef"],
-    ["promote", "--experiment", "wtc-binary", "--metric", "test/log_loss", "--name", "wtc-m"],
+    ["promote", "--experiment", "wtc-binary", "--name", "wtc-m"],
     ["runs", "cleanup"],
     ["runs", "model", "0123456789abcdef0123456789abcdef"],
 ])

@@ -196,7 +196,11 @@ def test_the_depth_bound_is_what_the_guard_says():
     for _ in range(MAX_DEPTH + 5):
         value.append([])
         value = value[0]
-    assert _depth(nested, MAX_DEPTH) > MAX_DEPTH and _depth({"a": [1, {"b": 2}]}, MAX_DEPTH) == 3
+    assert _depth(json.dumps(nested).encode()) == MAX_DEPTH + 6
+    assert _depth(json.dumps({"a": [1, {"b": 2}]}).encode()) == 3
+    # brackets inside strings (escaped quotes included) are text, not nesting
+    assert _depth(json.dumps({"t[{": ["x\\\"[[", {"b": "]]}}{{"}]}).encode()) == 3
+    assert _depth(b"") == 0 and _depth(b"5") == 0
 
 
 HOSTILE = [

@@ -1,4 +1,4 @@
-"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality|gate``."""
+"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality|serve|gate``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--blind-samples", type=non_negative, default=32,
                          help="whitelist samples per task of the name-blind oracle, computed beside the history "
                               "on first use (default 32; 0: leave it out)")
+    serve = sub.add_parser("serve", help="the champion behind `wtc serve` against the same model in-process")
+    serve.add_argument("--history", help="tasks to send (default: the generated default benchmark)")
+    serve.add_argument("--model", help="a model URI to serve (default: train the champion preset, binary)")
+    serve.add_argument("--tracking-uri", help="the store --model lives in")
+    serve.add_argument("--seconds", type=float, default=5.0, help="about how long each measurement runs (default 5)")
+    serve.add_argument("--trials", type=positive, help="override the champion's search.n_trials (quick checks)")
     gate = sub.add_parser("gate", help="the AUTO gate's violation rate and coverage on fresh draws (docs/gate.md)")
     source = gate.add_mutually_exclusive_group()
     source.add_argument("--history", help="the training history (default: the generated default benchmark)")
@@ -64,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--out", default="experiments/gate", help="folder of the figures and tables ('' : none)")
     gate.add_argument("--dump", help="also save the out-of-fold and fresh scores here (to study a gate offline)")
     args = parser.parse_args(argv)
+    if args.what == "serve":
+        if args.model is not None and args.tracking_uri is None:
+            parser.error("serve: --model needs the --tracking-uri of its store")
+        from wtc.bench.serve import bench_serve
+
+        bench_serve(args.history, args.model, args.tracking_uri, args.seconds, args.trials)
+        return 0
     if args.what == "data":
         bench_data(args.sizes, args.seed)
     elif args.what == "gate":

@@ -10,6 +10,7 @@ import os
 import sys
 
 from wtc.cli.data import add_data
+from wtc.cli.panel import add_panel, add_retrain
 from wtc.cli.runs import add_compare, add_promote, add_runs, add_tracking_server
 from wtc.cli.serving import add_predict, add_serve
 from wtc.cli.ui import add_ui
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_promote(commands)
     add_predict(commands)
     add_serve(commands)
+    add_panel(commands)
+    add_retrain(commands)
     add_tracking_server(commands)
     add_ui(commands)
     for sub in _parsers(parser):

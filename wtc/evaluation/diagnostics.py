@@ -22,7 +22,7 @@ from wtc.evaluation.metrics import METRICS, REGISTRY, objective_value, score_all
 from wtc.evaluation.overtraining import overtraining_figure
 
 __all__ = ["AUTOMATION_PRECISIONS", "FIGURE_INPUTS", "FigureInputs", "RunOutcome", "automation_metrics", "draw_figures",
-           "figures_on_demand", "model_importances", "roc_points", "run_figures"]
+           "figures_on_demand", "model_importances", "pr_points", "roc_points", "run_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +66,43 @@ def automation_metrics(y_true, proba, prefix: str) -> dict[str, float]:
     return out
 
 
+def _positives(y_true, proba) -> tuple[np.ndarray, np.ndarray]:
+    """(is positive, score) of the curves: binary, class 1 against P(class 1); multi-class, every
+    (task, class) pair one-vs-rest, pooled (the micro-average)."""
+    y_true, proba = np.asarray(y_true), np.asarray(proba)
+    if proba.shape[1] == 2:
+        return y_true == 1, proba[:, 1]
+    return (y_true[:, None] == np.arange(proba.shape[1])[None, :]).ravel(), proba.ravel()
+
+
 def roc_points(y_true, proba) -> dict:
     """The test ROC as points (binary: P(class 1); multi-class: micro-average), for overlays in reports."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    y_true, proba = np.asarray(y_true), np.asarray(proba)
-    if proba.shape[1] == 2:
-        truth, score = y_true == 1, proba[:, 1]
-    else:
-        truth = (y_true[:, None] == np.arange(proba.shape[1])[None, :]).ravel()
-        score = proba.ravel()
+    truth, score = _positives(y_true, proba)
     if truth.all() or not truth.any():
         return {}
     fpr, tpr, _ = roc_curve(truth, score)
     return {"fpr": fpr.round(5).tolist(), "tpr": tpr.round(5).tolist(), "auc": float(roc_auc_score(truth, score))}
+
+
+#: At most this many points of a logged precision-recall curve (it has one per distinct score).
+PR_POINTS = 400
+
+
+def pr_points(y_true, proba) -> dict:
+    """The test precision-recall curve as points, from the same rows and scores as :func:`roc_points`
+    (binary: class 1; multi-class: micro-average), with its average precision and the positives'
+    share (the precision of a random ranking), for overlays in reports."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    truth, score = _positives(y_true, proba)
+    if truth.all() or not truth.any():
+        return {}
+    precision, recall, _ = precision_recall_curve(truth, score, drop_intermediate=True)
+    keep = np.unique(np.linspace(0, len(recall) - 1, min(len(recall), PR_POINTS)).round().astype(int))
+    return {"precision": precision[keep].round(5).tolist(), "recall": recall[keep].round(5).tolist(),
+            "average_precision": float(average_precision_score(truth, score)), "prevalence": float(truth.mean())}
 
 
 def model_importances(pipeline, n_features: int) -> np.ndarray | None:

@@ -248,10 +248,16 @@ def comparison_figure(comparison: Comparison) -> Figure | None:
     return fig
 
 
-def roc_overlay_figure(curves: Sequence[tuple[str, dict]]) -> Figure:
-    """ROC curves of several runs on one plot, from logged points (``{"fpr": [...], "tpr": [...]}``)."""
-    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
-    ax = fig.add_subplot()
+def roc_overlay_figure(curves: Sequence[tuple[str, dict]],
+                       precision_recall: Sequence[tuple[str, dict]] = ()) -> Figure:
+    """ROC curves of several runs on one plot, from logged points (``{"fpr": [...], "tpr": [...]}``);
+    with ``precision_recall`` (``{"precision", "recall", "average_precision", "prevalence"}`` per run,
+    see :func:`wtc.evaluation.diagnostics.pr_points`), their precision-recall curves beside it."""
+    from sklearn.metrics import PrecisionRecallDisplay
+
+    fig = Figure(figsize=(13.0 if precision_recall else 6.5, 5.5), layout="constrained")
+    axes = fig.subplots(1, 2 if precision_recall else 1, squeeze=False)[0]
+    ax = axes[0]
     for label, points in curves:
         fpr, tpr = np.asarray(points["fpr"], dtype=float), np.asarray(points["tpr"], dtype=float)
         auc = points.get("auc", float(np.trapezoid(tpr, fpr)))
@@ -260,6 +266,22 @@ def roc_overlay_figure(curves: Sequence[tuple[str, dict]]) -> Figure:
     ax.set(xlabel="False positive rate", ylabel="True positive rate", xlim=(0, 1), ylim=(0, 1.01),
            title="ROC of the top runs (test split)")
     ax.legend(loc="lower right", fontsize="small")
+    if precision_recall:
+        ax, chance = axes[1], set()
+        for i, (label, points) in enumerate(precision_recall):
+            prevalence = points.get("prevalence")
+            display = PrecisionRecallDisplay(np.asarray(points["precision"], dtype=float),
+                                             np.asarray(points["recall"], dtype=float),
+                                             average_precision=points.get("average_precision"),
+                                             prevalence_pos_label=prevalence)
+            new_chance = prevalence is not None and round(prevalence, 4) not in chance
+            display.plot(ax=ax, name=label, curve_kwargs={"lw": 1.8, "color": f"C{i}"}, plot_chance_level=new_chance,
+                         chance_level_kw={"color": "0.6", "ls": ":", "lw": 1})
+            if new_chance:
+                chance.add(round(prevalence, 4))
+        ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.01),
+               title="Precision-recall of the top runs (test split)")
+        ax.legend(loc="lower left", fontsize="small")
     return fig
 
 

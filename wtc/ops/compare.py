@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from wtc.errors import WtcError
+from wtc.evaluation.diagnostics import FIGURE_INPUTS, FigureInputs, pr_points
 from wtc.evaluation.ranking import (
     CHOICE_LABELS,
     Comparison,
@@ -31,6 +33,7 @@ __all__ = ["ComparisonReport", "compare"]
 #: The report's files in ``--out``.
 REPORT_FILES = ("comparison.md", "comparison.csv", "comparison.html")
 _ROC_POINTS = "curves/roc.json"
+_PR_POINTS = "curves/pr.json"
 _ROC_PNG = "plots/roc.png"
 
 
@@ -45,19 +48,39 @@ class ComparisonReport:
     run_id: str | None
 
 
-def _top_rocs(tracking_uri: str, runs: pd.DataFrame, top: int) -> tuple[str, list[tuple[str, bytes]], list[str]]:
+def _pr_points(tracking_uri: str, run_id: str) -> dict | None:
+    """A run's logged precision-recall points; else drawn from its stored test predictions (the figure
+    inputs of a sweep's run, ``figures/inputs.npz``); else None."""
+    from wtc.store.query import read_artifact, read_json_artifact
+
+    points = read_json_artifact(tracking_uri, run_id, _PR_POINTS)
+    if isinstance(points, dict) and "precision" in points and "recall" in points:
+        return points
+    raw = read_artifact(tracking_uri, run_id, FIGURE_INPUTS)
+    if raw is None:
+        return None
+    inputs = FigureInputs.load(io.BytesIO(raw))
+    return pr_points(inputs.y_test, inputs.test_proba) or None
+
+
+def _top_rocs(tracking_uri: str, runs: pd.DataFrame,
+              top: int) -> tuple[str, list[tuple[str, bytes]], list[str], list[str]]:
+    """The top runs' ROC (and precision-recall) curves: ``(kind, PNGs, runs without a ROC, runs
+    without precision-recall points)``."""
     from wtc.store.query import read_artifact, read_json_artifact
 
     best = runs[runs["status"] == "FINISHED"].head(top)
     labels = [f"#{rank} {name}" for rank, name in zip(best.index + 1, best["run_name"])]
     points = [read_json_artifact(tracking_uri, run_id, _ROC_POINTS) for run_id in best["run_id"]]
     if len(best) and all(isinstance(p, dict) and "fpr" in p and "tpr" in p for p in points):
-        return "points", [("overlay", png_bytes(roc_overlay_figure(list(zip(labels, points)))))], []
+        prs = [(label, _pr_points(tracking_uri, run_id)) for label, run_id in zip(labels, best["run_id"])]
+        figure = roc_overlay_figure(list(zip(labels, points)), [(label, pr) for label, pr in prs if pr])
+        return "points", [("overlay", png_bytes(figure))], [], [label for label, pr in prs if not pr]
     pngs, missing = [], []
     for label, run_id in zip(labels, best["run_id"]):
         png = read_artifact(tracking_uri, run_id, _ROC_PNG)
         (pngs.append((label, png)) if png else missing.append(label))
-    return "png", pngs, missing
+    return "png", pngs, missing, labels
 
 
 def _run_figures(tracking_uri: str, comparison: Comparison, artifacts: Sequence[str],
@@ -97,7 +120,7 @@ def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, s
         Which runs: one experiment, or one sweep (its dir or a unique suffix). With neither,
         every run of the store, which must then belong to one experiment.
     top : int, default 5
-        How many of the best runs have their ROC curves in the report.
+        How many of the best runs have their ROC and precision-recall curves in the report.
     log_run : bool, default True
         Log the report to the store as a comparison run.
     figures : sequence of str, optional
@@ -137,7 +160,7 @@ def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, s
                + f"\n- ranked by cv/{comparison.metric}_mean ({'higher' if comparison.greater_is_better else 'lower'}"
                f" is better); common to every run: {fixed or 'none'}\n\n{markdown}\n")
     figure = comparison_figure(comparison)
-    roc_kind, roc_pngs, roc_missing = _top_rocs(tracking_uri, comparison.runs, top)
+    roc_kind, roc_pngs, roc_missing, pr_missing = _top_rocs(tracking_uri, comparison.runs, top)
     side_by_side = _run_figures(tracking_uri, comparison, figures, top)
     if side_by_side:
         md_text += "".join(f"\n{artifact} of each run, side by side: comparison.html ("
@@ -147,7 +170,7 @@ def compare(tracking_uri: str, out: Path | str, experiment: str | None = None, s
              for experiment_id, run_id in zip(comparison.runs["experiment_id"], comparison.runs["run_id"])]
     page = html_report(comparison, table, f"wtc comparison: {selection}", meta,
                        png_bytes(figure) if figure is not None else None, roc_kind, roc_pngs, roc_missing, side_by_side,
-                       links)
+                       links, pr_missing)
     texts = {"comparison.md": md_text, "comparison.csv": raw_table(comparison).to_csv(index=False),
              "comparison.html": page}
     paths = {file: write_atomic(out / file, text) for file, text in texts.items()}

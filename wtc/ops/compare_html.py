@@ -59,13 +59,14 @@ def html_report(comparison: Comparison, table: pd.DataFrame, title: str, meta: S
                 figure_png: bytes | None, roc_kind: str, roc_pngs: Sequence[tuple[str, bytes]],
                 roc_missing: Sequence[str] = (),
                 side_by_side: Sequence[tuple[str, Sequence[tuple[str, bytes]]]] = (),
-                links: Sequence[tuple[str, str]] | None = None) -> str:
+                links: Sequence[tuple[str, str]] | None = None, pr_missing: Sequence[str] = ()) -> str:
     """One self-contained HTML page: the ranked table, the comparison figure and the top runs' ROC.
 
     ``roc_kind`` is ``"points"`` (``roc_pngs`` holds one overlay figure drawn from the runs'
     logged ROC points) or ``"png"`` (each run's own ``plots/roc.png``, side by side).
     ``side_by_side`` holds, per figure artifact, each run's PNG (label, bytes): one row each.
-    ``links`` holds, per row of ``table``, the run's page in the MLflow UI and its id.
+    ``links`` holds, per row of ``table``, the run's page in the MLflow UI and its id; ``pr_missing``
+    the top runs with no precision-recall curve.
     """
 
     direction = "higher" if comparison.greater_is_better else "lower"
@@ -81,10 +82,15 @@ def html_report(comparison: Comparison, table: pd.DataFrame, title: str, meta: S
              _html_table(table, links)]
     parts.append("<h2>Test metrics by choice</h2>")
     parts.append(_img(figure_png, "test metrics by choice") if figure_png else "<p>No run has test metrics.</p>")
-    parts.append("<h2>ROC of the top runs</h2>")
+    parts.append("<h2>ROC and precision-recall of the top runs</h2>")
     if roc_kind == "points":
-        parts.append("<p>Drawn from the ROC points the runs logged (<code>curves/roc.json</code>), overlaid.</p>")
-        parts.extend(_img(png, "ROC overlay") for _, png in roc_pngs)
+        parts.append("<p>Drawn from the ROC points the runs logged (<code>curves/roc.json</code>), overlaid; beside "
+                     "them the precision-recall curves of the same test predictions (<code>curves/pr.json</code>, "
+                     "or the run's stored <code>figures/inputs.npz</code>), drawn with scikit-learn's "
+                     "<code>PrecisionRecallDisplay</code>: binary runs for class 1, multi-class runs micro-averaged "
+                     "(every task × class one-vs-rest, pooled), the dotted line the precision of a random "
+                     "ranking (the positives' share).</p>")
+        parts.extend(_img(png, "ROC and precision-recall overlay") for _, png in roc_pngs)
     elif roc_pngs:
         parts.append("<p>The runs log no ROC points, only their ROC figure: each top run’s "
                      "<code>plots/roc.png</code>, side by side (not overlaid).</p><div class='rocs'>")
@@ -96,6 +102,9 @@ def html_report(comparison: Comparison, table: pd.DataFrame, title: str, meta: S
                      "log no figures).</p>")
     if roc_missing:
         parts.append(f"<p class='meta'>No ROC logged by: {html.escape(', '.join(roc_missing))}.</p>")
+    if pr_missing and roc_pngs:
+        parts.append("<p class='meta'>No precision-recall curve (no <code>curves/pr.json</code> nor stored test "
+                     f"predictions) for: {html.escape(', '.join(pr_missing))}.</p>")
     for artifact, pngs in side_by_side:
         parts.append(f"<h2>{html.escape(artifact)} of each run, side by side</h2>")
         if not pngs:

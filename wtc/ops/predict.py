@@ -33,7 +33,7 @@ from wtc.store.registry import (
     version_tags,
 )
 
-__all__ = ["Prediction", "format_report", "predict_history", "write_predictions"]
+__all__ = ["Prediction", "format_report", "load_predictor", "predict_history", "write_predictions"]
 
 _TOP_CODES = 3
 
@@ -176,8 +176,16 @@ def _predict(model: Any, frame: pd.DataFrame, threshold: float | None) -> pd.Dat
     return predict_tasks(inner.pipeline, spec, frame, threshold=threshold)
 
 
+def load_predictor(model_uri: str, tracking_uri: str | None = None) -> Any:
+    """The model a URI names, or one WtcError line saying why it cannot be loaded."""
+    try:
+        return load_model(model_uri, tracking_uri=tracking_uri)
+    except (StoreException, OSError) as exc:
+        raise WtcError(f"cannot load the model {model_uri}: {one_line(exc, limit=300)}") from None
+
+
 def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None = None,
-                    precision: float = 0.95) -> Prediction:
+                    precision: float = 0.95, model: Any = None) -> Prediction:
     """Predict every task of an actions-history file with a (registered) model.
 
     Parameters
@@ -192,16 +200,16 @@ def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None =
     precision : float
         The precision asked for; the AUTO threshold comes from the version's tags (stored by
         ``wtc promote``) or from the model itself; without either, every task is REVIEW.
+    model : PyFuncModel, optional
+        ``model_uri`` already loaded (``wtc panel`` keeps it for its explanations).
 
     Returns
     -------
     Prediction
     """
     frame = _read_tasks(Path(path))
-    try:
-        model = load_model(model_uri, tracking_uri=tracking_uri)
-    except (StoreException, OSError) as exc:
-        raise WtcError(f"cannot load the model {model_uri}: {one_line(exc, limit=300)}") from None
+    if model is None:
+        model = load_predictor(model_uri, tracking_uri)
     tags = version_tags(tracking_uri, model_uri) if tracking_uri else {}
     inner = model.unwrap_python_model()
     notes = []

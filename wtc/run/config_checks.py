@@ -13,6 +13,7 @@ from wtc.errors import ConfigError, one_line
 from wtc.evaluation.metrics import METRICS
 from wtc.store.uri import tracking_uri_problem
 from wtc.tuning import PRUNERS
+from wtc.tuning.naming import IN_MEMORY
 
 __all__ = ["FIGURE_TIMINGS", "OPTION_NAMES", "check_config", "check_model_params", "checked_splits"]
 
@@ -152,7 +153,7 @@ def _search_run(cfg: DictConfig) -> None:
     if study not in (_MISSING, None) and (not isinstance(study, str) or not study.strip()):
         raise ConfigError(f"search.study must be a name or null, got {study!r}")
     storage = _value(cfg, "search.storage", optional=True)
-    if storage in (_MISSING, None):
+    if storage in (_MISSING, None, IN_MEMORY):
         return
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -162,7 +163,7 @@ def _search_run(cfg: DictConfig) -> None:
             raise ArgumentError(storage)
         make_url(storage)
     except ArgumentError:
-        raise ConfigError("search.storage must be null or a database URL such as sqlite:///optuna.db or "
+        raise ConfigError("search.storage must be null, memory or a database URL such as sqlite:///optuna.db or "
                           f"postgresql://user@host/db, got {storage!r}") from None
 
 

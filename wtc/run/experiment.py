@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from wtc.config import build_option
+from wtc.config import build_option, project_home
 from wtc.data.dataset import Dataset, config_splits, load_dataset
 from wtc.evaluation.diagnostics import (
     FIGURE_INPUTS,
@@ -19,6 +19,7 @@ from wtc.evaluation.diagnostics import (
     RunOutcome,
     automation_metrics,
     figures_on_demand,
+    pr_points,
     roc_points,
     run_figures,
 )
@@ -29,13 +30,15 @@ from wtc.evaluation.tables import per_class_table
 from wtc.models.pipeline import build_pipeline, full_proba
 from wtc.process import git_commit
 from wtc.run.config_checks import OPTION_NAMES, check_config, check_model_params, checked_splits
-from wtc.run.provenance import hydra_context, run_choices, run_name
+from wtc.run.provenance import hydra_context, in_multirun, run_choices, run_name, sweep_context
 from wtc.run.refit import OOF_ARTIFACT, fit_final_model, oof_rows
+from wtc.sqlite import optuna_storage_url
 from wtc.store import RunTracker
 from wtc.store.logged_models import TAG_LOGGED_MODEL, ModelInputs, save_model_inputs
 from wtc.store.query import TAG_FIGURES
 from wtc.tuning import config_space, make_searcher, search, study_name, study_spec
 from wtc.tuning.bounds import params_at_bounds
+from wtc.tuning.dashboard import STORAGE_TAG, STUDY_TAG, dashboard_command
 
 __all__ = ["RunResult", "check_config", "run"]
 
@@ -179,7 +182,7 @@ def run(cfg: DictConfig) -> RunResult:
     # The ensemble and calibration options' objects, built before any work is recorded.
     ensemble = build_option(OmegaConf.select(cfg, "ensemble", default=None))
     calibrator = build_option(OmegaConf.select(cfg, "calibration", default=None), OPTION_NAMES["calibration"])
-    name = run_name(cfg)
+    name = run_name(cfg, *sweep_context())  # in a sweep, only what varies across it
     tags = {"wtc.model": cfg.model.name, "wtc.view": cfg.data.view, "wtc.target": cfg.target.name,
             "wtc.study": study_name(cfg), **hydra_context()}
     diagnostics = OmegaConf.to_container(cfg.get("diagnostics") or OmegaConf.create({"level": "full"}), resolve=True)
@@ -198,12 +201,31 @@ def run(cfg: DictConfig) -> RunResult:
 
         search_start = time.perf_counter()
         lines = _TrialLines(name, cfg.metric, searcher.n_trials, bool(cfg.get("quiet", False)))
+        # A search is stored (optuna-dashboard reads it): in search.storage, else as a study of this run's own
+        # beside the MLflow store; a fixed trial is not a search.
+        study = study_spec(cfg, optuna_storage_url(tracker.uri, mlruns or project_home() / "mlruns"),
+                           tracker.run_id) if searcher.params else None
+        if study is not None and not study.temporary:
+            tracker.set_tags({STORAGE_TAG: study.url, STUDY_TAG: study.name})
+
+        logged: set[int] = set()
+
+        def log_trial(t) -> None:  # its child run; a stored trial names it (mlflow_run_id)
+            child = tracker.child_run(f"trial-{t.index:03d}", params=t.params, metrics=t.metrics, tags=t.tags,
+                                      start_time=t.started, end_time=t.ended)
+            logged.add(t.index)
+            if searcher.shared is not None:
+                searcher.shared.link_run(t.index, child)
+
+        def on_trial(t) -> None:  # trials evaluated here were logged before the study was told, the others now
+            if t.index not in logged:
+                log_trial(t)
+            lines(t)
+
         tuning = search(
             pipeline, searcher, data.X[train], data.y[train], splits.folds, len(data.classes), cfg.metric,
-            study=study_spec(cfg), n_workers=int(cfg.search.get("n_workers") or 1),
-            on_trial=lambda t: (tracker.child_run(f"trial-{t.index:03d}", params=t.params, metrics=t.metrics,
-                                                  tags=t.tags, start_time=t.started, end_time=t.ended), lines(t)),
-            groups=data.groups[train],
+            study=study, n_workers=int(cfg.search.get("n_workers") or 1), on_trial=on_trial,
+            groups=data.groups[train], on_evaluated=log_trial,
         )
         search_s = time.perf_counter() - search_start
 
@@ -257,6 +279,7 @@ def run(cfg: DictConfig) -> RunResult:
         _log_oof(tracker, fitted.oof, splits.folds, data.y[train], data.groups[train])
         tracker.log_table(per_class_table(data.y[test], test_proba, data.classes), "tables/per_class_test.json")
         tracker.log_dict(roc_points(data.y[test], test_proba), "curves/roc.json")
+        tracker.log_dict(pr_points(data.y[test], test_proba), "curves/pr.json")
 
         figures, diagnostics_s = [], 0.0
         if log_plots:
@@ -305,4 +328,6 @@ def run(cfg: DictConfig) -> RunResult:
     metrics.update(timing)
     metrics.update(_record_times(started, trained, trained_cpu, tracking_before, tracker.overhead_s))
     log.info(terminal_line(name, metrics, run_id, tracker.uri, cfg.metric))
+    if study is not None and not study.temporary and not in_multirun():  # a sweep says it once, at its end
+        log.info(f"{name} search: Optuna study {study.name}; to open it: {dashboard_command(study.url)}")
     return RunResult(metrics, run_id, final, tuning.best_params, data.classes, data.feature_names)

@@ -34,6 +34,7 @@ __all__ = [
     "read_json_artifact",
     "StoreException",
     "store_client",
+    "sweep_tag_values",
     "warm_up",
 ]
 
@@ -128,6 +129,15 @@ def _row(run, experiment_name: str) -> dict[str, Any]:
     row[SWEEP_TAG] = data.tags.get(SWEEP_TAG)
     row["error"] = data.tags.get("error")
     return row
+
+
+def sweep_tag_values(tracking_uri: str, sweep: str, tag: str) -> list[str]:
+    """The distinct values of a tag among a sweep's parent runs (e.g. where they stored their searches,
+    ``wtc.optuna_storage``), sorted; empty when no run has it or the store holds no such sweep."""
+    client = store_client(tracking_uri)
+    ids = [e.experiment_id for e in _experiments(client, tracking_uri, None)]
+    runs = _search_all(client, ids, f"tags.`{SWEEP_TAG}` = '{sweep}'") if ids else []
+    return sorted({r.data.tags[tag] for r in runs if tag in r.data.tags and MLFLOW_PARENT_RUN_ID not in r.data.tags})
 
 
 def parent_runs(tracking_uri: str, experiment: str | None = None, sweep: str | None = None) -> pd.DataFrame:

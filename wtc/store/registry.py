@@ -52,6 +52,25 @@ def version_tags(tracking_uri: str, model_uri: str) -> dict[str, str]:
     return {}
 
 
+def version_label(tracking_uri: str | None, model_uri: str) -> str:
+    """What a panel shows as the source of its recommendations: ``NAME version N`` for a registered
+    version (an alias resolved), else the URI itself."""
+    if tracking_uri is None or not model_uri.startswith("models:/"):
+        return model_uri
+    ref = model_uri[len("models:/"):].strip("/")
+    try:
+        client = store_client(tracking_uri)
+        if "@" in ref:
+            name, alias = ref.rsplit("@", 1)
+            return f"{name} version {client.get_model_version_by_alias(name, alias).version}"
+        if "/" in ref:
+            name, version = ref.rsplit("/", 1)
+            return f"{name} version {client.get_model_version(name, version).version}"
+    except mlflow.exceptions.MlflowException:
+        return model_uri
+    return model_uri
+
+
 def create_version(client, name: str, model_uri: str, run_id: str, model_id: str | None):
     """A new version of ``name`` (the registered model is created on first use)."""
     if not registered(client, name):

@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from typing import Any
+
+import numpy as np
 
 from wtc.errors import one_line
 from wtc.inference.tasks import MAX_TASKS_PER_CALL
@@ -38,17 +41,15 @@ class _Refused(Exception):
         self.status, self.reason = status, reason
 
 
-def _depth(value: Any, limit: int) -> int:
-    """The nesting depth of parsed JSON, counted iteratively (no recursion), up to ``limit`` + 1."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return deepest
-            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_OPENS, _CLOSES = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
+
+
+def _depth(body: bytes) -> int:
+    """The nesting depth of a JSON text, read from its brackets outside strings (no parsing, no recursion)."""
+    skeleton = np.frombuffer(_JSON_STRING.sub(b'""', body), np.uint8)
+    steps = np.isin(skeleton, _OPENS).astype(np.int64) - np.isin(skeleton, _CLOSES)
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def _strict(value: Any) -> Any:
@@ -119,14 +120,14 @@ def check_request(body: bytes, content_type: str | None) -> bytes:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _Refused(400, f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if _depth(body) > MAX_DEPTH:  # before parsing: deep nesting costs the parser, not us
+        raise _Refused(400, f"the JSON body is nested deeper than {MAX_DEPTH} levels")
     try:
         payload = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_repeated_keys)
     except RecursionError:
         raise _Refused(400, f"the JSON body is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise _Refused(400, f"the body is not valid JSON ({one_line(exc, limit=120)})") from None
-    if _depth(payload, MAX_DEPTH) > MAX_DEPTH:
-        raise _Refused(400, f"the JSON body is nested deeper than {MAX_DEPTH} levels")
     if not isinstance(payload, dict) or sum(k in payload for k in _FORMATS) != 1:
         raise _Refused(400, f"the body must be an object with exactly one of {', '.join(_FORMATS)} (and optional params)")
     unknown = set(payload) - {*_FORMATS, "params"}
@@ -149,6 +150,8 @@ def _error_body(status: int, reason: str) -> bytes:
 def _clean_response(status: int, body: bytes) -> tuple[int, bytes]:
     """MLflow's answer made safe: errors become one line (no stack trace, no echoed data, never 5xx),
     results strict JSON."""
+    if status < 400 and b"NaN" not in body and b"Infinity" not in body:
+        return status, body  # already strict JSON: no need to parse and re-encode it
     try:
         content = json.loads(body) if body else None
     except ValueError:

@@ -5,7 +5,9 @@
   :func:`make_searcher` builds the back-end a ``search`` option names (``_target_``);
 - :mod:`~wtc.tuning.gp`, :mod:`~wtc.tuning.tpe`: scikit-optimize GP and Optuna TPE back-ends;
 - :mod:`~wtc.tuning.objective`: CV over folds, fold summaries and the trial loop (:func:`tune`);
+- :mod:`~wtc.tuning.naming`: the study a run config names, its objective's true direction;
 - :mod:`~wtc.tuning.study`: trials in a stored Optuna study (resume, a shared budget, dead trials);
+- :mod:`~wtc.tuning.dashboard`: the ``optuna-dashboard`` command that opens a storage;
 - :mod:`~wtc.tuning.workers`: :func:`search`, the loop over a stored study with local worker processes.
 """
 

@@ -155,7 +155,7 @@ class GPSearcher(Searcher):
     def _sync(self) -> None:
         """Tell the optimiser, in one refit, the study's finished trials it does not know yet."""
         new = [t for t in self.shared.trials(finished_only=True) if t.number not in self._told]
-        values = [t.value if t.state.name == "COMPLETE" else math.nan for t in new]
+        values = [self.shared.minimised(t) if t.state.name == "COMPLETE" else math.nan for t in new]
         points, told = [], []
         for trial, value in zip(new, values):
             self._told.add(trial.number)

@@ -157,6 +157,7 @@ def tune(
     on_trial: Callable[[TrialRecord], None] | None = None,
     progress: Callable | None = None,
     groups: np.ndarray | None = None,
+    on_evaluated: Callable[[TrialRecord], None] | None = None,
 ) -> TuningResult:
     """Run the search: each trial is scored by the CV mean of ``metric`` (minimised, see ``objective_value``).
 
@@ -180,6 +181,9 @@ def tune(
         the stored ones of a shared study.
     progress : callable, optional
         Wraps the range of trial indices (e.g. a tqdm bar).
+    on_evaluated : callable, optional
+        Called with each trial evaluated here before the searcher is told (in a shared study the
+        trial is still RUNNING, so what it records may be stored with it), before ``on_trial``.
 
     Returns
     -------
@@ -204,6 +208,8 @@ def tune(
             record.index = number
             if shared is not None:
                 record.worker = f"{shared.host}:{shared.pid}"
+            if on_evaluated is not None:
+                on_evaluated(record)
             searcher.tell(params, record.value, record.state, record.stored())
         except BaseException as exc:
             # Nothing may wait on a trial of ours: in a shared study it ends FAIL, with the reason.

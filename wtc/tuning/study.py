@@ -1,17 +1,17 @@
-"""Trials kept in an Optuna RDB storage: the study a run config names, its shared budget, dead trials, stored records.
+"""Trials kept in an Optuna RDB storage: the study's shared budget, dead trials, stored records.
 
 A search with ``search.storage=sqlite:///…`` or ``postgresql://…`` writes every trial to an
 Optuna study. Relaunching the same command finds the study again (its name is derived from
-the config) and continues from its finished trials; several processes started on the same
-study share one budget of ``search.n_trials`` finished trials and never evaluate the same
-trial twice.
+the config: :mod:`wtc.tuning.naming`) and continues from its finished trials; several processes
+started on the same study share one budget of ``search.n_trials`` finished trials and never
+evaluate the same trial twice. Without one, a run records its search as a study of its own in a
+default storage (a relaunch searches anew). A study stores the objective named after the metric,
+with its true direction and value; the searchers still minimise.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import os
 import socket
@@ -25,23 +25,10 @@ from typing import Any
 from wtc.errors import ConfigError, one_line
 from wtc.process import process_alive
 from wtc.sqlite import sqlite_db_path, sqlite_lock
+from wtc.tuning.naming import IN_MEMORY, RUN_KEYS, direction, study_name
 from wtc.tuning.trial import TrialRecord
 
-__all__ = ["GRACE_BEATS", "RUN_KEYS", "SharedStudy", "StudySpec", "study_name", "study_spec"]
-
-#: Keys of the ``search`` node that say how a search runs, not what it searches: never
-#: passed to a back-end, never part of the study name.
-RUN_KEYS = ("storage", "study", "n_workers", "heartbeat_s")
-
-#: Config keys that do not change what a trial evaluates, left out of the study name: where
-#: things are written, how many workers, the budget (a relaunch may extend it), logging.
-#: (``n_jobs`` stays in: it reaches the estimators, and a booster's result may depend on its threads.)
-_NOT_IN_NAME = {"tracking", "paths", "diagnostics", "verbose", "quiet", "hydra"}
-_SEARCH_NOT_IN_NAME = {*RUN_KEYS, "n_trials"}
-#: Groups whose option's class (``_target_``) is left out too: each option's logged name (``kind``,
-#: ``method``), which the class declares, is in; so the studies stored before these options named
-#: their classes keep their names, and stay resumable.
-_TARGET_NOT_IN_NAME = ("search", "cv", "ensemble", "calibration")
+__all__ = ["GRACE_BEATS", "IN_MEMORY", "RUN_KEYS", "SharedStudy", "StudySpec", "study_name", "study_spec"]
 
 #: Heartbeats a trial of another host may miss before it is failed: its heartbeat thread may wait
 #: on a long fit holding the GIL. The grace period is ``GRACE_BEATS * heartbeat_s`` seconds.
@@ -51,68 +38,53 @@ GRACE_BEATS = 5
 #: trial of this host and pid that is not here was left by an earlier process with the same pid.
 _OPEN_HERE: set[tuple[str, str, int]] = set()
 
-def study_name(cfg) -> str:
-    """The study a run's trials live in: ``search.study``, else derived from the config.
-
-    ``wtc-<target>-<model>-<search kind>-<hash>``, the hash over the resolved config minus the
-    keys that do not change a trial's outcome (storage, workers, budget, tracking, paths,
-    diagnostics) and the ``_target_`` of the search, cv, ensemble and calibration options (their
-    ``kind`` or ``method`` names the class). The same command therefore finds the same study again, and any
-    change to the data, the split, the model, its space, the metric or the seed makes a new one.
-    """
-    from omegaconf import OmegaConf
-
-    explicit = OmegaConf.select(cfg, "search.study", default=None)
-    if explicit:
-        return str(explicit)
-    # Node by node, so that a key left out (e.g. an unset environment variable in tracking.uri)
-    # is never resolved; interpolations inside the others still reach the whole config.
-    plain = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-             for key in cfg if key not in _NOT_IN_NAME}
-    plain["search"] = {k: v for k, v in plain.get("search", {}).items() if k not in _SEARCH_NOT_IN_NAME}
-    for group in _TARGET_NOT_IN_NAME:
-        if isinstance(plain.get(group), dict):
-            plain[group] = {k: v for k, v in plain[group].items() if k != "_target_"}
-    digest = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return f"wtc-{cfg.target.name}-{cfg.model.name}-{cfg.search.kind}-{digest}"
-
 
 @dataclass(frozen=True)
 class StudySpec:
     """Where a search's trials live (picklable: worker processes open it themselves).
 
     ``temporary`` names a folder to delete when the search ends (the SQLite file of a
-    multi-worker search given no storage).
+    multi-worker search kept in memory). ``metric`` names the objective stored (``cv_<metric>``,
+    its true direction and value; None: the minimised value, unnamed); ``run_id`` is the MLflow
+    parent run searching it (the study's user attribute ``mlflow_run_id``).
     """
 
     url: str
     name: str
     heartbeat_s: int | None = 60
     temporary: str | None = None
+    metric: str | None = None
+    run_id: str | None = None
 
     def open(self, n_trials: int) -> SharedStudy:
         """Connect to the storage and create or load the study."""
         return SharedStudy(self, n_trials)
 
 
-def study_spec(cfg) -> StudySpec | None:
+def study_spec(cfg, default: str | None = None, run_id: str | None = None) -> StudySpec | None:
     """The :class:`StudySpec` of a run config, or None for an in-memory search.
 
-    ``search.storage`` names it; ``search.n_workers`` > 1 without one uses a temporary SQLite
-    file (the workers share it; it is deleted afterwards, so that search cannot be resumed).
+    ``search.storage`` names it: the study of :func:`study_name`, resumed and shared. Without one
+    (null), the ``default`` storage records it as a study of its own, ``<study_name>-<run_id>`` (a
+    relaunch searches anew). ``search.storage=memory`` (or no default) keeps it in memory; with
+    ``search.n_workers`` > 1 in a temporary SQLite file (deleted afterwards: no resume).
     """
     from omegaconf import OmegaConf
 
     url = OmegaConf.select(cfg, "search.storage", default=None)
     n_workers = int(OmegaConf.select(cfg, "search.n_workers", default=1) or 1)
-    temporary = None
-    if not url:
+    name, temporary = study_name(cfg), None
+    if not url and default:
+        url, name = default, f"{name}-{run_id}" if run_id else name
+    elif not url or url == IN_MEMORY:
         if n_workers < 2:
             return None
         temporary = tempfile.mkdtemp(prefix="wtc-study-")
         url = f"sqlite:///{temporary}/study.db"
     heartbeat = OmegaConf.select(cfg, "search.heartbeat_s", default=60)
-    return StudySpec(str(url), study_name(cfg), None if heartbeat is None else int(heartbeat), temporary)
+    metric = OmegaConf.select(cfg, "metric", default=None)
+    return StudySpec(str(url), name, None if heartbeat is None else int(heartbeat), temporary,
+                     None if metric is None else str(metric), run_id)
 
 
 @contextlib.contextmanager
@@ -174,8 +146,9 @@ class SharedStudy:
                     # A trial's heartbeat thread may wait on a long fit holding the GIL:
                     # declare it dead only after GRACE_BEATS missed beats.
                     grace_period=None if heartbeat is None else GRACE_BEATS * heartbeat)
-                self.study = optuna.create_study(study_name=spec.name, storage=self.storage, direction="minimize",
-                                                 load_if_exists=True)
+                self.study = optuna.create_study(study_name=spec.name, storage=self.storage,
+                                                 direction=direction(spec.metric), load_if_exists=True)
+                self._describe()
         except Exception as exc:  # a missing driver, a bad URL, a server that does not answer
             raise ConfigError(f"search.storage {spec.url!r} cannot be opened: {one_line(exc, limit=300, with_type=True)}") from None
         self.study_id = self.storage.get_study_id_from_name(spec.name)
@@ -184,6 +157,25 @@ class SharedStudy:
         #: Trials finished before this process joined: a relaunch's resumed trials.
         self.resumed = {t.number for t in trials if _finished(t)}
         self._beats: dict[int, tuple[threading.Event, threading.Thread]] = {}
+
+    def _describe(self) -> None:
+        """The sign between searchers and study, the objective's name, the parent run ids. A study
+        keeps its direction: one stored minimised (negated AUC, before) stays so, as ``neg_cv_<metric>``."""
+        from optuna.study import StudyDirection
+
+        #: Stored value = sign * minimised value (-1 in a maximised study).
+        self.sign = -1.0 if self.study.direction == StudyDirection.MAXIMIZE else 1.0
+        if (metric := self.spec.metric) is not None and self.study.metric_names is None:
+            negated = self.sign > 0 and direction(metric) == "maximize"
+            self.study.set_metric_names([f"{'neg_' if negated else ''}cv_{metric}"])
+        if self.spec.run_id is not None:
+            runs = list(self.study.user_attrs.get("mlflow_run_ids", []))
+            if self.spec.run_id not in runs:  # a relaunch adds its own; a worker finds it there
+                self.study.set_user_attr("mlflow_run_ids", [*runs, self.spec.run_id])
+                self.study.set_user_attr("mlflow_run_id", self.spec.run_id)
+
+    def minimised(self, trial) -> float:  # a stored value as the searchers see it
+        return math.nan if trial.value is None else self.sign * trial.value
 
     # ------------------------------------------------------------------------ budget
     def trials(self, finished_only: bool = False) -> list:
@@ -264,6 +256,7 @@ class SharedStudy:
         """
         from optuna.trial import TrialState, create_trial
 
+        value = self.sign * value
         if state == "PRUNED":
             outcome = {"state": TrialState.PRUNED}
         elif math.isfinite(value):
@@ -277,6 +270,19 @@ class SharedStudy:
             attrs = {k: v for k, v in trial.user_attrs.items() if k != "wtc.failed"}
             self.study.add_trial(create_trial(params=trial.params, distributions=trial.distributions, value=value,
                                               user_attrs=attrs))
+
+    def link_run(self, number: int, run_id: str) -> None:
+        """Name a trial's MLflow child run: its user attribute ``mlflow_run_id`` while it runs (Optuna
+        freezes a finished trial), else, for one finished elsewhere and not named there, an entry of
+        the study's ``mlflow_trial_run_ids`` (trial number -> run id)."""
+        from optuna.trial import TrialState
+
+        trial = self.storage.get_trial(trial_id := self.trial_id(number))
+        if trial.state == TrialState.RUNNING:
+            self.storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id)
+        elif "mlflow_run_id" not in trial.user_attrs:
+            links = dict(self.study.user_attrs.get("mlflow_trial_run_ids", {}))
+            self.study.set_user_attr("mlflow_trial_run_ids", {**links, str(number): run_id})
 
     def trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
@@ -335,7 +341,7 @@ class SharedStudy:
                 continue
             result, owner = trial.user_attrs.get("wtc.result", {}), trial.user_attrs.get("wtc.owner")
             state = "PRUNED" if trial.state.name == "PRUNED" else "COMPLETE"
-            value = trial.value if trial.state.name == "COMPLETE" else math.nan
+            value = self.minimised(trial) if trial.state.name == "COMPLETE" else math.nan
             started = result.get("started", trial.datetime_start.timestamp() if trial.datetime_start else 0.0)
             out.append(TrialRecord(
                 trial.number, {**fixed, **trial.params}, dict(result.get("summary", {})), value, started,

@@ -111,7 +111,8 @@ class TPESearcher(Searcher):
             return False
         searched = {p.name: params[p.name] for p in self.params}
         trial = next(trial for pending, trial in self._pending if pending == searched)
-        trial.report(value, folds_done)
+        # A shared study holds the true objective (a maximised AUC): report it in the study's sign.
+        trial.report(value if self.shared is None else self.shared.sign * value, folds_done)
         return trial.should_prune()
 
     def _abandon(self, params: dict) -> None:

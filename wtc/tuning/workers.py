@@ -70,12 +70,13 @@ def search(
     on_trial: Callable[[TrialRecord], None] | None = None,
     progress: Callable | None = None,
     groups=None,
+    on_evaluated: Callable[[TrialRecord], None] | None = None,
 ) -> TuningResult:
     """Run a search in memory, or over a stored study with ``n_workers`` processes in all.
 
     Parameters
     ----------
-    pipeline, searcher, X, y, folds, n_classes, metric, on_trial, progress, groups
+    pipeline, searcher, X, y, folds, n_classes, metric, on_trial, progress, groups, on_evaluated
         See :func:`wtc.tuning.objective.tune`.
     study : StudySpec, optional
         Where the trials live; None searches in memory (``n_workers`` must then be 1).
@@ -94,7 +95,7 @@ def search(
         if study is not None and study.temporary:
             shutil.rmtree(study.temporary, ignore_errors=True)
         return tune(pipeline, searcher, X, y, folds, n_classes, metric, on_trial=on_trial, progress=progress,
-                    groups=groups)
+                    groups=groups, on_evaluated=on_evaluated)
     shared = study.open(searcher.n_trials)
     workers = []
     try:
@@ -108,7 +109,7 @@ def search(
                 worker.start()
                 workers.append(worker)
         result = tune(pipeline, searcher, X, y, folds, n_classes, metric, on_trial=on_trial, progress=progress,
-                      groups=groups)
+                      groups=groups, on_evaluated=on_evaluated)
         for worker in workers:
             worker.join()
         failed = [worker for worker in workers if worker.exitcode != 0]
