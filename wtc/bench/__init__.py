@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--calibration-tasks", type=positive,
                       help="tasks per re-certified draw (default: the out-of-fold rows' count)")
     gate.add_argument("--target", choices=["binary", "action", "action_split"], action="append",
-                      help="target(s) (default: binary and action_split; action means action_split)")
+                      help="target(s), repeatable (default: binary and action)")
     gate.add_argument("--alpha", type=float, default=0.05)
     gate.add_argument("--delta", type=float, default=0.1)
     gate.add_argument("--trials", type=positive, help="override the champion's search.n_trials")
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "data":
         bench_data(args.sizes, args.seed)
     elif args.what == "gate":
-        targets = tuple(dict.fromkeys("action_split" if t == "action" else t for t in args.target or
-                                      ["binary", "action_split"]))
+        targets = tuple(dict.fromkeys(args.target or ["binary", "action"]))
         bench_gate(args.history, args.generate_seed, args.tasks, args.fresh_seed, args.fresh_tasks, targets,
                    args.draws, args.draw_tasks, args.calibration_tasks, args.alpha, args.delta, args.trials,
                    args.quick, args.out or None, dump=args.dump)

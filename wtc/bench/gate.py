@@ -222,7 +222,7 @@ def gate_figure(title: str, per_draw: dict[str, np.ndarray], alpha: float):
 
 
 def bench_gate(history: str | None = None, generate_seed: int | None = None, tasks: int = 12000,
-               fresh_seed: int = 101, fresh_tasks: int = 20000, targets: tuple[str, ...] = ("binary", "action_split"),
+               fresh_seed: int = 101, fresh_tasks: int = 20000, targets: tuple[str, ...] = ("binary", "action"),
                draws: int = 200, draw_tasks: int = 500, calibration_tasks: int | None = None, alpha: float = 0.05,
                delta: float = 0.1, trials: int | None = None, quick: bool = False, out: str | None = "experiments/gate",
                seed: int = 0, dump: str | None = None) -> dict[str, list[dict]]:
