@@ -57,3 +57,15 @@ def test_a_sweep_names_its_runs_by_what_varies():
     assert run_name(cfg, varied={"resample", "data.view"}) == "good-SMOTE"
     assert run_name(cfg, varied={"model", "seed"}, overrides={"seed": "2", "model": "xgboost"}) == "xgboost-seed=2"
     assert run_name(cfg, varied=set()) == full
+    # a nested key by its last component, unless two varied keys share it
+    assert run_name(cfg, varied={"+model.estimator.alpha"}, overrides={"+model.estimator.alpha": "1.5"}) == "alpha=1.5"
+    assert run_name(cfg, varied={"a.alpha", "b.alpha"}, overrides={"a.alpha": "1", "b.alpha": "2"}) == \
+        "a.alpha=1-b.alpha=2"
+
+
+def test_a_run_name_with_dots_is_a_valid_logged_model_name():
+    """The leaderboard logs its top runs' models under their run names: MLflow refuses / : . % " ' in them."""
+    from wtc.store.pyfunc import logged_model_name
+
+    assert logged_model_name("alpha=1.5-a/b:c%d\"e'f") == "alpha=1_5-a_b_c_d_e_f"
+    assert logged_model_name("") == "model"

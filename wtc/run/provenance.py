@@ -54,7 +54,8 @@ def run_name(cfg: DictConfig, varied: Iterable[str] | None = None, overrides: Ma
     varied : iterable of str, optional
         The override keys the sweep gives several values (:func:`varied_keys`); None for a single run.
     overrides : mapping of str to str, optional
-        This job's override values by key: a varied key outside the five parts is named ``key=value``.
+        This job's override values by key: a varied key outside the five parts is named ``key=value``,
+        by its last component when that is unambiguous (``alpha=1.5`` for ``+model.estimator.alpha``).
 
     Examples
     --------
@@ -69,7 +70,11 @@ def run_name(cfg: DictConfig, varied: Iterable[str] | None = None, overrides: Ma
         return full
     named = {key for _, keys in _NAME_PARTS for key in keys}
     kept = [str(parts[part]) for part, keys in _NAME_PARTS if varied & set(keys)]
-    kept += [f"{key}={(overrides or {}).get(key, '?')}" for key in sorted(varied - named)]
+    others = sorted(varied - named)
+    short = {key: key.lstrip("+~").rsplit(".", 1)[-1] for key in others}  # model.estimator.alpha -> alpha
+    if len(set(short.values())) < len(short):
+        short = {key: key.lstrip("+~") for key in others}
+    kept += [f"{short[key]}={(overrides or {}).get(key, '?')}" for key in others]
     return "-".join(kept) or full
 
 

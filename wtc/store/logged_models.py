@@ -128,10 +128,10 @@ def _log_from_inputs(client: mlflow.MlflowClient, run, inputs: ModelInputs) -> A
     """Log the model into ``run`` as the job would have: the logged model is created in the run's
     experiment with the run's params and source tags (``Model.log`` would take the process's
     experiment), and ``Model.log`` links the run's metrics to it."""
-    from wtc.store.pyfunc import log_pipeline_model
+    from wtc.store.pyfunc import log_pipeline_model, logged_model_name
 
     run_id = run.info.run_id
-    model = client.create_logged_model(run.info.experiment_id, name=inputs.name, source_run_id=run_id,
+    model = client.create_logged_model(run.info.experiment_id, name=logged_model_name(inputs.name), source_run_id=run_id,
                                        tags={k: v for k, v in run.data.tags.items() if k in _SOURCE_TAGS},
                                        params=dict(run.data.params))
     try:

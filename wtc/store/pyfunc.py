@@ -6,6 +6,7 @@ import functools
 import importlib.metadata
 import json
 import logging
+import re
 import tempfile
 import types
 from collections.abc import Iterator
@@ -250,6 +251,14 @@ def _task_schemas(class_names: list[str]):
     return mlflow.models.ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
+_NOT_IN_MODEL_NAMES = re.compile(r"[/:.%\"']")
+
+
+def logged_model_name(name: str) -> str:
+    """``name`` as MLflow accepts a logged model's name (no ``/ : . % " '``): ``alpha=1.5`` -> ``alpha=1_5``."""
+    return _NOT_IN_MODEL_NAMES.sub("_", name) or "model"
+
+
 def log_pipeline_model(
     pipeline: Any,
     X_example: Any,
@@ -286,7 +295,7 @@ def log_pipeline_model(
     class_names, feature_names : list of str
         Names of the probability columns and of the input columns (the training vocabulary).
     name : str
-        Name of the logged model.
+        Name of the logged model (made valid by :func:`logged_model_name`: a run's name may hold dots).
     registered_model_name : str, optional
         Also register the model as a new version of this registered model.
     view : str, optional
@@ -352,7 +361,7 @@ def log_pipeline_model(
                 flavor=_PYFUNC_FLAVOR,
                 flavor_name=_PYFUNC_FLAVOR_NAME,
                 validate_serving_input=False,
-                name=name,
+                name=logged_model_name(name),
                 python_model=python_model,
                 artifacts=artifacts,
                 code_paths=[str(Path(wtc.__file__).parent)],
