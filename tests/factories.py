@@ -291,3 +291,52 @@ SMALL_HISTORY = {
 def write_json(path, obj) -> str:
     path.write_text(json.dumps(obj), encoding="utf-8")
     return str(path)
+
+
+def ensure_gate(monkeypatch) -> None:
+    """Until ``wtc.evaluation.gate`` lands (branch h20-gate), a stand-in with its signature: the plain
+    Learn-then-Test binomial fixed sequence over rows (groups ignored). The real module wins when present."""
+    import importlib.util
+    import math
+    import sys
+    import types
+    from dataclasses import dataclass
+
+    if importlib.util.find_spec("wtc.evaluation.gate") is not None:
+        return
+    import numpy as np
+    from scipy.stats import binom
+
+    @dataclass(frozen=True)
+    class GateResult:
+        threshold: float
+        coverage: float
+        n_certified: int
+        alpha: float
+        delta: float
+        method: str
+        n_rows: int = 0
+        n_groups: int = 0
+        precision: float = float("nan")
+        p_value: float = float("nan")
+
+    def ltt_threshold(confidence, correct, groups=None, alpha=0.05, delta=0.1, rng=None):
+        confidence, correct = np.asarray(confidence, float), np.asarray(correct, bool)
+        candidates = np.unique(confidence)[::-1]
+        acted = np.array([(confidence >= t).sum() for t in candidates])
+        errors = np.array([(~correct[confidence >= t]).sum() for t in candidates])
+        expected = np.array([np.floor((1 - confidence[confidence >= t]).sum()) for t in candidates])
+        p_values, start = binom.cdf(errors, acted, alpha), int(np.argmin(binom.cdf(expected, acted, alpha)))
+        last = start - 1
+        while last + 1 < candidates.size and p_values[last + 1] <= delta:  # fixed sequence, label-free start
+            last += 1
+        if last < start:
+            return GateResult(math.inf, 0.0, 0, alpha, delta, "test shim", confidence.size, confidence.size)
+        best = float(candidates[last])
+        chosen = confidence >= best
+        return GateResult(best, float(chosen.mean()), last + 1 - start, alpha, delta, "test shim", confidence.size,
+                          confidence.size, float(correct[chosen].mean()), float(p_values[last]))
+
+    module = types.ModuleType("wtc.evaluation.gate")
+    module.GateResult, module.ltt_threshold = GateResult, ltt_threshold
+    monkeypatch.setitem(sys.modules, "wtc.evaluation.gate", module)
