@@ -1,4 +1,4 @@
-"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality``."""
+"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality|recovery``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import argparse
 
 from wtc.bench.loading import bench_data
 from wtc.bench.quality import QUALITY_RECIPES, bench_quality
+from wtc.bench.recovery import bench_recovery
 from wtc.bench.sweep import bench_sweep
 
-__all__ = ["bench_data", "bench_quality", "bench_sweep", "main"]
+__all__ = ["bench_data", "bench_quality", "bench_recovery", "bench_sweep", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--blind-samples", type=non_negative, default=32,
                          help="whitelist samples per task of the name-blind oracle, computed beside the history "
                               "on first use (default 32; 0: leave it out)")
+    recovery = sub.add_parser("recovery", help="the recovery recommender's joint gate vs its oracle and the "
+                              "production rules (Unified's recoveror)")
+    recovery.add_argument("--history", help="a generated history (default: the generated default benchmark)")
+    recovery.add_argument("--fresh-seed", type=int, default=1, help="seed of the fresh history (default 1)")
+    recovery.add_argument("--fresh-tasks", type=non_negative, default=10000,
+                          help="tasks of the fresh history (default 10000; 0: none)")
+    recovery.add_argument("--data", default="workflow_evidence", help="the parts' view (default workflow_evidence)")
+    recovery.add_argument("--folds", type=positive, default=3, help="grouped folds for the out-of-fold rows (default 3)")
+    recovery.add_argument("--out", help="also write the tables as Markdown to this file")
     args = parser.parse_args(argv)
     if args.what == "data":
         bench_data(args.sizes, args.seed)
@@ -52,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_quality(args.history, args.generate_seed, args.tasks or 20000, args.budget_s, args.targets.split(","),
                       args.trials, args.recipes.split(",") if args.recipes else None, args.tracking_uri,
                       args.blind_samples)
+    elif args.what == "recovery":
+        bench_recovery(args.history, args.fresh_seed, args.fresh_tasks, args.data, args.folds, out=args.out)
     else:
         bench_sweep(args.tasks, args.trials, args.folds, args.models, args.views, args.resamplers, args.diagnostics)
     return 0
