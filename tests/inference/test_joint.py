@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from tests.factories import ensure_gate
 from wtc.inference.joint import JointGate, certify_gate, combine, joint_correct
 
 NAMES = {"action": ["acdc", "clone", "other"], "splitting": ["1x", "2x"], "xrootd": ["disabled", "enabled"],
@@ -68,10 +67,9 @@ def test_a_bad_mode_is_refused():
         JointGate(0.5, 0.5, mode="parts")
 
 
-def test_certified_thresholds_hold_on_fresh_rows_from_the_same_law(monkeypatch):
+def test_certified_thresholds_hold_on_fresh_rows_from_the_same_law():
     """Parts whose probabilities are the truth's law: the certified whole is right >= 95% on new rows,
     and the action alone (one part, not four) is AUTO on more of them."""
-    ensure_gate(monkeypatch)
     rng = np.random.default_rng(0)
 
     def draw(n):

@@ -88,6 +88,24 @@ def test_review_says_which_part_held_it_back(thresholds, memory, reason):
     assert (table["decision"] == "REVIEW").all() and (table["below_threshold"] == reason).all()
 
 
+def test_with_a_joint_gate_the_whole_recommendation_decides_and_says_its_mode():
+    from wtc.inference.joint import JointGate
+
+    confidence = 0.9 * 0.95 * 0.7 * 0.5
+    table = recommend_tasks(parts(), TASKS, JointGate(joint_threshold=0.25, action_threshold=0.85))
+    assert (table["decision"] == "AUTO").all() and (table["auto_mode"] == "joint").all()
+    assert table["confidence"].tolist() == pytest.approx([confidence] * 2)
+    held = recommend_tasks(parts(), TASKS, JointGate(joint_threshold=0.5, action_threshold=0.85))
+    assert (held["decision"] == "REVIEW").all() and (held["auto_mode"] == "").all()
+    assert held["below_threshold"].iloc[0] == f"whole {confidence:.3g}<0.5 (weakest: memory 0.5)"
+    by_action = recommend_tasks(parts(), TASKS, JointGate(joint_threshold=0.5, action_threshold=0.85, mode="action"))
+    assert (by_action["decision"] == "AUTO").all() and (by_action["auto_mode"] == "action").all()
+    # A bundle pickled before the gate has none: its parts' own thresholds decide, as before.
+    legacy = WTCRecoveryModel(parts())
+    del legacy.gate
+    assert legacy.predict(None, TASKS)["auto_mode"].tolist() == ["", ""]
+
+
 def test_a_bad_task_gets_its_error_and_the_others_a_recommendation():
     tasks = {**TASKS, "/wf/bad": {"errors": {"good_sites": {"50660": {"T2_US_MIT": -1}}}}}
     table = recommend_tasks(parts(), tasks)
@@ -112,8 +130,10 @@ def test_promote_recovery_without_runs_of_a_part_is_one_line(tracking_uri, capsy
     assert main(["promote", "--recovery", "--tracking-uri", tracking_uri]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: no experiment 'wtc-action' in {tracking_uri}")
-    with pytest.raises(WtcError, match=r"--precision must be in \(0, 1\], got 0"):
+    with pytest.raises(WtcError, match=r"--precision must be in \(0, 1\), got 0"):
         promote_recovery(tracking_uri, precision=0)
+    with pytest.raises(WtcError, match=r"--mode must be one of joint, action, got 'parts'"):
+        promote_recovery(tracking_uri, mode="parts")
     assert not mlflow.MlflowClient(tracking_uri).search_registered_models()
 
 
@@ -177,8 +197,13 @@ def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promo
         assert tags[f"wtc.part.{target}.source_run"] == runs[target]
         run = client.get_run(runs[target])
         assert float(tags[f"wtc.part.{target}.metric_value"]) == pytest.approx(run.data.metrics["test/log_loss"])
-        # The threshold was chosen on the part's own held-out rows: the coverage its run logged at 90%.
-        assert float(tags[f"wtc.part.{target}.auto_coverage"]) == pytest.approx(run.data.metrics["test/coverage_at_p90"])
+    # One joint gate, certified on the parts' out-of-fold rows of the action run's training split.
+    assert tags["wtc.gate.mode"] == "joint" and float(tags["wtc.gate.alpha"]) == pytest.approx(0.1)
+    assert float(tags["wtc.gate.delta"]) == pytest.approx(0.1)
+    gate = load_model(f"models:/wtc-recovery@{CHAMPION}", tracking_uri=uri).unwrap_python_model().gate
+    assert float(tags["wtc.gate.joint_threshold"]) == gate.joint_threshold
+    assert float(tags["wtc.gate.action_coverage"]) == pytest.approx(gate.action_coverage)
+    assert 0 < gate.n_rows < 400 and "gate (mode joint; precision >= 90% with probability >= 90%)" in out
     # The parts whose models waited in their inputs had them logged into their runs first.
     for target in TARGETS:
         logged = f"logged the model of run {runs[target]} from its model/inputs.pkl (models:/m-"
@@ -196,9 +221,12 @@ def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promo
     assert main(["promote", "--recovery", "--precision", "0.8", "--dry-run", "--tracking-uri", uri]) == 0
     assert "would move wtc-recovery@champion to it from version 1" in capsys.readouterr().out
     assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
-    # A lower-bound threshold is not built for the parts: one line, nothing changed.
-    assert main(["promote", "--recovery", "--confidence", "0.9", "--tracking-uri", uri]) == 2
-    assert "--confidence is not supported with --recovery" in capsys.readouterr().err
+    # --confidence C is the gate's 1 - delta: 0.9 is the default, 0.8 (or another mode) is a new version.
+    assert main(["promote", "--recovery", "--precision", "0.9", "--confidence", "0.9", "--tracking-uri", uri]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert main(["promote", "--recovery", "--precision", "0.9", "--mode", "action", "--dry-run",
+                 "--tracking-uri", uri]) == 0
+    assert "would move wtc-recovery@champion to it from version 1" in capsys.readouterr().out
     assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
 
 
@@ -252,11 +280,14 @@ def test_round_trip_on_raw_tasks_matches_each_part(store, promoted):
         assert (table.loc[~acdc, target] == "").all() and table.loc[~acdc, f"{target}_p"].isna().all()
         joint[acdc] *= answers[target].loc[acdc, "confidence"].astype(float).to_numpy()
     np.testing.assert_allclose(table["confidence"].astype(float), joint, rtol=1e-9)
-    # AUTO exactly when every part used meets its threshold.
-    thresholds = model.unwrap_python_model().thresholds
-    meets = {t: answers[t]["confidence"].astype(float).to_numpy() >= thresholds[t] for t in TARGETS}
-    auto = meets["action"] & (~acdc | (meets["splitting"] & meets["xrootd"] & meets["memory"]))
+    # AUTO exactly when the whole recommendation's confidence clears the joint gate (and no part says "other").
+    gate = model.unwrap_python_model().gate
+    other = np.zeros(len(table), bool)
+    for target in TARGETS:
+        other |= (table["action"] == "other").to_numpy() | (acdc & (table[target] == "other").to_numpy())
+    auto = (table["confidence"].astype(float).to_numpy() >= gate.joint_threshold) & ~other
     assert (table["decision"] == np.where(auto, "AUTO", "REVIEW")).all()
+    assert (table["auto_mode"] == np.where(auto, "joint", "")).all()
 
 
 @pytest.mark.slow
@@ -272,12 +303,13 @@ def test_predict_prints_the_combined_recommendation_and_summary(store, promoted,
                  "--out", str(out)])
     stdout, stderr = capsys.readouterr()
     assert code == 1 and "negative_count" in stderr and "Traceback" not in stderr
-    assert "acdc splitting=" in stdout and "AUTO when every part used meets its threshold: action >=" in stdout
+    assert "acdc splitting=" in stdout and "AUTO when the whole recommendation's confidence " in stdout
     assert "labelled tasks (the file records the operators' decisions): 40" in stdout
     written = json.loads(out.read_text())
     summary = written["summary"]
     assert summary["predicted"] == 40 and summary["invalid"] == 1
-    assert set(summary["part_thresholds"]) == set(TARGETS) and summary["expected_precision"] == 0.9
+    assert summary["part_thresholds"] is None and summary["expected_precision"] == pytest.approx(0.9)
+    assert summary["gate"]["mode"] == "joint" and "joint gate" in summary["expected_precision_from"]
     assert set(summary["by_recommendation"]) <= {"acdc", "clone", "special", "other"}  # grouped by action
     realised = summary["realised"]
     rows = [r for r in written["tasks"] if r["error"] == ""]

@@ -73,17 +73,16 @@ def _promote_recovery(args) -> int:
     from wtc.ops.promote import CHAMPION
     from wtc.ops.recovery import format_recovery, promote_recovery
 
-    if args.confidence:
-        raise WtcError("--confidence is not supported with --recovery yet: each part's threshold uses its "
-                       "measured held-out precision")
     if args.experiment is not None:
         raise WtcError("--recovery reads the experiments wtc-action, wtc-splitting, wtc-xrootd and wtc-memory; "
                        "drop --experiment (select a sweep with --sweep)")
     name = args.name or "wtc-recovery"
+    # The joint gate is certified with probability 1 - delta: --confidence C asks delta = 1 - C (default 0.9).
+    delta = round(1 - args.confidence, 12) if args.confidence else 0.1
     outcome = promote_recovery(default_uri(args), args.metric, name, sweep=args.sweep, precision=args.precision,
-                               dry_run=args.dry_run, force=args.force)
+                               dry_run=args.dry_run, force=args.force, mode=args.mode, delta=delta)
     print(f"{'dry run: ' if args.dry_run else ''}recovery recommender from the best finished run of each part by "
-          f"{args.metric}, AUTO thresholds at {args.precision:.0%} precision on each part's held-out rows:")
+          f"{args.metric}, AUTO gate certified at {args.precision:.0%} precision on the parts' out-of-fold rows:")
     for line in format_recovery(outcome):
         print(f"  {line}")
     if outcome.refused:
@@ -267,6 +266,10 @@ def add_promote(commands) -> None:
                          help="ask the one-sided C lower bound (Clopper-Pearson) of the held-out precision to reach "
                               "P, not the measured precision: new tasks then keep P with probability ~C, for less "
                               "coverage (default: 0, the measured precision; e.g. 0.9)")
+    promote.add_argument("--mode", choices=["joint", "action"], default="joint",
+                         help="with --recovery: AUTO only for a whole recommendation certified right (joint, the "
+                              "default), or also for the action alone where it is (action: the parameters as "
+                              "suggestions)")
     promote.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
     promote.add_argument("--force", action="store_true",
                          help="promote even when worse than the current champion on the same metric")

@@ -2,16 +2,19 @@
 
 ``wtc promote --recovery`` picks each part as ``wtc promote`` picks a champion (the best
 finished run of its experiment by a test metric, beating the rules and dummy baselines on
-its own split, no worse than the current recommender's part unless ``--force``), chooses
-each part's AUTO threshold on that run's held-out rows, logs one pyfunc that carries the four
-pipelines and their thresholds (a run of the experiment ``wtc-recovery``) and registers it as
-``wtc-recovery@champion``. How the parts combine: :mod:`wtc.inference.recovery`.
+its own split, no worse than the current recommender's part unless ``--force``), certifies the
+joint gate (the whole recommendation's threshold, and the action's alone) on the parts'
+out-of-fold predictions of the action run's training split (:mod:`wtc.ops.recovery_gate`), logs
+one pyfunc that carries the four pipelines and the gate (a run of the experiment
+``wtc-recovery``) and registers it as ``wtc-recovery@champion``. How the parts combine:
+:mod:`wtc.inference.recovery`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,9 +22,11 @@ from typing import Any
 import pandas as pd
 
 from wtc.errors import WtcError
+from wtc.inference.joint import MODES, JointGate
 from wtc.inference.recovery import RECOVERY_TARGETS, RecoveryPart
 from wtc.ops.baselines import check_baselines, fmt_value
-from wtc.ops.promote import Promotion, auto_threshold, check_current, move_champion, select_run
+from wtc.ops.promote import Promotion, check_current, move_champion, select_run
+from wtc.ops.recovery_gate import certify_recovery
 from wtc.store.logged_models import MODEL_INPUTS, find_run_model
 from wtc.store.pyfunc import load_model
 from wtc.store.query import store_client
@@ -36,6 +41,8 @@ log = logging.getLogger(__name__)
 #: Where the recommender's own runs are logged (one per promotion that logs a new bundle).
 RECOVERY_EXPERIMENT = "wtc-recovery"
 TAG_KIND, KIND = "wtc.kind", "recovery"
+#: Version tags of the joint gate: ``wtc.gate.<field>`` of :class:`~wtc.inference.joint.JointGate`.
+GATE_FIELDS = ("joint_threshold", "action_threshold", "mode", "alpha", "delta", "joint_coverage", "action_coverage")
 
 
 def part_tag(target: str, key: str) -> str:
@@ -57,6 +64,7 @@ class RecoveryPromotion:
     version: str | None = None
     run_id: str | None = None
     changed: bool = False
+    gate: JointGate | None = None
 
     @property
     def refused(self) -> bool:
@@ -66,15 +74,22 @@ class RecoveryPromotion:
         return [f"{t}: {r}" for t, p in self.parts.items() for r in p.refusals] + self.refusals
 
 
-def _unchanged(current, chosen: dict[str, Promotion], metric: str, precision: float) -> bool:
+def _unchanged(current, chosen: dict[str, Promotion], metric: str, precision: float, mode: str, delta: float) -> bool:
     tags = current.tags
     return (tags.get(TAG_METRIC) == metric and tags.get(TAG_PRECISION) == repr(precision)
+            and tags.get("wtc.gate.mode") == mode and math.isclose(float(tags.get("wtc.gate.delta", "nan")), delta)
             and all(tags.get(part_tag(t, "source_run")) == p.run_id for t, p in chosen.items()))
+
+
+def _gate_of_tags(tags: dict) -> JointGate:
+    values = {f: tags.get(f"wtc.gate.{f}") for f in GATE_FIELDS}
+    return JointGate(**{f: (v if f == "mode" else float(v)) for f, v in values.items()})
 
 
 def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str = "wtc-recovery",
                      sweep: str | None = None, precision: float = 0.95, dry_run: bool = False, force: bool = False,
-                     experiments: dict[str, str] | None = None) -> RecoveryPromotion:
+                     experiments: dict[str, str] | None = None, mode: str = "joint",
+                     delta: float = 0.1) -> RecoveryPromotion:
     """Register the recovery recommender built from each part's best run as ``name@champion``.
 
     Parameters
@@ -88,20 +103,30 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
     sweep : str, optional
         Only the runs of this sweep (e.g. the ``+experiment=recovery`` sweep's dir).
     precision : float
-        Target precision of each part's AUTO decisions, on that part's held-out rows.
+        Target precision of the AUTO decisions: of the whole recommendation (joint gate) and of the
+        action alone (action gate), each certified with probability ``1 - delta``.
     dry_run, force : bool
         As for :func:`wtc.ops.promote.promote` (``force``: accept a part worse than the
         current recommender's part on the same metric).
     experiments : mapping, optional
         Experiment of each part; default ``wtc-<target>`` (what the runs of each target log to).
+    mode : {"joint", "action"}
+        ``joint``: AUTO only for a whole recommendation that clears the joint gate; ``action``: also
+        AUTO for the action alone where it clears the action gate (the parameters as suggestions).
+    delta : float
+        The tolerated probability that a certified threshold misses ``precision``.
 
     Returns
     -------
     RecoveryPromotion
         Nothing is registered when any part is refused (``all_refusals`` says why).
     """
-    if not 0 < precision <= 1:
-        raise WtcError(f"--precision must be in (0, 1], got {precision}")
+    if not 0 < precision < 1:
+        raise WtcError(f"--precision must be in (0, 1), got {precision}")
+    if mode not in MODES:
+        raise WtcError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if not 0 < delta < 1:
+        raise WtcError(f"the gate's delta (1 - --confidence) must be in (0, 1), got {delta}")
     experiments = {t: (experiments or {}).get(t, f"wtc-{t}") for t in RECOVERY_TARGETS}
     client = store_client(tracking_uri)
     outcome = RecoveryPromotion(name=name, metric=metric, precision=precision, dry_run=dry_run)
@@ -125,11 +150,9 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
         return outcome
 
     current = alias_version(client, name)
-    if current is not None and _unchanged(current, outcome.parts, metric, precision):
+    if current is not None and _unchanged(current, outcome.parts, metric, precision, mode, delta):
         outcome.version = str(current.version)
-        for target, part in outcome.parts.items():
-            part.threshold = float(current.tags.get(part_tag(target, "auto_threshold"), "nan"))
-            part.coverage = float(current.tags.get(part_tag(target, "auto_coverage"), "nan"))
+        outcome.gate = _gate_of_tags(current.tags)
         outcome.actions.append(f"{name}@{CHAMPION} is already version {current.version} of these runs: nothing to do")
         return outcome
     if current is not None:
@@ -140,10 +163,8 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
                           force)
         if outcome.refused:
             return outcome
-    for target, part in outcome.parts.items():
-        auto_threshold(client, runs[target], models[target], tracking_uri, part)
-    if outcome.refused:
-        return outcome
+    pipelines = {t: m.pipeline(tracking_uri) for t, m in models.items()}
+    outcome.gate = certify_recovery(client, runs, pipelines, mode=mode, alpha=1 - precision, delta=delta)
     if dry_run:
         outcome.actions.append("would log a recovery model bundling runs "
                                + ", ".join(f"{t} {p.run_id}" for t, p in outcome.parts.items())
@@ -163,7 +184,7 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
         if not hasattr(inner, "spec"):
             raise WtcError(f"run {runs[target].info.run_id} logged a matrix model; the recommender needs models "
                            "that read raw tasks (runs since the raw-task pyfunc)")
-        parts[target] = RecoveryPart(inner.pipeline, inner.spec, outcome.parts[target].threshold)
+        parts[target] = RecoveryPart(inner.pipeline, inner.spec)
         if target == "action":
             example = _tasks_example(loaded.input_example)
     stamp = datetime.now()
@@ -171,14 +192,14 @@ def promote_recovery(tracking_uri: str, metric: str = "test/log_loss", name: str
     with RunTracker(tracking_uri, RECOVERY_EXPERIMENT, run_name=f"recovery-{stamp:%Y%m%d-%H%M%S}", tags=tags) as run:
         run.log_params({f"{t}.run_id": p.run_id for t, p in outcome.parts.items()} | {"metric": metric,
                                                                                        "precision": precision})
-        info = log_recovery_model(parts, example)
+        info = log_recovery_model(parts, example, gate=outcome.gate)
         outcome.run_id = run.run_id
     version = create_version(client, name, info.model_uri, outcome.run_id, info.model_id)
     version_tags = {TAG_METRIC: metric, TAG_PRECISION: repr(precision), TAG_KIND: KIND}
+    version_tags |= {f"wtc.gate.{f}": (outcome.gate.mode if f == "mode" else repr(float(getattr(outcome.gate, f))))
+                     for f in GATE_FIELDS}
     for target, part in outcome.parts.items():
-        version_tags |= {part_tag(target, "source_run"): part.run_id, part_tag(target, "metric_value"): repr(part.value),
-                         part_tag(target, "auto_threshold"): repr(part.threshold),
-                         part_tag(target, "auto_coverage"): repr(part.coverage)}
+        version_tags |= {part_tag(target, "source_run"): part.run_id, part_tag(target, "metric_value"): repr(part.value)}
     summary = Promotion(name=name, metric=metric)
     move_champion(client, name, version, current, version_tags, summary)
     outcome.version, outcome.changed = summary.version, True
@@ -199,10 +220,16 @@ def format_recovery(outcome: RecoveryPromotion) -> list[str]:
     """The lines ``wtc promote --recovery`` prints (refusals apart)."""
     lines = []
     for target, part in outcome.parts.items():
-        head = f"{target}: {part.run_name} ({part.run_id}) {outcome.metric} {fmt_value(part.value)}"
-        if part.threshold is not None:
-            head += (f"; AUTO when confidence >= {part.threshold:.4g}, expected coverage {part.coverage:.1%}"
-                     if part.threshold != float("inf") else "; no threshold reaches the precision: never AUTO")
-        lines.append(head)
+        lines.append(f"{target}: {part.run_name} ({part.run_id}) {outcome.metric} {fmt_value(part.value)}")
         lines += [f"  {line}" for line in part.notes + part.actions]
+    gate = outcome.gate
+    if gate is not None:
+        def reach(threshold: float, coverage: float, what: str) -> str:
+            return (f"{what} AUTO when its confidence >= {threshold:.4g} ({coverage:.1%} of the out-of-fold tasks)"
+                    if threshold != float("inf") else f"{what}: no threshold certified, never AUTO")
+
+        lines.append(f"gate (mode {gate.mode}; precision >= {1 - gate.alpha:.0%} with probability >= "
+                     f"{1 - gate.delta:.0%}): " + reach(gate.joint_threshold, gate.joint_coverage, "the whole recommendation")
+                     + "; " + reach(gate.action_threshold, gate.action_coverage, "the action alone")
+                     + ("" if gate.mode == "action" else " (used in mode action only)"))
     return lines + outcome.actions
