@@ -291,4 +291,3 @@ SMALL_HISTORY = {
 def write_json(path, obj) -> str:
     path.write_text(json.dumps(obj), encoding="utf-8")
     return str(path)
-
