@@ -131,3 +131,29 @@ def test_gate_benchmark_prints_its_table_and_draws_its_figure(capsys, tmp_path):
     assert all(0 <= row["violation_rate"] <= 1 and 0 <= row["coverage_mean"] <= 1 for row in tables["binary"])
     assert (tmp_path / "train_600_seed5_binary.png").stat().st_size > 0
     assert "| promoted: ltt-workflow |" in (tmp_path / "train_600_seed5_binary.md").read_text()
+
+
+@pytest.mark.slow
+def test_recovery_benchmark_prints_the_gates_the_oracle_and_the_rules(capsys, tmp_path):
+    """Tiny history: every row of both tables printed and written; the figures are shares."""
+    from wtc.bench import bench_recovery
+    from wtc.data.synthetic import write_benchmark
+
+    path = write_benchmark(tmp_path / "h.json", n_tasks=500, seed=4)
+    out = tmp_path / "recovery.md"
+    result = bench_recovery(str(path), fresh_seed=5, fresh_tasks=300, folds=2, alphas=(0.05, 0.5), out=str(out))
+    text = capsys.readouterr().out
+    assert "Certified on" in text and "held-out workflows" in text and "fresh history: seed 5, 300 tasks" in text
+    assert set(result["gates"]) == {0.05, 0.5}
+    for table in ("held_out", "fresh"):
+        rows, limits = result[table]
+        names = [r["model"] for r in rows]
+        assert names[:3] == ["recommender: joint gate, certified ≥ 95% whole",
+                             "recommender: joint gate, certified ≥ 50% whole",
+                             "recommender: action gate, certified ≥ 95% action (parameters as suggestions)"]
+        assert names[3:] == [f"production rules: recoveror ({s})" for s in ("unified", "static", "both")]
+        assert all(0 <= r["coverage"] <= 1 and r["auto"] <= r["tasks"] for r in rows)
+        assert rows[0]["tasks"] == (300 if table == "fresh" else rows[0]["tasks"])
+        assert {"oracle: whole recommendation, ≥ 95% right", "workflow oracle: action alone, ≥ 95% right"} <= set(limits)
+        assert all(0 <= value <= 1 for value, _ in limits.values())
+    assert out.read_text().count("| production rules: recoveror (both) |") == 2

@@ -23,6 +23,7 @@ from wtc.models import (
     CascadeClassifier,
     DNNClassifier,
     EarlyStoppingClassifier,
+    RecoverorPolicy,
     RulesClassifier,
 )
 from wtc.models.calibration import IsotonicCalibrator, TemperatureCalibrator
@@ -42,6 +43,10 @@ ESTIMATORS = {
                             random_state=0): {},
     EarlyStoppingClassifier(xgboost.XGBClassifier(n_estimators=30, n_jobs=1), patience=5, random_state=0): {},
     EarlyStoppingClassifier(lightgbm.LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1), refit_iterations=10): {},
+    RecoverorPolicy(): {
+        # No '<status>:<code>:<site>' column names: no rule can fire, every row gets the class prior.
+        "check_classifiers_train": "a rules policy without exit-code columns is the class prior",
+    },
     RulesClassifier(): {
         # The check's random columns carry no '<status>:<code>:<site>' names, so no column is an
         # exit code and the baseline predicts the class prior (documented behaviour).

@@ -255,3 +255,25 @@ def test_a_single_target_model_works_too(tmp_path):
     assert "Accept the recommendation" in task_page
     assert "Accepting needs a choice of: <b>action</b>" in client.get(
         "/task", query_string={"name": other}).get_data(as_text=True)
+
+
+def test_a_joint_gated_model_shows_its_auto_mode(built, tmp_path):
+    """A recommender with a joint gate in mode action: the queue and task pages say which AUTO each task got."""
+    from tests.factories import LoadedModel
+    from wtc.inference.joint import JointGate
+    from wtc.store.recovery_model import WTCRecoveryModel
+
+    history, model = built
+    inner = model.unwrap_python_model()
+    # Low thresholds: some tasks clear the whole's, others only the action's.
+    gated = LoadedModel(WTCRecoveryModel(inner.parts, JointGate(joint_threshold=0.5, action_threshold=0.6,
+                                                                mode="action")))
+    app = build_panel(history, "models:/test-recovery@champion", None, tmp_path / "d.json", operator="alice",
+                      model=gated, allowed_hosts={HOST})
+    client = app.test_client()
+    page = get(client, "/?decision=AUTO").get_data(as_text=True)
+    assert '<span class="mode"' in page and "action only" in page and ">whole<" in page
+    by_action = re.search(r'<tr class="task" data-task="([^"]+)">\s*<td><span class="badge auto">AUTO</span> '
+                          r'<span class="mode"[^>]*>action only', page).group(1)
+    shown = get(client, f"/task?name={html.unescape(by_action)}").get_data(as_text=True)
+    assert "AUTO for the action only: the parameters are suggestions." in shown

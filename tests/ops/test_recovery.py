@@ -88,6 +88,30 @@ def test_review_says_which_part_held_it_back(thresholds, memory, reason):
     assert (table["decision"] == "REVIEW").all() and (table["below_threshold"] == reason).all()
 
 
+def test_with_a_joint_gate_the_whole_recommendation_decides_and_says_its_mode():
+    from wtc.inference.joint import JointGate
+
+    confidence = 0.9 * 0.95 * 0.7 * 0.5
+    table = recommend_tasks(parts(), TASKS, JointGate(joint_threshold=0.25, action_threshold=0.85))
+    assert (table["decision"] == "AUTO").all() and (table["auto_mode"] == "joint").all()
+    assert table["confidence"].tolist() == pytest.approx([confidence] * 2)
+    held = recommend_tasks(parts(), TASKS, JointGate(joint_threshold=0.5, action_threshold=0.85))
+    assert (held["decision"] == "REVIEW").all() and (held["auto_mode"] == "").all()
+    # The parts' own thresholds (reported only) say which part held it back.
+    assert held["below_threshold"].iloc[0] == (f"whole {confidence:.3g}<0.5 (weakest: memory 0.5); "
+                                               "own thresholds: memory 0.5<0.9")
+    unthresholded = {name: RecoveryPart(p.pipeline, p.spec) for name, p in parts().items()}
+    gate = JointGate(joint_threshold=0.5, action_threshold=0.85)
+    assert recommend_tasks(unthresholded, TASKS, gate)["below_threshold"].iloc[0] == (
+        f"whole {confidence:.3g}<0.5 (weakest: memory 0.5)")
+    by_action = recommend_tasks(parts(), TASKS, JointGate(joint_threshold=0.5, action_threshold=0.85, mode="action"))
+    assert (by_action["decision"] == "AUTO").all() and (by_action["auto_mode"] == "action").all()
+    # A bundle pickled before the gate has none: its parts' own thresholds decide, as before.
+    legacy = WTCRecoveryModel(parts())
+    del legacy.gate
+    assert legacy.predict(None, TASKS)["auto_mode"].tolist() == ["", ""]
+
+
 def test_a_bad_task_gets_its_error_and_the_others_a_recommendation():
     tasks = {**TASKS, "/wf/bad": {"errors": {"good_sites": {"50660": {"T2_US_MIT": -1}}}}}
     table = recommend_tasks(parts(), tasks)
@@ -114,6 +138,10 @@ def test_promote_recovery_without_runs_of_a_part_is_one_line(tracking_uri, capsy
     assert len(err) == 1 and err[0].startswith(f"error: no experiment 'wtc-action' in {tracking_uri}")
     with pytest.raises(WtcError, match=r"--precision must be in \(0, 1\], got 0"):
         promote_recovery(tracking_uri, precision=0)
+    with pytest.raises(WtcError, match=r"--delta must be in \(0, 1\), got 1"):
+        promote_recovery(tracking_uri, delta=1)
+    with pytest.raises(WtcError, match=r"--mode must be one of joint, action, got 'parts'"):
+        promote_recovery(tracking_uri, mode="parts")
     assert not mlflow.MlflowClient(tracking_uri).search_registered_models()
 
 
@@ -188,8 +216,15 @@ def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promo
         run = client.get_run(runs[target])
         objective = f"cv/{run.data.params['metric']}_mean"
         assert float(tags[f"wtc.part.{target}.metric_value"]) == pytest.approx(run.data.metrics[objective])
-        # The threshold was certified on the part's own out-of-fold rows (Learn-then-Test, never its test rows).
+        # Its own threshold (reported: what held a task back) was certified on the part's own out-of-fold rows.
         assert float(tags[f"wtc.part.{target}.auto_coverage"]) == oof_gate(uri, runs[target], 0.1)[0].coverage
+    # One joint gate, certified on the parts' out-of-fold rows of the action run's training split.
+    assert tags["wtc.gate.mode"] == "joint" and float(tags["wtc.gate.alpha"]) == pytest.approx(0.1)
+    assert float(tags["wtc.gate.delta"]) == pytest.approx(0.1)
+    gate = load_model(f"models:/wtc-recovery@{CHAMPION}", tracking_uri=uri).unwrap_python_model().gate
+    assert float(tags["wtc.gate.joint_threshold"]) == gate.joint_threshold
+    assert float(tags["wtc.gate.action_coverage"]) == pytest.approx(gate.action_coverage)
+    assert 0 < gate.n_rows < 400 and "gate (mode joint; precision >= 90% with probability >= 90%)" in out
     # The parts whose models waited in their inputs had them logged into their runs first.
     for target in TARGETS:
         logged = f"logged the model of run {runs[target]} from its model/inputs.pkl (models:/m-"
@@ -207,9 +242,16 @@ def test_promote_recovery_registers_one_model_of_the_four_best_runs(store, promo
     assert main(["promote", "--recovery", "--precision", "0.8", "--dry-run", "--tracking-uri", uri]) == 0
     assert "would move wtc-recovery@champion to it from version 1" in capsys.readouterr().out
     assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
-    # Another delta is not built for the parts yet: one line, nothing changed.
-    assert main(["promote", "--recovery", "--delta", "0.2", "--tracking-uri", uri]) == 2
-    assert "--delta is not supported with --recovery" in capsys.readouterr().err
+    # --delta (default 0.1) and --alpha are promote's own: the same gate is nothing to do, another delta or
+    # another mode is a new version.
+    assert main(["promote", "--recovery", "--alpha", "0.1", "--delta", "0.1", "--tracking-uri", uri]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    for other in (["--delta", "0.2"], ["--mode", "action"]):
+        assert main(["promote", "--recovery", "--precision", "0.9", *other, "--dry-run", "--tracking-uri", uri]) == 0
+        assert "would move wtc-recovery@champion to it from version 1" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:  # --confidence is gone: --delta is the gate's 1 - confidence
+        main(["promote", "--recovery", "--confidence", "0.9", "--tracking-uri", uri])
+    assert exit_.value.code == 2 and "unrecognized arguments: --confidence" in capsys.readouterr().err
     assert len(client.search_model_versions("name = 'wtc-recovery'")) == 1
 
 
@@ -263,11 +305,14 @@ def test_round_trip_on_raw_tasks_matches_each_part(store, promoted):
         assert (table.loc[~acdc, target] == "").all() and table.loc[~acdc, f"{target}_p"].isna().all()
         joint[acdc] *= answers[target].loc[acdc, "confidence"].astype(float).to_numpy()
     np.testing.assert_allclose(table["confidence"].astype(float), joint, rtol=1e-9)
-    # AUTO exactly when every part used meets its threshold.
-    thresholds = model.unwrap_python_model().thresholds
-    meets = {t: answers[t]["confidence"].astype(float).to_numpy() >= thresholds[t] for t in TARGETS}
-    auto = meets["action"] & (~acdc | (meets["splitting"] & meets["xrootd"] & meets["memory"]))
+    # AUTO exactly when the whole recommendation's confidence clears the joint gate (and no part says "other").
+    gate = model.unwrap_python_model().gate
+    other = np.zeros(len(table), bool)
+    for target in TARGETS:
+        other |= (table["action"] == "other").to_numpy() | (acdc & (table[target] == "other").to_numpy())
+    auto = (table["confidence"].astype(float).to_numpy() >= gate.joint_threshold) & ~other
     assert (table["decision"] == np.where(auto, "AUTO", "REVIEW")).all()
+    assert (table["auto_mode"] == np.where(auto, "joint", "")).all()
 
 
 @pytest.mark.slow
@@ -283,14 +328,14 @@ def test_predict_prints_the_combined_recommendation_and_summary(store, promoted,
                  "--out", str(out)])
     stdout, stderr = capsys.readouterr()
     assert code == 1 and "negative_count" in stderr and "Traceback" not in stderr
-    # On 400 tasks the action part's gate may certify no threshold (too few workflows): then predict says so.
-    assert "acdc splitting=" in stdout and ("AUTO when every part used meets its threshold: action >=" in stdout
-                                            or "was certified for 90% precision: every task that needs" in stdout)
+    assert "acdc splitting=" in stdout and "AUTO when the whole recommendation's confidence " in stdout
+    assert "(the parts' own thresholds, reported in what held a task back: action " in stdout
     assert "labelled tasks (the file records the operators' decisions): 40" in stdout
     written = json.loads(out.read_text())
     summary = written["summary"]
     assert summary["predicted"] == 40 and summary["invalid"] == 1
-    assert set(summary["part_thresholds"]) == set(TARGETS) and summary["expected_precision"] == 0.9
+    assert set(summary["part_thresholds"]) == set(TARGETS) and summary["expected_precision"] == pytest.approx(0.9)
+    assert summary["gate"]["mode"] == "joint" and "joint gate" in summary["expected_precision_from"]
     assert set(summary["by_recommendation"]) <= {"acdc", "clone", "special", "other"}  # grouped by action
     realised = summary["realised"]
     rows = [r for r in written["tasks"] if r["error"] == ""]

@@ -1,4 +1,4 @@
-"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality|serve|gate``."""
+"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality|serve|gate|recovery``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import argparse
 from wtc.bench.gate import bench_gate
 from wtc.bench.loading import bench_data
 from wtc.bench.quality import QUALITY_RECIPES, bench_quality
+from wtc.bench.recovery import bench_recovery
 from wtc.bench.sweep import bench_sweep
 
-__all__ = ["bench_data", "bench_gate", "bench_quality", "bench_sweep", "main"]
+__all__ = ["bench_data", "bench_gate", "bench_quality", "bench_recovery", "bench_sweep", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--quick", action="store_true", help="a cheap untuned recipe instead of the champion (smoke)")
     gate.add_argument("--out", default="experiments/gate", help="folder of the figures and tables ('' : none)")
     gate.add_argument("--dump", help="also save the out-of-fold and fresh scores here (to study a gate offline)")
+    recovery = sub.add_parser("recovery", help="the recovery recommender's joint gate vs its oracle and the "
+                              "production rules (Unified's recoveror)")
+    recovery.add_argument("--history", help="a generated history (default: the generated default benchmark)")
+    recovery.add_argument("--fresh-seed", type=int, default=1, help="seed of the fresh history (default 1)")
+    recovery.add_argument("--fresh-tasks", type=non_negative, default=10000,
+                          help="tasks of the fresh history (default 10000; 0: none)")
+    recovery.add_argument("--data", default="workflow_evidence", help="the parts' view (default workflow_evidence)")
+    recovery.add_argument("--folds", type=positive, default=3, help="grouped folds for the out-of-fold rows (default 3)")
+    recovery.add_argument("--out", help="also write the tables as Markdown to this file")
     args = parser.parse_args(argv)
     if args.what == "serve":
         if args.model is not None and args.tracking_uri is None:
@@ -90,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_quality(args.history, args.generate_seed, args.tasks or 20000, args.budget_s, args.targets.split(","),
                       args.trials, args.recipes.split(",") if args.recipes else None, args.tracking_uri,
                       args.blind_samples)
+    elif args.what == "recovery":
+        bench_recovery(args.history, args.fresh_seed, args.fresh_tasks, args.data, args.folds, out=args.out)
     else:
         bench_sweep(args.tasks, args.trials, args.folds, args.models, args.views, args.resamplers, args.diagnostics)
     return 0

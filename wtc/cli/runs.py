@@ -40,6 +40,8 @@ def _promote(args) -> int:
 
     if args.recovery:
         return _promote_recovery(args)
+    if args.mode != "joint":
+        raise WtcError("--mode chooses the recovery recommender's AUTO mode: use it with --recovery")
     if args.experiment is None or args.name is None:
         raise WtcError("promote needs --experiment and --name (or --recovery)")
     outcome = promote(uri, args.experiment, args.metric, args.name, sweep=args.sweep,
@@ -84,18 +86,16 @@ def _promote_recovery(args) -> int:
     from wtc.ops.promote import CHAMPION
     from wtc.ops.recovery import format_recovery, promote_recovery
 
-    if args.delta != 0.1:
-        raise WtcError("--delta is not supported with --recovery yet: each part's gate uses delta 0.1")
     args.precision = _precision(args)
     if args.experiment is not None:
         raise WtcError("--recovery reads the experiments wtc-action, wtc-splitting, wtc-xrootd and wtc-memory; "
                        "drop --experiment (select a sweep with --sweep)")
     name = args.name or "wtc-recovery"
     outcome = promote_recovery(default_uri(args), args.metric, name, sweep=args.sweep, precision=args.precision,
-                               dry_run=args.dry_run, force=args.force)
+                               dry_run=args.dry_run, force=args.force, mode=args.mode, delta=args.delta)
     print(f"{'dry run: ' if args.dry_run else ''}recovery recommender from the best finished run of each part by "
-          f"{args.metric} (the CV objective), AUTO gates certified at {args.precision:.0%} precision (delta 0.1) on "
-          "each part's out-of-fold rows:")
+          f"{args.metric} (the CV objective), AUTO gate (mode {args.mode}) certified at {args.precision:.0%} "
+          f"precision with probability >= {1 - args.delta:.0%} on the parts' out-of-fold rows:")
     for line in format_recovery(outcome):
         print(f"  {line}")
     if outcome.refused:
@@ -284,6 +284,10 @@ def add_promote(commands) -> None:
                          help="tolerated probability that the gate misses the precision on new tasks (default: 0.1): "
                               "the threshold is certified by Learn-then-Test on the run's out-of-fold rows, one task "
                               "per workflow (docs/gate.md)")
+    promote.add_argument("--mode", choices=["joint", "action"], default="joint",
+                         help="with --recovery: AUTO only for a whole recommendation certified right (joint, the "
+                              "default), or also for the action alone where it is (action: the parameters as "
+                              "suggestions)")
     promote.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
     promote.add_argument("--force", action="store_true",
                          help="promote even when worse than the current champion on the same metric")

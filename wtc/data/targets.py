@@ -154,6 +154,23 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 )}
 
 
+#: The parts of a whole recovery: the action, and for an acdc its splitting, xrootd and memory.
+RECOVERY_PARTS = ("action", "splitting", "xrootd", "memory")
+
+
+def recovery_key(parameters: Mapping) -> tuple[str, str, str, str]:
+    """The whole recommendation an operator executes, as ``(action, splitting, xrootd, memory)``.
+
+    The action group (:data:`TARGETS` ``action``); for an ``acdc`` also the splitting, xrootd and
+    memory bucket of ``splitting``/``xrootd``/``memory``; for any other action those three are
+    empty (the recovery recommender proposes them only for an acdc).
+    """
+    action = action_group(parameters["action"])
+    if action != "acdc":
+        return (action, "", "", "")
+    return (action, *(label_of(parameters, part) for part in RECOVERY_PARTS[1:]))
+
+
 def target_of(name: str) -> Target:
     """The :class:`Target` called ``name`` (ValueError listing the valid names otherwise)."""
     try:

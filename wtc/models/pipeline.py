@@ -13,12 +13,15 @@ from sklearn.base import clone
 MODEL_STEP = "model"
 
 
-def build_pipeline(cfg: DictConfig, feature_names: list[str] | None = None) -> Pipeline:
+def build_pipeline(cfg: DictConfig, feature_names: list[str] | None = None,
+                   class_names: list[str] | None = None) -> Pipeline:
     """An imblearn Pipeline from ``cfg.scaler``, ``cfg.resample`` and ``cfg.model.estimator``.
 
     Samplers inside an imblearn Pipeline act only in ``fit``, so resampling never touches a
     validation or test fold. Empty scaler/resample configs are left out; a model config with
-    ``scale: false`` (the rules baseline reads raw counts) skips the scaler.
+    ``scale: false`` (the rules baseline reads raw counts) skips the scaler. A model with a
+    ``feature_names`` or ``class_names`` parameter (the rules baselines) is given the view's column
+    names and the names of the integer labels.
     """
     steps = []
     if cfg.scaler and cfg.model.get("scale", True):
@@ -28,6 +31,8 @@ def build_pipeline(cfg: DictConfig, feature_names: list[str] | None = None) -> P
     model = instantiate(cfg.model.estimator, _convert_="all")
     if feature_names is not None and "feature_names" in model.get_params():
         model.set_params(feature_names=list(feature_names))
+    if class_names is not None and "class_names" in model.get_params():
+        model.set_params(class_names=list(class_names))
     steps.append((MODEL_STEP, model))
     return Pipeline(steps)
 

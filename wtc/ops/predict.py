@@ -52,6 +52,7 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     realised: dict[str, Any] | None = None
     part_thresholds: dict[str, float | None] | None = None
+    gate: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -78,7 +79,7 @@ class Prediction:
             "review": int((good["decision"] != AUTO).sum()), "threshold": self.threshold,
             "expected_precision": self.precision, "expected_precision_from": self.precision_source,
             "expected_coverage": self.expected_coverage, "by_recommendation": by_class,
-            "part_thresholds": self.part_thresholds, "realised": self.realised,
+            "part_thresholds": self.part_thresholds, "gate": self.gate, "realised": self.realised,
         }
 
 
@@ -216,7 +217,17 @@ def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None =
     threshold = tag_float(tags, TAG_THRESHOLD)
     coverage = tag_float(tags, TAG_COVERAGE)
     tagged = tag_float(tags, TAG_PRECISION)
-    if hasattr(inner, "parts"):
+    gate = getattr(inner, "gate", None) if hasattr(inner, "parts") else None
+    if gate is not None:  # the recovery recommender's joint gate (and the action's, in mode action)
+        threshold, coverage = gate.joint_threshold, gate.joint_coverage
+        source = (f"the joint gate, certified at promotion on the parts' out-of-fold tasks with probability "
+                  f">= {1 - gate.delta:.0%} (mode {gate.mode})")
+        precision = 1 - gate.alpha
+        if not np.isfinite(gate.joint_threshold):
+            notes.append(f"no threshold on the whole recommendation was certified at {precision:.0%}: "
+                         + ("only actions clearing the action gate are AUTO" if gate.mode == "action"
+                            else "every task is REVIEW (mode action would automate the action alone)"))
+    elif hasattr(inner, "parts"):
         threshold, coverage = inner.parts["action"].threshold, None
         source = ("each part's own threshold, certified at promotion on its out-of-fold tasks; AUTO needs every "
                   "part used to meet its own")
@@ -252,7 +263,8 @@ def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None =
     history, _ = validate_tasks(frame.loc[good, "task"].tolist(), frame.loc[good, "entry"].tolist())
     prediction = Prediction(table, model_uri, threshold, precision, source, coverage, notes=notes,
                             realised=_realised(history, table, inner),
-                            part_thresholds=inner.thresholds if hasattr(inner, "parts") else None)
+                            part_thresholds=inner.thresholds if hasattr(inner, "parts") else None,
+                            gate=gate.to_dict() if gate is not None else None)
     prediction.drivers = _dominant_codes(history, table, prediction.key)
     return prediction
 
@@ -275,7 +287,15 @@ def format_report(prediction: Prediction) -> str:
     lines.append("")
     share = summary["auto"] / summary["predicted"] if summary["predicted"] else 0.0
     threshold = summary["threshold"]
-    if prediction.part_thresholds is not None:
+    if prediction.gate is not None:
+        gate = prediction.gate
+        rule = f"; AUTO when the whole recommendation's confidence {_threshold_text(gate['joint_threshold'])}" + (
+            f", or the action's {_threshold_text(gate['action_threshold'])} (the parameters as suggestions)"
+            if gate["mode"] == "action" else "")
+        if prediction.part_thresholds is not None and any(v is not None for v in prediction.part_thresholds.values()):
+            rule += " (the parts' own thresholds, reported in what held a task back: " + ", ".join(
+                f"{part} {_threshold_text(value)}" for part, value in prediction.part_thresholds.items()) + ")"
+    elif prediction.part_thresholds is not None:
         rule = "; AUTO when every part used meets its threshold: " + ", ".join(
             f"{part} {_threshold_text(value)}" for part, value in prediction.part_thresholds.items())
     else:

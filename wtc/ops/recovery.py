@@ -3,8 +3,11 @@
 ``wtc promote --recovery`` picks each part as ``wtc promote`` picks a champion (the best
 finished run of its experiment by its CV objective, beating the rules and class-prior dummy
 baselines on its own split, no worse than the current recommender's part unless ``--force``),
-certifies each part's AUTO threshold on that run's out-of-fold rows (Learn-then-Test), logs one pyfunc that carries the four
-pipelines and their thresholds (a run of the experiment ``wtc-recovery``) and registers it as
+certifies the joint gate (the whole recommendation's threshold, and the action's alone) on the
+parts' out-of-fold predictions of the action run's training split (:mod:`wtc.ops.recovery_gate`)
+and, reported beside it, each part's own threshold on that run's out-of-fold rows (what held a
+task back), all by Learn-then-Test; logs one pyfunc that carries the four pipelines, their
+thresholds and the gate (a run of the experiment ``wtc-recovery``) and registers it as
 ``wtc-recovery@champion``. How the parts combine: :mod:`wtc.inference.recovery`.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,9 +23,11 @@ from typing import Any
 import pandas as pd
 
 from wtc.errors import WtcError
+from wtc.inference.joint import MODES, JointGate
 from wtc.inference.recovery import RECOVERY_TARGETS, RecoveryPart
 from wtc.ops.baselines import check_baselines, fmt_value
 from wtc.ops.promote import Promotion, auto_threshold, check_current, move_champion, select_run
+from wtc.ops.recovery_gate import certify_recovery
 from wtc.store.logged_models import MODEL_INPUTS, find_run_model
 from wtc.store.pyfunc import load_model
 from wtc.store.query import store_client
@@ -36,6 +42,8 @@ log = logging.getLogger(__name__)
 #: Where the recommender's own runs are logged (one per promotion that logs a new bundle).
 RECOVERY_EXPERIMENT = "wtc-recovery"
 TAG_KIND, KIND = "wtc.kind", "recovery"
+#: Version tags of the joint gate: ``wtc.gate.<field>`` of :class:`~wtc.inference.joint.JointGate`.
+GATE_FIELDS = ("joint_threshold", "action_threshold", "mode", "alpha", "delta", "joint_coverage", "action_coverage")
 
 
 def part_tag(target: str, key: str) -> str:
@@ -57,6 +65,7 @@ class RecoveryPromotion:
     version: str | None = None
     run_id: str | None = None
     changed: bool = False
+    gate: JointGate | None = None
 
     @property
     def refused(self) -> bool:
@@ -66,15 +75,22 @@ class RecoveryPromotion:
         return [f"{t}: {r}" for t, p in self.parts.items() for r in p.refusals] + self.refusals
 
 
-def _unchanged(current, chosen: dict[str, Promotion], metric: str, precision: float) -> bool:
+def _unchanged(current, chosen: dict[str, Promotion], metric: str, precision: float, mode: str, delta: float) -> bool:
     tags = current.tags
     return (tags.get(TAG_METRIC) == metric and tags.get(TAG_PRECISION) == repr(precision)
+            and tags.get("wtc.gate.mode") == mode and math.isclose(float(tags.get("wtc.gate.delta", "nan")), delta)
             and all(tags.get(part_tag(t, "source_run")) == p.run_id for t, p in chosen.items()))
+
+
+def _gate_of_tags(tags: dict) -> JointGate:
+    values = {f: tags.get(f"wtc.gate.{f}") for f in GATE_FIELDS}
+    return JointGate(**{f: (v if f == "mode" else float(v)) for f, v in values.items()})
 
 
 def promote_recovery(tracking_uri: str, metric: str = "cv", name: str = "wtc-recovery",
                      sweep: str | None = None, precision: float = 0.95, dry_run: bool = False, force: bool = False,
-                     experiments: dict[str, str] | None = None) -> RecoveryPromotion:
+                     experiments: dict[str, str] | None = None, mode: str = "joint",
+                     delta: float = 0.1) -> RecoveryPromotion:
     """Register the recovery recommender built from each part's best run as ``name@champion``.
 
     Parameters
@@ -89,12 +105,19 @@ def promote_recovery(tracking_uri: str, metric: str = "cv", name: str = "wtc-rec
     sweep : str, optional
         Only the runs of this sweep (e.g. the ``+experiment=recovery`` sweep's dir).
     precision : float
-        Target precision of each part's AUTO decisions, on that part's held-out rows.
+        ``1 - alpha``: the precision of the AUTO decisions, of the whole recommendation (joint gate)
+        and of the action alone (action gate), each certified with probability ``1 - delta``; each
+        part's own threshold (reported: what held a task back) is certified at it too.
     dry_run, force : bool
         As for :func:`wtc.ops.promote.promote` (``force``: accept a part worse than the
         current recommender's part on the same metric).
     experiments : mapping, optional
         Experiment of each part; default ``wtc-<target>`` (what the runs of each target log to).
+    mode : {"joint", "action"}
+        ``joint``: AUTO only for a whole recommendation that clears the joint gate; ``action``: also
+        AUTO for the action alone where it clears the action gate (the parameters as suggestions).
+    delta : float
+        The tolerated probability that a certified threshold misses ``precision`` (``--delta``).
 
     Returns
     -------
@@ -103,13 +126,17 @@ def promote_recovery(tracking_uri: str, metric: str = "cv", name: str = "wtc-rec
     """
     if not 0 < precision <= 1:
         raise WtcError(f"--precision must be in (0, 1], got {precision}")
+    if mode not in MODES:
+        raise WtcError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if not 0 < delta < 1:
+        raise WtcError(f"--delta must be in (0, 1), got {delta}")
     experiments = {t: (experiments or {}).get(t, f"wtc-{t}") for t in RECOVERY_TARGETS}
     client = store_client(tracking_uri)
     outcome = RecoveryPromotion(name=name, metric=metric, precision=precision, dry_run=dry_run)
     runs = {}
     for target, experiment in experiments.items():
         part = outcome.parts[target] = Promotion(name=f"{name}/{target}", metric=metric, dry_run=dry_run,
-                                                 precision=precision)
+                                                 precision=precision, delta=delta)
         runs[target] = select_run(client, tracking_uri, experiment, metric, sweep, part)
         if runs[target].data.params.get("target.name") != target:
             part.refusals.append(f"run {part.run_id} of {experiment} learned target "
@@ -126,8 +153,9 @@ def promote_recovery(tracking_uri: str, metric: str = "cv", name: str = "wtc-rec
         return outcome
 
     current = alias_version(client, name)
-    if current is not None and _unchanged(current, outcome.parts, metric, precision):
+    if current is not None and _unchanged(current, outcome.parts, metric, precision, mode, delta):
         outcome.version = str(current.version)
+        outcome.gate = _gate_of_tags(current.tags)
         for target, part in outcome.parts.items():
             part.threshold = float(current.tags.get(part_tag(target, "auto_threshold"), "nan"))
             part.coverage = float(current.tags.get(part_tag(target, "auto_coverage"), "nan"))
@@ -147,6 +175,8 @@ def promote_recovery(tracking_uri: str, metric: str = "cv", name: str = "wtc-rec
         auto_threshold(client, runs[target], models[target], tracking_uri, part)
     if outcome.refused:
         return outcome
+    pipelines = {t: m.pipeline(tracking_uri) for t, m in models.items()}
+    outcome.gate = certify_recovery(client, runs, pipelines, mode=mode, alpha=1 - precision, delta=delta)
     if dry_run:
         outcome.actions.append("would log a recovery model bundling runs "
                                + ", ".join(f"{t} {p.run_id}" for t, p in outcome.parts.items())
@@ -174,10 +204,12 @@ def promote_recovery(tracking_uri: str, metric: str = "cv", name: str = "wtc-rec
     with RunTracker(tracking_uri, RECOVERY_EXPERIMENT, run_name=f"recovery-{stamp:%Y%m%d-%H%M%S}", tags=tags) as run:
         run.log_params({f"{t}.run_id": p.run_id for t, p in outcome.parts.items()} | {"metric": metric,
                                                                                        "precision": precision})
-        info = log_recovery_model(parts, example)
+        info = log_recovery_model(parts, example, gate=outcome.gate)
         outcome.run_id = run.run_id
     version = create_version(client, name, info.model_uri, outcome.run_id, info.model_id)
     version_tags = {TAG_METRIC: metric, TAG_PRECISION: repr(precision), TAG_KIND: KIND}
+    version_tags |= {f"wtc.gate.{f}": (outcome.gate.mode if f == "mode" else repr(float(getattr(outcome.gate, f))))
+                     for f in GATE_FIELDS}
     for target, part in outcome.parts.items():
         version_tags |= {part_tag(target, "source_run"): part.run_id, part_tag(target, "metric_value"): repr(part.value),
                          part_tag(target, "auto_threshold"): repr(part.threshold),
@@ -204,8 +236,18 @@ def format_recovery(outcome: RecoveryPromotion) -> list[str]:
     for target, part in outcome.parts.items():
         head = f"{target}: {part.run_name} ({part.run_id}) {outcome.metric} {fmt_value(part.value)}"
         if part.threshold is not None:
-            head += (f"; AUTO when confidence >= {part.threshold:.4g}, expected coverage {part.coverage:.1%}"
-                     if part.threshold != float("inf") else "; no threshold reaches the precision: never AUTO")
+            head += (f"; own threshold {part.threshold:.4g} ({part.coverage:.1%} of its out-of-fold rows)"
+                     if part.threshold != float("inf") else "; no own threshold reaches the precision")
         lines.append(head)
         lines += [f"  {line}" for line in part.notes + part.actions]
+    gate = outcome.gate
+    if gate is not None:
+        def reach(threshold: float, coverage: float, what: str) -> str:
+            return (f"{what} AUTO when its confidence >= {threshold:.4g} ({coverage:.1%} of the out-of-fold tasks)"
+                    if threshold != float("inf") else f"{what}: no threshold certified, never AUTO")
+
+        lines.append(f"gate (mode {gate.mode}; precision >= {1 - gate.alpha:.0%} with probability >= "
+                     f"{1 - gate.delta:.0%}): " + reach(gate.joint_threshold, gate.joint_coverage, "the whole recommendation")
+                     + "; " + reach(gate.action_threshold, gate.action_coverage, "the action alone")
+                     + ("" if gate.mode == "action" else " (used in mode action only)"))
     return lines + outcome.actions

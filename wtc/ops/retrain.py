@@ -133,8 +133,10 @@ def retrain(tracking_uri: str, decisions: Path | str, name: str = "wtc-recovery"
                                       f"{champion if champion is None else f'{champion:.4g}'} "
                                       f"(short by {abs(challenger - (champion or 0)):.4g})")
     precision = tag_float(tags, TAG_PRECISION) or 0.95
+    # The challenger's gate is certified as the champion's was (its mode and delta; older champions: the defaults).
+    gate = {"mode": tags.get("wtc.gate.mode") or "joint", "delta": tag_float(tags, "wtc.gate.delta") or 0.1}
     challenger = promote_recovery(tracking_uri, name=f"{name}-challenger", precision=precision,
-                                  experiments=experiments, force=True)
+                                  experiments=experiments, force=True, **gate)
     outcome.lines += [f"challenger {line}" for line in format_recovery(challenger)]
     if challenger.refused:
         outcome.shortfalls += challenger.all_refusals()
@@ -152,7 +154,8 @@ def retrain(tracking_uri: str, decisions: Path | str, name: str = "wtc-recovery"
                                       f"(short by {precision - new['auto_precision']:.1%})")
     if outcome.shortfalls:
         return outcome
-    promoted = promote_recovery(tracking_uri, name=name, precision=precision, experiments=experiments, force=True)
+    promoted = promote_recovery(tracking_uri, name=name, precision=precision, experiments=experiments, force=True,
+                                **gate)
     outcome.lines += format_recovery(promoted)
     outcome.shortfalls += promoted.all_refusals()
     outcome.promoted = not promoted.refused and promoted.changed

@@ -175,7 +175,7 @@ def run(cfg: DictConfig) -> RunResult:
     data = load_dataset(cfg)
     splits = checked_splits(cfg, data, config_splits)
     train, test = splits.train, splits.test
-    pipeline = build_pipeline(cfg, data.feature_names)
+    pipeline = build_pipeline(cfg, data.feature_names, data.classes)
     check_model_params(pipeline, cfg)  # a value the estimator refuses fails here, not in an opened run
     space = config_space(cfg)
     searcher = make_searcher(cfg.search, space, int(cfg.seed))

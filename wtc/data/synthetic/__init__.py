@@ -40,7 +40,7 @@ from wtc.data.synthetic.io import (
     oracle_path,
     write_benchmark,
 )
-from wtc.data.synthetic.posterior import oracle_of, workflow_oracle_of
+from wtc.data.synthetic.posterior import joint_oracle_of, oracle_of, workflow_oracle_of
 from wtc.data.synthetic.sampling import generate_history
 from wtc.data.synthetic.world import (
     CAUSES,
@@ -66,6 +66,7 @@ __all__ = [
     "ensure_default_history",
     "ensure_workflow_oracle",
     "generate_history",
+    "joint_oracle_of",
     "load_oracle_table",
     "oracle_of",
     "oracle_path",

@@ -31,7 +31,7 @@ from scipy.special import gammaln
 from wtc.data.names import workflow_of
 from wtc.data.synthetic.traits import WorkflowTraits, site_probability, workflow_traits
 from wtc.data.synthetic.world import DISPERSION, SIGNATURE_SHARE, STATUSES, World, fixed_world
-from wtc.data.targets import TARGETS
+from wtc.data.targets import TARGETS, recovery_key
 
 
 def observed_cells(world: World, history: dict, week: np.ndarray) -> list[np.ndarray]:
@@ -221,3 +221,37 @@ def class_table(world: World, tasks: list[str], post: np.ndarray) -> pd.DataFram
         for i, name in enumerate(classes):
             columns[f"{target}/{name}"] = proba[:, i]
     return pd.DataFrame(columns)
+
+
+def joint_oracle_of(history: dict, workflow: bool = False) -> tuple[list[tuple], np.ndarray]:
+    """The exact ``P(action, splitting, xrootd, memory | task)`` of the whole recovery (bench only).
+
+    The generator draws one decision tuple per workflow from ``P(decision | z)``; each tuple maps
+    to its :func:`~wtc.data.targets.recovery_key` (the acdc's parameters, only the action for
+    any other), so ``P(key | task) = sum_z P(z | task) P(key | z)``.
+
+    Parameters
+    ----------
+    history : dict
+        A generated history (or a subset of its tasks).
+    workflow : bool
+        Condition on every task of the task's workflow (:func:`workflow_posterior`) instead of the
+        task alone (:func:`latent_posterior`).
+
+    Returns
+    -------
+    keys : list of tuple
+        The recovery keys with nonzero prior mass, in a fixed order.
+    proba : ndarray, shape (n_tasks, len(keys))
+        Rows in file order, each summing to 1.
+    """
+    world = fixed_world()
+    post = workflow_posterior(world, history) if workflow else latent_posterior(world, history)
+    labels = [recovery_key(d) for d in world.decisions]
+    keys = sorted(set(labels))
+    onehot = np.zeros((len(labels), len(keys)))
+    onehot[np.arange(len(labels)), [keys.index(k) for k in labels]] = 1.0
+    matrix = world.decision_prob @ onehot
+    keep = matrix.max(axis=0) > 0
+    proba = post @ matrix[:, keep]
+    return [k for k, kept in zip(keys, keep) if kept], proba / proba.sum(axis=1, keepdims=True)
