@@ -65,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     learning.add_argument("--blind-samples", type=positive, default=32, help="the name-blind oracle's samples (32)")
     learning.add_argument("--out", default="experiments/learning", help="folder of the figure and table")
     scale = sub.add_parser("scale", help="the champion's (and a default job's) wall time and peak memory by size")
-    scale.add_argument("--sizes", type=positive, nargs="+", default=[7600, 30000, 100000, 200000],
+    scale.add_argument("--sizes", type=positive, nargs="*", default=[7600, 30000, 100000, 200000],
                        help="tasks of the champion's histories")
     scale.add_argument("--sweep-sizes", type=non_negative, nargs="*", default=[7600, 30000],
-                       help="tasks of the default sweep job's histories (none: leave it out)")
+                       help="tasks of the histories of the default sweep's xgboost/combined job (none: leave it out)")
     scale.add_argument("--trials", type=positive, help="override the champion's search.n_trials")
-    scale.add_argument("--sweep-trials", type=positive, help="override the default job's search.n_trials")
+    scale.add_argument("--sweep-trials", type=positive, help="override that job's search.n_trials (the sweep's: 4)")
     scale.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.what == "serve":

@@ -9,6 +9,7 @@ and ``wall_s``.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -49,7 +50,8 @@ def fit_autogluon(X_train, y_train, groups_train, X_test, budget_s: float, seed:
     train[GROUP_COLUMN] = np.asarray(groups_train).astype(str)
     train[LABEL_COLUMN] = np.asarray(y_train)
     with tempfile.TemporaryDirectory() as tmp:
-        predictor = TabularPredictor(label=LABEL_COLUMN, eval_metric="log_loss", path=tmp, verbosity=0,
+        predictor = TabularPredictor(label=LABEL_COLUMN, eval_metric="log_loss", path=tmp,
+                                     verbosity=int(os.environ.get("WTC_AUTOGLUON_VERBOSITY", "0")),
                                      problem_type="binary" if n_classes == 2 else "multiclass",
                                      learner_kwargs={"ignored_columns": [GROUP_COLUMN]})
         start = time.perf_counter()

@@ -88,19 +88,20 @@ def _score(result, cfg, holdout: Path, limit: str, cache_dir: Path) -> dict:
             "limit_coverage_p95": automation_metrics(y, best, "o")["o/coverage_at_p95"], "test_tasks": len(y)}
 
 
-def answer_line(rows: list[dict], limit: str) -> str:
-    """"With N tasks you are within X% of the limit": the largest size's mean excess, and the
-    smallest size whose mean excess is within a point of it."""
+def answer_line(rows: list[dict], limit: str, within_pct: float = 1.0) -> str:
+    """"With N tasks you are within X% of the limit": the smallest size whose mean excess (over the
+    seeds) is at most ``within_pct``, and the largest size's mean excess with the seeds' range."""
     by_size = {}
     for r in rows:
         by_size.setdefault(r["size"], []).append(r["excess_pct"])
     means = {s: float(np.mean(v)) for s, v in sorted(by_size.items())}
-    largest = max(means)
-    enough = min(s for s, m in means.items() if m <= means[largest] + 1.0)
-    spread = by_size[largest]
-    return (f"with {largest:,} tasks you are within {means[largest]:.1f}% of the limit ({limit}; log-loss excess, mean "
-            f"of {len(spread)} seeds, {min(spread):.1f} to {max(spread):.1f}; negative: below it); "
-            f"{enough:,} tasks already come within a point of that ({means[enough]:.1f}%)")
+    largest, spread = max(means), by_size[max(means)]
+    close = [s for s, m in means.items() if m <= within_pct]
+    head = (f"with {close[0]:,} tasks you are within {max(means[close[0]], 0):.1f}% of the limit"
+            if close else f"no size came within {within_pct:g}% of the limit")
+    where = "above" if means[largest] >= 0 else "below"
+    return (f"{head} ({limit}, test log-loss, mean of {len(spread)} seeds); with {largest:,} tasks "
+            f"{abs(means[largest]):.1f}% {where} it (seeds {min(spread):+.1f} to {max(spread):+.1f}%)")
 
 
 def _plot(rows: list[dict], limit: str, path: Path) -> None:
