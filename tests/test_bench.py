@@ -58,6 +58,94 @@ def test_quality_benchmark_prints_one_table_per_target(capsys, tracking_uri):
     workflow = lines[at].split()
     assert float(workflow[2]) == pytest.approx(tables["binary"][0]["oracle_workflow_log_loss"], abs=1e-4)
     assert float(workflow[6]) == pytest.approx(tables["binary"][0]["oracle_workflow_coverage_p95"], abs=1e-3)
+    # every peer's difference to the champion, with its paired bootstrap interval over the test workflows
+    at = next(i for i, line in enumerate(lines) if line.startswith("difference to the champion"))
+    differences = {line.split()[0]: line for line in lines[at + 1:at + 5]}
+    assert set(differences) == {"seed_xgb", "rules", "dummy", "flaml"}
+    for name, line in differences.items():
+        row = next(r for r in tables["binary"] if r["recipe"].split()[0] == name)
+        diff, low, high = (float(x.strip("[],")) for x in line.split()[-3:])
+        assert diff == pytest.approx(row["log_loss"] - tables["binary"][0]["log_loss"], abs=2e-3)
+        assert low <= diff <= high
+
+
+def test_quality_benchmark_without_autogluon_says_why_in_one_line(capsys, monkeypatch, tracking_uri):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "autogluon.tabular", None)  # import autogluon.tabular -> ImportError
+    assert main(["quality", "--generate-seed", "3", "--tasks", "300", "--targets", "binary",
+                 "--recipes", "dummy,autogluon", "--tracking-uri", tracking_uri]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("AutoGluon is not installed"))
+    assert "pandas<2.4.0" in line and "its row is left out" in line and "--autogluon-python" in line
+    assert "autogluon (" not in out and "dummy" in out
+
+
+def test_paired_bootstrap_over_workflows():
+    import numpy as np
+
+    from wtc.bench.paired import paired_difference, task_losses
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(60), 5)
+    y = rng.integers(0, 2, size=groups.size)
+    proba = np.column_stack([1 - (p := rng.uniform(0.2, 0.8, groups.size)), p])
+    same = task_losses(y, proba)
+    assert paired_difference(same, same, groups) == (0.0, 0.0, 0.0)
+    # a model that puts 0.9 on the true class beats one that guesses: its interval lies below zero
+    sharp = np.where(np.eye(2)[y] == 1, 0.9, 0.1)
+    diff, low, high = paired_difference(task_losses(y, sharp), same, groups)
+    assert low <= diff <= high < 0
+    assert diff == pytest.approx(task_losses(y, sharp).mean() - same.mean())
+    # swapped, the same difference with the opposite sign
+    assert paired_difference(same, task_losses(y, sharp), groups)[0] == pytest.approx(-diff)
+
+
+def test_learning_answer_names_the_first_size_close_to_the_limit_and_the_largest():
+    from wtc.bench.learning import answer_line
+
+    rows = [{"size": size, "excess_pct": excess} for size, excess in
+            [(1000, 9.0), (1000, 11.0), (4000, 0.5), (4000, 1.3), (16000, -2.0), (16000, -2.4)]]
+    line = answer_line(rows, "oracle_blind")
+    assert line.startswith("with 4,000 tasks you are within 0.9% of the limit (oracle_blind, test log-loss, "
+                           "mean of 2 seeds); with 16,000 tasks 2.2% below it (seeds -2.4 to -2.0%)")
+    far = answer_line([{"size": 1000, "excess_pct": 5.0}], "oracle")
+    assert far.startswith("no size came within 1% of the limit") and "5.0% above it" in far
+
+
+@pytest.mark.slow
+def test_learning_benchmark_prints_rows_and_writes_the_figure(capsys, tmp_path):
+    assert main(["learning", "--sizes", "300", "600", "--seeds", "0", "1", "--holdout", "300", "--trials", "1",
+                 "--blind-samples", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:2] == ["size", "seed"])
+    rows = [line.split() for line in lines[at + 1:] if line.split()[:1] in (["300"], ["600"])]
+    assert [(r[0], r[1]) for r in rows] == [("300", "0"), ("600", "0"), ("300", "1"), ("600", "1")]
+    limits = {r[5] for r in rows}
+    assert len(limits) == 1  # one held-out set, one limit for every row
+    for r in rows:
+        assert float(r[6]) == pytest.approx(100 * (float(r[4]) / float(r[5]) - 1), abs=0.1)  # 4 decimals printed
+        assert abs(int(r[2]) - int(r[0])) < 0.1 * int(r[0])  # about `size` training tasks
+    answer = (tmp_path / "answer.txt").read_text()
+    assert answer.startswith(("with 300 tasks you are within", "with 600 tasks you are within", "no size came"))
+    assert answer.strip() in out
+    assert (tmp_path / "learning.png").stat().st_size > 0
+    assert len((tmp_path / "learning.csv").read_text().splitlines()) == 5
+
+
+@pytest.mark.slow
+def test_scale_benchmark_prints_time_by_step_and_memory(capsys):
+    assert main(["scale", "--sizes", "300", "600", "--sweep-sizes", "300", "--trials", "1", "--sweep-trials", "1"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = lines[0].split()
+    assert {"load_s", "search_s", "refit_s", "post_s", "peak_MB", "B/nnz"} <= set(header)
+    rows = [line.split() for line in lines[1:4]]
+    assert [(r[0], r[1]) for r in rows] == [("champion", "300"), ("default", "300"), ("champion", "600")]
+    for r in rows:
+        assert len(r) == len(header) and int(r[2]) > 0 and float(r[header.index("total_s")]) > 0
+    assert "champion: 300 -> 600 tasks" in out and "largest step at 600" in out
 
 
 def test_quality_benchmark_without_flaml_says_so_in_one_line(capsys, monkeypatch, tracking_uri):
@@ -98,6 +186,8 @@ def test_serve_benchmark_prints_every_tier_against_the_floor(capsys, history_400
     (["quality", "--blind-samples", "-3"], "must be at least 0, got -3"),
     (["quality", "--tasks", "10"], "give --generate-seed too"),
     (["sweep", "--folds", "0"], "must be at least 1"),
+    (["learning", "--limit", "nope"], "--limit must be one of oracle, oracle_blind"),
+    (["scale", "--sizes", "0"], "must be at least 1"),
 ])
 def test_benchmark_arguments_are_checked_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -1,4 +1,5 @@
-"""Benchmarks that print figures (never assertions): ``python -m wtc.bench data|sweep|quality|serve|gate|recovery``."""
+"""Benchmarks that print figures (never assertions):
+``python -m wtc.bench data|sweep|quality|serve|gate|recovery|learning|scale``."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--trials", type=positive, help="override the champion's search.n_trials (quick checks)")
     quality.add_argument("--tracking-uri", help="keep the runs in this MLflow store (default: a temporary one)")
     quality.add_argument("--recipes", help="comma-separated subset of: "
-                         + ",".join([r for r, _ in QUALITY_RECIPES] + ["flaml"]))
+                         + ",".join([r for r, _ in QUALITY_RECIPES] + ["flaml", "autogluon"]))
+    quality.add_argument("--autogluon-python", help="an interpreter (of a separate venv) that has AutoGluon-Tabular: "
+                                                    "it cannot be installed beside wtc's pins")
     quality.add_argument("--blind-samples", type=non_negative, default=32,
                          help="whitelist samples per task of the name-blind oracle, computed beside the history "
                               "on first use (default 32; 0: leave it out)")
@@ -79,6 +82,27 @@ def main(argv: list[str] | None = None) -> int:
     recovery.add_argument("--data", default="workflow_evidence", help="the parts' view (default workflow_evidence)")
     recovery.add_argument("--folds", type=positive, default=3, help="grouped folds for the out-of-fold rows (default 3)")
     recovery.add_argument("--out", help="also write the tables as Markdown to this file")
+    learning = sub.add_parser("learning", help="the champion's excess over a limit and its coverage against the "
+                                               "history size, on one world's unseen workflows")
+    learning.add_argument("--sizes", type=positive, nargs="+", default=[1000, 2000, 4000, 8000, 16000, 32000],
+                          help="training tasks (default 1k..32k)")
+    learning.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                          help="which workflows each size draws and the run's seed (default 0 1 2)")
+    learning.add_argument("--holdout", type=positive, default=8000, help="held-out tasks, unseen workflows (8000)")
+    learning.add_argument("--world", type=int, default=0, help="the generator seed of the world (default 0)")
+    learning.add_argument("--trials", type=positive, help="override the champion's search.n_trials")
+    learning.add_argument("--limit", default="oracle_blind", help="the limit the excess is measured against "
+                                                                 "(default oracle_blind)")
+    learning.add_argument("--blind-samples", type=positive, default=32, help="the name-blind oracle's samples (32)")
+    learning.add_argument("--out", default="experiments/learning", help="folder of the figure and table")
+    scale = sub.add_parser("scale", help="the champion's (and a default job's) wall time and peak memory by size")
+    scale.add_argument("--sizes", type=positive, nargs="*", default=[7600, 30000, 100000, 200000],
+                       help="tasks of the champion's histories")
+    scale.add_argument("--sweep-sizes", type=non_negative, nargs="*", default=[7600, 30000],
+                       help="tasks of the histories of the default sweep's xgboost/combined job (none: leave it out)")
+    scale.add_argument("--trials", type=positive, help="override the champion's search.n_trials")
+    scale.add_argument("--sweep-trials", type=positive, help="override that job's search.n_trials (the sweep's: 4)")
+    scale.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.what == "serve":
         if args.model is not None and args.tracking_uri is None:
@@ -86,6 +110,19 @@ def main(argv: list[str] | None = None) -> int:
         from wtc.bench.serve import bench_serve
 
         bench_serve(args.history, args.model, args.tracking_uri, args.seconds, args.trials)
+        return 0
+    if args.what == "learning":
+        from wtc.bench.learning import LIMITS, bench_learning
+
+        if args.limit not in LIMITS:
+            parser.error(f"learning: --limit must be one of {', '.join(LIMITS)}, got {args.limit!r}")
+        bench_learning(args.sizes, args.seeds, args.holdout, args.world, args.trials, args.limit,
+                       args.blind_samples, args.out)
+        return 0
+    if args.what == "scale":
+        from wtc.bench.scale import bench_scale
+
+        bench_scale(args.sizes, [n for n in args.sweep_sizes if n], args.trials, args.sweep_trials, args.seed)
         return 0
     if args.what == "data":
         bench_data(args.sizes, args.seed)
@@ -99,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("quality: --tasks sizes a generated history; give --generate-seed too")
         bench_quality(args.history, args.generate_seed, args.tasks or 20000, args.budget_s, args.targets.split(","),
                       args.trials, args.recipes.split(",") if args.recipes else None, args.tracking_uri,
-                      args.blind_samples)
+                      args.blind_samples, args.autogluon_python)
     elif args.what == "recovery":
         bench_recovery(args.history, args.fresh_seed, args.fresh_tasks, args.data, args.folds, out=args.out)
     else:

@@ -6,6 +6,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 #: The limits a quality row may carry: the exact per-task oracle, the name-blind oracle and the
 #: workflow oracle (reads the task's siblings), as metric prefixes.
 _LIMITS = ("oracle", "oracle_blind", "oracle_workflow")
@@ -83,7 +85,102 @@ def _flaml_row(cfg, budget_s: float) -> dict:
     blind, wf = (None if p is None else p[splits.test] for p in (data.oracle_blind, data.oracle_workflow))
     row = _quality_row(f"flaml ({automl.best_estimator})", data.y[splits.test], proba, oracle, wall_s, blind, wf)
     row["train_rows"], row["test_rows"] = len(splits.train), len(splits.test)
+    return _with_losses(row, data.y[splits.test], proba, data.groups[splits.test])
+
+
+def _with_losses(row: dict, y_test, proba, groups) -> dict:
+    """``row`` with its per-task test losses and their workflows (``_losses``, ``_groups``): what the
+    paired bootstrap against the champion resamples."""
+    from wtc.bench.paired import task_losses
+
+    row["_losses"], row["_groups"] = task_losses(y_test, proba), groups
     return row
+
+
+def _run_losses(cfg, result) -> tuple:
+    """(labels, probabilities, workflows) of a finished run's test rows (its split is cached)."""
+    from wtc.data.dataset import config_splits, load_dataset
+    from wtc.models.pipeline import full_proba
+
+    data = load_dataset(cfg)
+    test = config_splits(cfg, data).test
+    return data.y[test], full_proba(result.pipeline, data.X[test], len(data.classes)), data.groups[test]
+
+
+def _autogluon_row(cfg, budget_s: float, python: str | None) -> dict:
+    """AutoGluon-Tabular ``best_quality`` on the champion's training rows, scored on its test rows:
+    in this process when it imports, else in the interpreter ``python`` on the exported matrices."""
+    import subprocess
+
+    import numpy as np
+
+    from wtc.bench.autogluon_peer import fit_autogluon
+    from wtc.data.dataset import config_splits, load_dataset
+
+    data = load_dataset(cfg)
+    splits = config_splits(cfg, data)
+    X_train, X_test = data.X[splits.train].tocsr(), data.X[splits.test].tocsr()
+    args = (X_train, data.y[splits.train], data.groups[splits.train], X_test, budget_s, int(cfg.seed),
+            len(data.classes))
+    if python is None:
+        proba, wall_s = fit_autogluon(*args)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            arrays = {"y_train": args[1], "groups_train": np.asarray(args[2]).astype(str), "budget_s": budget_s,
+                      "seed": int(cfg.seed), "n_classes": len(data.classes)}
+            for name, X in (("X_train", X_train), ("X_test", X_test)):
+                arrays.update({f"{name}_data": X.data, f"{name}_indices": X.indices, f"{name}_indptr": X.indptr,
+                               f"{name}_shape": np.array(X.shape)})
+            np.savez(Path(tmp) / "in.npz", **arrays)
+            script = Path(__file__).with_name("autogluon_peer.py")
+            done = subprocess.run([python, str(script), f"{tmp}/in.npz", f"{tmp}/out.npz"], capture_output=True,
+                                  text=True)
+            if done.returncode:
+                lines = [line for line in done.stderr.splitlines() if line.strip()]
+                raise RuntimeError(lines[-1] if lines else f"exit status {done.returncode}")
+            with np.load(Path(tmp) / "out.npz") as out:
+                proba, wall_s = out["proba"], float(out["wall_s"])
+    oracle = data.oracle[splits.test] if data.oracle is not None else None
+    blind, wf = (None if p is None else p[splits.test] for p in (data.oracle_blind, data.oracle_workflow))
+    row = _quality_row("autogluon (best_quality)", data.y[splits.test], proba, oracle, wall_s, blind, wf)
+    return _with_losses(row, data.y[splits.test], proba, data.groups[splits.test])
+
+
+def autogluon_available(python: str | None) -> str | None:
+    """None when AutoGluon can run (here, or in ``python``), else the one line that says why not."""
+    import subprocess
+
+    from wtc.bench.autogluon_peer import CONFLICT
+
+    if python is not None:
+        probe = subprocess.run([python, "-c", "import autogluon.tabular"], capture_output=True)
+        return None if probe.returncode == 0 else f"AutoGluon does not import in {python}: its row is left out"
+    try:
+        import autogluon.tabular  # noqa: F401
+    except ImportError:
+        return (f"AutoGluon is not installed and cannot be installed beside wtc's pins ({CONFLICT}): its row is "
+                "left out; give --autogluon-python, an interpreter of a separate venv that has it")
+    return None
+
+
+def _print_differences(rows: list[dict]) -> None:
+    """Each row's test log-loss minus the champion's, with a 95% paired bootstrap interval over the test workflows."""
+    from wtc.bench.paired import paired_difference
+
+    champion = next((r for r in rows if r["recipe"] == "champion" and "_losses" in r), None)
+    if champion is None:
+        return
+    n = len(np.unique(champion["_groups"]))
+    print(f"difference to the champion (test log-loss, peer - champion; < 0: the peer is better) with its 95% "
+          f"interval, a paired bootstrap over the {n} test workflows")
+    for r in rows:
+        if r is champion or "_losses" not in r:
+            continue
+        if not np.array_equal(r["_groups"], champion["_groups"]):
+            print(f"{r['recipe']:>24} (other test rows than the champion's: no paired difference)")
+            continue
+        diff, low, high = paired_difference(r["_losses"], champion["_losses"], champion["_groups"])
+        print(f"{r['recipe']:>24} {diff:>+9.4f} [{low:+.4f}, {high:+.4f}]", flush=True)
 
 
 def _ratio(a, b) -> float:
@@ -141,7 +238,8 @@ def _ensure_limits(conf: Path, base: list[str], samples: int) -> None:
 
 def bench_quality(history: str | None, generate_seed: int | None, tasks: int, budget_s: float, targets: list[str],
                   trials: int | None = None, recipes: list[str] | None = None,
-                  tracking_uri: str | None = None, blind_samples: int = 32) -> dict[str, list[dict]]:
+                  tracking_uri: str | None = None, blind_samples: int = 32,
+                  autogluon_python: str | None = None) -> dict[str, list[dict]]:
     """The champion preset, the seed recipes, the rules baseline, the dummy and FLAML on the same split.
 
     Each recipe is one ``wtc.run.experiment.run`` (tracked in a temporary store, no figures, no
@@ -165,6 +263,9 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
         A subset of :data:`QUALITY_RECIPES`' names and ``flaml``; all by default.
     tracking_uri : str, optional
         Keep the runs in this MLflow store (default: a temporary one).
+    autogluon_python : str, optional
+        An interpreter that has AutoGluon (a separate venv: it cannot live beside wtc's pins);
+        without it, AutoGluon runs here when it imports.
     blind_samples : int
         Whitelist samples per task of the name-blind oracle, computed beside a generated
         history on first use (its figures come with every row); 0 leaves it out. The workflow
@@ -181,6 +282,12 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
         except ImportError:
             with_flaml = False
             print("FLAML is not installed (pip install -e .[bench]): its row is left out", flush=True)
+    with_autogluon = recipes is None or "autogluon" in recipes
+    if with_autogluon:
+        why_not = autogluon_available(autogluon_python)
+        if why_not is not None:
+            with_autogluon = False
+            print(why_not, flush=True)
     conf = Path(__file__).resolve().parents[2] / "conf"
     chosen = [r for r in QUALITY_RECIPES if recipes is None or r[0] in recipes]
     tables = {}
@@ -207,11 +314,19 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
                     cfg = compose("config", overrides=[*overrides, f"target={target}", *base, *extra])
                 start = time.perf_counter()
                 result = run(cfg)
-                rows.append(_row_of_metrics(name, result.metrics, time.perf_counter() - start))
+                rows.append(_with_losses(_row_of_metrics(name, result.metrics, time.perf_counter() - start),
+                                         *_run_losses(cfg, result)))
+            with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+                cfg = compose("config", overrides=["+experiment=champion", f"target={target}", *base])
             if with_flaml:  # on the champion's view and split
-                with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-                    cfg = compose("config", overrides=["+experiment=champion", f"target={target}", *base])
                 rows.append(_flaml_row(cfg, budget_s))
+            if with_autogluon:  # the same budget as FLAML's, the same rows
+                try:
+                    rows.append(_autogluon_row(cfg, budget_s, autogluon_python))
+                except Exception as exc:  # noqa: BLE001 - a peer's failure must not lose the table
+                    print(f"AutoGluon failed ({type(exc).__name__}: {str(exc).strip()[:300]}): its row is left out",
+                          flush=True)
             _print_quality(target, rows)
+            _print_differences(rows)
             tables[target] = rows
     return tables
