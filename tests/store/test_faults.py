@@ -64,7 +64,8 @@ def test_a_full_disk_mid_run_is_one_line_and_the_run_is_not_left_running(history
     script = tmp_path / "full_disk.py"
     script.write_text(FULL_DISK)
     done = subprocess.run(
-        [sys.executable, str(script), "3", mode, "model=logreg", "search=tpe", "search.n_trials=5", "cv.n_splits=2",
+        # 4 batches: the params, the study's storage tags, trial-000's and trial-001's; the fault comes in trial-002
+        [sys.executable, str(script), "4", mode, "model=logreg", "search=tpe", "search.n_trials=5", "cv.n_splits=2",
          "n_jobs=1", "diagnostics=none", f"data.path={history}", f"tracking.uri={tracking_uri}",
          "tracking.experiment=wtc-faults", f"hydra.run.dir={tmp_path}/out"],
         capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
