@@ -369,3 +369,53 @@ def oof_gate(uri: str, run_id: str, alpha: float, delta: float = 0.1):
     with np.load(io.BytesIO(read_artifact(uri, run_id, OOF_ARTIFACT))) as oof:
         proba, y, groups = oof["proba"], oof["y"], oof["groups"]
     return ltt_threshold(proba.max(axis=1), proba.argmax(axis=1) == y, groups, alpha=alpha, delta=delta), len(y)
+
+
+# --------------------------------------------------------------------------- synthetic oracles
+def small_traits_prior(world, history: dict):
+    """A small traits prior for checking the name-blind oracles against brute-force enumeration.
+
+    Three whitelist sites (the history's commonest, so every kind of stratum occurs), up to 3
+    slots, three signature codes (the two commonest and one never thrown), a lognormal scale.
+    Returns the prior, its sites and its codes (world indices).
+    """
+    from collections import Counter
+
+    import numpy as np
+
+    from wtc.data.synthetic.traits import TraitsPrior
+
+    def commonest(what: str, n: int) -> list[int]:
+        seen = Counter(code if what == "codes" else site for r in history.values() for m in r["errors"].values()
+                       for code, row in m.items() for site in row)
+        names = world.codes if what == "codes" else world.sites
+        return [names.index(x) for x, _ in seen.most_common(n)]
+
+    rng = np.random.default_rng(2)
+    sites = commonest("sites", 3)
+    codes = commonest("codes", 2)
+    codes.append(next(c for c in range(len(world.codes)) if c not in codes))
+    slot = np.zeros(len(world.sites))
+    slot[sites] = rng.dirichlet(np.ones(3))
+    signature = np.zeros_like(world.signature_prob)
+    signature[:, codes] = rng.dirichlet(np.ones(3), signature.shape[0])
+    return TraitsPrior(slot, rng.dirichlet(np.ones(4)), signature, 0.3, 0.8), sites, codes
+
+
+def traits_enumeration(world, prior, sites, codes, nodes):
+    """Every (whitelist, signature code, count scale) of a small prior with its log weight:
+    the slot sequences over ``sites`` merged into sets, ``codes``, Gauss-Hermite ``nodes``."""
+    import itertools
+    from collections import Counter
+
+    import numpy as np
+
+    whitelists: Counter = Counter()
+    for n, p_n in enumerate(prior.n_slots_prob):
+        for seq in itertools.product(sites, repeat=n):
+            whitelists[tuple(sorted(set(seq)))] += p_n * np.prod(prior.slot_prob[list(seq)])
+    x, w = np.polynomial.hermite.hermgauss(nodes)
+    for (whitelist, p_w), code, (x_i, w_i) in itertools.product(whitelists.items(), codes, zip(x, w)):
+        scale = float(np.exp(prior.scale_mu + prior.scale_sigma * np.sqrt(2) * x_i))
+        weight = np.log(p_w) + np.log(prior.signature_prob[:, code]) + np.log(w_i / np.sqrt(np.pi))
+        yield list(whitelist) + [-1] * (5 - len(whitelist)), code, scale, weight

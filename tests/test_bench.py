@@ -38,7 +38,8 @@ def test_quality_benchmark_prints_one_table_per_target(capsys, tracking_uri):
                            recipes=["champion", "seed_xgb", "rules", "dummy", "flaml"], tracking_uri=tracking_uri)
     out = capsys.readouterr().out
     assert "log_loss" in out and "x oracle" in out and "cov@95" in out and "wall_s" in out and "x blind" in out
-    assert "name-blind oracle (32 whitelist samples per task)" in out
+    assert "name-blind oracle (32 whitelist samples per task)" in out and "x wblind" in out
+    assert "name-blind workflow oracle (32 whitelist samples per workflow)" in out
     names = [r["recipe"] for r in tables["binary"]]
     assert names[:4] == ["champion", "seed_xgb", "rules", "dummy"] and names[4].startswith("flaml (")
     for row in tables["binary"]:
@@ -57,7 +58,12 @@ def test_quality_benchmark_prints_one_table_per_target(capsys, tracking_uri):
     assert lines[at - 1].split()[:2] == ["blind", "oracle"]
     workflow = lines[at].split()
     assert float(workflow[2]) == pytest.approx(tables["binary"][0]["oracle_workflow_log_loss"], abs=1e-4)
-    assert float(workflow[6]) == pytest.approx(tables["binary"][0]["oracle_workflow_coverage_p95"], abs=1e-3)
+    assert float(workflow[7]) == pytest.approx(tables["binary"][0]["oracle_workflow_coverage_p95"], abs=1e-3)
+    # then the name-blind workflow oracle, the tight yardstick of the x wblind columns
+    wf_blind = lines[at + 1].split()
+    assert wf_blind[:3] == ["name-blind", "wf", "oracle"] and float(wf_blind[6]) == pytest.approx(1.0)
+    assert float(wf_blind[3]) == pytest.approx(tables["binary"][0]["oracle_workflow_blind_log_loss"], abs=1e-4)
+    assert float(wf_blind[11]) == pytest.approx(1.0)  # its coverage against itself
     # every peer's difference to the champion, with its paired bootstrap interval over the test workflows
     at = next(i for i, line in enumerate(lines) if line.startswith("difference to the champion"))
     differences = {line.split()[0]: line for line in lines[at + 1:at + 5]}

@@ -77,7 +77,10 @@ def test_generate_writes_the_name_blind_oracle_on_request(tmp_path, capsys):
     out_path = tmp_path / "gen.json"
     assert main(["data", "generate", "--tasks", "60", "--seed", "2", "--out", str(out_path), "--blind-samples", "2"]) == 0
     blind = load_oracle_table(out_path, blind=True)
-    assert len(blind) == 60 and "name-blind oracle (2 whitelist samples" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert len(blind) == 60 and "name-blind oracle (2 whitelist samples" in out
+    assert len(load_oracle_table(out_path, blind=True, workflow=True)) == 60
+    assert "name-blind workflow oracle (2 whitelist samples per workflow)" in out
 
 
 def test_generate_then_describe(tmp_path, capsys):
@@ -86,6 +89,7 @@ def test_generate_then_describe(tmp_path, capsys):
     assert out_path.exists() and out_path.with_name("gen.oracle.parquet").exists()
     assert out_path.with_name("gen.workflow_oracle.parquet").exists()
     assert not out_path.with_name("gen.blind_oracle.parquet").exists()  # minutes: only on request
+    assert not out_path.with_name("gen.workflow_blind_oracle.parquet").exists()
     capsys.readouterr()
     assert main(["data", "describe", str(out_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tasks"] == 300

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.factories import small_traits_prior, traits_enumeration
 from wtc.data import load_oracle
 from wtc.data.synthetic import blind as blind_module
 from wtc.data.synthetic import blind_oracle_of, ensure_blind_oracle, generate_history, oracle_of, write_benchmark
@@ -31,14 +30,6 @@ def tiny():
     return history
 
 
-def _commonest(history: dict, world, what: str, n: int) -> list[int]:
-    """The ``n`` commonest sites (or codes) of a history, as world indices."""
-    seen = Counter(code if what == "codes" else site for r in history.values() for m in r["errors"].values()
-                   for code, row in m.items() for site in row)
-    names = world.codes if what == "codes" else world.sites
-    return [names.index(x) for x, _ in seen.most_common(n)]
-
-
 def test_a_point_mass_prior_gives_the_named_oracle(world, tiny):
     """Traits known exactly (one-hot signature rows, one whitelist site, scale sigma 0): no integral left."""
     n_tasks, n_z = len(tiny), world.log_prior.shape[1]
@@ -54,41 +45,20 @@ def test_a_point_mass_prior_gives_the_named_oracle(world, tiny):
                                latent_loglik(world, tiny, known), rtol=0, atol=1e-9)
 
 
-def _small_prior(world, history) -> tuple[TraitsPrior, list[int], list[int]]:
-    """Three whitelist sites (the history's commonest, so strata of every kind occur), up to 3
-    slots, three signature codes, a lognormal scale."""
-    rng = np.random.default_rng(2)
-    sites = _commonest(history, world, "sites", 3)
-    codes = _commonest(history, world, "codes", 2)
-    codes.append(next(c for c in range(len(world.codes)) if c not in codes))
-    slot = np.zeros(len(world.sites))
-    slot[sites] = rng.dirichlet(np.ones(3))
-    signature = np.zeros_like(world.signature_prob)
-    signature[:, codes] = rng.dirichlet(np.ones(3), signature.shape[0])
-    return TraitsPrior(slot, rng.dirichlet(np.ones(4)), signature, 0.3, 0.8), sites, codes
-
-
 def _brute_force(world, history, prior, sites, codes, nodes) -> np.ndarray:
     """``log E_traits P(x | z, traits)`` by enumerating every slot sequence, code and node."""
-    whitelists: Counter = Counter()
-    for n, p_n in enumerate(prior.n_slots_prob):
-        for seq in itertools.product(sites, repeat=n):
-            whitelists[tuple(sorted(set(seq)))] += p_n * np.prod(prior.slot_prob[list(seq)])
-    x, w = np.polynomial.hermite.hermgauss(nodes)
     n_tasks = len(history)
     total = np.full((n_tasks, world.log_prior.shape[1]), -np.inf)
-    for (whitelist, p_w), code, (x_i, w_i) in itertools.product(whitelists.items(), codes, zip(x, w)):
-        traits = WorkflowTraits(np.tile(list(whitelist) + [-1] * (5 - len(whitelist)), (n_tasks, 1)),
-                                np.full((n_tasks, total.shape[1]), code),
-                                np.full(n_tasks, np.exp(prior.scale_mu + prior.scale_sigma * np.sqrt(2) * x_i)))
-        weight = np.log(p_w) + np.log(prior.signature_prob[:, code]) + np.log(w_i / np.sqrt(np.pi))
+    for whitelist, code, scale, weight in traits_enumeration(world, prior, sites, codes, nodes):
+        traits = WorkflowTraits(np.tile(whitelist, (n_tasks, 1)), np.full((n_tasks, total.shape[1]), code),
+                                np.full(n_tasks, scale))
         total = np.logaddexp(total, latent_loglik(world, history, traits) + weight)
     return total
 
 
 def test_marginal_equals_brute_force_enumeration_of_the_traits(world, tiny):
     """Few eligible sites: the unobserved slots are enumerated, so the whole sum is exact."""
-    prior, sites, codes = _small_prior(world, tiny)
+    prior, sites, codes = small_traits_prior(world, tiny)
     expected = _brute_force(world, tiny, prior, sites, codes, nodes=4)
     np.testing.assert_allclose(blind_loglik(world, tiny, prior, samples=2, scale_nodes=4), expected,
                                rtol=0, atol=1e-9)
@@ -97,7 +67,7 @@ def test_marginal_equals_brute_force_enumeration_of_the_traits(world, tiny):
 def test_sampled_unobserved_slots_converge_to_the_exact_sum(world, tiny, monkeypatch):
     """The Monte Carlo path (forced on the small prior) lands near the exact posterior, and the
     same seed gives the same numbers."""
-    prior, _, _ = _small_prior(world, tiny)
+    prior, _, _ = small_traits_prior(world, tiny)
     exact = blind_posterior(world, tiny, prior, scale_nodes=4)
     monkeypatch.setattr(blind_module, "EXACT_SEQUENCES", 0)
     sampled = blind_posterior(world, tiny, prior, samples=200, scale_nodes=4, seed=1)

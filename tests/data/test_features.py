@@ -205,6 +205,25 @@ EXPECTED_BLOCKS = {
         3: {"workflow_summary:tasks": 3, "workflow_summary:total": 16, "workflow_summary:task_share": pytest.approx(9 / 16)},
         4: {"workflow_summary:tasks": 3, "workflow_summary:total": 16, "workflow_summary:task_share": pytest.approx(1 / 16)},
     },
+    # by cells: workflow A (tasks 0-1) has 7 cells, 4 codes, 5 sites; B (tasks 2-4) 5 cells, 2 codes, 3 sites
+    "workflow_code_cells": {
+        r: ({"workflow_code_cells:good/-1": 1, "workflow_code_cells:good/85": 1, "workflow_code_cells:good/50660": 3,
+             "workflow_code_cells:bad/71304": 1, "workflow_code_cells:drain/85": 1} if r < 2 else
+            {"workflow_code_cells:good/8001": 3, "workflow_code_cells:bad/139": 1, "workflow_code_cells:bad/8001": 1})
+        for r in range(5)},
+    "workflow_shape": {
+        r: {"workflow_shape:cells_per_task": pytest.approx(cells / tasks), "workflow_shape:codes": codes,
+            "workflow_shape:sites": sites, "workflow_shape:bad_share_cells": pytest.approx(bad / cells),
+            "workflow_shape:log_count": pytest.approx(np.log(wf_counts).mean()),
+            "workflow_shape:task_log_count": pytest.approx(np.log(own).mean() - np.log(wf_counts).mean()),
+            "workflow_shape:top_code_cells": pytest.approx(top_code / cells),
+            "workflow_shape:top_site_cells": pytest.approx(top_site / cells)}
+        for r, (tasks, cells, codes, sites, bad, wf_counts, own, top_code, top_site) in enumerate([
+            (2, 7, 4, 5, 1, [1, 6, 63, 102, 2, 4, 3], [1, 6, 63, 102], 3, 2),
+            (2, 7, 4, 5, 1, [1, 6, 63, 102, 2, 4, 3], [2, 4, 3], 3, 2),
+            (3, 5, 2, 3, 2, [5, 1, 7, 2, 1], [5, 1], 4, 3),
+            (3, 5, 2, 3, 2, [5, 1, 7, 2, 1], [7, 2], 4, 3),
+            (3, 5, 2, 3, 2, [5, 1, 7, 2, 1], [1], 4, 3)])},
     "task_type": {0: {"task_type:DataProcessing": 1}, 1: {"task_type:Merge": 1}, 2: {"task_type:Production": 1},
                   3: {"task_type:Merge": 1}, 4: {"task_type:Production": 1}},
     "campaign": {0: {"campaign:RunIIFall17DRStdmix": 1}, 1: {"campaign:RunIIFall17DRStdmix": 1},

@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--autogluon-python", help="an interpreter (of a separate venv) that has AutoGluon-Tabular: "
                                                     "it cannot be installed beside wtc's pins")
     quality.add_argument("--blind-samples", type=non_negative, default=32,
-                         help="whitelist samples per task of the name-blind oracle, computed beside the history "
-                              "on first use (default 32; 0: leave it out)")
+                         help="whitelist samples per task of the name-blind oracle (per workflow of the "
+                              "name-blind workflow oracle), both computed beside the history on first use "
+                              "(default 32; 0: leave them out)")
     serve = sub.add_parser("serve", help="the champion behind `wtc serve` against the same model in-process")
     serve.add_argument("--history", help="tasks to send (default: the generated default benchmark)")
     serve.add_argument("--model", help="a model URI to serve (default: train the champion preset, binary)")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-#: The limits a quality row may carry: the exact per-task oracle, the name-blind oracle and the
-#: workflow oracle (reads the task's siblings), as metric prefixes.
-_LIMITS = ("oracle", "oracle_blind", "oracle_workflow")
+#: The limits a quality row may carry: the exact per-task oracle, the name-blind oracle, the
+#: workflow oracle (reads the task's siblings) and the name-blind workflow oracle, as metric prefixes.
+_LIMITS = ("oracle", "oracle_blind", "oracle_workflow", "oracle_workflow_blind")
 
 #: The recipes ``quality`` runs besides FLAML: (name, overrides). All share seed, test_size
 #: and cv, hence the same held-out rows; the seed recipes and baselines read the combined view.
@@ -23,7 +23,8 @@ QUALITY_RECIPES = (
 )
 
 
-def _quality_row(name: str, y_test, proba, oracle, wall_s: float, oracle_blind=None, oracle_workflow=None) -> dict:
+def _quality_row(name: str, y_test, proba, oracle, wall_s: float, oracle_blind=None, oracle_workflow=None,
+                 oracle_workflow_blind=None) -> dict:
     from wtc.evaluation.diagnostics import automation_metrics
     from wtc.evaluation.metrics import score_all
 
@@ -31,8 +32,7 @@ def _quality_row(name: str, y_test, proba, oracle, wall_s: float, oracle_blind=N
     scores = score_all(y_test, proba, n_classes)
     row = {"recipe": name, "log_loss": scores["log_loss"], "roc_auc": scores["roc_auc"],
            "coverage_p95": automation_metrics(y_test, proba, "t")["t/coverage_at_p95"], "wall_s": wall_s}
-    for prefix, best_proba in (("oracle", oracle), ("oracle_blind", oracle_blind),
-                               ("oracle_workflow", oracle_workflow)):
+    for prefix, best_proba in zip(_LIMITS, (oracle, oracle_blind, oracle_workflow, oracle_workflow_blind)):
         if best_proba is not None:
             best = score_all(y_test, best_proba, n_classes)
             row[f"{prefix}_log_loss"], row[f"{prefix}_roc_auc"] = best["log_loss"], best["roc_auc"]
@@ -41,8 +41,8 @@ def _quality_row(name: str, y_test, proba, oracle, wall_s: float, oracle_blind=N
 
 
 def _row_of_metrics(name: str, m: dict, wall_s: float) -> dict:
-    """A quality row from a run's metrics (with ``oracle/…``, ``oracle_blind/…`` and
-    ``oracle_workflow/…`` when present)."""
+    """A quality row from a run's metrics (with ``oracle/…``, ``oracle_blind/…``,
+    ``oracle_workflow/…`` and ``oracle_workflow_blind/…`` when present)."""
     row = {"recipe": name, "log_loss": m["test/log_loss"], "roc_auc": m["test/roc_auc"],
            "coverage_p95": m["test/coverage_at_p95"], "wall_s": wall_s}
     for prefix in _LIMITS:
@@ -82,8 +82,10 @@ def _flaml_row(cfg, budget_s: float) -> dict:
     wall_s = time.perf_counter() - start
     proba = full_proba(automl, data.X[splits.test], len(data.classes))
     oracle = data.oracle[splits.test] if data.oracle is not None else None
-    blind, wf = (None if p is None else p[splits.test] for p in (data.oracle_blind, data.oracle_workflow))
-    row = _quality_row(f"flaml ({automl.best_estimator})", data.y[splits.test], proba, oracle, wall_s, blind, wf)
+    blind, wf, wf_blind = (None if p is None else p[splits.test]
+                           for p in (data.oracle_blind, data.oracle_workflow, data.oracle_workflow_blind))
+    row = _quality_row(f"flaml ({automl.best_estimator})", data.y[splits.test], proba, oracle, wall_s, blind, wf,
+                       wf_blind)
     row["train_rows"], row["test_rows"] = len(splits.train), len(splits.test)
     return _with_losses(row, data.y[splits.test], proba, data.groups[splits.test])
 
@@ -188,15 +190,17 @@ def _ratio(a, b) -> float:
 
 
 def _print_quality(target: str, rows: list[dict]) -> None:
-    """One table: each recipe's figures and their ratios to the oracle's and the blind oracle's;
-    the workflow oracle's row (no ratio columns of its own) follows the blind oracle's."""
+    """One table: each recipe's figures and their ratios to the oracle's, the blind oracle's and the
+    name-blind workflow oracle's (x wblind, the tight yardstick of a sibling-reading model); the
+    workflow oracles' rows follow the blind oracle's."""
     best = {p: next((r for r in rows if f"{p}_log_loss" in r), {}) for p in _LIMITS}
-    print(f"\n{target}: test log-loss and its ratio to the oracle's (x oracle) and the name-blind oracle's "
-          f"(x blind), ROC AUC, coverage at 95% precision and its ratios, wall time")
-    print(f"{'recipe':>24} {'log_loss':>9} {'x oracle':>9} {'x blind':>8} {'roc_auc':>8} {'cov@95':>7} {'x oracle':>9} "
-          f"{'x blind':>8} {'wall_s':>8}")
-    for prefix, name in (("oracle_workflow", "workflow oracle"), ("oracle_blind", "blind oracle"),
-                         ("oracle", "oracle")):  # oracle first
+    print(f"\n{target}: test log-loss and its ratio to the oracle's (x oracle), the name-blind oracle's "
+          f"(x blind) and the name-blind workflow oracle's (x wblind), ROC AUC, coverage at 95% precision and "
+          f"its ratios, wall time")
+    print(f"{'recipe':>24} {'log_loss':>9} {'x oracle':>9} {'x blind':>8} {'x wblind':>8} {'roc_auc':>8} "
+          f"{'cov@95':>7} {'x oracle':>9} {'x blind':>8} {'x wblind':>8} {'wall_s':>8}")
+    for prefix, name in (("oracle_workflow_blind", "name-blind wf oracle"), ("oracle_workflow", "workflow oracle"),
+                         ("oracle_blind", "blind oracle"), ("oracle", "oracle")):  # oracle first
         r = best[prefix]
         if r:  # the limits' own rows: both ratios against the same two limits
             rows = [{"recipe": name, "log_loss": r[f"{prefix}_log_loss"], "roc_auc": r[f"{prefix}_roc_auc"],
@@ -206,21 +210,26 @@ def _print_quality(target: str, rows: list[dict]) -> None:
     if best["oracle_workflow"]:
         print("(workflow oracle: P(class | all the workflow's tasks in the file), traits known: the bound for a "
               "model that reads a task's siblings, e.g. data=workflow_evidence)")
+    if best["oracle_workflow_blind"]:
+        print("(name-blind wf oracle: the same with the traits marginalised jointly over the workflow's tasks: "
+              "the tight bound for a sibling-reading model that cannot read the traits from the name)")
     for r in rows:
         print(f"{r['recipe']:>24} {r['log_loss']:>9.4f} {_ratio(r['log_loss'], ref['oracle'][0]):>9.3f} "
-              f"{_ratio(r['log_loss'], ref['oracle_blind'][0]):>8.3f} {r['roc_auc']:>8.3f} {r['coverage_p95']:>7.3f} "
-              f"{_ratio(r['coverage_p95'], ref['oracle'][1]):>9.2f} "
-              f"{_ratio(r['coverage_p95'], ref['oracle_blind'][1]):>8.2f} {r['wall_s']:>8.1f}", flush=True)
+              f"{_ratio(r['log_loss'], ref['oracle_blind'][0]):>8.3f} "
+              f"{_ratio(r['log_loss'], ref['oracle_workflow_blind'][0]):>8.3f} {r['roc_auc']:>8.3f} "
+              f"{r['coverage_p95']:>7.3f} {_ratio(r['coverage_p95'], ref['oracle'][1]):>9.2f} "
+              f"{_ratio(r['coverage_p95'], ref['oracle_blind'][1]):>8.2f} "
+              f"{_ratio(r['coverage_p95'], ref['oracle_workflow_blind'][1]):>8.2f} {r['wall_s']:>8.1f}", flush=True)
 
 
 def _ensure_limits(conf: Path, base: list[str], samples: int) -> None:
-    """Write the history's workflow oracle and (``samples`` > 0) name-blind oracle sidecars unless
-    they are there (timed): the runs read them."""
+    """Write the history's workflow oracle and (``samples`` > 0) the name-blind oracles' sidecars
+    (per task and per workflow) unless they are there (timed): the runs read them."""
     from hydra import compose, initialize_config_dir
 
     from wtc.data.dataset import resolve_data_path
     from wtc.data.oracle import has_oracle
-    from wtc.data.synthetic import ensure_blind_oracle, ensure_workflow_oracle
+    from wtc.data.synthetic import ensure_blind_oracle, ensure_workflow_blind_oracle, ensure_workflow_oracle
 
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         path = resolve_data_path(compose("config", overrides=base))
@@ -234,6 +243,10 @@ def _ensure_limits(conf: Path, base: list[str], samples: int) -> None:
     start = time.perf_counter()
     ensure_blind_oracle(path, samples=samples)
     print(f"name-blind oracle ({samples} whitelist samples per task): {time.perf_counter() - start:.1f} s", flush=True)
+    start = time.perf_counter()
+    ensure_workflow_blind_oracle(path, samples=samples)
+    print(f"name-blind workflow oracle ({samples} whitelist samples per workflow): "
+          f"{time.perf_counter() - start:.1f} s", flush=True)
 
 
 def bench_quality(history: str | None, generate_seed: int | None, tasks: int, budget_s: float, targets: list[str],
@@ -267,8 +280,9 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
         An interpreter that has AutoGluon (a separate venv: it cannot live beside wtc's pins);
         without it, AutoGluon runs here when it imports.
     blind_samples : int
-        Whitelist samples per task of the name-blind oracle, computed beside a generated
-        history on first use (its figures come with every row); 0 leaves it out. The workflow
+        Whitelist samples per task of the name-blind oracle (per workflow of the name-blind
+        workflow oracle), both computed beside a generated history on first use (their figures
+        come with every row); 0 leaves them out. The workflow
         oracle's sidecar (seconds) is always computed beside a generated history.
     """
     from hydra import compose, initialize_config_dir

@@ -72,11 +72,18 @@ def _check(args) -> int:
 def _generate(args) -> int:
     import time
 
-    from wtc.data.synthetic import ensure_blind_oracle, ensure_workflow_oracle, oracle_path, write_benchmark
+    from wtc.data.synthetic import (
+        ensure_blind_oracle,
+        ensure_workflow_blind_oracle,
+        ensure_workflow_oracle,
+        oracle_path,
+        write_benchmark,
+    )
     from wtc.outputs import check_output
 
     for output in (args.out, oracle_path(args.out), oracle_path(args.out, workflow=True),
-                   *([oracle_path(args.out, blind=True)] if args.blind_samples else [])):
+                   *([oracle_path(args.out, blind=True), oracle_path(args.out, blind=True, workflow=True)]
+                     if args.blind_samples else [])):
         check_output(output, args.force, option="--out" if output == args.out else "--out's oracle")
     start = time.perf_counter()
     path = write_benchmark(args.out, n_tasks=args.tasks, seed=args.seed)
@@ -88,6 +95,10 @@ def _generate(args) -> int:
         ensure_blind_oracle(path, samples=args.blind_samples)
         print(f"wrote the name-blind oracle ({args.blind_samples} whitelist samples per task) to "
               f"{oracle_path(path, blind=True)} in {time.perf_counter() - start:.1f} s")
+        start = time.perf_counter()
+        ensure_workflow_blind_oracle(path, samples=args.blind_samples)
+        print(f"wrote the name-blind workflow oracle ({args.blind_samples} whitelist samples per workflow) to "
+              f"{oracle_path(path, blind=True, workflow=True)} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -120,7 +131,7 @@ def add_data(commands) -> None:
         "generate", help="write a synthetic history and its oracles",
         description="Write a synthetic actions history in the WTC console's JSON format (the benchmark every "
                     "run can be scored on), with its oracles beside it: the exact posterior of every label, the "
-                    "workflow oracle and, with --blind-samples, the name-blind oracle.")
+                    "workflow oracle and, with --blind-samples, the name-blind oracles (per task and per workflow).")
     generate.add_argument("--tasks", type=positive, default=7582, metavar="N",
                           help="number of tasks (default: 7582, the seed study's size)")
     generate.add_argument("--seed", type=int, default=0, help="random seed of the generator (default: 0)")

@@ -236,6 +236,55 @@ def workflow_summary(history: History, keep: np.ndarray) -> Part:
                 [f"workflow_summary:{s}" for s in ("tasks", "total", "task_share")])
 
 
+WORKFLOW_SHAPE = ("cells_per_task", "codes", "sites", "bad_share_cells", "log_count", "task_log_count",
+                  "top_code_cells", "top_site_cells")
+
+
+def _top_share(workflow: np.ndarray, axis: np.ndarray, n_workflows: int, cells: np.ndarray) -> np.ndarray:
+    """Per workflow: the share of its cells on its commonest value of ``axis`` (code or site)."""
+    pairs, count = np.unique(np.stack([workflow, axis.astype(np.int64)]), axis=1, return_counts=True)
+    top = np.zeros(n_workflows)
+    np.maximum.at(top, pairs[0], count)
+    return np.divide(top, cells, out=np.zeros(n_workflows), where=cells > 0)
+
+
+def workflow_shape(history: History, keep: np.ndarray) -> Part:
+    """``workflow_shape:<stat>``: the error pattern of the task's workflow, pooled over its tasks, by
+    cells rather than counts (one heavy count weighs as much as a light one).
+
+    Its active cells per task, distinct codes and sites, the share of its cells at bad sites, the
+    mean log count of a cell (its count level, which the job count sets), this task's mean log
+    count minus that (the task's level within its workflow: count-scale free) and the shares of
+    its cells on its commonest code and on its commonest site (how much a signature code and a
+    short site list dominate it). Reads the siblings' entries, never their labels.
+    """
+    n = history.n_tasks
+    workflow, n_workflows = _workflow_of_task(history)
+    entry_wf = workflow[history.entry_task]
+    tasks = np.bincount(workflow, minlength=n_workflows).astype(np.float64)
+    cells = np.bincount(entry_wf, minlength=n_workflows).astype(np.float64)
+    distinct = [np.bincount(np.unique(np.stack([entry_wf, axis.astype(np.int64)]), axis=1)[0],
+                            minlength=n_workflows).astype(np.float64)
+                for axis in (history.entry_code, history.entry_site)] if entry_wf.size else [cells, cells]
+    bad = history.entry_status == history.statuses.index("bad") if "bad" in history.statuses \
+        else np.zeros(history.nnz, dtype=bool)
+    log_count = np.log(np.maximum(history.entry_count.astype(np.float64), 1.0))
+    wf_log = np.divide(np.bincount(entry_wf, weights=log_count, minlength=n_workflows), cells,
+                       out=np.zeros(n_workflows), where=cells > 0)
+    task_cells = np.bincount(history.entry_task, minlength=n).astype(np.float64)
+    task_log = np.divide(np.bincount(history.entry_task, weights=log_count, minlength=n), task_cells,
+                         out=np.zeros(n), where=task_cells > 0)
+    per_wf = [np.divide(cells, tasks, out=np.zeros(n_workflows), where=tasks > 0), *distinct,
+              np.divide(np.bincount(entry_wf[bad], minlength=n_workflows), cells, out=np.zeros(n_workflows),
+                        where=cells > 0), wf_log]
+    tops = [_top_share(entry_wf, axis, n_workflows, cells) for axis in (history.entry_code, history.entry_site)] \
+        if entry_wf.size else [cells, cells]
+    stats = [v[workflow] for v in per_wf] + [np.where(task_cells > 0, task_log - wf_log[workflow], 0.0)] + \
+        [v[workflow] for v in tops]
+    return Part(np.tile(np.arange(n), len(stats)), np.repeat(np.arange(len(stats)), n), np.concatenate(stats),
+                [f"workflow_shape:{s}" for s in WORKFLOW_SHAPE])
+
+
 def one_hot(prefix: str, attribute: str):
     """A one-hot block ``<prefix>:<value>`` of a per-task attribute of the history."""
 

@@ -40,6 +40,7 @@ class Dataset:
     n_unlabelled: int
     oracle_blind: np.ndarray | None = None  # the name-blind oracle, when its sidecar exists
     oracle_workflow: np.ndarray | None = None  # the workflow oracle (reads siblings), when its sidecar exists
+    oracle_workflow_blind: np.ndarray | None = None  # the name-blind workflow oracle, when its sidecar exists
 
 
 def _paths(cfg: DictConfig) -> DictConfig:
@@ -116,7 +117,7 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     if X.shape[1] == 0:
         raise ConfigError(f"{path}: view {cfg.data.view!r} has no column on this history "
                           f"(statuses here: {', '.join(history.statuses)}); choose another data=…")
-    oracle = oracle_blind = oracle_workflow = None
+    oracle = oracle_blind = oracle_workflow = oracle_workflow_blind = None
     if has_oracle(path):
         proba, _ = load_oracle(path, cfg.target.name, history=history)
         oracle = proba[labelled] @ mapping
@@ -126,6 +127,9 @@ def load_dataset(cfg: DictConfig) -> Dataset:
     if has_oracle(path, workflow=True):
         proba, _ = load_oracle(path, cfg.target.name, history=history, workflow=True)
         oracle_workflow = proba[labelled] @ mapping
+    if has_oracle(path, blind=True, workflow=True):
+        proba, _ = load_oracle(path, cfg.target.name, history=history, blind=True, workflow=True)
+        oracle_workflow_blind = proba[labelled] @ mapping
     workflows = np.asarray(history.workflows, dtype=object)[labelled]
     return Dataset(
         path=path,
@@ -140,4 +144,5 @@ def load_dataset(cfg: DictConfig) -> Dataset:
         n_unlabelled=int((~labelled).sum()),
         oracle_blind=oracle_blind,
         oracle_workflow=oracle_workflow,
+        oracle_workflow_blind=oracle_workflow_blind,
     )

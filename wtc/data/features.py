@@ -72,6 +72,9 @@ BLOCKS: dict[str, Block] = {
     "workflow_code_totals": Block(b.over_workflow(b.status_code_totals, "workflow_code_totals")),
     "workflow_site_totals": Block(b.over_workflow(b.site_totals, "workflow_site_totals")),
     "workflow_summary": Block(b.workflow_summary),
+    # the workflow's pattern by cells, not counts, and its count level (issue 23's levers)
+    "workflow_code_cells": Block(b.over_workflow(b.status_code_sites, "workflow_code_cells")),
+    "workflow_shape": Block(b.workflow_shape),
     "task_type": Block(b.one_hot("task_type", "task_types"), "one_hot"),
     "campaign": Block(b.one_hot("campaign", "campaigns"), "one_hot"),
     # the first extras, counted over the view's statuses only (kept for existing configs)
@@ -128,6 +131,9 @@ def build_features(
         ``status_code_shares`` and ``site_shares`` (those totals as shares of the task's total),
         ``workflow_code_totals``, ``workflow_site_totals`` and ``workflow_summary`` (the workflow's
         context: totals over the tasks of the task's workflow; its tasks, total and this task's share),
+        ``workflow_code_cells`` (the workflow's cells per status and code) and ``workflow_shape``
+        (its cells per task, distinct codes and sites, bad share of cells, mean log count, this
+        task's mean log count relative to it, commonest code's and site's share of its cells),
         ``task_type`` and ``campaign`` (one-hots), any other view, and the first extras
         ``total`` (``total:errors``), ``n_sites`` (``n:sites``), ``n_codes`` (``n:codes``)
         that count over the view's statuses only. ``<entry>.log1p`` log-scales an entry.

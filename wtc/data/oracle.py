@@ -20,7 +20,8 @@ def load_oracle(history_path, target: str, history=None, blind: bool = False, wo
     read again). ``blind`` reads the name-blind oracle's sidecar instead (the limit of a model
     that cannot read a workflow's traits from its name; see ``wtc.data.synthetic.blind``),
     ``workflow`` the workflow oracle's (the limit of a model that also reads the task's siblings;
-    see ``wtc.data.synthetic.posterior.workflow_oracle_of``).
+    see ``wtc.data.synthetic.posterior.workflow_oracle_of``), both the name-blind workflow oracle's
+    (siblings read, traits unknown; see ``wtc.data.synthetic.workflow_blind``).
 
     Raises
     ------
@@ -48,7 +49,8 @@ def load_oracle(history_path, target: str, history=None, blind: bool = False, wo
 
 def has_oracle(history_path, blind: bool = False, workflow: bool = False) -> bool:
     """Whether a history comes with an oracle sidecar (synthetic benchmarks do), or with
-    ``blind`` a name-blind oracle's, with ``workflow`` a workflow oracle's (once something asked for it)."""
+    ``blind`` a name-blind oracle's, with ``workflow`` a workflow oracle's, with both a name-blind
+    workflow oracle's (once something asked for it)."""
     from wtc.data.synthetic import oracle_path
 
     return oracle_path(history_path, blind, workflow).exists()

@@ -78,7 +78,8 @@ def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
     """``test/…``, ``train/…``, over-training KS, coverage at 90/95/99% precision, ``prior/…`` (the
     class-prior baseline: the training class frequencies for every test row) and, with an
     oracle, ``oracle/…`` on the same test rows (``oracle_blind/…`` for the name-blind oracle and
-    ``oracle_workflow/…`` for the workflow oracle when the history has their sidecars)."""
+    ``oracle_workflow/…`` for the workflow oracle, ``oracle_workflow_blind/…`` for the name-blind
+    workflow oracle when the history has their sidecars)."""
     n_classes = len(data.classes)
     y_train, y_test = data.y[splits.train], data.y[splits.test]
     metrics = {f"test/{k}": v for k, v in score_all(y_test, test_proba, n_classes).items()}
@@ -90,7 +91,8 @@ def _scores(data: Dataset, splits, train_proba, test_proba) -> dict[str, float]:
     prior = np.bincount(np.asarray(y_train, dtype=int), minlength=n_classes) / max(len(y_train), 1)
     metrics.update({f"prior/{k}": v for k, v in score_all(y_test, np.tile(prior, (len(y_test), 1)), n_classes).items()})
     for prefix, proba in (("oracle", data.oracle), ("oracle_blind", data.oracle_blind),
-                          ("oracle_workflow", data.oracle_workflow)):
+                          ("oracle_workflow", data.oracle_workflow),
+                          ("oracle_workflow_blind", data.oracle_workflow_blind)):
         if proba is not None:
             metrics.update({f"{prefix}/{k}": v for k, v in score_all(y_test, proba[splits.test], n_classes).items()})
             metrics.update(automation_metrics(y_test, proba[splits.test], prefix))

@@ -48,7 +48,8 @@ PARENT_RUN_TAG = MLFLOW_PARENT_RUN_ID
 #: The params that say what a run chose (config groups and the few top-level choices).
 CHOICE_PARAMS = tuple(CHOICE_LABELS)
 #: Metric families a parent run's row carries.
-METRIC_PREFIXES = ("cv/", "test/", "oracle/", "oracle_blind/", "oracle_workflow/", "time/")
+METRIC_PREFIXES = ("cv/", "test/", "oracle/", "oracle_blind/", "oracle_workflow/", "oracle_workflow_blind/",
+                   "time/")
 SWEEP_TAG = "wtc.sweep"
 #: ``on_demand`` while a run's figures wait to be drawn (``wtc runs figures``), ``drawn`` once they are.
 TAG_FIGURES = "wtc.figures"

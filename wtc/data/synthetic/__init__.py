@@ -23,6 +23,8 @@ The package is split along those steps:
   (:func:`workflow_oracle_of`);
 - :mod:`~wtc.data.synthetic.blind`: the name-blind oracle, the traits marginalised over
   their prior (:func:`blind_oracle_of`): the limit of a model that cannot read the traits;
+- :mod:`~wtc.data.synthetic.workflow_blind`: both at once, the siblings read and the traits
+  marginalised jointly over them (:func:`workflow_blind_oracle_of`);
 - :mod:`~wtc.data.synthetic.io`: benchmark files, their oracle sidecars and the default
   benchmark;
 - :mod:`~wtc.data.synthetic.calibration`: the recipe on random vs grouped splits, with the oracle.
@@ -35,6 +37,7 @@ from wtc.data.synthetic.io import (
     default_history_path,
     ensure_blind_oracle,
     ensure_default_history,
+    ensure_workflow_blind_oracle,
     ensure_workflow_oracle,
     load_oracle_table,
     oracle_path,
@@ -42,6 +45,7 @@ from wtc.data.synthetic.io import (
 )
 from wtc.data.synthetic.posterior import joint_oracle_of, oracle_of, workflow_oracle_of
 from wtc.data.synthetic.sampling import generate_history
+from wtc.data.synthetic.workflow_blind import workflow_blind_oracle_of
 from wtc.data.synthetic.world import (
     CAUSES,
     DEFAULT_TASKS,
@@ -64,12 +68,14 @@ __all__ = [
     "default_history_path",
     "ensure_blind_oracle",
     "ensure_default_history",
+    "ensure_workflow_blind_oracle",
     "ensure_workflow_oracle",
     "generate_history",
     "joint_oracle_of",
     "load_oracle_table",
     "oracle_of",
     "oracle_path",
+    "workflow_blind_oracle_of",
     "workflow_oracle_of",
     "write_benchmark",
 ]

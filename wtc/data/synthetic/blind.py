@@ -105,7 +105,8 @@ def blind_loglik(world: World, history: dict, prior: TraitsPrior | None = None, 
     t, s, c, k, n = t[order], s[order], c[order], k[order], n[order]
     loglik = task_term(world, cls)
     loglik += _count_evidence(world, prior, cls, t, n, scale_nodes)
-    loglik += _presence_evidence(world, prior, week, cls, (t, s, c, k), samples, np.random.default_rng(seed))
+    rate = [cell_rate(world, cls[t], s, c, hit) for hit in (0.0, 1.0)]
+    loglik += _presence_evidence(world, prior, week, rate, (t, s, c, k), samples, np.random.default_rng(seed))
     return loglik
 
 
@@ -207,10 +208,15 @@ def _rows(task: np.ndarray, m_prob: np.ndarray, n_seq: int, seq_weight: np.ndarr
     return stratum[order], m[order], seq[order], weight[order]
 
 
-def _presence_evidence(world, prior, week, cls, cells, samples, rng) -> np.ndarray:
-    """``log E_{whitelist, signature}[prod_cells e^(lam pi) - 1]`` per task (see the module docstring)."""
+def _presence_evidence(world, prior, week, rate, cells, samples, rng) -> np.ndarray:
+    """``log E_{whitelist, signature}[prod_cells e^(lam pi) - 1]`` per unit (see the module docstring).
+
+    A unit shares one whitelist and signature: a task here, a whole workflow in
+    :mod:`~wtc.data.synthetic.workflow_blind`. ``week`` (unit,); ``rate`` the (cell, z) rates of
+    :func:`cell_rate` off and on the signature; ``cells`` (unit, status, code, site) sorted by unit, then code.
+    """
     t, s, c, k = cells
-    n_tasks, n_sites, n_z = cls.size, len(world.sites), world.log_prior.shape[1]
+    n_tasks, n_sites, n_z = week.size, len(world.sites), world.log_prior.shape[1]
     observed = np.zeros((n_tasks, n_sites), dtype=bool)
     observed[t, k] = True
     observed &= prior.slot_prob > 0
@@ -224,8 +230,6 @@ def _presence_evidence(world, prior, week, cls, cells, samples, rng) -> np.ndarr
         log_none = np.log(np.clip(1.0 - shown, 0.0, None))
         log_sig = np.log(prior.signature_prob)
     cell_start = np.searchsorted(t, np.arange(n_tasks + 1))
-    # Per cell and z: the rate of its cell share's code factor, off and on the signature.
-    rate = [cell_rate(world, cls[t], s, c, hit) for hit in (0.0, 1.0)]
     out = np.empty((n_tasks, n_z))
     n_obs = observed.sum(axis=1)
     for o in np.unique(n_obs):

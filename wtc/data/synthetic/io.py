@@ -16,11 +16,12 @@ from wtc.data.synthetic.world import DEFAULT_TASKS, GENERATOR_VERSION
 def oracle_path(history_path, blind: bool = False, workflow: bool = False) -> Path:
     """The oracle sidecar of a history: same folder and stem, suffix ``.oracle.parquet``
     (``.blind_oracle.parquet`` for the name-blind oracle, see :mod:`~wtc.data.synthetic.blind`;
-    ``.workflow_oracle.parquet`` for the workflow oracle, see :func:`ensure_workflow_oracle`)."""
-    if blind and workflow:
-        raise ValueError("an oracle sidecar is either the name-blind or the workflow oracle's, not both")
+    ``.workflow_oracle.parquet`` for the workflow oracle, see :func:`ensure_workflow_oracle`; both:
+    ``.workflow_blind_oracle.parquet`` for the name-blind workflow oracle, see
+    :func:`ensure_workflow_blind_oracle`)."""
     path = Path(history_path)
-    kind = "blind_oracle" if blind else "workflow_oracle" if workflow else "oracle"
+    kind = {(False, False): "oracle", (True, False): "blind_oracle", (False, True): "workflow_oracle",
+            (True, True): "workflow_blind_oracle"}[bool(blind), bool(workflow)]
     return path.with_name(f"{path.stem}.{kind}.parquet")
 
 
@@ -68,7 +69,8 @@ def write_benchmark(path, n_tasks: int = DEFAULT_TASKS, seed: int = 0) -> Path:
 def load_oracle_table(history_path, blind: bool = False, workflow: bool = False) -> pd.DataFrame:
     """Read the oracle sidecar of a history (see :func:`oracle_of` for its columns), or with
     ``blind`` the name-blind oracle's (see :func:`ensure_blind_oracle`), with ``workflow`` the
-    workflow oracle's (see :func:`ensure_workflow_oracle`).
+    workflow oracle's (see :func:`ensure_workflow_oracle`), with both the name-blind workflow
+    oracle's (see :func:`ensure_workflow_blind_oracle`).
 
     Raises
     ------
@@ -105,6 +107,19 @@ def ensure_workflow_oracle(history_path) -> Path:
     from wtc.data.synthetic.posterior import workflow_oracle_of
 
     return _ensure_sidecar(history_path, oracle_path(history_path, workflow=True), workflow_oracle_of)
+
+
+def ensure_workflow_blind_oracle(history_path, samples: int = 32, seed: int = 0) -> Path:
+    """The name-blind workflow oracle's sidecar of a generated history, computed on first use.
+
+    The limit of a model that reads a task's siblings but not its workflow's traits (see
+    :mod:`~wtc.data.synthetic.workflow_blind`; minutes per 10,000 tasks), written when the
+    quality benchmark asks for it. A sidecar whose tasks are not the history's is recomputed.
+    """
+    from wtc.data.synthetic.workflow_blind import workflow_blind_oracle_of
+
+    return _ensure_sidecar(history_path, oracle_path(history_path, blind=True, workflow=True),
+                           lambda history: workflow_blind_oracle_of(history, samples=samples, seed=seed))
 
 
 def _ensure_sidecar(history_path, sidecar: Path, compute) -> Path:
