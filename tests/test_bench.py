@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from wtc.bench import bench_quality, main
@@ -223,10 +224,33 @@ def test_gate_benchmark_prints_its_table_and_draws_its_figure(capsys, tmp_path):
     assert "violation rate" in out and "cov ÷ oracle" in out
     names = [row["row"] for row in tables["binary"]]
     assert names == [f"{mode}: {method}" for mode in ("promoted", "re-certified")
-                     for method in ("ltt-workflow", "ltt-iid", "point estimate")]
+                     for method in ("ltt-workflow", "ltt-betting", "ltt-iid", "point estimate")]
     assert all(0 <= row["violation_rate"] <= 1 and 0 <= row["coverage_mean"] <= 1 for row in tables["binary"])
     assert (tmp_path / "train_600_seed5_binary.png").stat().st_size > 0
     assert "| promoted: ltt-workflow |" in (tmp_path / "train_600_seed5_binary.md").read_text()
+
+
+def test_a_gate_dump_is_read_back_and_measured_without_retraining(tmp_path):
+    from wtc.bench.gate import load_dump, measure
+
+    rng = np.random.default_rng(4)
+
+    def rows(n):
+        conf = rng.uniform(0.5, 1.0, n)
+        return conf, rng.random(n) < conf, (np.arange(n) // 3).astype(str)
+    conf, right, groups = rows(900)
+    fresh_conf, fresh_right, fresh_groups = rows(3000)
+    np.savez_compressed(tmp_path / "d.npz", oof_y=np.where(right, 0, 1), oof_proba=np.c_[conf, 1 - conf],
+                        oof_groups=groups, fresh_confidence=fresh_conf, fresh_correct=fresh_right,
+                        fresh_groups=fresh_groups, fresh_workflow_oracle_confidence=fresh_conf,
+                        fresh_workflow_oracle_correct=fresh_right)
+    oof, fresh = load_dump(tmp_path / "d.npz")
+    assert set(oof) == {"y", "proba", "groups"} and set(fresh.oracle) == {"workflow oracle"}
+    np.testing.assert_array_equal(fresh.correct, fresh_right)
+    table, _ = measure(oof, fresh, 0.05, 0.1, draws=3, draw_tasks=300, calibration_tasks=900, seed=0)
+    assert [r["row"] for r in table][:4] == [f"promoted: {m}" for m in ("ltt-workflow", "ltt-betting", "ltt-iid",
+                                                                         "point estimate")]
+    assert all(r["oracle"] == "workflow oracle" for r in table)
 
 
 @pytest.mark.slow

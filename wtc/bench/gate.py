@@ -90,6 +90,16 @@ def score_fresh(path: Path, cfg, model, classes: list[str], feature_names: list[
     return Scored(proba.max(axis=1), proba.argmax(axis=1) == y, groups, oracle)
 
 
+def load_dump(path) -> tuple[dict, Scored]:
+    """The out-of-fold rows and the scored fresh tasks a ``--dump`` wrote (to measure a gate without retraining)."""
+    with np.load(path, allow_pickle=False) as npz:
+        d = {k: npz[k] for k in npz.files}
+    oof = {k[4:]: v for k, v in d.items() if k.startswith("oof_")}
+    oracle = {name.replace("_", " "): (d[f"fresh_{name}_confidence"], d[f"fresh_{name}_correct"])
+              for name in ("oracle", "workflow_oracle") if f"fresh_{name}_confidence" in d}
+    return oof, Scored(d["fresh_confidence"], d["fresh_correct"], d["fresh_groups"], oracle)
+
+
 def _at(confidence, correct, threshold: float) -> tuple[float, float]:
     """Coverage and precision of acting when confidence >= threshold (precision NaN when none)."""
     acted = confidence >= threshold
@@ -117,12 +127,14 @@ def _draw(rng, codes_by_group: list[np.ndarray], n_tasks: int) -> np.ndarray:
 
 
 def _gates(confidence, correct, groups, alpha: float, delta: float, rng) -> dict[str, float]:
-    """Each method's threshold: LTT one task per workflow (promote's), LTT rows as independent, the point estimate."""
+    """Each method's threshold: LTT one task per workflow (promote's), LTT by betting on every task, LTT rows as
+    independent, the point estimate."""
     from wtc.evaluation.automation import coverage_at_precision
     from wtc.evaluation.gate import ltt_threshold
 
     point = coverage_at_precision(*_as_decisions(confidence, correct), 1 - alpha)[1]
     return {"ltt-workflow": ltt_threshold(confidence, correct, groups, alpha, delta, rng).threshold,
+            "ltt-betting": ltt_threshold(confidence, correct, groups, alpha, delta, method="betting").threshold,
             "ltt-iid": ltt_threshold(confidence, correct, None, alpha, delta).threshold,
             "point estimate": point}
 

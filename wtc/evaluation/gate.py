@@ -13,7 +13,9 @@ P(Binomial(n, alpha) <= e), exact when the rows are independent. Tasks of one wo
 (they share a decision and err together), so with ``groups`` each repetition keeps one task per
 workflow drawn at random, which makes the rows independent again, and the repetitions' p-values
 are combined validly under any dependence (Rüschendorf: ``R / k`` times the k-th smallest of R
-p-values, here twice the median). docs/gate.md says why this method and what it guarantees.
+p-values, here twice the median). ``method="betting"`` uses every task instead (a workflow's mean
+excess, tested by betting); it is valid but certified less on the benchmark, so it is not the
+default. docs/gate.md says why this method and what it guarantees.
 """
 
 from __future__ import annotations
@@ -22,12 +24,17 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logsumexp
 from scipy.stats import binom
 
-__all__ = ["REPEATS", "GateResult", "ltt_threshold"]
+__all__ = ["BETS", "METHODS", "REPEATS", "GateResult", "ltt_threshold"]
 
 #: Repetitions of the one-task-per-workflow draw whose p-values are combined (median rule).
 REPEATS = 40
+#: The constant bets of the betting test, as shares of the largest safe bet 1 / (1 - alpha): log-spaced.
+BETS = np.geomspace(1e-3, 0.99, 100)
+#: The workflow-level p-values ``ltt_threshold`` offers (the first is the default).
+METHODS = ("draws", "betting")
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,35 @@ def _one_per_group(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return order[last_of_group]
 
 
+def _betting_p(candidates: np.ndarray, confidence: np.ndarray, values: np.ndarray, codes: np.ndarray,
+               alpha: float) -> np.ndarray:
+    """At each candidate threshold, the betting p-value of "E[Y_w] <= 0", Y_w = mean over the workflow's tasks
+    of (value - (1 - alpha)) * acted: 1 / the capital of a uniform mixture of constant bets (:data:`BETS`).
+
+    Y_w is in [-(1 - alpha), alpha] and the workflows are independent, so under the null each bet's capital
+    prod_w (1 + lam * Y_w) has expectation <= 1, and so has their mean: Markov makes 1 / mean a p-value. Constant
+    bets make it independent of the workflows' order. ``values`` is the rows' correctness (the test) or their
+    confidence (the label-free prediction). Computed incrementally: acting on one more row changes one Y_w.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    sizes = np.bincount(codes)
+    group = codes[order]
+    step = (values[order] - (1.0 - alpha)) / sizes[group]  # the change of Y_w when the row is acted on
+    by_group = np.lexsort((np.arange(order.size), group))  # rows grouped, in acting order within a group
+    within = np.empty(order.size)
+    cum = np.cumsum(step[by_group])
+    starts = np.r_[True, group[by_group][1:] != group[by_group][:-1]]
+    offset = np.maximum.accumulate(np.where(starts, np.arange(order.size), 0))
+    within[by_group] = cum - np.r_[0.0, cum][offset]  # Y_w just after the row is acted on
+    lam = BETS / (1.0 - alpha)
+    gain = np.log1p(np.outer(within, lam)) - np.log1p(np.outer(within - step, lam))
+    log_capital = np.cumsum(gain, axis=0)
+    acted = confidence.size - np.searchsorted(np.sort(confidence), candidates, side="left")
+    at = log_capital[acted - 1]
+    log_mean = logsumexp(at, axis=1) - np.log(lam.size)
+    return np.minimum(1.0, np.exp(-log_mean))
+
+
 def _sequence(p_values: np.ndarray, predicted: np.ndarray, delta: float) -> int:
     """The index of the last candidate (most confident first) fixed-sequence testing rejects; -1: none.
 
@@ -105,7 +141,7 @@ def _sequence(p_values: np.ndarray, predicted: np.ndarray, delta: float) -> int:
 
 
 def ltt_threshold(confidence, correct, groups=None, alpha: float = 0.05, delta: float = 0.1,
-                  rng=None) -> GateResult:
+                  rng=None, method: str = "draws") -> GateResult:
     """The lowest confidence threshold Learn-then-Test certifies for precision >= 1 - alpha.
 
     Parameters
@@ -124,6 +160,10 @@ def ltt_threshold(confidence, correct, groups=None, alpha: float = 0.05, delta: 
         The tolerated probability that the certified threshold misses the target.
     rng : numpy Generator or int, optional
         The draws of the workflow repetitions (None: seed 0, so the same rows give the same threshold).
+    method : {"draws", "betting"}, default "draws"
+        The workflow-level p-value (with ``groups``). ``"draws"``: one task per workflow, :data:`REPEATS`
+        binomial p-values, twice their median. ``"betting"``: every task; each workflow's mean excess
+        (right - (1 - alpha)) over its acted-on tasks, tested by betting (see :func:`_betting_p`); no draws.
 
     Returns
     -------
@@ -137,9 +177,26 @@ def ltt_threshold(confidence, correct, groups=None, alpha: float = 0.05, delta: 
         raise ValueError(f"alpha and delta must be in (0, 1), got alpha={alpha}, delta={delta}")
     if not np.isfinite(confidence).all():
         raise ValueError("confidence has non-finite values")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     n = confidence.size
     candidates = np.unique(confidence)[::-1]  # the distinct confidences, most confident first
-    if groups is None:
+    if method == "betting":
+        if groups is None:
+            codes, n_groups = np.arange(n), n
+        else:
+            groups = np.asarray(groups).ravel()
+            if groups.size != n:
+                raise ValueError(f"groups has {groups.size} rows, confidence {n}")
+            _, codes = np.unique(groups, return_inverse=True)
+            n_groups = int(codes.max()) + 1 if n else 0
+        if n:
+            p_values = _betting_p(candidates, confidence, correct.astype(float), codes, alpha)
+            predicted = _betting_p(candidates, confidence, np.clip(confidence, 0.0, 1.0), codes, alpha)
+        else:
+            p_values = predicted = np.empty(0)
+        method = "ltt-betting (every task, workflow means, mixture of bets)"
+    elif groups is None:
         p_values, predicted = _counts_at(candidates, confidence, correct, alpha)
         method, n_groups = "ltt-binomial (rows independent)", n
     else:
