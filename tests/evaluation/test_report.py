@@ -21,8 +21,10 @@ FIGURES = ["plots/roc.png", "plots/cv_roc.png"]
 
 
 def test_the_summary_names_the_choices_and_the_scores():
-    sections = markdown_sections(summary_markdown("logreg-combined", CHOICES, METRICS, "roc_auc", FIGURES, 100, 20))
-    assert "# logreg-combined" in sections
+    summary = summary_markdown("logreg-combined", CHOICES, METRICS, "roc_auc", FIGURES, 100, 20)
+    sections = markdown_sections(summary)
+    # the first line, all the run page shows before "Show more": the run, its CV objective, its test score
+    assert summary.splitlines()[0] == "**logreg-combined**: CV roc_auc 0.7 ± 0.01 · test 0.71"
     assert all(key in sections["## Choices"] and value in sections["## Choices"] for key, value in CHOICES.items())
     (roc,) = [line for line in sections["## Metrics"].splitlines() if line.startswith("| roc_auc |")]
     assert "| 0.7 ± 0.01 | 0.71 |" in roc
@@ -73,6 +75,7 @@ def test_the_metrics_stand_against_the_oracle_and_the_class_prior():
     assert "| metric | CV mean ± std | test | oracle | class prior | train |" in lines
     assert "| roc_auc | 0.7 ± 0.01 | 0.71 | 0.9 | 0.5 | — |" in lines
     assert "| log_loss | — | — | — | 0.6931 | — |" in lines
+    assert lines[0] == "**lr**: CV roc_auc 0.7 ± 0.01 · test 0.71 · oracle 0.9 · class prior 0.5"
 
 
 def test_the_numbers_have_four_significant_digits():

@@ -94,7 +94,7 @@ def test_model_and_plots_are_logged_and_reload(history_path, tracking_uri):
     assert {"summary.md", "search_space.yaml", "curves"} <= artifacts
     # The run page's Description is the summary: choices, CV and test metrics against the oracle.
     summary = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/summary.md")
-    assert parent.data.tags["mlflow.note.content"] == summary and summary.startswith(f"# {parent.info.run_name}")
+    assert parent.data.tags["mlflow.note.content"] == summary and summary.startswith(f"**{parent.info.run_name}**: CV ")
     assert parent.inputs.dataset_inputs[0].dataset.digest == parent.data.params["data.content_hash"][:36]
     model = mlflow.pyfunc.load_model(models[0].model_uri)
     assert models[0].name == parent.info.run_name  # models are named after their run

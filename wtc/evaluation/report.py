@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from wtc.evaluation.metrics import REGISTRY
 
-__all__ = ["MODEL_HEADING", "ON_DEMAND_HEADING", "artifact_url", "figures_section", "model_section",
+__all__ = ["MODEL_HEADING", "ON_DEMAND_HEADING", "artifact_url", "figures_section", "headline", "model_section",
            "summary_markdown", "summary_with_model", "terminal_line"]
 
 #: The heading of a summary's figures section while they wait to be drawn (``wtc runs figures``).
@@ -37,12 +37,8 @@ def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str
     ``model_on_demand`` (the run's id) that its MLflow model is logged on demand and how;
     ``run_id`` shows the drawn figures inline (Markdown images the MLflow UI loads from its server).
     """
-    lines = [f"# {name}", "", "## Choices", "", "| choice | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in choices.items()]
-    lines += ["", f"Objective: CV mean of `{objective}` ({REGISTRY[objective].direction}d); "
-                  f"{n_train} training rows, {n_test} held-out test rows.", "",
-              "## Metrics", "", "| metric | CV mean ± std | test | oracle | class prior | train |",
-              "|---|---|---|---|---|---|"]
+    lines = [headline(name, metrics, objective), "", "## Metrics", "",
+             "| metric | CV mean ± std | test | oracle | class prior | train |", "|---|---|---|---|---|---|"]
     for metric in REGISTRY:
         mean, std = metrics.get(f"cv/{metric}_mean"), metrics.get(f"cv/{metric}_std")
         cv = "—" if mean is None else f"{_fmt(mean)} ± {_fmt(std)}"
@@ -56,6 +52,10 @@ def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str
         ratio = metrics["test/log_loss"] / metrics["oracle/log_loss"]
         gap = metrics["oracle/roc_auc"] - metrics["test/roc_auc"]
         lines += ["", f"Oracle gap: test log-loss is {ratio:.4g}× the oracle's; ROC AUC {gap:+.3g} below it."]
+    lines += ["", "## Choices", "", "| choice | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in choices.items()]
+    lines += ["", f"Objective: CV mean of `{objective}` ({REGISTRY[objective].direction}d); "
+                  f"{n_train} training rows, {n_test} held-out test rows."]
     if model_on_demand:
         lines += ["", model_section(model_on_demand)]
     if on_demand:
@@ -66,6 +66,18 @@ def summary_markdown(name: str, choices: Mapping[str, str], metrics: Mapping[str
     elif figures:
         lines += ["", figures_section(figures, run_id)]
     return "\n".join(lines) + "\n"
+
+
+def headline(name: str, metrics: Mapping[str, float], objective: str) -> str:
+    """The summary's first line, what the run page shows before "Show more": the run, its CV objective and
+    the test score against the oracle and the class prior, and its AUTO coverage at 95% precision."""
+    mean, std = metrics.get(f"cv/{objective}_mean"), metrics.get(f"cv/{objective}_std")
+    parts = [f"CV {objective} {_fmt(mean)} ± {_fmt(std)}", f"test {_fmt(metrics.get(f'test/{objective}'))}"]
+    parts += [f"{label} {_fmt(metrics[key])}" for label, key in
+              (("oracle", f"oracle/{objective}"), ("class prior", f"prior/{objective}")) if key in metrics]
+    if "test/coverage_at_p95" in metrics:
+        parts.append(f"AUTO at 95% precision on {_fmt(metrics['test/coverage_at_p95'])} of test tasks")
+    return f"**{name}**: " + " · ".join(parts)
 
 
 def model_section(run_id: str, model_uri: str | None = None) -> str:
