@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,14 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from wtc.ops.server import free_port
+
 BATCHES = (1, 10, 1000)
 THREADS = (1, 4)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rss_mib(pid: int) -> float:
@@ -83,7 +78,7 @@ def _champion(history: str, tmp: str, trials: int | None) -> tuple[str, str]:
 
 
 def _start_server(model_uri: str, tracking_uri: str, log: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     server = subprocess.Popen([sys.executable, "-m", "wtc.cli", "serve", "--model", model_uri, "--tracking-uri",
                                tracking_uri, "--port", str(port)], env=env, stdout=log.open("w"),

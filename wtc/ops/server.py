@@ -34,7 +34,7 @@ from pathlib import Path
 from wtc.errors import TrackingError, one_line
 from wtc.store.uri import check_reachable
 
-__all__ = ["ServerStatus", "database_dsn", "postgres_bin_dir", "start", "status", "stop"]
+__all__ = ["ServerStatus", "database_dsn", "free_port", "postgres_bin_dir", "start", "status", "stop"]
 
 DB_NAME = "mlflow"
 DB_USER = "wtc"
@@ -203,7 +203,8 @@ def _create_database(root: Path, port: int) -> str:
 
 
 # ------------------------------------------------------------------------------ processes
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -309,7 +310,7 @@ def start(dir: Path | str, host: str = "127.0.0.1", port: int = 5000, workers: i
     if current.postgres:  # left over from an interrupted start or stop
         _run([str(bins / "pg_ctl"), "-D", str(root / "postgres" / "data"), "-m", "fast", "-w", "stop"],
              "stopping PostgreSQL")
-    pg_port, pg_log = _free_port(), root / "postgres" / "log"
+    pg_port, pg_log = free_port(), root / "postgres" / "log"
     _run([str(bins / "pg_ctl"), "-D", str(root / "postgres" / "data"), "-l", str(pg_log), "-w", "-t", "60",
           "-o", f"-p {pg_port}", "start"], f"starting PostgreSQL ({bins}) in {root / 'postgres'}", log=pg_log)
     url = f"http://{_connect_host(host)}:{port}"
