@@ -217,6 +217,7 @@ def test_python_m_wtc_bench_checks_its_arguments(monkeypatch, capsys):
 def test_gate_benchmark_prints_its_table_and_draws_its_figure(capsys, tmp_path):
     """Tiny histories, a cheap recipe and five draws: every row printed, the figure and table written."""
     from wtc.bench import bench_gate
+    from wtc.bench.gate import HINDSIGHT
 
     tables = bench_gate(None, generate_seed=5, tasks=600, fresh_tasks=1500, targets=("binary",), draws=5,
                         draw_tasks=200, quick=True, out=str(tmp_path))
@@ -224,14 +225,14 @@ def test_gate_benchmark_prints_its_table_and_draws_its_figure(capsys, tmp_path):
     assert "violation rate" in out and "cov ÷ oracle" in out
     names = [row["row"] for row in tables["binary"]]
     assert names == [f"{mode}: {method}" for mode in ("promoted", "re-certified")
-                     for method in ("ltt-workflow", "ltt-betting", "ltt-iid", "point estimate")]
+                     for method in ("ltt-workflow", "ltt-betting", "ltt-iid", "point estimate")] + [HINDSIGHT]
     assert all(0 <= row["violation_rate"] <= 1 and 0 <= row["coverage_mean"] <= 1 for row in tables["binary"])
     assert (tmp_path / "train_600_seed5_binary.png").stat().st_size > 0
     assert "| promoted: ltt-workflow |" in (tmp_path / "train_600_seed5_binary.md").read_text()
 
 
 def test_a_gate_dump_is_read_back_and_measured_without_retraining(tmp_path):
-    from wtc.bench.gate import load_dump, measure
+    from wtc.bench.gate import HINDSIGHT, load_dump, measure
 
     rng = np.random.default_rng(4)
 
@@ -251,6 +252,13 @@ def test_a_gate_dump_is_read_back_and_measured_without_retraining(tmp_path):
     assert [r["row"] for r in table][:4] == [f"promoted: {m}" for m in ("ltt-workflow", "ltt-betting", "ltt-iid",
                                                                          "point estimate")]
     assert all(r["oracle"] == "workflow oracle" for r in table)
+    # Hindsight picks each draw's best threshold on its labels: never under the target, and no
+    # threshold fixed in advance covers more of the whole fresh history at the target.
+    last = table[-1]
+    assert last["row"] == HINDSIGHT and last["violation_rate"] == 0.0 and last["precision_mean"] >= 0.95
+    for r in table[:4]:
+        if r.get("population_precision", 0) >= 0.95:
+            assert r["population_coverage"] <= last["population_coverage"] + 1e-12
 
 
 @pytest.mark.slow

@@ -277,3 +277,13 @@ def test_a_joint_gated_model_shows_its_auto_mode(built, tmp_path):
                           r'<span class="mode"[^>]*>action only', page).group(1)
     shown = get(client, f"/task?name={html.unescape(by_action)}").get_data(as_text=True)
     assert "AUTO for the action only: the parameters are suggestions." in shown
+    # Bulk accept pre-selects the wholly AUTO tasks only: an action-only task's parameters need a look.
+    seen = {"whole": [], "action only": []}
+    for workflow in {t.strip("/").split("/")[0] for t in tasks_in(page)}:
+        rows = get(client, "/workflow", query_string={"name": workflow}).get_data(as_text=True)
+        for row in re.findall(r'<tr class="task".*?</tr>', rows, flags=re.S):
+            for mode in seen:
+                if f">{mode}<" in row:
+                    seen[mode].append(" checked>" in row)
+    # (a whole-AUTO task whose recommendation lacks a parameter stays unticked too)
+    assert any(seen["whole"]) and seen["action only"] and not any(seen["action only"])

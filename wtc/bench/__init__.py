@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     learning.add_argument("--holdout", type=positive, default=8000, help="held-out tasks, unseen workflows (8000)")
     learning.add_argument("--world", type=int, default=0, help="the generator seed of the world (default 0)")
     learning.add_argument("--trials", type=positive, help="override the champion's search.n_trials")
-    learning.add_argument("--limit", default="oracle_blind", help="the limit the excess is measured against "
-                                                                 "(default oracle_blind)")
+    learning.add_argument("--limit", default="oracle_workflow_blind", help="the limit the excess is measured against "
+                                                                 "(default oracle_workflow_blind)")
     learning.add_argument("--blind-samples", type=positive, default=32, help="the name-blind oracle's samples (32)")
     learning.add_argument("--out", default="experiments/learning", help="folder of the figure and table")
     scale = sub.add_parser("scale", help="the champion's (and a default job's) wall time and peak memory by size")

@@ -12,11 +12,12 @@ import numpy as np
 
 #: The limits the excess can be measured against: ``load_oracle``'s keyword arguments and the
 #: function that writes the sidecar beside a generated history (None: written with it). The
-#: name-blind *workflow* oracle, when it lands, is one more line here.
+#: default is the name-blind workflow oracle: the tight limit of a model that reads a task's siblings.
 LIMITS = {
     "oracle": ({}, None),
     "oracle_blind": ({"blind": True}, "ensure_blind_oracle"),
     "oracle_workflow": ({"workflow": True}, "ensure_workflow_oracle"),
+    "oracle_workflow_blind": ({"blind": True, "workflow": True}, "ensure_workflow_blind_oracle"),
 }
 
 #: Each training file holds size / (1 - TEST_SIZE) tasks: the run keeps TEST_SIZE of its
@@ -133,7 +134,7 @@ def _plot(rows: list[dict], limit: str, path: Path) -> None:
 
 
 def bench_learning(sizes: list[int], seeds: list[int], holdout: int, world: int = 0, trials: int | None = None,
-                   limit: str = "oracle_blind", blind_samples: int = 32, out: str | Path = "experiments/learning",
+                   limit: str = "oracle_workflow_blind", blind_samples: int = 32, out: str | Path = "experiments/learning",
                    target: str = "binary") -> list[dict]:
     """The champion preset trained on ``sizes`` tasks of one generated world, scored on the same held-out workflows.
 
@@ -167,8 +168,8 @@ def bench_learning(sizes: list[int], seeds: list[int], holdout: int, world: int 
         pool = shuffled[len(held):]
         held_path = _write_subset(raw, held, members, tmp / "holdout.json", load_oracle_table(world_path))
         ensure = LIMITS[limit][1]
-        if ensure == "ensure_blind_oracle":
-            synthetic.ensure_blind_oracle(held_path, samples=blind_samples)
+        if ensure in ("ensure_blind_oracle", "ensure_workflow_blind_oracle"):
+            getattr(synthetic, ensure)(held_path, samples=blind_samples)
         elif ensure is not None:
             getattr(synthetic, ensure)(held_path)
         print(f"world {world}: {len(raw)} tasks, {len(order)} workflows; held out {sum(len(members[w]) for w in held)} "
