@@ -227,7 +227,8 @@ def print_table(label: str, target: str, rows: list[dict], alpha: float, delta: 
     for r in rows:
         pop = (f"{r['population_precision']:.3f} / {r['population_coverage']:.3f}" if "population_precision" in r
                else "—")
-        lines.append(f"| {r['row']} | {r['threshold']:.4f} | {r['oof_coverage']:.3f} | {r['violation_rate']:.3f} | "
+        t, oof = ("—" if np.isnan(v) else f"{v:.{d}f}" for v, d in ((r["threshold"], 4), (r["oof_coverage"], 3)))
+        lines.append(f"| {r['row']} | {t} | {oof} | {r['violation_rate']:.3f} | "
                      f"{r['coverage_mean']:.3f} [{r['coverage_q10']:.3f}, {r['coverage_q90']:.3f}] | "
                      f"{r['precision_mean']:.3f} | {pop} | {r['oracle_coverage']:.3f} | {r['ratio']:.2f} |")
     text = head + "\n".join(lines) + "\n"
