@@ -117,7 +117,10 @@ def test_learning_answer_names_the_first_size_close_to_the_limit_and_the_largest
     assert line.startswith("with 4,000 tasks you are within 0.9% of the limit (oracle_blind, test log-loss, "
                            "mean of 2 seeds); with 16,000 tasks 2.2% below it (seeds -2.4 to -2.0%)")
     far = answer_line([{"size": 1000, "excess_pct": 5.0}], "oracle")
-    assert far.startswith("no size came within 1% of the limit") and "5.0% above it" in far
+    assert far.startswith("no size came within 1% of the limit: with 1,000 tasks you are 5.0% above it")
+    rows = [{"size": size, "excess_pct": excess} for size, excess in [(4000, 17.0), (8000, 14.7), (32000, 11.0)]]
+    assert answer_line(rows, "w").startswith("no size came within 1% of the limit: with 8,000 tasks you are 14.7% "
+                                             "above it (w, test log-loss, mean of 1 seeds); with 32,000 tasks 11.0%")
 
 
 @pytest.mark.slow
@@ -252,10 +255,11 @@ def test_a_gate_dump_is_read_back_and_measured_without_retraining(tmp_path):
     assert [r["row"] for r in table][:4] == [f"promoted: {m}" for m in ("ltt-workflow", "ltt-betting", "ltt-iid",
                                                                          "point estimate")]
     assert all(r["oracle"] == "workflow oracle" for r in table)
-    # Hindsight picks each draw's best threshold on its labels: never under the target, and no
-    # threshold fixed in advance covers more of the whole fresh history at the target.
+    # Hindsight picks the best threshold on all the fresh labels: the target on the whole fresh
+    # history, and no promoted threshold that keeps the target there covers more of it.
     last = table[-1]
-    assert last["row"] == HINDSIGHT and last["violation_rate"] == 0.0 and last["precision_mean"] >= 0.95
+    assert last["row"] == HINDSIGHT and last["population_precision"] >= 0.95
+    assert 0.1 < last["population_coverage"] < 0.35  # conf ~ U(0.5, 1), right w.p. conf: 95% above ~0.9
     for r in table[:4]:
         if r.get("population_precision", 0) >= 0.95:
             assert r["population_coverage"] <= last["population_coverage"] + 1e-12
