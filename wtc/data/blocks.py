@@ -155,13 +155,22 @@ def site_shares(history: History, keep: np.ndarray) -> Part:
                     lambda k: [f"site_shares:{history.sites[s]}" for s in k.tolist()])
 
 
+def distinct_pairs(first: np.ndarray, second: np.ndarray, return_counts: bool = False):
+    """The ``first`` value of each distinct ``(first, second)`` pair of non-negative integers, in
+    sorted pair order (and how often each pair occurs): ``np.unique(np.stack(...), axis=1)``'s
+    first row, from a 1-D unique of one int64 key per pair (~10x faster than sorting pairs)."""
+    first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    base = int(second.max()) + 1 if second.size else 1
+    keys = np.unique(first * base + second, return_counts=return_counts)
+    return (keys[0] // base, keys[1]) if return_counts else keys // base
+
+
 def _distinct_per_task(history: History, axis: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     rows = history.entry_task if mask is None else history.entry_task[mask]
     axis = axis if mask is None else axis[mask]
     if rows.size == 0:
         return np.zeros(history.n_tasks)
-    pairs = np.unique(np.stack([rows.astype(np.int64), axis.astype(np.int64)]), axis=1)
-    return np.bincount(pairs[0], minlength=history.n_tasks).astype(np.float64)
+    return np.bincount(distinct_pairs(rows, axis), minlength=history.n_tasks).astype(np.float64)
 
 
 def row_summary(history: History, keep: np.ndarray) -> Part:
@@ -191,8 +200,7 @@ def row_summary(history: History, keep: np.ndarray) -> Part:
 
 def _workflow_of_task(history: History) -> tuple[np.ndarray, int]:
     """Each task's workflow index and the number of workflows."""
-    _, index = np.unique(np.asarray(history.workflows, dtype=object), return_inverse=True)
-    index = index.reshape(-1).astype(np.int64)
+    index = history.workflow_ids  # computed once per history: three blocks need it
     return index, int(index.max()) + 1 if index.size else 0
 
 
@@ -242,9 +250,9 @@ WORKFLOW_SHAPE = ("cells_per_task", "codes", "sites", "bad_share_cells", "log_co
 
 def _top_share(workflow: np.ndarray, axis: np.ndarray, n_workflows: int, cells: np.ndarray) -> np.ndarray:
     """Per workflow: the share of its cells on its commonest value of ``axis`` (code or site)."""
-    pairs, count = np.unique(np.stack([workflow, axis.astype(np.int64)]), axis=1, return_counts=True)
+    first, count = distinct_pairs(workflow, axis, return_counts=True)
     top = np.zeros(n_workflows)
-    np.maximum.at(top, pairs[0], count)
+    np.maximum.at(top, first, count)
     return np.divide(top, cells, out=np.zeros(n_workflows), where=cells > 0)
 
 
@@ -263,8 +271,7 @@ def workflow_shape(history: History, keep: np.ndarray) -> Part:
     entry_wf = workflow[history.entry_task]
     tasks = np.bincount(workflow, minlength=n_workflows).astype(np.float64)
     cells = np.bincount(entry_wf, minlength=n_workflows).astype(np.float64)
-    distinct = [np.bincount(np.unique(np.stack([entry_wf, axis.astype(np.int64)]), axis=1)[0],
-                            minlength=n_workflows).astype(np.float64)
+    distinct = [np.bincount(distinct_pairs(entry_wf, axis), minlength=n_workflows).astype(np.float64)
                 for axis in (history.entry_code, history.entry_site)] if entry_wf.size else [cells, cells]
     bad = history.entry_status == history.statuses.index("bad") if "bad" in history.statuses \
         else np.zeros(history.nnz, dtype=bool)

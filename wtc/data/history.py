@@ -55,6 +55,12 @@ class History:
         return [workflow_of(t) for t in self.tasks]
 
     @cached_property
+    def workflow_ids(self) -> np.ndarray:
+        """Each task's workflow as an index into the sorted distinct workflows (int64)."""
+        _, index = np.unique(np.asarray(self.workflows, dtype=object), return_inverse=True)
+        return index.reshape(-1).astype(np.int64)
+
+    @cached_property
     def campaigns(self) -> list[str]:
         """The campaign of each task, parsed from its workflow name."""
         per_workflow = {w: campaign_of(w) for w in dict.fromkeys(self.workflows)}

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from wtc.data.blocks import distinct_pairs
 from wtc.data.features import BLOCKS, EXTRAS, TIERS, VIEWS, build_features
 from wtc.data.history import History
-from wtc.data.loader import load_history
-from wtc.data.validation import TooDeep
-from wtc.errors import HistoryError
+from wtc.inference.task_checks import MAX_ENTRY_CHARS, quiet, validate_tasks
 
 __all__ = [
     "AUTO",
@@ -42,10 +36,6 @@ AUTO, REVIEW = "AUTO", "REVIEW"
 #: The input of a model on raw tasks: the task's ``/workflow/task`` key and its history entry
 #: (the ``errors`` mapping, optionally ``parameters``) as a dict or as JSON text.
 TASK_COLUMNS = ("task", "entry")
-#: The most characters of JSON one task's entry may hold. A WTC entry is a few kB (one matrix of
-#: counts per status); a larger one is refused before it is parsed, so one hostile row cannot
-#: take the memory of a served model.
-MAX_ENTRY_CHARS = 1_000_000
 #: The most tasks one call (a request to the served model) may hold; ``wtc predict`` sends a
 #: history file in batches of this size.
 MAX_TASKS_PER_CALL = 100_000
@@ -98,24 +88,6 @@ def infer_view(feature_names: Sequence[str]) -> tuple[str, list[str]]:
     return "combined", extras
 
 
-@contextlib.contextmanager
-def _quiet(*names: str) -> Iterator[None]:
-    """Silence the loader's and featuriser's per-file warnings: the table reports each task."""
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def _problem(exc: HistoryError) -> str:
-    return f"{exc.field}: {exc.message}" if exc.field else exc.message
-
-
 def tasks_frame(model_input: Any) -> pd.DataFrame:
     """The ``task``/``entry`` table of a model input: a DataFrame, a list of rows, or a history mapping."""
     if isinstance(model_input, pd.DataFrame):
@@ -134,101 +106,6 @@ def tasks_frame(model_input: Any) -> pd.DataFrame:
         raise ValueError(f"the input holds {len(frame)} tasks, more than the {MAX_TASKS_PER_CALL} one call may "
                          "hold: send them in batches")
     return frame.reset_index(drop=True)
-
-
-def _entry_text(entry: Any) -> tuple[str | None, str | None]:
-    """``(problem, text)``: a task's entry as the JSON text of an object, or why it cannot be one.
-
-    Text is refused above :data:`MAX_ENTRY_CHARS` before it is parsed; an object is measured by
-    its JSON text (written once, and that text is what goes into the history file). Nesting
-    deeper than Python's recursion limit is refused, not raised.
-    """
-    if isinstance(entry, TooDeep):
-        return f"{entry.field}: nested too deeply (a task is a few levels deep)", None
-    given_as_text = isinstance(entry, bytes | str)
-    if given_as_text:
-        if len(entry) > MAX_ENTRY_CHARS:
-            return f"entry: {len(entry)} characters, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
-        try:
-            # Parsed only to check it: the text itself goes to the loader, so a key it holds twice
-            # is refused there as in a history file (a parse would keep the last value).
-            text = entry.decode("utf-8") if isinstance(entry, bytes) else entry
-            entry = json.loads(text)
-        except RecursionError:
-            return "entry: nested too deeply (an entry is a few levels deep)", None
-        except ValueError as exc:
-            return f"entry: not valid JSON ({str(exc)[:200]})", None
-    if given_as_text:
-        return None, text.strip()
-    try:
-        text = json.dumps(entry)
-    except RecursionError:
-        return "entry: nested too deeply (an entry is a few levels deep)", None
-    except (TypeError, ValueError) as exc:
-        return f"entry: cannot be written as JSON ({str(exc)[:200]})", None
-    if len(text) > MAX_ENTRY_CHARS:
-        return f"entry: {len(text)} characters of JSON, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
-    return None, text
-
-
-def _history_text(texts: dict[str, str]) -> str:
-    """The actions-history file of ``{task: entry text}``, as ``json.dumps`` of the parsed entries writes it."""
-    return "{" + ", ".join(f"{json.dumps(task)}: {text}" for task, text in texts.items()) + "}"
-
-
-def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[History | None, list[str | None]]:
-    """Check each task's entry by the loader's own rules; the valid ones become one History.
-
-    The tasks are written to a temporary actions-history file and read back with
-    ``load_history(strict=False, use_cache=False)``, so a task is valid here exactly when the
-    loader would accept it in a history file.
-
-    Returns
-    -------
-    history : History or None
-        The valid tasks, in input order (None when none is valid).
-    errors : list of str or None
-        One line per input row saying why it was left out (None for valid rows).
-    """
-    errors: list[str | None] = [None] * len(tasks)
-    texts: dict[str, str] = {}
-    row_of: dict[str, int] = {}
-    seen: set = set()
-    # A name given twice: every row of it is refused, as the loader refuses it in a file (which
-    # one the sender meant is unknown; keeping the last would drop the other silently).
-    repeated = {t for t in tasks if isinstance(t, str) and (t in seen or seen.add(t))}
-    for i, (task, entry) in enumerate(zip(tasks, entries)):
-        if not isinstance(task, str) or not task:
-            errors[i] = f"task: must be a /<workflow>/<task> name, got {str(task)[:80]!r}"
-            continue
-        if task in repeated:
-            errors[i] = "<name>: duplicate task name"
-            continue
-        errors[i], text = _entry_text(entry)
-        if errors[i] is not None:
-            continue
-        texts[task], row_of[task] = text, i
-    if not texts:
-        return None, errors
-    with tempfile.TemporaryDirectory(prefix="wtc-tasks-") as tmp, _quiet("wtc.data.loader"):
-        path = Path(tmp, "tasks.json")
-        path.write_text(_history_text(texts), encoding="utf-8")
-        try:
-            history = load_history(path, strict=False, use_cache=False)
-        except HistoryError as exc:
-            # No valid task at all: ask the loader about each one for its reason.
-            for task, text in texts.items():
-                try:
-                    path.write_text(_history_text({task: text}), encoding="utf-8")
-                    load_history(path, strict=True, use_cache=False)
-                except HistoryError as problem:
-                    errors[row_of[task]] = _problem(problem)
-                else:
-                    errors[row_of[task]] = f"entry: rejected with the other tasks ({exc})"
-            return None, errors
-    for task, problem in history.skipped:
-        errors[row_of[task]] = problem
-    return history, errors
 
 
 def _vocabulary_axes(feature_names: Sequence[str]) -> tuple[set[str], set[str]]:
@@ -255,8 +132,7 @@ def _unseen(history: History, spec: TaskModelSpec) -> tuple[np.ndarray, np.ndarr
     axis_unseen = np.array([s not in sites for s in axis_names], dtype=bool)
 
     def distinct(mask: np.ndarray, what: np.ndarray) -> np.ndarray:
-        pairs = np.unique(np.stack([history.entry_task[mask].astype(np.int64), what[mask].astype(np.int64)]), axis=1)
-        return np.bincount(pairs[0], minlength=history.n_tasks)
+        return np.bincount(distinct_pairs(history.entry_task[mask], what[mask]), minlength=history.n_tasks)
 
     if history.nnz == 0:
         zero = np.zeros(history.n_tasks, dtype=np.int64)
@@ -356,7 +232,7 @@ def task_probabilities(pipeline: Any, spec: TaskModelSpec, history: History) -> 
     """
     from wtc.models.pipeline import full_proba
 
-    with _quiet("wtc.data.features"):
+    with quiet("wtc.data.features"):
         X, _ = build_features(history, spec.view, vocabulary=spec.feature_names, extras=spec.extras)
     proba = full_proba(pipeline, X, len(spec.class_names))
     unseen_codes, unseen_sites = _unseen(history, spec)

@@ -1,0 +1,125 @@
+"""The short way through ``wtc serve``'s ``POST /invocations`` for the request it gets most: valid raw tasks.
+
+MLflow's scoring server parses the body into Python objects, builds a DataFrame, predicts and
+writes the answer with the standard ``json`` module; the guard in front of it parses the body
+first to check it and writes it again. For a batch of 1,000 tasks that was most of the time of a
+call. Here the body is decoded once by msgspec into rows whose ``entry`` stays the JSON text it
+was sent as (what the model reads), the same :class:`mlflow.pyfunc.PyFuncModel` predicts (its
+schema and params checks included), and the rows MLflow would write are encoded by msgspec.
+
+It answers only a request it can answer exactly as the guarded MLflow path would: the content
+type is plain JSON, the body is one of MLflow's row formats with ``task`` and ``entry`` (an
+object) per row, no object holds a key twice, every task is valid and the model raised nothing.
+Anything else returns None and takes the guarded MLflow path, whose checks, refusals and
+per-task errors are the reference (:mod:`wtc.store.serving`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+import pandas as pd
+
+from wtc.inference.tasks import MAX_TASKS_PER_CALL
+
+__all__ = ["FastInvocations"]
+
+#: The content types MLflow's handler reads as JSON without a word (it refuses other parameters).
+_PLAIN_JSON = ("application/json", "application/json; charset=utf-8")
+
+
+class _Row(msgspec.Struct, forbid_unknown_fields=True):
+    task: str
+    entry: msgspec.Raw  # the entry's JSON text as sent: the loader reads it, nobody decodes it here
+
+
+class _Split(msgspec.Struct, forbid_unknown_fields=True):
+    columns: list[str]
+    data: list[tuple[str, msgspec.Raw]]
+
+
+_Rows = Union[list[_Row], msgspec.UnsetType]
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    # UNSET, not None, for an absent key: ``"params": null`` is refused by the guard, so it must fail here.
+    dataframe_records: _Rows = msgspec.UNSET
+    instances: _Rows = msgspec.UNSET
+    inputs: _Rows = msgspec.UNSET
+    dataframe_split: Union[_Split, msgspec.UnsetType] = msgspec.UNSET
+    params: Union[dict[str, Union[str, int, float, bool, None]], msgspec.UnsetType] = msgspec.UNSET
+
+
+_BODY = msgspec.json.Decoder(_Body)
+_ENCODER = msgspec.json.Encoder()
+
+
+class FastInvocations:
+    """``__call__(body, content_type)``: the answer's bytes (HTTP 200), or None to take the guarded MLflow path."""
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    @classmethod
+    def for_model(cls, model: Any) -> FastInvocations | None:
+        """The short way for a served raw-task model (:class:`~wtc.store.pyfunc.WTCTaskModel`), else None."""
+        from wtc.store.pyfunc import WTCTaskModel
+
+        try:
+            python_model = model.unwrap_python_model()
+        except Exception:  # noqa: BLE001 - not a PythonModel (another flavor): MLflow's path serves it
+            return None
+        return cls(model) if type(python_model) is WTCTaskModel else None
+
+    def __call__(self, body: bytes, content_type: str | None) -> bytes | None:
+        if (content_type or "").strip() not in _PLAIN_JSON:
+            return None
+        try:
+            tasks, texts, params = _read(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):  # msgspec's errors are ValueErrors
+            return None
+        if not tasks or len(tasks) > MAX_TASKS_PER_CALL:
+            return None
+        try:
+            table = self.model.predict(pd.DataFrame({"task": tasks, "entry": texts}), params=params)
+        except Exception:  # noqa: BLE001 - MLflow's path answers it, with its reason (a bad param, ...)
+            return None
+        if not isinstance(table, pd.DataFrame) or len(table) != len(tasks) or (table["error"] != "").any():
+            return None  # a task with a problem: MLflow's path gives the per-task errors and refusals
+        return _ENCODER.encode({"predictions": _records(table)})
+
+
+def _read(body: bytes) -> tuple[list[str], list[str], dict | None]:
+    """Tasks, entries (JSON text of an object) and params of a body, or ValueError for anything else."""
+    decoded = _BODY.decode(body)
+    formats = [f for f in ("dataframe_records", "instances", "inputs", "dataframe_split")
+               if getattr(decoded, f) is not msgspec.UNSET]
+    if len(formats) != 1:
+        raise ValueError("not exactly one format")
+    params = None if decoded.params is msgspec.UNSET else decoded.params
+    rows = getattr(decoded, formats[0])
+    if formats[0] == "dataframe_split":
+        if rows.columns != ["task", "entry"]:
+            raise ValueError("other columns")
+        pairs, keys = rows.data, 2  # "columns", "data"
+    else:
+        pairs, keys = [(row.task, row.entry) for row in rows], 2 * len(rows)  # "task", "entry" per row
+    raw = [bytes(entry) for _, entry in pairs]
+    if not all(text[:1] == b"{" for text in raw):
+        raise ValueError("an entry that is not an object")
+    # Every key in the text is followed by one colon. The keys decoded here are the format, params
+    # and its keys, and the rows' (the entries' own colons are the loader's to count: it refuses an
+    # entry holding a key twice). More colons than that: a key given twice (decoders keep the last)
+    # or a colon inside a name; the guard has the words for the one and MLflow reads the other.
+    outside = body.count(b":") - sum(text.count(b":") for text in raw)
+    if outside != len(formats) + (params is not None) + len(params or ()) + keys:
+        raise ValueError("a key given twice")
+    return [task for task, _ in pairs], [text.decode("utf-8") for text in raw], params
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    """``table.to_dict(orient="records")`` (what MLflow writes), built from whole columns."""
+    columns = [str(c) for c in table.columns]
+    values = [table[c].tolist() for c in table.columns]
+    return [dict(zip(columns, row)) for row in zip(*values)]
