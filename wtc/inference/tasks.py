@@ -164,9 +164,9 @@ def decision_table(tasks: Sequence[str], errors: Sequence[str | None], proba: np
     rows = np.asarray(valid_rows, dtype=np.int64)
     if proba is not None and rows.size:
         full[rows] = proba
-    table = pd.DataFrame({"task": [str(t) for t in tasks]})
+    columns: dict[str, Any] = {"task": [str(t) for t in tasks]}
     for j, c in enumerate(names):
-        table[f"p_{c}"] = full[:, j]
+        columns[f"p_{c}"] = full[:, j]
     recommendation = np.full(n, "", dtype=object)
     runner_up = np.full(n, "", dtype=object)
     confidence = np.full(n, np.nan)
@@ -181,18 +181,17 @@ def decision_table(tasks: Sequence[str], errors: Sequence[str | None], proba: np
             runner_up_p[rows] = full[rows, order[:, 1]]
         auto = confidence[rows] >= threshold if threshold is not None else np.zeros(rows.size, bool)
         decision[rows] = np.where(auto, AUTO, REVIEW)
-    table["recommendation"] = recommendation
-    table["confidence"] = confidence
-    table["runner_up"] = runner_up
-    table["runner_up_p"] = runner_up_p
-    table["decision"] = decision
+    columns.update(recommendation=recommendation, confidence=confidence, runner_up=runner_up,
+                   runner_up_p=runner_up_p, decision=decision)
     for column, values in (("unseen_codes", unseen_codes), ("unseen_sites", unseen_sites)):
-        counts = pd.array([pd.NA] * n, dtype="Int64")
+        counts = np.zeros(n, dtype=np.int64)
         if rows.size:
             counts[rows] = np.asarray(values, dtype=np.int64)
-        table[column] = counts
-    table["error"] = ["" if e is None else str(e) for e in errors]
-    return table
+        missing = np.ones(n, dtype=bool)
+        missing[rows] = False
+        columns[column] = pd.arrays.IntegerArray(counts, missing)  # NA where the task is invalid
+    columns["error"] = ["" if e is None else str(e) for e in errors]
+    return pd.DataFrame(columns)  # built once: a column set at a time costs ~0.2 ms each
 
 
 @dataclass
