@@ -51,12 +51,13 @@ def _problem(exc: HistoryError) -> str:
     return f"{exc.field}: {exc.message}" if exc.field else exc.message
 
 
-def _entry_text(entry: Any) -> tuple[str | None, str | None]:
+def _entry_text(entry: Any, json_checked: bool = False) -> tuple[str | None, str | None]:
     """``(problem, text)``: a task's entry as the JSON text of an object, or why it cannot be one.
 
     Text is refused above :data:`MAX_ENTRY_CHARS` before it is parsed; an object is measured by
     its JSON text (written once, and that text is what goes into the history file). Nesting
-    deeper than Python's recursion limit is refused, not raised.
+    deeper than Python's recursion limit is refused, not raised. ``json_checked``: text known to be
+    one JSON value (a parser found where it ends) is not parsed again to check it.
     """
     if isinstance(entry, TooDeep):
         return f"{entry.field}: nested too deeply (a task is a few levels deep)", None
@@ -68,7 +69,7 @@ def _entry_text(entry: Any) -> tuple[str | None, str | None]:
             # Parsed only to check it: the text itself goes to the loader, so a key it holds twice
             # is refused there as in a history file (a parse would keep the last value).
             text = entry.decode("utf-8") if isinstance(entry, bytes) else entry
-            if not _is_one_json_value(text):
+            if not (json_checked or _is_one_json_value(text)):
                 json.loads(text)  # what msgspec refuses or might reach too deep: json's verdict and reason
         except RecursionError:
             return "entry: nested too deeply (an entry is a few levels deep)", None
@@ -112,7 +113,8 @@ def _history_text(texts: dict[str, str]) -> str:
     return "{" + ", ".join(f"{json.dumps(task)}: {text}" for task, text in texts.items()) + "}"
 
 
-def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[History | None, list[str | None]]:
+def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any],
+                   json_checked: bool = False) -> tuple[History | None, list[str | None]]:
     """Check each task's entry by the loader's own rules; the valid ones become one History.
 
     The tasks become the text of an actions-history file, read in memory by the loader
@@ -140,7 +142,7 @@ def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[Histor
         if task in repeated:
             errors[i] = "<name>: duplicate task name"
             continue
-        errors[i], text = _entry_text(entry)
+        errors[i], text = _entry_text(entry, json_checked)
         if errors[i] is not None:
             continue
         texts[task], row_of[task] = text, i

@@ -204,14 +204,14 @@ class TaskBatch:
     valid_rows: list[int]
 
 
-def read_tasks(model_input: Any) -> TaskBatch:
+def read_tasks(model_input: Any, json_checked: bool = False) -> TaskBatch:
     """Read and validate raw tasks (see :func:`tasks_frame` and :func:`validate_tasks`).
 
     ``valid_rows[i]`` is the input row of ``history.tasks[i]``; rows not in it have an error.
     """
     frame = tasks_frame(model_input)
     tasks = frame["task"].tolist()
-    history, errors = validate_tasks(tasks, frame["entry"].tolist())
+    history, errors = validate_tasks(tasks, frame["entry"].tolist(), json_checked)
     valid_rows: list[int] = []
     if history is not None:
         row_of = {t: i for i, t in enumerate(tasks) if errors[i] is None}
@@ -238,7 +238,8 @@ def task_probabilities(pipeline: Any, spec: TaskModelSpec, history: History) -> 
     return proba, unseen_codes, unseen_sites
 
 
-def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshold: float | None = None) -> pd.DataFrame:
+def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshold: float | None = None,
+                  json_checked: bool = False) -> pd.DataFrame:
     """Validate, featurise and predict raw tasks with a fitted pipeline.
 
     Parameters
@@ -252,6 +253,9 @@ def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshol
         Columns ``task`` and ``entry`` (see :func:`tasks_frame`).
     threshold : float, optional
         Confidence at or above which a task is ``AUTO``; None: every task is ``REVIEW``.
+    json_checked : bool
+        Every entry given as text is known to be one JSON value (a parser found where it ends, as
+        the served model's request decoder does): it is not parsed a second time to check it.
 
     Returns
     -------
@@ -260,7 +264,7 @@ def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshol
         one-line ``error`` and nothing else; codes and sites outside the vocabulary are
         ignored and counted (``unseen_codes``, ``unseen_sites``).
     """
-    batch = read_tasks(model_input)
+    batch = read_tasks(model_input, json_checked)
     proba, unseen_codes, unseen_sites = None, [], []
     if batch.history is not None:
         proba, unseen_codes, unseen_sites = task_probabilities(pipeline, spec, batch.history)

@@ -4,12 +4,14 @@ MLflow's scoring server parses the body into Python objects, builds a DataFrame,
 writes the answer with the standard ``json`` module; the guard in front of it parses the body
 first to check it and writes it again. For a batch of 1,000 tasks that was most of the time of a
 call. Here the body is decoded once by msgspec into rows whose ``entry`` stays the JSON text it
-was sent as (what the model reads), the same :class:`mlflow.pyfunc.PyFuncModel` predicts (its
-schema and params checks included), and the rows MLflow would write are encoded by msgspec.
+was sent as (what the model reads; msgspec has checked it is one JSON value), the served
+:class:`~wtc.store.pyfunc.WTCTaskModel` predicts as its ``predict`` does, and the rows MLflow
+would write are encoded by msgspec.
 
 It answers only a request it can answer exactly as the guarded MLflow path would: the content
 type is plain JSON, the body is one of MLflow's row formats with ``task`` and ``entry`` (an
-object) per row, no object holds a key twice, every task is valid and the model raised nothing.
+object) per row, no object holds a key twice, params hold at most a numeric ``threshold`` (all
+MLflow's params check would pass on unchanged), every task is valid and nothing raised.
 Anything else returns None and takes the guarded MLflow path, whose checks, refusals and
 per-task errors are the reference (:mod:`wtc.store.serving`).
 """
@@ -21,7 +23,8 @@ from typing import Any, Union
 import msgspec
 import pandas as pd
 
-from wtc.inference.tasks import MAX_TASKS_PER_CALL
+from wtc.inference.tasks import MAX_TASKS_PER_CALL, predict_tasks
+from wtc.store.request_params import request_threshold
 
 __all__ = ["FastInvocations"]
 
@@ -58,8 +61,8 @@ _ENCODER = msgspec.json.Encoder()
 class FastInvocations:
     """``__call__(body, content_type)``: the answer's bytes (HTTP 200), or None to take the guarded MLflow path."""
 
-    def __init__(self, model: Any):
-        self.model = model
+    def __init__(self, python_model: Any):
+        self.python_model = python_model
 
     @classmethod
     def for_model(cls, model: Any) -> FastInvocations | None:
@@ -70,7 +73,7 @@ class FastInvocations:
             python_model = model.unwrap_python_model()
         except Exception:  # noqa: BLE001 - not a PythonModel (another flavor): MLflow's path serves it
             return None
-        return cls(model) if type(python_model) is WTCTaskModel else None
+        return cls(python_model) if type(python_model) is WTCTaskModel else None
 
     def __call__(self, body: bytes, content_type: str | None) -> bytes | None:
         if (content_type or "").strip() not in _PLAIN_JSON:
@@ -81,9 +84,12 @@ class FastInvocations:
             return None
         if not tasks or len(tasks) > MAX_TASKS_PER_CALL:
             return None
+        model = self.python_model
         try:
-            table = self.model.predict(pd.DataFrame({"task": tasks, "entry": texts}), params=params)
-        except Exception:  # noqa: BLE001 - MLflow's path answers it, with its reason (a bad param, ...)
+            threshold = request_threshold(params, model.threshold)
+            table = predict_tasks(model.pipeline, model.spec, {"task": tasks, "entry": texts}, threshold,
+                                  json_checked=True)
+        except Exception:  # noqa: BLE001 - MLflow's path answers it, with its reason (a bad threshold, ...)
             return None
         if not isinstance(table, pd.DataFrame) or len(table) != len(tasks) or (table["error"] != "").any():
             return None  # a task with a problem: MLflow's path gives the per-task errors and refusals
@@ -98,6 +104,9 @@ def _read(body: bytes) -> tuple[list[str], list[str], dict | None]:
     if len(formats) != 1:
         raise ValueError("not exactly one format")
     params = None if decoded.params is msgspec.UNSET else decoded.params
+    if params is not None and not (set(params) <= {"threshold"} and all(
+            type(v) in (int, float) for v in params.values())):
+        raise ValueError("params MLflow's check would change or refuse")
     rows = getattr(decoded, formats[0])
     if formats[0] == "dataframe_split":
         if rows.columns != ["task", "entry"]:
