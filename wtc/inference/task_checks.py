@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,8 @@ def _is_one_json_value(text: str) -> bool:
 
 def _history_text(texts: dict[str, str]) -> str:
     """The actions-history file of ``{task: entry text}``, as ``json.dumps`` of the parsed entries writes it."""
-    return "{" + ", ".join(f"{json.dumps(task)}: {text}" for task, text in texts.items()) + "}"
+    # encode_basestring_ascii is what json.dumps runs on a str (ensure_ascii), without its per-call checks.
+    return "{" + ", ".join(f"{encode_basestring_ascii(task)}: {text}" for task, text in texts.items()) + "}"
 
 
 def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any],

@@ -108,6 +108,18 @@ def tasks_frame(model_input: Any) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def _task_columns(model_input: Any) -> tuple[list, list]:
+    """The ``task`` and ``entry`` columns of a model input as lists (see :func:`tasks_frame`)."""
+    if isinstance(model_input, dict) and set(model_input) == set(TASK_COLUMNS):
+        tasks, entries = model_input["task"], model_input["entry"]
+        # Text only: a DataFrame would give these lists back as they are (it may change other values).
+        if (type(tasks) is list and type(entries) is list and len(tasks) == len(entries) <= MAX_TASKS_PER_CALL
+                and all(type(v) is str for v in tasks) and all(type(v) is str for v in entries)):
+            return tasks, entries
+    frame = tasks_frame(model_input)
+    return frame["task"].tolist(), frame["entry"].tolist()
+
+
 def _vocabulary_axes(feature_names: Sequence[str]) -> tuple[set[str], set[str]]:
     codes, sites = set(), set()
     for name in feature_names:
@@ -209,9 +221,8 @@ def read_tasks(model_input: Any, json_checked: bool = False) -> TaskBatch:
 
     ``valid_rows[i]`` is the input row of ``history.tasks[i]``; rows not in it have an error.
     """
-    frame = tasks_frame(model_input)
-    tasks = frame["task"].tolist()
-    history, errors = validate_tasks(tasks, frame["entry"].tolist(), json_checked)
+    tasks, entries = _task_columns(model_input)
+    history, errors = validate_tasks(tasks, entries, json_checked)
     valid_rows: list[int] = []
     if history is not None:
         row_of = {t: i for i, t in enumerate(tasks) if errors[i] is None}
