@@ -21,9 +21,8 @@ from __future__ import annotations
 from typing import Any, Union
 
 import msgspec
-import pandas as pd
 
-from wtc.inference.tasks import MAX_TASKS_PER_CALL, predict_tasks
+from wtc.inference.tasks import MAX_TASKS_PER_CALL, task_decision_columns
 from wtc.store.request_params import request_threshold
 
 __all__ = ["FastInvocations"]
@@ -87,13 +86,13 @@ class FastInvocations:
         model = self.python_model
         try:
             threshold = request_threshold(params, model.threshold)
-            table = predict_tasks(model.pipeline, model.spec, {"task": tasks, "entry": texts}, threshold,
-                                  json_checked=True)
+            columns = task_decision_columns(model.pipeline, model.spec, {"task": tasks, "entry": texts}, threshold,
+                                            json_checked=True)
         except Exception:  # noqa: BLE001 - MLflow's path answers it, with its reason (a bad threshold, ...)
             return None
-        if not isinstance(table, pd.DataFrame) or len(table) != len(tasks) or (table["error"] != "").any():
+        if len(columns["error"]) != len(tasks) or any(columns["error"]):
             return None  # a task with a problem: MLflow's path gives the per-task errors and refusals
-        return _ENCODER.encode({"predictions": _records(table)})
+        return _ENCODER.encode({"predictions": _records(columns)})
 
 
 def _read(body: bytes) -> tuple[list[str], list[str], dict | None]:
@@ -127,8 +126,7 @@ def _read(body: bytes) -> tuple[list[str], list[str], dict | None]:
     return [task for task, _ in pairs], [text.decode("utf-8") for text in raw], params
 
 
-def _records(table: pd.DataFrame) -> list[dict]:
-    """``table.to_dict(orient="records")`` (what MLflow writes), built from whole columns."""
-    columns = [str(c) for c in table.columns]
-    values = [table[c].tolist() for c in table.columns]
+def _records(columns: dict[str, Any]) -> list[dict]:
+    """``pd.DataFrame(columns).to_dict(orient="records")`` (what MLflow writes), without the DataFrame."""
+    values = [v if type(v) is list else v.tolist() for v in columns.values()]  # numpy and pandas arrays
     return [dict(zip(columns, row)) for row in zip(*values)]
