@@ -379,3 +379,25 @@ def test_a_reused_vocabulary_gives_the_same_csr_to_the_bit(history, view):
     assert X2.has_sorted_indices and X2.dtype == X.dtype == np.float32
     assert X2.indptr.tolist() == X.indptr.tolist() and X2.indices.tolist() == X.indices.tolist()
     assert X2.data.tobytes() == X.data.tobytes()
+
+
+def test_workflow_ids_and_task_types_are_what_the_names_say(history):
+    from wtc.data.names import task_type_of
+
+    _, inverse = np.unique(np.asarray(history.workflows, dtype=object), return_inverse=True)
+    assert history.workflow_ids.tolist() == inverse.reshape(-1).tolist()
+    assert history.task_types == [task_type_of(t) for t in history.tasks]
+
+
+@pytest.mark.parametrize("block", ["workflow_code_totals", "workflow_site_totals", "workflow_code_cells"])
+def test_a_workflow_block_is_its_block_summed_over_the_workflow(history, block):
+    # Against the definition, written as sparse algebra: member @ member.T @ block.
+    inner = {"workflow_code_totals": "status_code_totals", "workflow_site_totals": "site_totals",
+             "workflow_code_cells": "status_code_sites"}[block]
+    X, names = build_features(history, "codes", extras=[inner, block])
+    own = np.array([n.startswith(f"{inner}:") for n in names])
+    n = history.n_tasks
+    member = sp.csr_matrix((np.ones(n), (np.arange(n), history.workflow_ids)))
+    expected = (member @ (member.T @ X[:, own])).toarray()
+    got = X[:, np.array([n.startswith(f"{block}:") for n in names])].toarray()
+    assert got.shape == expected.shape and (got == expected).all() and got.any()

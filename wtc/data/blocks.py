@@ -215,16 +215,26 @@ def over_workflow(block, prefix: str):
     """
 
     def compute(history: History, keep: np.ndarray) -> Part:
-        import scipy.sparse as sp
-
         part = block(history, keep)
         workflow, n_workflows = _workflow_of_task(history)
-        n = history.n_tasks
-        cells = sp.csr_matrix((part.values, (part.rows, part.cols)), shape=(n, len(part.names)))
-        member = sp.csr_matrix((np.ones(n), (np.arange(n), workflow)), shape=(n, n_workflows))
-        summed = (member @ (member.T @ cells)).tocoo()
+        width = len(part.names)
         names = [f"{prefix}:{name.split(':', 1)[1]}" for name in part.names]
-        return Part(summed.row.astype(np.int64), summed.col.astype(np.int64), summed.data, names)
+        if part.rows.size == 0:
+            return Part(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), names)
+        # The block's sum per (workflow, column): counts, so exact in float64 whatever the order.
+        keys, inverse = np.unique(workflow[part.rows] * width + part.cols, return_inverse=True)
+        sums = np.bincount(inverse.reshape(-1), weights=part.values)
+        key_workflow, key_col = np.divmod(keys, width)
+        # Each sum goes to every task of its workflow: the tasks grouped by workflow, the j-th
+        # copy of a key to the j-th task of its group.
+        members = np.argsort(workflow, kind="stable")
+        group_size = np.bincount(workflow, minlength=n_workflows)
+        group_start = np.cumsum(group_size) - group_size
+        copies = group_size[key_workflow]
+        key_of = np.repeat(np.arange(keys.size), copies)
+        within = np.arange(key_of.size) - np.repeat(np.cumsum(copies) - copies, copies)
+        rows = members[group_start[key_workflow][key_of] + within]
+        return Part(rows.astype(np.int64), key_col[key_of].astype(np.int64), sums[key_of], names)
 
     return compute
 

@@ -57,8 +57,9 @@ class History:
     @cached_property
     def workflow_ids(self) -> np.ndarray:
         """Each task's workflow as an index into the sorted distinct workflows (int64)."""
-        _, index = np.unique(np.asarray(self.workflows, dtype=object), return_inverse=True)
-        return index.reshape(-1).astype(np.int64)
+        # What np.unique(..., return_inverse=True) gives, without sorting an array of Python objects.
+        position = {w: i for i, w in enumerate(sorted(set(self.workflows)))}
+        return np.fromiter(map(position.__getitem__, self.workflows), dtype=np.int64, count=self.n_tasks)
 
     @cached_property
     def campaigns(self) -> list[str]:
@@ -69,7 +70,8 @@ class History:
     @cached_property
     def task_types(self) -> list[str]:
         """The task type of each task (DataProcessing, Production, Merge, Cleanup, ...)."""
-        return [task_type_of(t) for t in self.tasks]
+        campaign = dict(zip(self.workflows, self.campaigns))  # parsed once per workflow
+        return [task_type_of(t, campaign[w]) for t, w in zip(self.tasks, self.workflows)]
 
     @cached_property
     def request_dates(self) -> pd.Series:
