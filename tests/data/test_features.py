@@ -401,3 +401,14 @@ def test_a_workflow_block_is_its_block_summed_over_the_workflow(history, block):
     expected = (member @ (member.T @ X[:, own])).toarray()
     got = X[:, np.array([n.startswith(f"{block}:") for n in names])].toarray()
     assert got.shape == expected.shape and (got == expected).all() and got.any()
+
+
+@pytest.mark.parametrize("high", [1, 50, 10**7])  # a table of the range, or a sort when the range is wide
+def test_unique_inverse_is_numpys(high):
+    from wtc.data.blocks import unique_inverse
+
+    keys = np.random.default_rng(high).integers(0, high, 3000)
+    uniques, inverse = unique_inverse(keys)
+    expected, expected_inverse = np.unique(keys, return_inverse=True)
+    assert uniques.tolist() == expected.tolist() and inverse.tolist() == expected_inverse.tolist()
+    assert uniques.dtype == keys.dtype and unique_inverse(keys[:0])[0].size == 0

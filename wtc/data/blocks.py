@@ -36,10 +36,23 @@ class Part:
     names: list[str]
 
 
+def unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` of non-negative integer keys; a key range not much
+    wider than the keys is marked in a table instead of sorted (a served batch's cells: ~10x faster)."""
+    keys = np.asarray(keys)
+    if keys.size and keys.dtype.kind in "iu" and keys.min() >= 0 and keys.max() < 4 * keys.size + 65536:
+        present = np.zeros(int(keys.max()) + 1, dtype=bool)
+        present[keys] = True
+        rank = np.cumsum(present) - 1  # each key's position among the distinct keys
+        return np.flatnonzero(present).astype(keys.dtype), rank[keys]
+    uniques, inverse = np.unique(keys, return_inverse=True)
+    return uniques, inverse.reshape(-1)
+
+
 def _grouped(rows: np.ndarray, keys: np.ndarray, values: np.ndarray, name_of) -> Part:
     """A part whose columns are the distinct ``keys`` (sorted), named by ``name_of(key array)``."""
-    col_keys, cols = np.unique(keys, return_inverse=True)
-    return Part(rows, cols.reshape(-1), values.astype(np.float64), name_of(col_keys))
+    col_keys, cols = unique_inverse(keys)
+    return Part(rows, cols, values.astype(np.float64), name_of(col_keys))
 
 
 # --- views: the raw (status, code, site-axis) cells ----------------------------------------
@@ -222,8 +235,8 @@ def over_workflow(block, prefix: str):
         if part.rows.size == 0:
             return Part(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), names)
         # The block's sum per (workflow, column): counts, so exact in float64 whatever the order.
-        keys, inverse = np.unique(workflow[part.rows] * width + part.cols, return_inverse=True)
-        sums = np.bincount(inverse.reshape(-1), weights=part.values)
+        keys, inverse = unique_inverse(workflow[part.rows] * width + part.cols)
+        sums = np.bincount(inverse, weights=part.values)
         key_workflow, key_col = np.divmod(keys, width)
         # Each sum goes to every task of its workflow: the tasks grouped by workflow, the j-th
         # copy of a key to the j-th task of its group.

@@ -18,6 +18,8 @@ per-task errors are the reference (:mod:`wtc.store.serving`).
 
 from __future__ import annotations
 
+import functools
+from itertools import starmap
 from typing import Any, Union
 
 import msgspec
@@ -126,7 +128,15 @@ def _read(body: bytes) -> tuple[list[str], list[str], dict | None]:
     return [task for task, _ in pairs], [text.decode("utf-8") for text in raw], params
 
 
-def _records(columns: dict[str, Any]) -> list[dict]:
-    """``pd.DataFrame(columns).to_dict(orient="records")`` (what MLflow writes), without the DataFrame."""
+def _records(columns: dict[str, Any]) -> list:
+    """``pd.DataFrame(columns).to_dict(orient="records")`` (what MLflow writes) as msgspec structs, which
+    encode to the same JSON objects (fields in column order) ~3x faster than dicts are built."""
     values = [v if type(v) is list else v.tolist() for v in columns.values()]  # numpy and pandas arrays
-    return [dict(zip(columns, row)) for row in zip(*values)]
+    return list(starmap(_row_type(tuple(columns)), zip(*values)))
+
+
+@functools.lru_cache(maxsize=8)
+def _row_type(names: tuple[str, ...]) -> type:
+    """A struct whose fields encode as ``names`` (which need not be identifiers: ``p_non-acdc``)."""
+    fields = [f"f{i}" for i in range(len(names))]
+    return msgspec.defstruct("Row", [(f, object) for f in fields], rename=dict(zip(fields, names)))
