@@ -19,7 +19,7 @@ per-task errors are the reference (:mod:`wtc.store.serving`).
 from __future__ import annotations
 
 import functools
-from itertools import starmap
+from itertools import repeat, starmap
 from typing import Any, Union
 
 import msgspec
@@ -112,20 +112,20 @@ def _read(body: bytes) -> tuple[list[str], list[str], dict | None]:
     if formats[0] == "dataframe_split":
         if rows.columns != ["task", "entry"]:
             raise ValueError("other columns")
-        pairs, keys = rows.data, 2  # "columns", "data"
+        tasks, entries, keys = [r[0] for r in rows.data], [r[1] for r in rows.data], 2  # "columns", "data"
     else:
-        pairs, keys = [(row.task, row.entry) for row in rows], 2 * len(rows)  # "task", "entry" per row
-    raw = [bytes(entry) for _, entry in pairs]
-    if not all(text[:1] == b"{" for text in raw):
+        tasks, entries, keys = [r.task for r in rows], [r.entry for r in rows], 2 * len(rows)  # "task", "entry"
+    raw = list(map(bytes, entries))
+    if not all(map(bytes.startswith, raw, repeat(b"{"))):
         raise ValueError("an entry that is not an object")
     # Every key in the text is followed by one colon. The keys decoded here are the format, params
     # and its keys, and the rows' (the entries' own colons are the loader's to count: it refuses an
     # entry holding a key twice). More colons than that: a key given twice (decoders keep the last)
     # or a colon inside a name; the guard has the words for the one and MLflow reads the other.
-    outside = body.count(b":") - sum(text.count(b":") for text in raw)
+    outside = body.count(b":") - b"".join(raw).count(b":")
     if outside != len(formats) + (params is not None) + len(params or ()) + keys:
         raise ValueError("a key given twice")
-    return [task for task, _ in pairs], [text.decode("utf-8") for text in raw], params
+    return tasks, list(map(bytes.decode, raw)), params  # UTF-8, strict: a bad byte is a ValueError
 
 
 def _records(columns: dict[str, Any]) -> list:
