@@ -9,6 +9,7 @@ in tests/spies.py (test doubles) or in a conftest.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
@@ -419,3 +420,31 @@ def traits_enumeration(world, prior, sites, codes, nodes):
         scale = float(np.exp(prior.scale_mu + prior.scale_sigma * np.sqrt(2) * x_i))
         weight = np.log(p_w) + np.log(prior.signature_prob[:, code]) + np.log(w_i / np.sqrt(np.pi))
         yield list(whitelist) + [-1] * (5 - len(whitelist)), code, scale, weight
+
+
+# --------------------------------------------------------------------------- serving
+def asgi_call(app, body: bytes, content_type: str = "application/json", path: str = "/invocations",
+              method: str = "POST", declare_length: bool = True) -> tuple[int, bytes]:
+    """One HTTP request through the ASGI app, as uvicorn would make it (the body in chunks)."""
+    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(b"content-type", content_type.encode())]
+             + ([(b"content-length", str(len(body)).encode())] if declare_length else []),
+             "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 5001), "client": ("127.0.0.1", 1),
+             "root_path": ""}
+    chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)] or [b""]
+    out = {"status": None, "body": b""}
+
+    async def receive():
+        if chunks:
+            chunk = chunks.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            out["body"] += message.get("body", b"")
+
+    asyncio.run(app(scope, receive, send))
+    return out["status"], out["body"]

@@ -354,3 +354,61 @@ def test_vocabulary_rows_learns_names_from_training_rows_only(history):
     assert "code_totals:50660" in names and "drain:85:T2_US_MIT" in names
     assert X.shape == (5, len(names)) and X[2:].nnz == 0  # tasks 2-4 share nothing with tasks 0-1
     assert names.dropped["code_totals:entries"] == 5 and names.dropped["campaign:RunIIFall17wmLHEGS"] == 3
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_distinct_pairs_are_those_of_a_unique_over_pairs(seed):
+    from wtc.data.blocks import distinct_pairs
+
+    rng = np.random.default_rng(seed)
+    first, second = rng.integers(0, 30, 400), rng.integers(0, 1 + seed * 40, 400)
+    pairs, counts = np.unique(np.stack([first, second]), axis=1, return_counts=True)
+    assert distinct_pairs(first, second).tolist() == pairs[0].tolist()
+    got, got_counts = distinct_pairs(first, second, return_counts=True)
+    assert got.tolist() == pairs[0].tolist() and got_counts.tolist() == counts.tolist()
+    assert distinct_pairs(np.zeros(0, np.int64), np.zeros(0, np.int32)).size == 0
+
+
+@pytest.mark.parametrize("view", ["combined", "tiers", "codes"])
+def test_a_reused_vocabulary_gives_the_same_csr_to_the_bit(history, view):
+    # The blocks of a reused vocabulary are put side by side in one CSR: the very matrix the training
+    # build gave (same row order of columns, same float32 values), not just equal values.
+    extras = [e for e in EXTRAS if BLOCKS[e].kind != "view"]
+    X, names = build_features(history, view, extras=extras)
+    X2, _ = build_features(history, view, vocabulary=names, extras=extras)
+    assert X2.has_sorted_indices and X2.dtype == X.dtype == np.float32
+    assert X2.indptr.tolist() == X.indptr.tolist() and X2.indices.tolist() == X.indices.tolist()
+    assert X2.data.tobytes() == X.data.tobytes()
+
+
+def test_workflow_ids_and_task_types_are_what_the_names_say(history):
+    from wtc.data.names import task_type_of
+
+    _, inverse = np.unique(np.asarray(history.workflows, dtype=object), return_inverse=True)
+    assert history.workflow_ids.tolist() == inverse.reshape(-1).tolist()
+    assert history.task_types == [task_type_of(t) for t in history.tasks]
+
+
+@pytest.mark.parametrize("block", ["workflow_code_totals", "workflow_site_totals", "workflow_code_cells"])
+def test_a_workflow_block_is_its_block_summed_over_the_workflow(history, block):
+    # Against the definition, written as sparse algebra: member @ member.T @ block.
+    inner = {"workflow_code_totals": "status_code_totals", "workflow_site_totals": "site_totals",
+             "workflow_code_cells": "status_code_sites"}[block]
+    X, names = build_features(history, "codes", extras=[inner, block])
+    own = np.array([n.startswith(f"{inner}:") for n in names])
+    n = history.n_tasks
+    member = sp.csr_matrix((np.ones(n), (np.arange(n), history.workflow_ids)))
+    expected = (member @ (member.T @ X[:, own])).toarray()
+    got = X[:, np.array([n.startswith(f"{block}:") for n in names])].toarray()
+    assert got.shape == expected.shape and (got == expected).all() and got.any()
+
+
+@pytest.mark.parametrize("high", [1, 50, 10**7])  # a table of the range, or a sort when the range is wide
+def test_unique_inverse_is_numpys(high):
+    from wtc.data.blocks import unique_inverse
+
+    keys = np.random.default_rng(high).integers(0, high, 3000)
+    uniques, inverse = unique_inverse(keys)
+    expected, expected_inverse = np.unique(keys, return_inverse=True)
+    assert uniques.tolist() == expected.tolist() and inverse.tolist() == expected_inverse.tolist()
+    assert uniques.dtype == keys.dtype and unique_inverse(keys[:0])[0].size == 0

@@ -3,7 +3,6 @@ any body gets a 2xx with per-row results or a 4xx with a one-line reason, never 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -12,38 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.factories import asgi_call as call
 from tests.factories import fit_small_pipeline, stop_group
 from wtc.inference.tasks import MAX_TASKS_PER_CALL
 from wtc.store import RunTracker
 from wtc.store.pyfunc import log_pipeline_model
 from wtc.store.serving import MAX_DEPTH, GuardedScoring, create_app
-
-
-def call(app, body: bytes, content_type: str = "application/json", path: str = "/invocations",
-         method: str = "POST", declare_length: bool = True) -> tuple[int, bytes]:
-    """One HTTP request through the ASGI app, as uvicorn would make it (the body in chunks)."""
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
-             "headers": [(b"content-type", content_type.encode())]
-             + ([(b"content-length", str(len(body)).encode())] if declare_length else []),
-             "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 5001), "client": ("127.0.0.1", 1),
-             "root_path": ""}
-    chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)] or [b""]
-    out = {"status": None, "body": b""}
-
-    async def receive():
-        if chunks:
-            chunk = chunks.pop(0)
-            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
-        return {"type": "http.disconnect"}
-
-    async def send(message):
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-        elif message["type"] == "http.response.body":
-            out["body"] += message.get("body", b"")
-
-    asyncio.run(app(scope, receive, send))
-    return out["status"], out["body"]
 
 
 @pytest.fixture(scope="module")

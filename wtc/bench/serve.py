@@ -80,9 +80,10 @@ def _champion(history: str, tmp: str, trials: int | None) -> tuple[str, str]:
 def _start_server(model_uri: str, tracking_uri: str, log: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    server = subprocess.Popen([sys.executable, "-m", "wtc.cli", "serve", "--model", model_uri, "--tracking-uri",
-                               tracking_uri, "--port", str(port)], env=env, stdout=log.open("w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    with log.open("w") as out:  # the server writes to its own copy of the descriptor
+        server = subprocess.Popen([sys.executable, "-m", "wtc.cli", "serve", "--model", model_uri, "--tracking-uri",
+                                   tracking_uri, "--port", str(port)], env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if server.poll() is not None:

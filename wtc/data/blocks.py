@@ -36,10 +36,23 @@ class Part:
     names: list[str]
 
 
+def unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` of non-negative integer keys; a key range not much
+    wider than the keys is marked in a table instead of sorted (a served batch's cells: ~10x faster)."""
+    keys = np.asarray(keys)
+    if keys.size and keys.dtype.kind in "iu" and keys.min() >= 0 and keys.max() < 4 * keys.size + 65536:
+        present = np.zeros(int(keys.max()) + 1, dtype=bool)
+        present[keys] = True
+        rank = np.cumsum(present) - 1  # each key's position among the distinct keys
+        return np.flatnonzero(present).astype(keys.dtype), rank[keys]
+    uniques, inverse = np.unique(keys, return_inverse=True)
+    return uniques, inverse.reshape(-1)
+
+
 def _grouped(rows: np.ndarray, keys: np.ndarray, values: np.ndarray, name_of) -> Part:
     """A part whose columns are the distinct ``keys`` (sorted), named by ``name_of(key array)``."""
-    col_keys, cols = np.unique(keys, return_inverse=True)
-    return Part(rows, cols.reshape(-1), values.astype(np.float64), name_of(col_keys))
+    col_keys, cols = unique_inverse(keys)
+    return Part(rows, cols, values.astype(np.float64), name_of(col_keys))
 
 
 # --- views: the raw (status, code, site-axis) cells ----------------------------------------
@@ -155,13 +168,24 @@ def site_shares(history: History, keep: np.ndarray) -> Part:
                     lambda k: [f"site_shares:{history.sites[s]}" for s in k.tolist()])
 
 
+def distinct_pairs(first: np.ndarray, second: np.ndarray, return_counts: bool = False):
+    """The ``first`` value of each distinct ``(first, second)`` pair of non-negative integers, in
+    sorted pair order (and how often each pair occurs): ``np.unique(np.stack(...), axis=1)``'s
+    first row, from a 1-D unique of one int64 key per pair (~10x faster than sorting pairs)."""
+    first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    base = int(second.max()) + 1 if second.size else 1
+    if return_counts:
+        keys, counts = np.unique(first * base + second, return_counts=True)
+        return keys // base, counts
+    return unique_inverse(first * base + second)[0] // base
+
+
 def _distinct_per_task(history: History, axis: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     rows = history.entry_task if mask is None else history.entry_task[mask]
     axis = axis if mask is None else axis[mask]
     if rows.size == 0:
         return np.zeros(history.n_tasks)
-    pairs = np.unique(np.stack([rows.astype(np.int64), axis.astype(np.int64)]), axis=1)
-    return np.bincount(pairs[0], minlength=history.n_tasks).astype(np.float64)
+    return np.bincount(distinct_pairs(rows, axis), minlength=history.n_tasks).astype(np.float64)
 
 
 def row_summary(history: History, keep: np.ndarray) -> Part:
@@ -191,8 +215,7 @@ def row_summary(history: History, keep: np.ndarray) -> Part:
 
 def _workflow_of_task(history: History) -> tuple[np.ndarray, int]:
     """Each task's workflow index and the number of workflows."""
-    _, index = np.unique(np.asarray(history.workflows, dtype=object), return_inverse=True)
-    index = index.reshape(-1).astype(np.int64)
+    index = history.workflow_ids  # computed once per history: three blocks need it
     return index, int(index.max()) + 1 if index.size else 0
 
 
@@ -207,16 +230,26 @@ def over_workflow(block, prefix: str):
     """
 
     def compute(history: History, keep: np.ndarray) -> Part:
-        import scipy.sparse as sp
-
         part = block(history, keep)
         workflow, n_workflows = _workflow_of_task(history)
-        n = history.n_tasks
-        cells = sp.csr_matrix((part.values, (part.rows, part.cols)), shape=(n, len(part.names)))
-        member = sp.csr_matrix((np.ones(n), (np.arange(n), workflow)), shape=(n, n_workflows))
-        summed = (member @ (member.T @ cells)).tocoo()
+        width = len(part.names)
         names = [f"{prefix}:{name.split(':', 1)[1]}" for name in part.names]
-        return Part(summed.row.astype(np.int64), summed.col.astype(np.int64), summed.data, names)
+        if part.rows.size == 0:
+            return Part(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), names)
+        # The block's sum per (workflow, column): counts, so exact in float64 whatever the order.
+        keys, inverse = unique_inverse(workflow[part.rows] * width + part.cols)
+        sums = np.bincount(inverse, weights=part.values)
+        key_workflow, key_col = np.divmod(keys, width)
+        # Each sum goes to every task of its workflow: the tasks grouped by workflow, the j-th
+        # copy of a key to the j-th task of its group.
+        members = np.argsort(workflow, kind="stable")
+        group_size = np.bincount(workflow, minlength=n_workflows)
+        group_start = np.cumsum(group_size) - group_size
+        copies = group_size[key_workflow]
+        key_of = np.repeat(np.arange(keys.size), copies)
+        within = np.arange(key_of.size) - np.repeat(np.cumsum(copies) - copies, copies)
+        rows = members[group_start[key_workflow][key_of] + within]
+        return Part(rows.astype(np.int64), key_col[key_of].astype(np.int64), sums[key_of], names)
 
     return compute
 
@@ -242,9 +275,9 @@ WORKFLOW_SHAPE = ("cells_per_task", "codes", "sites", "bad_share_cells", "log_co
 
 def _top_share(workflow: np.ndarray, axis: np.ndarray, n_workflows: int, cells: np.ndarray) -> np.ndarray:
     """Per workflow: the share of its cells on its commonest value of ``axis`` (code or site)."""
-    pairs, count = np.unique(np.stack([workflow, axis.astype(np.int64)]), axis=1, return_counts=True)
+    first, count = distinct_pairs(workflow, axis, return_counts=True)
     top = np.zeros(n_workflows)
-    np.maximum.at(top, pairs[0], count)
+    np.maximum.at(top, first, count)
     return np.divide(top, cells, out=np.zeros(n_workflows), where=cells > 0)
 
 
@@ -263,8 +296,7 @@ def workflow_shape(history: History, keep: np.ndarray) -> Part:
     entry_wf = workflow[history.entry_task]
     tasks = np.bincount(workflow, minlength=n_workflows).astype(np.float64)
     cells = np.bincount(entry_wf, minlength=n_workflows).astype(np.float64)
-    distinct = [np.bincount(np.unique(np.stack([entry_wf, axis.astype(np.int64)]), axis=1)[0],
-                            minlength=n_workflows).astype(np.float64)
+    distinct = [np.bincount(distinct_pairs(entry_wf, axis), minlength=n_workflows).astype(np.float64)
                 for axis in (history.entry_code, history.entry_site)] if entry_wf.size else [cells, cells]
     bad = history.entry_status == history.statuses.index("bad") if "bad" in history.statuses \
         else np.zeros(history.nnz, dtype=bool)

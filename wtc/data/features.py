@@ -186,9 +186,7 @@ def build_features(
         X = sp.hstack(matrices, format="csr", dtype=np.float32) if matrices else sp.csr_matrix((history.n_tasks, 0))
     else:
         names = list(vocabulary)
-        X = matrices[0]
-        for m in matrices[1:]:
-            X = X + m  # each block fills only its own vocabulary columns
+        X = _disjoint_sum(matrices, history.n_tasks, len(vocabulary))
     if dropped:
         log.warning("features of %s: dropped what the vocabulary has no column for: %s", history.path, dropped)
     return X.tocsr().astype(np.float32), FeatureNames(names, dropped)
@@ -205,6 +203,18 @@ def _count_dropped(dropped: dict, name: str, block: Block, part: b.Part, found: 
     entries, counts = ("error_entries", "error_counts") if block.kind == "view" else (f"{name}:entries", f"{name}:counts")
     dropped[entries] = dropped.get(entries, 0) + int(lost.sum())
     dropped[counts] = dropped.get(counts, 0) + int(part.values[lost].sum())
+
+
+def _disjoint_sum(matrices: list[sp.csr_matrix], n_rows: int, n_cols: int) -> sp.csr_matrix:
+    """The sum of matrices that fill disjoint columns (each block its own vocabulary columns): their
+    entries side by side in one CSR, in one pass instead of a sparse addition per block."""
+    coo = [m.tocoo() for m in matrices]
+    rows = np.concatenate([c.row for c in coo])
+    cols = np.concatenate([c.col for c in coo])
+    values = np.concatenate([c.data for c in coo])
+    matrix = sp.csr_matrix((values, (rows, cols)), shape=(n_rows, n_cols))
+    matrix.sum_duplicates()  # none to sum (disjoint columns): sorts each row's columns, as addition did
+    return matrix
 
 
 def _csr(rows, cols, values, n_rows: int, n_cols: int) -> sp.csr_matrix:

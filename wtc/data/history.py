@@ -55,6 +55,13 @@ class History:
         return [workflow_of(t) for t in self.tasks]
 
     @cached_property
+    def workflow_ids(self) -> np.ndarray:
+        """Each task's workflow as an index into the sorted distinct workflows (int64)."""
+        # What np.unique(..., return_inverse=True) gives, without sorting an array of Python objects.
+        position = {w: i for i, w in enumerate(sorted(set(self.workflows)))}
+        return np.fromiter(map(position.__getitem__, self.workflows), dtype=np.int64, count=self.n_tasks)
+
+    @cached_property
     def campaigns(self) -> list[str]:
         """The campaign of each task, parsed from its workflow name."""
         per_workflow = {w: campaign_of(w) for w in dict.fromkeys(self.workflows)}
@@ -63,7 +70,8 @@ class History:
     @cached_property
     def task_types(self) -> list[str]:
         """The task type of each task (DataProcessing, Production, Merge, Cleanup, ...)."""
-        return [task_type_of(t) for t in self.tasks]
+        campaign = dict(zip(self.workflows, self.campaigns))  # parsed once per workflow
+        return [task_type_of(t, campaign[w]) for t, w in zip(self.tasks, self.workflows)]
 
     @cached_property
     def request_dates(self) -> pd.Series:

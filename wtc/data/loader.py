@@ -31,7 +31,7 @@ from wtc.data.validation import (
 from wtc.data.vocabulary import code_sort_key
 from wtc.errors import HistoryError
 
-__all__ = ["LOADER_VERSION", "load_history", "read_history_bytes"]
+__all__ = ["LOADER_VERSION", "load_history", "parse_history_bytes", "read_history_bytes"]
 
 #: Bump when the parsed representation changes, so stale caches are never read.
 #: 3: stricter validation (canonical codes, site names, duplicate keys, per-task skips).
@@ -84,6 +84,16 @@ def load_history(path, strict: bool = True, use_cache: bool = True, cache_dir=No
     if use_cache:
         cache.write(key, {name: getattr(history, name) for name in cache.FIELDS}, folder)
     return history
+
+
+def parse_history_bytes(raw: bytes, path, strict: bool = True) -> History:
+    """An actions history held in memory, read by :func:`load_history`'s rules (no file, no cache).
+
+    ``path`` only names the history in errors and in ``History.path``; a served batch of tasks is
+    checked this way without a temporary file.
+    """
+    path = Path(path)
+    return _parse(path, raw, cache.content_hash(raw, f"v{LOADER_VERSION}-strict{int(strict)}"), strict)
 
 
 def _status_name(key: str) -> str:

@@ -10,6 +10,7 @@ from datetime import datetime
 _CAMPAIGN_RE = re.compile(r"(?:^|_)(?:task_)?[A-Z0-9]{2,5}-([A-Za-z0-9]+)-\d{5}(?:__|_|$)")
 # ReReco style: vlimant_Run2017F-v1-JetHT-17Nov2017_... -> campaign Run2017F
 _RERECO_RE = re.compile(r"(?:^|_)(Run20\d\d[A-Z])")
+_PRODUCTION_RE = re.compile(r"(GS|LHE|GEN|wmLHE)")
 _DATE_RE = re.compile(r"_(\d{6})_(\d{6})(?:_\d+)?$")
 
 
@@ -28,9 +29,10 @@ def campaign_of(workflow: str) -> str:
     return match.group(1) if match else "unknown"
 
 
-def task_type_of(task: str) -> str:
+def task_type_of(task: str, campaign: str | None = None) -> str:
     """Task type from the last path component: Merge, Cleanup, LogCollect, Harvesting,
-    Production (GEN/GEN-SIM/LHE first steps) or DataProcessing."""
+    Production (GEN/GEN-SIM/LHE first steps) or DataProcessing. ``campaign``: the workflow's
+    :func:`campaign_of`, when the caller has it already."""
     parts = task.strip("/").split("/")
     last = parts[-1]
     for marker, kind in (
@@ -42,8 +44,8 @@ def task_type_of(task: str) -> str:
     ):
         if marker in last:
             return kind
-    campaign = campaign_of(parts[0])
-    if len(parts) <= 2 and re.search(r"(GS|LHE|GEN|wmLHE)", campaign):
+    campaign = campaign_of(parts[0]) if campaign is None else campaign
+    if len(parts) <= 2 and _PRODUCTION_RE.search(campaign):
         return "Production"
     return "DataProcessing"
 

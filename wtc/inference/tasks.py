@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from wtc.data.blocks import distinct_pairs
 from wtc.data.features import BLOCKS, EXTRAS, TIERS, VIEWS, build_features
 from wtc.data.history import History
-from wtc.data.loader import load_history
-from wtc.data.validation import TooDeep
-from wtc.errors import HistoryError
+from wtc.inference.task_checks import MAX_ENTRY_CHARS, quiet, validate_tasks
 
 __all__ = [
     "AUTO",
@@ -42,10 +36,6 @@ AUTO, REVIEW = "AUTO", "REVIEW"
 #: The input of a model on raw tasks: the task's ``/workflow/task`` key and its history entry
 #: (the ``errors`` mapping, optionally ``parameters``) as a dict or as JSON text.
 TASK_COLUMNS = ("task", "entry")
-#: The most characters of JSON one task's entry may hold. A WTC entry is a few kB (one matrix of
-#: counts per status); a larger one is refused before it is parsed, so one hostile row cannot
-#: take the memory of a served model.
-MAX_ENTRY_CHARS = 1_000_000
 #: The most tasks one call (a request to the served model) may hold; ``wtc predict`` sends a
 #: history file in batches of this size.
 MAX_TASKS_PER_CALL = 100_000
@@ -98,24 +88,6 @@ def infer_view(feature_names: Sequence[str]) -> tuple[str, list[str]]:
     return "combined", extras
 
 
-@contextlib.contextmanager
-def _quiet(*names: str) -> Iterator[None]:
-    """Silence the loader's and featuriser's per-file warnings: the table reports each task."""
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def _problem(exc: HistoryError) -> str:
-    return f"{exc.field}: {exc.message}" if exc.field else exc.message
-
-
 def tasks_frame(model_input: Any) -> pd.DataFrame:
     """The ``task``/``entry`` table of a model input: a DataFrame, a list of rows, or a history mapping."""
     if isinstance(model_input, pd.DataFrame):
@@ -136,99 +108,16 @@ def tasks_frame(model_input: Any) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _entry_text(entry: Any) -> tuple[str | None, str | None]:
-    """``(problem, text)``: a task's entry as the JSON text of an object, or why it cannot be one.
-
-    Text is refused above :data:`MAX_ENTRY_CHARS` before it is parsed; an object is measured by
-    its JSON text (written once, and that text is what goes into the history file). Nesting
-    deeper than Python's recursion limit is refused, not raised.
-    """
-    if isinstance(entry, TooDeep):
-        return f"{entry.field}: nested too deeply (a task is a few levels deep)", None
-    given_as_text = isinstance(entry, bytes | str)
-    if given_as_text:
-        if len(entry) > MAX_ENTRY_CHARS:
-            return f"entry: {len(entry)} characters, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
-        try:
-            # Parsed only to check it: the text itself goes to the loader, so a key it holds twice
-            # is refused there as in a history file (a parse would keep the last value).
-            text = entry.decode("utf-8") if isinstance(entry, bytes) else entry
-            entry = json.loads(text)
-        except RecursionError:
-            return "entry: nested too deeply (an entry is a few levels deep)", None
-        except ValueError as exc:
-            return f"entry: not valid JSON ({str(exc)[:200]})", None
-    if given_as_text:
-        return None, text.strip()
-    try:
-        text = json.dumps(entry)
-    except RecursionError:
-        return "entry: nested too deeply (an entry is a few levels deep)", None
-    except (TypeError, ValueError) as exc:
-        return f"entry: cannot be written as JSON ({str(exc)[:200]})", None
-    if len(text) > MAX_ENTRY_CHARS:
-        return f"entry: {len(text)} characters of JSON, more than the {MAX_ENTRY_CHARS} a task's entry may hold", None
-    return None, text
-
-
-def _history_text(texts: dict[str, str]) -> str:
-    """The actions-history file of ``{task: entry text}``, as ``json.dumps`` of the parsed entries writes it."""
-    return "{" + ", ".join(f"{json.dumps(task)}: {text}" for task, text in texts.items()) + "}"
-
-
-def validate_tasks(tasks: Sequence[Any], entries: Sequence[Any]) -> tuple[History | None, list[str | None]]:
-    """Check each task's entry by the loader's own rules; the valid ones become one History.
-
-    The tasks are written to a temporary actions-history file and read back with
-    ``load_history(strict=False, use_cache=False)``, so a task is valid here exactly when the
-    loader would accept it in a history file.
-
-    Returns
-    -------
-    history : History or None
-        The valid tasks, in input order (None when none is valid).
-    errors : list of str or None
-        One line per input row saying why it was left out (None for valid rows).
-    """
-    errors: list[str | None] = [None] * len(tasks)
-    texts: dict[str, str] = {}
-    row_of: dict[str, int] = {}
-    seen: set = set()
-    # A name given twice: every row of it is refused, as the loader refuses it in a file (which
-    # one the sender meant is unknown; keeping the last would drop the other silently).
-    repeated = {t for t in tasks if isinstance(t, str) and (t in seen or seen.add(t))}
-    for i, (task, entry) in enumerate(zip(tasks, entries)):
-        if not isinstance(task, str) or not task:
-            errors[i] = f"task: must be a /<workflow>/<task> name, got {str(task)[:80]!r}"
-            continue
-        if task in repeated:
-            errors[i] = "<name>: duplicate task name"
-            continue
-        errors[i], text = _entry_text(entry)
-        if errors[i] is not None:
-            continue
-        texts[task], row_of[task] = text, i
-    if not texts:
-        return None, errors
-    with tempfile.TemporaryDirectory(prefix="wtc-tasks-") as tmp, _quiet("wtc.data.loader"):
-        path = Path(tmp, "tasks.json")
-        path.write_text(_history_text(texts), encoding="utf-8")
-        try:
-            history = load_history(path, strict=False, use_cache=False)
-        except HistoryError as exc:
-            # No valid task at all: ask the loader about each one for its reason.
-            for task, text in texts.items():
-                try:
-                    path.write_text(_history_text({task: text}), encoding="utf-8")
-                    load_history(path, strict=True, use_cache=False)
-                except HistoryError as problem:
-                    errors[row_of[task]] = _problem(problem)
-                else:
-                    errors[row_of[task]] = f"entry: rejected with the other tasks ({exc})"
-            return None, errors
-    for task, problem in history.skipped:
-        errors[row_of[task]] = problem
-    return history, errors
+def _task_columns(model_input: Any) -> tuple[list, list]:
+    """The ``task`` and ``entry`` columns of a model input as lists (see :func:`tasks_frame`)."""
+    if isinstance(model_input, dict) and set(model_input) == set(TASK_COLUMNS):
+        tasks, entries = model_input["task"], model_input["entry"]
+        # Text only: a DataFrame would give these lists back as they are (it may change other values).
+        if (type(tasks) is list and type(entries) is list and len(tasks) == len(entries) <= MAX_TASKS_PER_CALL
+                and all(type(v) is str for v in tasks) and all(type(v) is str for v in entries)):
+            return tasks, entries
+    frame = tasks_frame(model_input)
+    return frame["task"].tolist(), frame["entry"].tolist()
 
 
 def _vocabulary_axes(feature_names: Sequence[str]) -> tuple[set[str], set[str]]:
@@ -255,8 +144,7 @@ def _unseen(history: History, spec: TaskModelSpec) -> tuple[np.ndarray, np.ndarr
     axis_unseen = np.array([s not in sites for s in axis_names], dtype=bool)
 
     def distinct(mask: np.ndarray, what: np.ndarray) -> np.ndarray:
-        pairs = np.unique(np.stack([history.entry_task[mask].astype(np.int64), what[mask].astype(np.int64)]), axis=1)
-        return np.bincount(pairs[0], minlength=history.n_tasks)
+        return np.bincount(distinct_pairs(history.entry_task[mask], what[mask]), minlength=history.n_tasks)
 
     if history.nnz == 0:
         zero = np.zeros(history.n_tasks, dtype=np.int64)
@@ -282,15 +170,23 @@ def decision_table(tasks: Sequence[str], errors: Sequence[str | None], proba: np
     A task is ``AUTO`` when its confidence (largest probability) is at least ``threshold``;
     without a threshold every task is ``REVIEW``.
     """
+    return pd.DataFrame(decision_columns(tasks, errors, proba, valid_rows, class_names, threshold, unseen_codes,
+                                         unseen_sites))
+
+
+def decision_columns(tasks: Sequence[str], errors: Sequence[str | None], proba: np.ndarray | None,
+                     valid_rows: Sequence[int], class_names: Sequence[str], threshold: float | None,
+                     unseen_codes: Sequence[int] = (), unseen_sites: Sequence[int] = ()) -> dict[str, Any]:
+    """The columns of :func:`decision_table` by name (lists, arrays), before they become a DataFrame."""
     n, k = len(tasks), len(class_names)
     names = np.asarray([str(c) for c in class_names], dtype=object)
     full = np.full((n, k), np.nan)
     rows = np.asarray(valid_rows, dtype=np.int64)
     if proba is not None and rows.size:
         full[rows] = proba
-    table = pd.DataFrame({"task": [str(t) for t in tasks]})
+    columns: dict[str, Any] = {"task": [str(t) for t in tasks]}
     for j, c in enumerate(names):
-        table[f"p_{c}"] = full[:, j]
+        columns[f"p_{c}"] = full[:, j]
     recommendation = np.full(n, "", dtype=object)
     runner_up = np.full(n, "", dtype=object)
     confidence = np.full(n, np.nan)
@@ -305,18 +201,17 @@ def decision_table(tasks: Sequence[str], errors: Sequence[str | None], proba: np
             runner_up_p[rows] = full[rows, order[:, 1]]
         auto = confidence[rows] >= threshold if threshold is not None else np.zeros(rows.size, bool)
         decision[rows] = np.where(auto, AUTO, REVIEW)
-    table["recommendation"] = recommendation
-    table["confidence"] = confidence
-    table["runner_up"] = runner_up
-    table["runner_up_p"] = runner_up_p
-    table["decision"] = decision
+    columns.update(recommendation=recommendation, confidence=confidence, runner_up=runner_up,
+                   runner_up_p=runner_up_p, decision=decision)
     for column, values in (("unseen_codes", unseen_codes), ("unseen_sites", unseen_sites)):
-        counts = pd.array([pd.NA] * n, dtype="Int64")
+        counts = np.zeros(n, dtype=np.int64)
         if rows.size:
             counts[rows] = np.asarray(values, dtype=np.int64)
-        table[column] = counts
-    table["error"] = ["" if e is None else str(e) for e in errors]
-    return table
+        missing = np.ones(n, dtype=bool)
+        missing[rows] = False
+        columns[column] = pd.arrays.IntegerArray(counts, missing)  # NA where the task is invalid
+    columns["error"] = ["" if e is None else str(e) for e in errors]
+    return columns  # one DataFrame call makes the table: a column set at a time costs ~0.2 ms each
 
 
 @dataclass
@@ -329,14 +224,13 @@ class TaskBatch:
     valid_rows: list[int]
 
 
-def read_tasks(model_input: Any) -> TaskBatch:
+def read_tasks(model_input: Any, json_checked: bool = False) -> TaskBatch:
     """Read and validate raw tasks (see :func:`tasks_frame` and :func:`validate_tasks`).
 
     ``valid_rows[i]`` is the input row of ``history.tasks[i]``; rows not in it have an error.
     """
-    frame = tasks_frame(model_input)
-    tasks = frame["task"].tolist()
-    history, errors = validate_tasks(tasks, frame["entry"].tolist())
+    tasks, entries = _task_columns(model_input)
+    history, errors = validate_tasks(tasks, entries, json_checked)
     valid_rows: list[int] = []
     if history is not None:
         row_of = {t: i for i, t in enumerate(tasks) if errors[i] is None}
@@ -356,14 +250,15 @@ def task_probabilities(pipeline: Any, spec: TaskModelSpec, history: History) -> 
     """
     from wtc.models.pipeline import full_proba
 
-    with _quiet("wtc.data.features"):
+    with quiet("wtc.data.features"):
         X, _ = build_features(history, spec.view, vocabulary=spec.feature_names, extras=spec.extras)
     proba = full_proba(pipeline, X, len(spec.class_names))
     unseen_codes, unseen_sites = _unseen(history, spec)
     return proba, unseen_codes, unseen_sites
 
 
-def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshold: float | None = None) -> pd.DataFrame:
+def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshold: float | None = None,
+                  json_checked: bool = False) -> pd.DataFrame:
     """Validate, featurise and predict raw tasks with a fitted pipeline.
 
     Parameters
@@ -377,6 +272,9 @@ def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshol
         Columns ``task`` and ``entry`` (see :func:`tasks_frame`).
     threshold : float, optional
         Confidence at or above which a task is ``AUTO``; None: every task is ``REVIEW``.
+    json_checked : bool
+        Every entry given as text is known to be one JSON value (a parser found where it ends, as
+        the served model's request decoder does): it is not parsed a second time to check it.
 
     Returns
     -------
@@ -385,9 +283,15 @@ def predict_tasks(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshol
         one-line ``error`` and nothing else; codes and sites outside the vocabulary are
         ignored and counted (``unseen_codes``, ``unseen_sites``).
     """
-    batch = read_tasks(model_input)
+    return pd.DataFrame(task_decision_columns(pipeline, spec, model_input, threshold, json_checked))
+
+
+def task_decision_columns(pipeline: Any, spec: TaskModelSpec, model_input: Any, threshold: float | None = None,
+                          json_checked: bool = False) -> dict[str, Any]:
+    """:func:`predict_tasks`' table as its columns by name (lists, arrays): for a caller that writes them out."""
+    batch = read_tasks(model_input, json_checked)
     proba, unseen_codes, unseen_sites = None, [], []
     if batch.history is not None:
         proba, unseen_codes, unseen_sites = task_probabilities(pipeline, spec, batch.history)
-    return decision_table(batch.tasks, batch.errors, proba, batch.valid_rows, spec.class_names, threshold,
-                          unseen_codes, unseen_sites)
+    return decision_columns(batch.tasks, batch.errors, proba, batch.valid_rows, spec.class_names, threshold,
+                            unseen_codes, unseen_sites)
