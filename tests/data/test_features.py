@@ -224,6 +224,15 @@ EXPECTED_BLOCKS = {
             (3, 5, 2, 3, 2, [5, 1, 7, 2, 1], [5, 1], 4, 3),
             (3, 5, 2, 3, 2, [5, 1, 7, 2, 1], [7, 2], 4, 3),
             (3, 5, 2, 3, 2, [5, 1, 7, 2, 1], [1], 4, 3)])},
+    # the workflow's (status, code) totals above over its total count: 181 (tasks 0-1) and 16 (tasks 2-4)
+    "workflow_code_shares": {
+        r: ({"workflow_code_shares:good/-1": pytest.approx(1 / 181), "workflow_code_shares:good/85": pytest.approx(2 / 181),
+             "workflow_code_shares:good/50660": pytest.approx(72 / 181),
+             "workflow_code_shares:bad/71304": pytest.approx(102 / 181),
+             "workflow_code_shares:drain/85": pytest.approx(4 / 181)} if r < 2 else
+            {"workflow_code_shares:good/8001": pytest.approx(7 / 16), "workflow_code_shares:bad/139": pytest.approx(7 / 16),
+             "workflow_code_shares:bad/8001": pytest.approx(2 / 16)})
+        for r in range(5)},
     "task_type": {0: {"task_type:DataProcessing": 1}, 1: {"task_type:Merge": 1}, 2: {"task_type:Production": 1},
                   3: {"task_type:Merge": 1}, 4: {"task_type:Production": 1}},
     "campaign": {0: {"campaign:RunIIFall17DRStdmix": 1}, 1: {"campaign:RunIIFall17DRStdmix": 1},

@@ -254,6 +254,19 @@ def over_workflow(block, prefix: str):
     return compute
 
 
+def workflow_code_shares(history: History, keep: np.ndarray) -> Part:
+    """``workflow_code_shares:<status>/<code>``: the (status, code) count summed over the task's
+    workflow as a share of the workflow's total count (every status, code, site). Scale-free: a
+    workflow's job count multiplies its counts, not their shares; the share of the failures an
+    error makes up is how operators read a workflow (reads the siblings' entries, never labels)."""
+    part = over_workflow(status_code_totals, "workflow_code_shares")(history, keep)
+    workflow, n_workflows = _workflow_of_task(history)
+    total = np.bincount(workflow[history.entry_task], weights=history.entry_count.astype(np.float64),
+                        minlength=n_workflows)[workflow[part.rows]] if part.rows.size else np.zeros(0)
+    return Part(part.rows, part.cols, np.divide(part.values, total, out=np.zeros_like(part.values), where=total > 0),
+                part.names)
+
+
 def workflow_summary(history: History, keep: np.ndarray) -> Part:
     """``workflow_summary:<stat>``: the tasks of the task's workflow in this history, their total
     count, and the task's share of that total."""

@@ -75,6 +75,7 @@ BLOCKS: dict[str, Block] = {
     # the workflow's pattern by cells, not counts, and its count level (issue 23's levers)
     "workflow_code_cells": Block(b.over_workflow(b.status_code_sites, "workflow_code_cells")),
     "workflow_shape": Block(b.workflow_shape),
+    "workflow_code_shares": Block(b.workflow_code_shares),  # the workflow's (status, code) counts as shares
     "task_type": Block(b.one_hot("task_type", "task_types"), "one_hot"),
     "campaign": Block(b.one_hot("campaign", "campaigns"), "one_hot"),
     # the first extras, counted over the view's statuses only (kept for existing configs)
@@ -134,6 +135,7 @@ def build_features(
         ``workflow_code_cells`` (the workflow's cells per status and code) and ``workflow_shape``
         (its cells per task, distinct codes and sites, bad share of cells, mean log count, this
         task's mean log count relative to it, commonest code's and site's share of its cells),
+        ``workflow_code_shares`` (the workflow's (status, code) counts as shares of its total),
         ``task_type`` and ``campaign`` (one-hots), any other view, and the first extras
         ``total`` (``total:errors``), ``n_sites`` (``n:sites``), ``n_codes`` (``n:codes``)
         that count over the view's statuses only. ``<entry>.log1p`` log-scales an entry.
