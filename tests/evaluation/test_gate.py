@@ -159,3 +159,19 @@ def test_the_betting_p_value_is_the_mixture_of_bets_on_workflow_means():
 def test_an_unknown_method_is_refused_in_one_line():
     with pytest.raises(ValueError, match="method must be one of"):
         ltt_threshold([0.9], [True], method="bonferroni")
+
+
+def test_one_task_workflows_make_the_draws_the_binomial_test_at_a_level_shrunk_by_the_order_statistic_rule():
+    """Every draw keeps the same rows, so the combined p-value is REPEATS / k times the binomial one."""
+    import math
+
+    from wtc.evaluation.gate import KTH, REPEATS
+
+    rng = np.random.default_rng(3)
+    confidence = rng.uniform(0.6, 1.0, 3000)
+    correct = rng.random(3000) < confidence ** 0.5
+    k = math.ceil(KTH * REPEATS)
+    draws = ltt_threshold(confidence, correct, np.arange(3000), alpha=0.05, delta=0.1)
+    assert draws.certified and k / REPEATS == pytest.approx(0.9)
+    assert draws.threshold == ltt_threshold(confidence, correct, None, alpha=0.05, delta=0.1 * k / REPEATS).threshold
+    assert draws.threshold != ltt_threshold(confidence, correct, None, alpha=0.05, delta=0.05).threshold
