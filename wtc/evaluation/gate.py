@@ -223,7 +223,7 @@ def ltt_threshold(confidence, correct, groups=None, alpha: float = 0.05, delta: 
         factor = REPEATS / k
         p_values = np.minimum(1.0, factor * np.sort(np.vstack(p_draws), axis=0)[k - 1])
         predicted = np.minimum(1.0, factor * np.sort(np.vstack(predicted_draws), axis=0)[k - 1])
-        method = f"ltt-workflow (one task per workflow x {REPEATS}, {factor:.3g} x p number {k})"
+        method = f"ltt-workflow (one task per workflow x {REPEATS}, {REPEATS}/{k} x the {k}th smallest p)"
     last = _sequence(p_values, predicted, delta)
     if last < 0:
         return GateResult(float("inf"), 0.0, 0, alpha, delta, method, n, n_groups)
