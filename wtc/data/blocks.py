@@ -254,6 +254,12 @@ def over_workflow(block, prefix: str):
     return compute
 
 
+def _workflow_totals(history: History, workflow: np.ndarray, n_workflows: int) -> np.ndarray:
+    """Per workflow: its tasks' total count (every status, code, site)."""
+    return np.bincount(workflow[history.entry_task], weights=history.entry_count.astype(np.float64),
+                       minlength=n_workflows)
+
+
 def workflow_code_shares(history: History, keep: np.ndarray) -> Part:
     """``workflow_code_shares:<status>/<code>``: the (status, code) count summed over the task's
     workflow as a share of the workflow's total count (every status, code, site). Scale-free: a
@@ -261,8 +267,7 @@ def workflow_code_shares(history: History, keep: np.ndarray) -> Part:
     error makes up is how operators read a workflow (reads the siblings' entries, never labels)."""
     part = over_workflow(status_code_totals, "workflow_code_shares")(history, keep)
     workflow, n_workflows = _workflow_of_task(history)
-    total = np.bincount(workflow[history.entry_task], weights=history.entry_count.astype(np.float64),
-                        minlength=n_workflows)[workflow[part.rows]] if part.rows.size else np.zeros(0)
+    total = _workflow_totals(history, workflow, n_workflows)[workflow[part.rows]]
     return Part(part.rows, part.cols, np.divide(part.values, total, out=np.zeros_like(part.values), where=total > 0),
                 part.names)
 
@@ -272,9 +277,8 @@ def workflow_summary(history: History, keep: np.ndarray) -> Part:
     count, and the task's share of that total."""
     workflow, n_workflows = _workflow_of_task(history)
     n = history.n_tasks
-    counts = history.entry_count.astype(np.float64)
-    total = np.bincount(history.entry_task, weights=counts, minlength=n)
-    per_workflow = np.bincount(workflow, weights=total, minlength=n_workflows)[workflow] if n else total
+    total = np.bincount(history.entry_task, weights=history.entry_count.astype(np.float64), minlength=n)
+    per_workflow = _workflow_totals(history, workflow, n_workflows)[workflow]
     tasks = np.bincount(workflow, minlength=n_workflows)[workflow].astype(np.float64) if n else total
     share = np.divide(total, per_workflow, out=np.zeros(n), where=per_workflow > 0)
     stats = (tasks, per_workflow, share)

@@ -87,6 +87,15 @@ def _counts_at(candidates: np.ndarray, confidence: np.ndarray, correct: np.ndarr
     return _binomial_p(wrong_suffix[first], acted, alpha), _binomial_p(np.floor(expected_suffix[first]), acted, alpha)
 
 
+def _group_codes(groups, n: int) -> tuple[np.ndarray, int]:
+    """Each row's workflow as an index 0..n_groups-1, and n_groups; refuses groups of another length."""
+    groups = np.asarray(groups).ravel()
+    if groups.size != n:
+        raise ValueError(f"groups has {groups.size} rows, confidence {n}")
+    _, codes = np.unique(groups, return_inverse=True)
+    return codes, int(codes.max()) + 1 if n else 0
+
+
 def _one_per_group(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Indices of one row per group, drawn uniformly within each group."""
     order = np.lexsort((rng.random(codes.size), codes))
@@ -187,14 +196,7 @@ def ltt_threshold(confidence, correct, groups=None, alpha: float = 0.05, delta: 
     n = confidence.size
     candidates = np.unique(confidence)[::-1]  # the distinct confidences, most confident first
     if method == "betting":
-        if groups is None:
-            codes, n_groups = np.arange(n), n
-        else:
-            groups = np.asarray(groups).ravel()
-            if groups.size != n:
-                raise ValueError(f"groups has {groups.size} rows, confidence {n}")
-            _, codes = np.unique(groups, return_inverse=True)
-            n_groups = int(codes.max()) + 1 if n else 0
+        codes, n_groups = (np.arange(n), n) if groups is None else _group_codes(groups, n)
         if n:
             p_values = _betting_p(candidates, confidence, correct.astype(float), codes, alpha)
             predicted = _betting_p(candidates, confidence, np.clip(confidence, 0.0, 1.0), codes, alpha)
@@ -205,11 +207,7 @@ def ltt_threshold(confidence, correct, groups=None, alpha: float = 0.05, delta: 
         p_values, predicted = _counts_at(candidates, confidence, correct, alpha)
         method, n_groups = "ltt-binomial (rows independent)", n
     else:
-        groups = np.asarray(groups).ravel()
-        if groups.size != n:
-            raise ValueError(f"groups has {groups.size} rows, confidence {n}")
-        _, codes = np.unique(groups, return_inverse=True)
-        n_groups = int(codes.max()) + 1 if n else 0
+        codes, n_groups = _group_codes(groups, n)
         generator = np.random.default_rng(rng if rng is not None else 0)
         p_draws, predicted_draws = [], []
         for _ in range(REPEATS):
