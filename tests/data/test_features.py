@@ -233,6 +233,28 @@ EXPECTED_BLOCKS = {
             {"workflow_code_shares:good/8001": pytest.approx(7 / 16), "workflow_code_shares:bad/139": pytest.approx(7 / 16),
              "workflow_code_shares:bad/8001": pytest.approx(2 / 16)})
         for r in range(5)},
+    # by the vocabulary's code category (-1 unknown, 50660 memory, 71304 time, 85 input, 8001 software,
+    # 139 crash): shares of the task's count and of its cells (4, 3, 2, 2 and 1 cells)
+    "category_shares": {
+        0: {"category_shares:good/unknown/counts": pytest.approx(1 / 172), "category_shares:good/memory/counts": pytest.approx(69 / 172),
+            "category_shares:bad/time/counts": pytest.approx(102 / 172), "category_shares:good/unknown/cells": 0.25,
+            "category_shares:good/memory/cells": 0.5, "category_shares:bad/time/cells": 0.25},
+        1: {"category_shares:good/input/counts": pytest.approx(2 / 9), "category_shares:good/memory/counts": pytest.approx(3 / 9),
+            "category_shares:drain/input/counts": pytest.approx(4 / 9), "category_shares:good/input/cells": pytest.approx(1 / 3),
+            "category_shares:good/memory/cells": pytest.approx(1 / 3), "category_shares:drain/input/cells": pytest.approx(1 / 3)},
+        2: {"category_shares:good/software/counts": 1, "category_shares:good/software/cells": 1},
+        3: {"category_shares:bad/crash/counts": pytest.approx(7 / 9), "category_shares:bad/software/counts": pytest.approx(2 / 9),
+            "category_shares:bad/crash/cells": 0.5, "category_shares:bad/software/cells": 0.5},
+        4: {"category_shares:good/software/counts": 1, "category_shares:good/software/cells": 1},
+    },
+    # pooled over the workflow: A (tasks 0-1) 181 counts in 7 cells, B (tasks 2-4) 16 counts in 5 cells
+    "workflow_categories": {
+        r: {f"workflow_categories:{key}/{stat}": pytest.approx(value) for key, (count, cells) in (
+            {"good/unknown": (1, 1), "good/memory": (72, 3), "bad/time": (102, 1), "good/input": (2, 1),
+             "drain/input": (4, 1)} if r < 2 else {"good/software": (7, 3), "bad/crash": (7, 1), "bad/software": (2, 1)}).items()
+            for stat, value in (("share", count / (181 if r < 2 else 16)), ("cell_share", cells / (7 if r < 2 else 5)),
+                                ("cells", cells))}
+        for r in range(5)},
     "task_type": {0: {"task_type:DataProcessing": 1}, 1: {"task_type:Merge": 1}, 2: {"task_type:Production": 1},
                   3: {"task_type:Merge": 1}, 4: {"task_type:Production": 1}},
     "campaign": {0: {"campaign:RunIIFall17DRStdmix": 1}, 1: {"campaign:RunIIFall17DRStdmix": 1},
@@ -275,7 +297,7 @@ def test_shares_do_not_move_when_every_count_of_a_task_scales(history, tmp_path)
         for code, sites in errors[status].items():
             errors[status][code] = {site: 10 * n for site, n in sites.items()}
     other = load_history(write_json(tmp_path / "scaled.json", scaled))
-    for block in ("status_code_shares", "site_shares"):
+    for block in ("status_code_shares", "site_shares", "category_shares"):
         X, names = build_features(history, block)
         X10, names10 = build_features(other, block, vocabulary=names)
         assert np.allclose(X.toarray(), X10.toarray())

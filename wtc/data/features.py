@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from wtc.data import blocks as b
+from wtc.data import category_blocks
 from wtc.data.history import History
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ BLOCKS: dict[str, Block] = {
     "workflow_code_cells": Block(b.over_workflow(b.status_code_sites, "workflow_code_cells")),
     "workflow_shape": Block(b.workflow_shape),
     "workflow_code_shares": Block(b.workflow_code_shares),  # the workflow's (status, code) counts as shares
+    # by the CMS vocabulary's code category (memory, time, site, input, ...): the task's shares, its workflow's
+    "category_shares": Block(category_blocks.category_shares),
+    "workflow_categories": Block(category_blocks.workflow_categories),
     "task_type": Block(b.one_hot("task_type", "task_types"), "one_hot"),
     "campaign": Block(b.one_hot("campaign", "campaigns"), "one_hot"),
     # the first extras, counted over the view's statuses only (kept for existing configs)
@@ -136,6 +140,8 @@ def build_features(
         (its cells per task, distinct codes and sites, bad share of cells, mean log count, this
         task's mean log count relative to it, commonest code's and site's share of its cells),
         ``workflow_code_shares`` (the workflow's (status, code) counts as shares of its total),
+        ``category_shares`` and ``workflow_categories`` (the same by the vocabulary's code category:
+        the task's shares of its count and cells; the workflow's shares and cells),
         ``task_type`` and ``campaign`` (one-hots), any other view, and the first extras
         ``total`` (``total:errors``), ``n_sites`` (``n:sites``), ``n_codes`` (``n:codes``)
         that count over the view's statuses only. ``<entry>.log1p`` log-scales an entry.
