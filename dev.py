@@ -96,15 +96,8 @@ def main(argv: list[str]) -> int:
     if command == "run":
         code = subprocess.run([str(PYTHON), "run.py", "-m", "+experiment=default_sweep", *argv[1:]],
                               cwd=ROOT, env=env).returncode
-        if code == 0:
-            uri = f"sqlite:///{ROOT}/mlruns/mlflow.db"
-            link = subprocess.run([str(PYTHON), "-c", "import sys; from wtc.ops.ui import leaderboard_link; "
-                                   "print(leaderboard_link(sys.argv[1], 'wtc-binary'))", uri],
-                                  cwd=ROOT, env=env, capture_output=True, text=True).stdout.strip()
-            print("\nDone. Start the MLflow UI on the store, then open the leaderboard (the runs ranked by CV):\n"
-                  f"  {VENV}/bin/wtc ui --tracking-uri {uri}\n  {link or 'http://127.0.0.1:5000'}\n"
-                  "The jobs' searches (one Optuna study each) in optuna-dashboard:\n"
-                  f"  {VENV}/bin/optuna-dashboard sqlite:///{ROOT}/mlruns/optuna.db")
+        if code == 0:  # the sweep's end printed the leaderboard's and the searches' commands: not again
+            print("\nDone: the commands above open the leaderboard (wtc ui) and the searches (optuna-dashboard).")
         return code
     print(__doc__)
     return 2
