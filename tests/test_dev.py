@@ -6,6 +6,8 @@ import importlib.util
 import tomllib
 from types import SimpleNamespace
 
+import pytest
+
 from tests.factories import ROOT
 
 
@@ -32,24 +34,20 @@ def test_the_marker_quick_leaves_out_is_registered():
     assert any(marker.split(":")[0] == "slow" for marker in config["markers"])
 
 
-def test_run_ends_with_the_leaderboard_url(monkeypatch, capsys):
+@pytest.mark.parametrize("returncode", [0, 1])
+def test_run_leaves_the_commands_to_the_sweep_and_says_it_is_done(monkeypatch, capsys, returncode):
+    # The sweep's end prints the leaderboard URL with `wtc ui` and the optuna-dashboard command
+    # (tests/ops/test_leaderboard.py, tests/test_sweep.py): dev.py must not print them a second time.
     dev = _dev()
     calls = []
-
-    def fake_run(command, **kwargs):
-        calls.append(command)
-        stdout = "http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=k&workflowType=machine_learning\n"
-        return SimpleNamespace(returncode=0, stdout=stdout)
-
     monkeypatch.setattr(dev, "setup", lambda: None)
-    monkeypatch.setattr(dev.subprocess, "run", fake_run)
-    assert dev.main(["run"]) == 0
+    monkeypatch.setattr(dev.subprocess, "run", lambda command, **kwargs: calls.append(command)
+                        or SimpleNamespace(returncode=returncode))
+    assert dev.main(["run"]) == returncode
     out = capsys.readouterr().out
-    assert calls[0][1:4] == ["run.py", "-m", "+experiment=default_sweep"]
-    assert "leaderboard_link" in calls[1][2] and calls[1][3] == f"sqlite:///{ROOT}/mlruns/mlflow.db"
-    assert f"/bin/wtc ui --tracking-uri sqlite:///{ROOT}/mlruns/mlflow.db" in out
-    assert "  http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=k&workflowType=machine_learning" in out
-    assert out.rstrip().endswith(f"/bin/optuna-dashboard sqlite:///{ROOT}/mlruns/optuna.db")
+    assert len(calls) == 1 and calls[0][1:4] == ["run.py", "-m", "+experiment=default_sweep"]
+    assert "wtc ui --tracking-uri" not in out and "optuna-dashboard sqlite" not in out
+    assert ("Done: the commands above open the leaderboard" in out) == (returncode == 0)
 
 
 def test_notebooks_executes_them_in_the_venv(monkeypatch):
