@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-#: The bench's cheap recipe (smoke tests): an untuned LightGBM on the champion's view, 3 folds.
 #: The table's last row: the model's best fixed threshold at 1 - alpha, picked on all the fresh tasks' labels.
 HINDSIGHT = "hindsight: the model's best threshold (no gate covers more)"
 
+#: The bench's cheap recipe (smoke tests): an untuned LightGBM on the champion's view, 3 folds.
 QUICK = ["data=workflow_evidence", "model=lightgbm", "scaler=none", "search=none", "cv.n_splits=3", "calibration=sigmoid"]
 
 

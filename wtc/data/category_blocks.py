@@ -21,10 +21,10 @@ __all__ = ["category_shares", "workflow_categories"]
 def _status_category_keys(history: History) -> tuple[np.ndarray, callable]:
     """Each entry's (status, code category) key, the category the CMS vocabulary gives its code
     (``unknown`` for a code it does not document), and a namer of such keys."""
-    categories = sorted({exit_code_info(code)["category"] for code in history.codes})
-    of_code = np.array([categories.index(exit_code_info(code)["category"]) for code in history.codes], dtype=np.int64)
-    keys = history.entry_status.astype(np.int64) * len(categories) + (of_code[history.entry_code] if of_code.size
-                                                                       else history.entry_code.astype(np.int64))
+    category_of = [exit_code_info(code)["category"] for code in history.codes]
+    categories = sorted(set(category_of))
+    of_code = np.array([categories.index(category) for category in category_of], dtype=np.int64)
+    keys = history.entry_status.astype(np.int64) * len(categories) + of_code[history.entry_code]
 
     def name_of(prefix, stat):
         def names(col_keys):
