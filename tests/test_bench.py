@@ -65,6 +65,12 @@ def test_quality_benchmark_prints_one_table_per_target(capsys, tracking_uri):
     assert wf_blind[:3] == ["name-blind", "wf", "oracle"] and float(wf_blind[6]) == pytest.approx(1.0)
     assert float(wf_blind[3]) == pytest.approx(tables["binary"][0]["oracle_workflow_blind_log_loss"], abs=1e-4)
     assert float(wf_blind[11]) == pytest.approx(1.0)  # its coverage against itself
+    # the champion's ratio to the name-blind workflow oracle, with its interval (the table's x wblind)
+    ratio_line = next(line for line in lines if line.startswith("champion ÷ name-blind wf oracle"))
+    ratio, low, high = (float(x.strip("[],")) for x in ratio_line.split()[7:10])
+    champion = tables["binary"][0]
+    assert ratio == pytest.approx(champion["log_loss"] / champion["oracle_workflow_blind_log_loss"], abs=2e-3)
+    assert low <= ratio <= high
     # every peer's difference to the champion, with its paired bootstrap interval over the test workflows
     at = next(i for i, line in enumerate(lines) if line.startswith("difference to the champion"))
     differences = {line.split()[0]: line for line in lines[at + 1:at + 5]}
@@ -106,6 +112,27 @@ def test_paired_bootstrap_over_workflows():
     assert diff == pytest.approx(task_losses(y, sharp).mean() - same.mean())
     # swapped, the same difference with the opposite sign
     assert paired_difference(same, task_losses(y, sharp), groups)[0] == pytest.approx(-diff)
+
+
+def test_paired_ratio_to_a_limit_over_workflows():
+    from wtc.bench.paired import paired_ratio, task_losses
+
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(80), 4)
+    y = rng.integers(0, 2, size=groups.size)
+    limit = task_losses(y, np.where(np.eye(2)[y] == 1, 0.8, 0.2))
+    assert paired_ratio(limit, limit, groups) == (1.0, 1.0, 1.0)
+    # a model 0.2 nats worse on every task of a quarter of the workflows: the ratio is the ratio of the means,
+    # and its interval (workflows resampled) covers it and stays above 1
+    worse = limit + np.where(groups < 20, 0.2, 0.0)
+    ratio, low, high = paired_ratio(worse, limit, groups)
+    assert ratio == pytest.approx(worse.sum() / limit.sum())
+    assert 1.0 < low < ratio < high
+    # whole workflows resampled: a wider interval than if every task were its own unit
+    _, task_low, task_high = paired_ratio(worse, limit, np.arange(groups.size))
+    assert high - low > task_high - task_low
+    # one workflow: no interval
+    assert np.isnan(paired_ratio(worse[:4], limit[:4], groups[:4])[1:]).all()
 
 
 def test_learning_answer_names_the_first_size_close_to_the_limit_and_the_largest():
@@ -251,7 +278,9 @@ def test_a_gate_dump_is_read_back_and_measured_without_retraining(tmp_path):
     oof, fresh = load_dump(tmp_path / "d.npz")
     assert set(oof) == {"y", "proba", "groups"} and set(fresh.oracle) == {"workflow oracle"}
     np.testing.assert_array_equal(fresh.correct, fresh_right)
-    table, _ = measure(oof, fresh, 0.05, 0.1, draws=3, draw_tasks=300, calibration_tasks=900, seed=0)
+    table, per_draw = measure(oof, fresh, 0.05, 0.1, draws=3, draw_tasks=300, calibration_tasks=900, seed=0)
+    # The figure draws every row, hindsight included, one point per draw.
+    assert list(per_draw) == [r["row"] for r in table] and all(v.shape == (3, 2) for v in per_draw.values())
     assert [r["row"] for r in table][:4] == [f"promoted: {m}" for m in ("ltt-workflow", "ltt-betting", "ltt-iid",
                                                                          "point estimate")]
     assert all(r["oracle"] == "workflow oracle" for r in table)

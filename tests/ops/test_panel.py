@@ -228,7 +228,8 @@ def test_the_kill_switch_stops_bulk_accepts_and_survives_a_restart(panel, built)
     assert refused.status_code == 409 and "automation is paused (by alice" in refused.get_data(as_text=True)
     assert post(client, "/confirm", {"csrf": csrf(page), "task": auto[0], "mode": "accept"}).status_code == 200
     workflow = auto[0].strip("/").split("/")[0]
-    assert " checked" not in get(client, "/workflow", query_string={"name": workflow}).get_data(as_text=True)
+    paused = get(client, "/workflow", query_string={"name": workflow}).get_data(as_text=True)
+    assert " checked" not in paused and '<span class="muted unselected">automation is paused</span>' in paused
     history, model = built
     reopened = build_panel(history, "models:/test-recovery@champion", None, decisions, operator="bob", model=model)
     state = reopened.test_client().get("/automation").get_json()
@@ -285,5 +286,12 @@ def test_a_joint_gated_model_shows_its_auto_mode(built, tmp_path):
             for mode in seen:
                 if f">{mode}<" in row:
                     seen[mode].append(" checked>" in row)
+                    # An unticked AUTO task says why beside its box.
+                    why = re.search(r'<span class="muted unselected">([^<]+)</span>', row)
+                    assert (why is None) == (" checked>" in row)
+                    if mode == "action only":
+                        assert why.group(1) == "AUTO for the action only: check its parameters"
+                    elif why:
+                        assert why.group(1).startswith("needs a choice of ")
     # (a whole-AUTO task whose recommendation lacks a parameter stays unticked too)
     assert any(seen["whole"]) and seen["action only"] and not any(seen["action only"])

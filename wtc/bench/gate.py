@@ -114,18 +114,12 @@ def _as_decisions(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
     return np.where(correct, 0, 1), np.c_[confidence, np.zeros_like(confidence)]
 
 
-def _best_coverage(confidence, correct, precision: float) -> float:
-    """The largest coverage whose measured precision reaches ``precision`` (ties taken together)."""
+def _best(confidence, correct, precision: float) -> tuple[float, float]:
+    """The largest coverage whose measured precision reaches ``precision`` (ties taken together) and its threshold,
+    chosen on the rows' labels (``inf``: none reaches it)."""
     from wtc.evaluation.automation import coverage_at_precision
 
-    return coverage_at_precision(*_as_decisions(confidence, correct), precision)[0]
-
-
-def _best_threshold(confidence, correct, precision: float) -> float:
-    """The lowest threshold whose rows reach ``precision``, chosen on their labels (``inf``: none does)."""
-    from wtc.evaluation.automation import coverage_at_precision
-
-    return coverage_at_precision(*_as_decisions(confidence, correct), precision)[1]
+    return coverage_at_precision(*_as_decisions(confidence, correct), precision)
 
 
 def _draw(rng, codes_by_group: list[np.ndarray], n_tasks: int) -> np.ndarray:
@@ -139,10 +133,9 @@ def _draw(rng, codes_by_group: list[np.ndarray], n_tasks: int) -> np.ndarray:
 def _gates(confidence, correct, groups, alpha: float, delta: float, rng) -> dict[str, float]:
     """Each method's threshold: LTT one task per workflow (promote's), LTT by betting on every task, LTT rows as
     independent, the point estimate."""
-    from wtc.evaluation.automation import coverage_at_precision
     from wtc.evaluation.gate import ltt_threshold
 
-    point = coverage_at_precision(*_as_decisions(confidence, correct), 1 - alpha)[1]
+    point = _best(confidence, correct, 1 - alpha)[1]
     return {"ltt-workflow": ltt_threshold(confidence, correct, groups, alpha, delta, rng).threshold,
             "ltt-betting": ltt_threshold(confidence, correct, groups, alpha, delta, method="betting").threshold,
             "ltt-iid": ltt_threshold(confidence, correct, None, alpha, delta).threshold,
@@ -167,14 +160,14 @@ def measure(oof: dict, fresh: Scored, alpha: float, delta: float, draws: int, dr
     oracle_cov, hindsight = [], []
     # The model's best fixed threshold, chosen on every fresh task's label: no threshold set in advance covers more
     # of the fresh population at 1 - alpha; applied to the draws like the promoted ones.
-    best = _best_threshold(fresh.confidence, fresh.correct, 1 - alpha)
+    best = _best(fresh.confidence, fresh.correct, 1 - alpha)[1]
     for _ in range(draws):
         rows_b = _draw(rng, by_group, draw_tasks)
         for method, t in promoted.items():
             results[method].append(_at(fresh.confidence[rows_b], fresh.correct[rows_b], t))
         hindsight.append(_at(fresh.confidence[rows_b], fresh.correct[rows_b], best))
         if o_conf is not None:
-            oracle_cov.append(_best_coverage(o_conf[rows_b], o_right[rows_b], 1 - alpha))
+            oracle_cov.append(_best(o_conf[rows_b], o_right[rows_b], 1 - alpha)[0])
     for method, t in promoted.items():
         cov, prec = np.array(results[method]).T
         population = _at(fresh.confidence, fresh.correct, t)
@@ -184,6 +177,7 @@ def measure(oof: dict, fresh: Scored, alpha: float, delta: float, draws: int, dr
     cov, prec = np.array(hindsight).T
     hindsight_row = _row(HINDSIGHT, best, cov, prec, alpha, oracle_cov, _at(fresh.confidence, fresh.correct, best),
                          oof_coverage=float(np.mean(conf_oof >= best)))
+    hindsight_draws = np.c_[cov, prec]
     # Re-certified: each draw a calibration set, its precision measured on the fresh tasks outside it.
     results = {m: [] for m in promoted}
     oracle_cov = []
@@ -195,12 +189,13 @@ def measure(oof: dict, fresh: Scored, alpha: float, delta: float, draws: int, dr
         for method, t in gates.items():
             results[method].append(_at(fresh.confidence[rest], fresh.correct[rest], t))
         if o_conf is not None:
-            oracle_cov.append(_best_coverage(o_conf[rest], o_right[rest], 1 - alpha))
+            oracle_cov.append(_best(o_conf[rest], o_right[rest], 1 - alpha)[0])
     for method in promoted:
         cov, prec = np.array(results[method]).T
         rows.append(_row(f"re-certified: {method}", float("nan"), cov, prec, alpha, oracle_cov, None))
         per_draw[rows[-1]["row"]] = np.c_[cov, prec]
     rows.append(hindsight_row)
+    per_draw[HINDSIGHT] = hindsight_draws
     for row in rows:
         row["oracle"] = oracle_name
     return rows, per_draw
@@ -239,13 +234,15 @@ def print_table(label: str, target: str, rows: list[dict], alpha: float, delta: 
 
 
 def gate_figure(title: str, per_draw: dict[str, np.ndarray], alpha: float):
-    """Precision against coverage, one point per draw, one colour per row."""
+    """Precision against coverage, one point per draw, one colour per row (hindsight: hollow black)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.5, 5.0), layout="constrained")
     ax = fig.add_subplot()
     for i, (name, points) in enumerate(per_draw.items()):
-        ax.scatter(points[:, 0], points[:, 1], s=8, alpha=0.5, color=f"C{i}", label=name)
+        hollow = dict(facecolors="none", edgecolors="black", linewidths=0.6)
+        style = hollow if name == HINDSIGHT else dict(color=f"C{i}")
+        ax.scatter(points[:, 0], points[:, 1], s=8, alpha=0.5, label=name, **style)
     ax.axhline(1 - alpha, ls=":", color="grey")
     ax.set(xlabel="coverage (share of tasks AUTO)", ylabel="realised precision of AUTO", title=title)
     ax.legend(fontsize="small", loc="lower left")

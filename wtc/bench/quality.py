@@ -90,23 +90,28 @@ def _flaml_row(cfg, budget_s: float) -> dict:
     return _with_losses(row, data.y[splits.test], proba, data.groups[splits.test])
 
 
-def _with_losses(row: dict, y_test, proba, groups) -> dict:
+def _with_losses(row: dict, y_test, proba, groups, limit=None) -> dict:
     """``row`` with its per-task test losses and their workflows (``_losses``, ``_groups``): what the
-    paired bootstrap against the champion resamples."""
+    paired bootstrap against the champion resamples; with ``limit`` (the name-blind workflow oracle's
+    probabilities on the same tasks) its losses too (``_limit_losses``)."""
     from wtc.bench.paired import task_losses
 
     row["_losses"], row["_groups"] = task_losses(y_test, proba), groups
+    if limit is not None:
+        row["_limit_losses"] = task_losses(y_test, limit)
     return row
 
 
 def _run_losses(cfg, result) -> tuple:
-    """(labels, probabilities, workflows) of a finished run's test rows (its split is cached)."""
+    """(labels, probabilities, workflows, the name-blind workflow oracle's probabilities or None) of a
+    finished run's test rows (its split is cached)."""
     from wtc.data.dataset import config_splits, load_dataset
     from wtc.models.pipeline import full_proba
 
     data = load_dataset(cfg)
     test = config_splits(cfg, data).test
-    return data.y[test], full_proba(result.pipeline, data.X[test], len(data.classes)), data.groups[test]
+    limit = data.oracle_workflow_blind[test] if data.oracle_workflow_blind is not None else None
+    return data.y[test], full_proba(result.pipeline, data.X[test], len(data.classes)), data.groups[test], limit
 
 
 def _autogluon_row(cfg, budget_s: float, python: str | None) -> dict:
@@ -166,13 +171,18 @@ def autogluon_available(python: str | None) -> str | None:
 
 
 def _print_differences(rows: list[dict]) -> None:
-    """Each row's test log-loss minus the champion's, with a 95% paired bootstrap interval over the test workflows."""
-    from wtc.bench.paired import paired_difference
+    """The champion's ratio to the name-blind workflow oracle, and each row's test log-loss minus the champion's,
+    each with a 95% paired bootstrap interval over the test workflows."""
+    from wtc.bench.paired import paired_difference, paired_ratio
 
     champion = next((r for r in rows if r["recipe"] == "champion" and "_losses" in r), None)
     if champion is None:
         return
     n = len(np.unique(champion["_groups"]))
+    if "_limit_losses" in champion:
+        ratio, low, high = paired_ratio(champion["_losses"], champion["_limit_losses"], champion["_groups"])
+        print(f"champion ÷ name-blind wf oracle (test log-loss) {ratio:.3f} [{low:.3f}, {high:.3f}] (95% paired "
+              f"bootstrap over the {n} test workflows)", flush=True)
     print(f"difference to the champion (test log-loss, peer - champion; < 0: the peer is better) with its 95% "
           f"interval, a paired bootstrap over the {n} test workflows")
     for r in rows:

@@ -38,6 +38,21 @@ def _text(name: str, limit: int = MAX_TASK_NAME) -> str:
     return value
 
 
+def _why_unselected(row: dict, paused: bool) -> str | None:
+    """Why the workflow page does not pre-select an AUTO task for bulk accept (None: it does; "": a REVIEW task)."""
+    if row.get("decision") != "AUTO":
+        return ""
+    if row.get("decided"):
+        return "already decided"
+    if paused:
+        return "automation is paused"
+    if row.get("auto_mode") == "action":
+        return "AUTO for the action only: check its parameters"
+    if row.get("missing"):
+        return f"needs a choice of {', '.join(row['missing'])}"
+    return None
+
+
 def create_app(data: PanelData, log: DecisionLog, operator: str, allowed_hosts: set[str] | None = None) -> Flask:
     """The panel over ``data``, writing to ``log`` for ``operator``.
 
@@ -151,6 +166,8 @@ def create_app(data: PanelData, log: DecisionLog, operator: str, allowed_hosts: 
         if not tasks:
             abort(404, "no such workflow in this history")
         rows = [{**data.summary(t), "decided": decided_of(t), "missing": data.proposal(t)[1]} for t in tasks]
+        for row in rows:
+            row["unselected"] = _why_unselected(row, log.automation["paused"])
         return render_template("workflow.html", workflow=name, rows=rows, actions=ACTIONS, splittings=SPLITTINGS,
                                **common())
 
