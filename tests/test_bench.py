@@ -302,7 +302,8 @@ def test_recovery_benchmark_prints_the_gates_the_oracle_and_the_rules(capsys, tm
 
     path = write_benchmark(tmp_path / "h.json", n_tasks=500, seed=4)
     out = tmp_path / "recovery.md"
-    result = bench_recovery(str(path), fresh_seed=5, fresh_tasks=300, folds=2, alphas=(0.05, 0.5), out=str(out))
+    result = bench_recovery(str(path), fresh_seed=5, fresh_tasks=300, recipe="quick", folds=2, alphas=(0.05, 0.5),
+                            out=str(out))
     text = capsys.readouterr().out
     assert "Certified on" in text and "held-out workflows" in text and "fresh history: seed 5, 300 tasks" in text
     assert set(result["gates"]) == {0.05, 0.5}
@@ -318,3 +319,27 @@ def test_recovery_benchmark_prints_the_gates_the_oracle_and_the_rules(capsys, tm
         assert {"oracle: whole recommendation, ≥ 95% right", "workflow oracle: action alone, ≥ 95% right"} <= set(limits)
         assert all(0 <= value <= 1 for value, _ in limits.values())
     assert out.read_text().count("| production rules: recoveror (both) |") == 2
+
+
+@pytest.mark.slow
+def test_recovery_benchmark_measures_the_shipped_recipe(capsys, tmp_path):
+    """The default recipe: each part a run of +experiment=recovery (one trial here), out-of-fold rows as promote makes
+    them; the parts' runs split by their own targets, so only the fresh history is scored (and the bench says so)."""
+    from wtc.bench import bench_recovery
+    from wtc.data.synthetic import write_benchmark
+
+    path = write_benchmark(tmp_path / "h.json", n_tasks=500, seed=4)
+    result = bench_recovery(str(path), fresh_seed=5, fresh_tasks=300, trials=1, folds=2, alphas=(0.05,),
+                            out=str(tmp_path / "r.md"))
+    text = capsys.readouterr().out
+    written = (tmp_path / "r.md").read_text()
+    assert "`python -m wtc.bench recovery --recipe recovery --fresh-seed 5 --fresh-tasks 300 --folds 2 --trials 1`" \
+        in written and "`+experiment=recovery` runs" in written
+    assert ("held-out workflows" in text) and (("not scored" in text) == ("held_out" not in result))
+    rows, limits = result["fresh"]
+    assert [r["model"] for r in rows][:2] == ["recommender: joint gate, certified ≥ 95% whole",
+                                              "recommender: action gate, certified ≥ 95% action (parameters as "
+                                              "suggestions)"]
+    assert all(r["tasks"] == 300 for r in rows) and result["gates"][0.05].n_rows > 0
+    with pytest.raises(ValueError, match="recipe must be one of recovery, quick, got 'best'"):
+        bench_recovery(str(path), recipe="best")

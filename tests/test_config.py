@@ -197,6 +197,18 @@ def test_primary_config_names_every_group():
     assert compose_cfg(["target=action"]).tracking.experiment == "wtc-action"
 
 
+def test_the_recovery_preset_trains_each_part_with_the_champion_recipe():
+    """Each part of +experiment=recovery is the champion (what the gate needs to certify AUTO: experiments/README.md,
+    "The shipped recommender"); only the sweep over the four parts and its folder are its own."""
+    champion = compose_cfg(["+experiment=champion", "target=memory"], hydra=True)
+    recovery = compose_cfg(["+experiment=recovery", "target=memory"], hydra=True)
+    for key in ("data", "model", "search", "cv", "ensemble", "calibration", "scaler", "metric", "n_jobs"):
+        assert recovery[key] == champion[key], key
+    assert study_name(recovery) == study_name(champion)  # the same search: a part's study is the champion's
+    assert dict(recovery.hydra.sweeper.params) == {"target": "action,splitting,xrootd,memory"}
+    assert recovery.hydra.sweep.dir.startswith("multirun/recovery/")
+
+
 def test_seed_presets_match_the_study():
     dnn = compose_cfg(["model=seed_dnn"]).model.estimator
     assert (dnn.n_layers, dnn.n_neurons, dnn.l2, dnn.dropout) == (3, 51, 0.00147, 0.028)

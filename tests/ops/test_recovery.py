@@ -366,3 +366,32 @@ def test_wtc_serve_answers_with_the_recommendation(store, promoted, tmp_path):
         assert [r["task"] for r in rows] == list(tasks)
         assert [r["recommendation"] for r in rows] == local["recommendation"].tolist()
         assert [r["decision"] for r in rows] == local["decision"].tolist()
+
+
+@pytest.mark.slow
+def test_a_calibrated_fold_ensemble_part_is_refitted_as_its_run_built_its_out_of_fold_rows(tmp_path, tracking_uri):
+    """The champion recipe's parts (``+experiment=recovery``) are calibrated fold ensembles: the joint gate refits one
+    member per fold and calibrates those rows as the run did (cloning the wrapper failed: it has no pipeline steps)."""
+    from sklearn.metrics import log_loss
+
+    from tests.factories import compose_cfg
+    from wtc.data.dataset import config_splits, load_dataset
+    from wtc.models.calibration import SigmoidCalibrator
+    from wtc.ops.recovery_gate import _recipe, out_of_fold
+
+    path = write_benchmark(tmp_path / "h.json", n_tasks=400, seed=3)
+    overrides = ("target=action", "model=lightgbm_es", "scaler=none", "ensemble=folds", "calibration=sigmoid")
+    result = train(path, tracking_uri, "wtc-action", *overrides)
+    recipe, calibrator = _recipe(result.pipeline)
+    assert hasattr(recipe, "named_steps") and isinstance(calibrator, SigmoidCalibrator)
+    assert not hasattr(calibrator, "n_classes_")  # the unfitted prototype, not the run's fitted map
+    cfg = compose_cfg([f"data.path={path}", "search=none", "cv.n_splits=2", *overrides])
+    data = load_dataset(cfg)
+    splits = config_splits(cfg, data)
+    train_rows = splits.train
+    proba = out_of_fold(result.pipeline, data.X[train_rows], data.y[train_rows], data.groups[train_rows], splits.folds,
+                        len(data.classes))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # The same folds and recipe as the run's own out-of-fold rows: about as good (fold rounds differ).
+    ours, runs = log_loss(data.y[train_rows], proba), result.metrics["calibration/oof_log_loss_after"]
+    assert abs(ours - runs) < 0.01, (ours, runs)

@@ -8,7 +8,7 @@ import argparse
 from wtc.bench.gate import bench_gate
 from wtc.bench.loading import bench_data
 from wtc.bench.quality import QUALITY_RECIPES, bench_quality
-from wtc.bench.recovery import bench_recovery
+from wtc.bench.recovery import RECIPES, bench_recovery
 from wtc.bench.sweep import bench_sweep
 
 __all__ = ["bench_data", "bench_gate", "bench_quality", "bench_recovery", "bench_sweep", "main"]
@@ -80,8 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     recovery.add_argument("--fresh-seed", type=int, default=1, help="seed of the fresh history (default 1)")
     recovery.add_argument("--fresh-tasks", type=non_negative, default=10000,
                           help="tasks of the fresh history (default 10000; 0: none)")
-    recovery.add_argument("--data", default="workflow_evidence", help="the parts' view (default workflow_evidence)")
-    recovery.add_argument("--folds", type=positive, default=3, help="grouped folds for the out-of-fold rows (default 3)")
+    recovery.add_argument("--recipe", choices=RECIPES, default=RECIPES[0],
+                          help="the parts: +experiment=recovery runs, what ships (default), or a quick stand-in "
+                               "(default-parameter LightGBM)")
+    recovery.add_argument("--data", help="the parts' view, a conf/data option (default: the recipe's; quick: "
+                                         "workflow_evidence)")
+    recovery.add_argument("--folds", type=positive, help="grouped folds for the out-of-fold rows (default: the "
+                                                          "recipe's; quick: 3)")
+    recovery.add_argument("--trials", type=positive, help="override the recovery recipe's search.n_trials")
     recovery.add_argument("--out", help="also write the tables as Markdown to this file")
     learning = sub.add_parser("learning", help="the champion's excess over a limit and its coverage against the "
                                                "history size, on one world's unseen workflows")
@@ -139,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.trials, args.recipes.split(",") if args.recipes else None, args.tracking_uri,
                       args.blind_samples, args.autogluon_python)
     elif args.what == "recovery":
-        bench_recovery(args.history, args.fresh_seed, args.fresh_tasks, args.data, args.folds, out=args.out)
+        bench_recovery(args.history, args.fresh_seed, args.fresh_tasks, recipe=args.recipe, data=args.data,
+                       folds=args.folds, trials=args.trials, out=args.out)
     else:
         bench_sweep(args.tasks, args.trials, args.folds, args.models, args.views, args.resamplers, args.diagnostics)
     return 0

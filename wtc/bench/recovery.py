@@ -12,9 +12,14 @@ another seed, it measures:
 - the **production rules** (``model=recoveror``: Unified's recoveror and AIErrorHandling's
   StaticActions): coverage (where they fire) and realised precision, of the whole and of the action.
 
-Each part is the preset's recipe with its default parameters (no search: the bench measures the
-gate, not the tuning), fitted once on the training split; its out-of-fold predictions come from
-the training split's workflow-grouped folds.
+``recipe="recovery"`` (the default) measures what ships: each part is a run of
+``+experiment=recovery`` (the champion recipe per part), and its out-of-fold rows on the action
+run's folds are made as ``wtc promote --recovery`` makes them
+(:func:`wtc.ops.recovery_gate.out_of_fold`). The parts' runs split by their own targets, so some of
+the action's held-out tasks trained a part: only the fresh history is scored. ``recipe="quick"``
+is a cheap stand-in (each part LightGBM with default parameters, no search, fitted on the action's
+training split; its out-of-fold rows from that split's grouped folds), which also scores the
+held-out workflows.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-#: The recipe of each part (the recovery preset's family and view; no scaler for trees).
+#: The quick recipe of each part: early-stopped LightGBM with default parameters (view: ``workflow_evidence``).
 PART_OVERRIDES = ("model=lightgbm_es", "scaler=none", "search=none", "n_jobs=1", "diagnostics=none")
+#: The recipes ``bench_recovery`` offers (the first is the default: the shipped ``+experiment=recovery``).
+RECIPES = ("recovery", "quick")
 
 
 @dataclass
@@ -37,7 +44,7 @@ class Part:
     spec: object
     pipeline: object
     oof: np.ndarray
-    test: np.ndarray
+    test: np.ndarray | None  # None: the part's run trained on some of the action's held-out tasks
 
 
 def _fit_part(cfg, data, splits, target: str) -> Part:
@@ -57,6 +64,25 @@ def _fit_part(cfg, data, splits, target: str) -> Part:
     spec = TaskModelSpec(view=cfg.data.view, feature_names=list(data.feature_names), class_names=list(data.classes),
                          extras=list(cfg.data.get("extras") or []), target=target)
     return Part(list(data.classes), spec, final, oof, full_proba(final, data.X[test], k))
+
+
+def _run_part(cfg, data, splits, target: str) -> Part:
+    """The part as ``+experiment=recovery`` trains it (one run), with its out-of-fold rows on the action's
+    folds as ``wtc promote --recovery`` certifies them."""
+    from wtc.data.dataset import config_splits
+    from wtc.inference.tasks import TaskModelSpec
+    from wtc.models.pipeline import full_proba
+    from wtc.ops.recovery_gate import out_of_fold
+    from wtc.run.experiment import run
+
+    result = run(cfg)
+    train, k = splits.train, len(data.classes)
+    oof = out_of_fold(result.pipeline, data.X[train], data.y[train], data.groups[train], splits.folds, k)
+    own_test = config_splits(cfg, data).test
+    test = full_proba(result.pipeline, data.X[splits.test], k) if np.array_equal(own_test, splits.test) else None
+    spec = TaskModelSpec(view=cfg.data.view, feature_names=list(data.feature_names), class_names=list(data.classes),
+                         extras=list(cfg.data.get("extras") or []), target=target)
+    return Part(list(data.classes), spec, result.pipeline, oof, test)
 
 
 def _keys(history, rows=None) -> list[tuple]:
@@ -145,8 +171,9 @@ def _print(title: str, rows: list[dict], limits: dict, lines: list[str]) -> None
 
 
 def bench_recovery(history: str | None = None, fresh_seed: int = 1, fresh_tasks: int = 10000,
-                   data: str = "workflow_evidence", folds: int = 3, alphas: tuple = (0.05, 0.2, 0.5, 0.7),
-                   delta: float = 0.1, out: str | None = None) -> dict:
+                   recipe: str = "recovery", data: str | None = None, folds: int | None = None,
+                   trials: int | None = None, alphas: tuple = (0.05, 0.2, 0.5, 0.7), delta: float = 0.1,
+                   out: str | None = None) -> dict:
     """Fit the parts, certify the joint gate on their out-of-fold rows, and print the tables (see the module).
 
     Parameters
@@ -155,10 +182,14 @@ def bench_recovery(history: str | None = None, fresh_seed: int = 1, fresh_tasks:
         A generated history (default: the default benchmark); its held-out workflows are the first table.
     fresh_seed, fresh_tasks : int
         The fresh history of the second table (0 tasks: none).
-    data : str
-        The parts' view (a ``conf/data`` option).
-    folds : int
-        Workflow-grouped folds of the training split (the out-of-fold rows).
+    recipe : {"recovery", "quick"}
+        The parts: ``+experiment=recovery`` runs (what ships), or the quick stand-in (see the module).
+    data : str, optional
+        The parts' view (a ``conf/data`` option; default: the recipe's, ``workflow_evidence`` for quick).
+    folds : int, optional
+        Workflow-grouped folds of the training split, the out-of-fold rows (default: the recipe's, 3 for quick).
+    trials : int, optional
+        Overrides the recovery recipe's ``search.n_trials`` (quick checks).
     alphas : tuple of float
         The joint gate's tolerated error shares (the first also the action gate's): one row each.
     delta : float
@@ -181,15 +212,31 @@ def bench_recovery(history: str | None = None, fresh_seed: int = 1, fresh_tasks:
     from wtc.inference.tasks import task_probabilities
     from wtc.models.recoveror import RecoverorPolicy
 
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     started = time.perf_counter()
     conf = Path(__file__).resolve().parents[2] / "conf"
     result: dict = {}
+    options = "".join(f" --{k} {v}" for k, v in (("data", data), ("folds", folds), ("trials", trials)) if v)
+    command = (f"`python -m wtc.bench recovery --recipe {recipe} --fresh-seed {fresh_seed} --fresh-tasks "
+               f"{fresh_tasks}{options}`")
+    about = ("parts: `+experiment=recovery` runs (the champion recipe per part), out-of-fold rows on the action run's "
+             "folds as `wtc promote --recovery` makes them" if recipe == "recovery" else
+             f"parts: LightGBM (early-stopped, default parameters), view `{data or 'workflow_evidence'}`, "
+             f"{folds or 3} workflow-grouped folds of the training split for the out-of-fold rows")
     lines = [f"# The recovery recommender's joint gate (δ={delta}) vs the oracle and the production rules\n",
-             f"`python -m wtc.bench recovery --fresh-seed {fresh_seed} --fresh-tasks {fresh_tasks} --data {data}`; "
-             f"parts: LightGBM (early-stopped, default parameters), view `{data}`, {folds} workflow-grouped folds "
-             "of the training split for the out-of-fold rows."]
+             f"{command}; {about}."]
     with tempfile.TemporaryDirectory() as tmp:
-        base = [f"data={data}", *PART_OVERRIDES, f"cv.n_splits={folds}", f"paths.cache_dir={tmp}/cache"]
+        if recipe == "recovery":
+            base = ["+experiment=recovery", f"tracking.uri=sqlite:///{tmp}/mlruns/mlflow.db",
+                    f"paths.mlruns={tmp}/mlruns", "diagnostics=none", "tracking.log_model=false", "n_jobs=1",
+                    "quiet=true"]
+            base += [f"search.n_trials={trials}"] if trials else []
+            base += [f"data={data}"] if data else []
+            base += [f"cv.n_splits={folds}"] if folds else []
+        else:
+            base = [f"data={data or 'workflow_evidence'}", *PART_OVERRIDES, f"cv.n_splits={folds or 3}"]
+        base.append(f"paths.cache_dir={tmp}/cache")
         if history is not None:
             base.append(f"data.path={history}")
         parts, cfgs, datasets = {}, {}, {}
@@ -203,7 +250,8 @@ def bench_recovery(history: str | None = None, fresh_seed: int = 1, fresh_tasks:
             if not np.array_equal(datasets[target].groups, datasets["action"].groups):
                 raise ValueError(f"the {target} part's rows differ from the action's")
             t0 = time.perf_counter()
-            parts[target] = _fit_part(cfgs[target], datasets[target], splits, target)
+            fit = _run_part if recipe == "recovery" else _fit_part
+            parts[target] = fit(cfgs[target], datasets[target], splits, target)
             print(f"{target}: {len(parts[target].classes)} classes, fitted (out-of-fold + refit) in "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
         path = resolve_data_path(cfgs["action"])
@@ -227,12 +275,19 @@ def bench_recovery(history: str | None = None, fresh_seed: int = 1, fresh_tasks:
         rules = {s: RecoverorPolicy(feature_names=action_data.feature_names, class_names=action_data.classes,
                                     target="action", sources=s).fit(action_data.X[train], action_data.y[train])
                  for s in ("unified", "static", "both")}
-        labelled = [t for t, p in zip(loaded.tasks, loaded.parameter_records) if p is not None]
-        raw = _raw_subset(path, [labelled[i] for i in test])
-        rows, limits = _evaluate(parts, {t: p.test for t, p in parts.items()}, gates, [truth_all[i] for i in test],
-                                 action_data.X[test], rules, raw)
-        result["held_out"] = (rows, limits)
-        _print(f"{path.name}: held-out workflows ({len(test)} tasks)", rows, limits, lines)
+        trained_on_test = [t for t, p in parts.items() if p.test is None]
+        if trained_on_test:
+            lines.append(f"\n(held-out workflows of {path.name}: not scored; the run of each of the "
+                         f"{', '.join(trained_on_test)} parts drew its own split, by its own target, and trained "
+                         "on some of them)")
+            print(lines[-1], flush=True)
+        else:
+            labelled = [t for t, p in zip(loaded.tasks, loaded.parameter_records) if p is not None]
+            raw = _raw_subset(path, [labelled[i] for i in test])
+            rows, limits = _evaluate(parts, {t: p.test for t, p in parts.items()}, gates,
+                                     [truth_all[i] for i in test], action_data.X[test], rules, raw)
+            result["held_out"] = (rows, limits)
+            _print(f"{path.name}: held-out workflows ({len(test)} tasks)", rows, limits, lines)
         if fresh_tasks:
             from wtc.data.synthetic import generate_history
 

@@ -4,13 +4,15 @@ Each part's run logged its own split (stratified by its own target, so its held-
 from the action's); the whole recommendation needs every part's prediction on the *same* tasks,
 none of which the part learned from. So every part is refitted (its logged pipeline's
 hyper-parameters, :func:`sklearn.base.clone`) on the workflow-grouped folds of the action run's
-training split and predicts each fold's held-out workflows; those out-of-fold rows certify the
-joint and the action thresholds (:func:`wtc.inference.joint.certify_gate`). The action run's test
-split is never read.
+training split and predicts each fold's held-out workflows (a calibrated fold ensemble, the
+champion recipe, is refitted as its run built its own out-of-fold rows: one member per fold, then
+its calibrator); those out-of-fold rows certify the joint and the action thresholds
+(:func:`wtc.inference.joint.certify_gate`). The action run's test split is never read.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import numpy as np
@@ -20,9 +22,47 @@ from wtc.errors import WtcError
 from wtc.inference.joint import JointGate, certify_gate, combine
 from wtc.ops.baselines import run_config
 
-__all__ = ["certify_recovery"]
+__all__ = ["certify_recovery", "out_of_fold"]
 
 log = logging.getLogger(__name__)
+
+
+def _recipe(model) -> tuple[object, object | None]:
+    """What a logged part is made of: the pipeline whose clone is refitted per fold, and the unfitted
+    calibrator its run fitted on its out-of-fold rows (None: none).
+
+    A part of the champion recipe is a calibrated fold ensemble (``calibration=…``, ``ensemble=folds|top_k``):
+    its members share the best trial's hyper-parameters (``top_k``: the first is the best trial's), and its
+    run's out-of-fold rows are one member per fold, calibrated. Refitting one member's clone per fold and
+    calibrating those rows the same way gives that, on the action run's folds (cloning the whole wrapper
+    would fit every member on the same rows and calibrate on folds that split workflows).
+    """
+    from wtc.models.calibration import CalibratedClassifier, TemperatureCalibrator
+    from wtc.models.ensemble import AveragingClassifier
+
+    calibrator = None
+    if isinstance(model, CalibratedClassifier):
+        calibrator = model.calibrator if model.calibrator is not None else TemperatureCalibrator()  # as its fit
+        model = getattr(model, "estimator_", model.estimator)
+    if isinstance(model, AveragingClassifier):
+        model = getattr(model, "estimators_", model.estimators)[0]
+    return model, calibrator
+
+
+def out_of_fold(pipeline, X, y, groups, folds, n_classes: int) -> np.ndarray:
+    """A part's out-of-fold probabilities on other folds than its run's: per fold a clone of its recipe
+    (:func:`_recipe`) fitted on the other folds' rows (grouped early stopping as in a run), then its
+    calibrator, if any, fitted on all those rows, as its run calibrated its own."""
+    from wtc.models.pipeline import fit_grouped, full_proba
+
+    recipe, calibrator = _recipe(pipeline)
+    proba = np.zeros((len(y), n_classes))
+    for fit_rows, valid_rows in folds:
+        model = fit_grouped(clone(recipe), X[fit_rows], y[fit_rows], groups[fit_rows])
+        proba[valid_rows] = full_proba(model, X[valid_rows], n_classes)
+    if calibrator is not None:
+        proba = copy.deepcopy(calibrator).fit(proba, y).transform(proba)
+    return proba
 
 
 def certify_recovery(client, runs: dict, pipelines: dict, mode: str = "joint", alpha: float = 0.05,
@@ -46,7 +86,6 @@ def certify_recovery(client, runs: dict, pipelines: dict, mode: str = "joint", a
     from wtc.data.dataset import config_splits, load_dataset
     from wtc.data.loader import load_history
     from wtc.data.targets import recovery_key
-    from wtc.models.pipeline import fit_grouped, full_proba
 
     datasets, splits = {}, None
     for target, run in runs.items():
@@ -65,12 +104,9 @@ def certify_recovery(client, runs: dict, pipelines: dict, mode: str = "joint", a
     groups = datasets["action"].groups[train]
     oof, classes = {}, {}
     for target, data in datasets.items():
-        X, y = data.X[train], data.y[train]
-        proba = np.zeros((len(train), len(data.classes)))
-        for fit_rows, valid_rows in splits.folds:
-            model = fit_grouped(clone(pipelines[target]), X[fit_rows], y[fit_rows], groups[fit_rows])
-            proba[valid_rows] = full_proba(model, X[valid_rows], len(data.classes))
-        oof[target], classes[target] = proba, list(data.classes)
+        oof[target] = out_of_fold(pipelines[target], data.X[train], data.y[train], groups, splits.folds,
+                                  len(data.classes))
+        classes[target] = list(data.classes)
         log.info("%s: out-of-fold predictions on %d training tasks (%d folds)", target, len(train), len(splits.folds))
     history = load_history(datasets["action"].path)
     records = [p for p in history.parameter_records if p is not None]
