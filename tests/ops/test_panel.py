@@ -290,7 +290,7 @@ def test_a_joint_gated_model_shows_its_auto_mode(built, tmp_path):
                     why = re.search(r'<span class="muted unselected">([^<]+)</span>', row)
                     assert (why is None) == (" checked>" in row)
                     if mode == "action only":
-                        assert why.group(1) == "AUTO for the action only: check its parameters"
+                        assert why.group(1) == "its parameters are suggestions to check"
                     elif why:
                         assert why.group(1).startswith("needs a choice of ")
     # (a whole-AUTO task whose recommendation lacks a parameter stays unticked too)

@@ -47,7 +47,7 @@ def _why_unselected(row: dict, paused: bool) -> str | None:
     if paused:
         return "automation is paused"
     if row.get("auto_mode") == "action":
-        return "AUTO for the action only: check its parameters"
+        return "its parameters are suggestions to check"
     if row.get("missing"):
         return f"needs a choice of {', '.join(row['missing'])}"
     return None
