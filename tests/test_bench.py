@@ -343,3 +343,10 @@ def test_recovery_benchmark_measures_the_shipped_recipe(capsys, tmp_path):
     assert all(r["tasks"] == 300 for r in rows) and result["gates"][0.05].n_rows > 0
     with pytest.raises(ValueError, match="recipe must be one of recovery, quick, got 'best'"):
         bench_recovery(str(path), recipe="best")
+
+
+def test_recovery_benchmark_refuses_trials_for_the_quick_recipe(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["recovery", "--recipe", "quick", "--trials", "2"])
+    assert exit_.value.code == 2
+    assert "--trials sets the recovery recipe's search; the quick recipe has none" in capsys.readouterr().err

@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.trials, args.recipes.split(",") if args.recipes else None, args.tracking_uri,
                       args.blind_samples, args.autogluon_python)
     elif args.what == "recovery":
+        if args.trials and args.recipe == "quick":
+            parser.error("recovery: --trials sets the recovery recipe's search; the quick recipe has none")
         bench_recovery(args.history, args.fresh_seed, args.fresh_tasks, recipe=args.recipe, data=args.data,
                        folds=args.folds, trials=args.trials, out=args.out)
     else:

@@ -47,30 +47,31 @@ class Part:
     test: np.ndarray | None  # None: the part's run trained on some of the action's held-out tasks
 
 
-def _fit_part(cfg, data, splits, target: str) -> Part:
-    """Out-of-fold probabilities on the training split, then the refit on all of it."""
+def _spec(cfg, data, target: str):
+    """How the part reads raw tasks (its view, columns, classes)."""
     from wtc.inference.tasks import TaskModelSpec
-    from wtc.models.pipeline import build_pipeline, fit_grouped, full_proba, with_params
 
-    train, test = splits.train, splits.test
-    X, y, groups = data.X[train], data.y[train], data.groups[train]
-    k = len(data.classes)
-    pipeline = build_pipeline(cfg, data.feature_names, data.classes)
-    oof = np.zeros((len(train), k))
-    for fit_rows, valid_rows in splits.folds:
-        model = fit_grouped(with_params(pipeline, {}), X[fit_rows], y[fit_rows], groups[fit_rows])
-        oof[valid_rows] = full_proba(model, X[valid_rows], k)
-    final = fit_grouped(with_params(pipeline, {}), X, y, groups)
-    spec = TaskModelSpec(view=cfg.data.view, feature_names=list(data.feature_names), class_names=list(data.classes),
+    return TaskModelSpec(view=cfg.data.view, feature_names=list(data.feature_names), class_names=list(data.classes),
                          extras=list(cfg.data.get("extras") or []), target=target)
-    return Part(list(data.classes), spec, final, oof, full_proba(final, data.X[test], k))
+
+
+def _fit_part(cfg, data, splits, target: str) -> Part:
+    """The quick part: out-of-fold probabilities on the training split's folds, then the refit on all of it."""
+    from wtc.models.pipeline import build_pipeline, fit_grouped, full_proba, with_params
+    from wtc.ops.recovery_gate import out_of_fold
+
+    train, k = splits.train, len(data.classes)
+    X, y, groups = data.X[train], data.y[train], data.groups[train]
+    pipeline = build_pipeline(cfg, data.feature_names, data.classes)
+    oof = out_of_fold(pipeline, X, y, groups, splits.folds, k)
+    final = fit_grouped(with_params(pipeline, {}), X, y, groups)
+    return Part(list(data.classes), _spec(cfg, data, target), final, oof, full_proba(final, data.X[splits.test], k))
 
 
 def _run_part(cfg, data, splits, target: str) -> Part:
     """The part as ``+experiment=recovery`` trains it (one run), with its out-of-fold rows on the action's
     folds as ``wtc promote --recovery`` certifies them."""
     from wtc.data.dataset import config_splits
-    from wtc.inference.tasks import TaskModelSpec
     from wtc.models.pipeline import full_proba
     from wtc.ops.recovery_gate import out_of_fold
     from wtc.run.experiment import run
@@ -80,9 +81,7 @@ def _run_part(cfg, data, splits, target: str) -> Part:
     oof = out_of_fold(result.pipeline, data.X[train], data.y[train], data.groups[train], splits.folds, k)
     own_test = config_splits(cfg, data).test
     test = full_proba(result.pipeline, data.X[splits.test], k) if np.array_equal(own_test, splits.test) else None
-    spec = TaskModelSpec(view=cfg.data.view, feature_names=list(data.feature_names), class_names=list(data.classes),
-                         extras=list(cfg.data.get("extras") or []), target=target)
-    return Part(list(data.classes), spec, result.pipeline, oof, test)
+    return Part(list(data.classes), _spec(cfg, data, target), result.pipeline, oof, test)
 
 
 def _keys(history, rows=None) -> list[tuple]:
