@@ -38,15 +38,12 @@ def _recipe(model) -> tuple[object, object | None]:
     would fit every member on the same rows and calibrate on folds that split workflows).
     """
     from wtc.models.calibration import CalibratedClassifier, TemperatureCalibrator
-    from wtc.models.ensemble import AveragingClassifier
+    from wtc.run.refit import inner_pipeline
 
     calibrator = None
     if isinstance(model, CalibratedClassifier):
         calibrator = model.calibrator if model.calibrator is not None else TemperatureCalibrator()  # as its fit
-        model = getattr(model, "estimator_", model.estimator)
-    if isinstance(model, AveragingClassifier):
-        model = getattr(model, "estimators_", model.estimators)[0]
-    return model, calibrator
+    return inner_pipeline(model), calibrator
 
 
 def out_of_fold(pipeline, X, y, groups, folds, n_classes: int) -> np.ndarray:
