@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wtc.bench.scratch import scratch_overrides
+
 #: The table's last row: the model's best fixed threshold at 1 - alpha, picked on all the fresh tasks' labels.
 HINDSIGHT = "hindsight: the model's best threshold (no gate covers more)"
 
@@ -279,8 +281,7 @@ def bench_gate(history: str | None = None, generate_seed: int | None = None, tas
         print(f"training history: {history or 'the default benchmark'}; fresh history: {fresh_tasks} tasks, seed "
               f"{fresh_seed} ({time.perf_counter() - start:.0f} s to generate)", flush=True)
         uri = f"sqlite:///{tmp}/mlruns/mlflow.db"
-        base = [f"tracking.uri={uri}", f"paths.mlruns={tmp}/mlruns", f"paths.cache_dir={tmp}/cache",
-                "diagnostics=none", "tracking.log_model=false", "n_jobs=1", "quiet=true"]
+        base = [*scratch_overrides(tmp, uri), "quiet=true"]
         if history is not None:
             base.append(f"data.path={history}")
         recipe = QUICK if quick else ["+experiment=champion"]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wtc.bench.scratch import scratch_overrides
+
 #: The limits the excess can be measured against: ``load_oracle``'s keyword arguments and the
 #: function that writes the sidecar beside a generated history (None: written with it). The
 #: default is the name-blind workflow oracle: the tight limit of a model that reads a task's siblings.
@@ -187,9 +189,7 @@ def bench_learning(sizes: list[int], seeds: list[int], holdout: int, world: int 
                 path = _write_subset(raw, _take(mine, members, math.ceil(size / (1 - TEST_SIZE))), members,
                                      tmp / f"train_{size}_seed{seed}.json")
                 overrides = ["+experiment=champion", f"target={target}", f"data.path={path}", f"seed={seed}",
-                             f"test_size={TEST_SIZE}", f"tracking.uri=sqlite:///{tmp}/mlruns/mlflow.db",
-                             f"paths.mlruns={tmp}/mlruns", f"paths.cache_dir={tmp}/cache", "diagnostics=none",
-                             "tracking.log_model=false", "n_jobs=1", "quiet=true"]
+                             f"test_size={TEST_SIZE}", *scratch_overrides(tmp), "quiet=true"]
                 if trials is not None:
                     overrides.append(f"search.n_trials={trials}")
                 with initialize_config_dir(config_dir=str(conf), version_base="1.3"):

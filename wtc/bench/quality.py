@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wtc.bench.scratch import scratch_overrides
+
 #: The limits a quality row may carry: the exact per-task oracle, the name-blind oracle, the
 #: workflow oracle (reads the task's siblings) and the name-blind workflow oracle, as metric prefixes.
 _LIMITS = ("oracle", "oracle_blind", "oracle_workflow", "oracle_workflow_blind")
@@ -321,11 +323,7 @@ def bench_quality(history: str | None, generate_seed: int | None, tasks: int, bu
 
             history = str(write_benchmark(Path(tmp) / f"history_{tasks}_seed{generate_seed}.json", n_tasks=tasks,
                                           seed=generate_seed))
-        base = [f"tracking.uri={tracking_uri or f'sqlite:///{tmp}/mlruns/mlflow.db'}", f"paths.mlruns={tmp}/mlruns",
-                f"paths.cache_dir={tmp}/cache", "diagnostics=none", "tracking.log_model=false",
-                # One thread per model for every recipe and FLAML alike: on a shared machine
-                # OpenMP threads that wait on each other cost more than they bring.
-                "n_jobs=1"]
+        base = scratch_overrides(tmp, tracking_uri)  # one thread per model for every recipe and FLAML alike
         if history is not None:
             base.append(f"data.path={history}")
         print(f"history: {history or 'the default benchmark'}; FLAML budget {budget_s:.0f} s", flush=True)

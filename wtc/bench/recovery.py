@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wtc.bench.scratch import scratch_overrides
+
 #: The quick recipe of each part: early-stopped LightGBM with default parameters (view: ``workflow_evidence``).
 PART_OVERRIDES = ("model=lightgbm_es", "scaler=none", "search=none", "n_jobs=1", "diagnostics=none")
 #: The recipes ``bench_recovery`` offers (the first is the default: the shipped ``+experiment=recovery``).
@@ -227,15 +229,13 @@ def bench_recovery(history: str | None = None, fresh_seed: int = 1, fresh_tasks:
              f"{command}; {about}."]
     with tempfile.TemporaryDirectory() as tmp:
         if recipe == "recovery":
-            base = ["+experiment=recovery", f"tracking.uri=sqlite:///{tmp}/mlruns/mlflow.db",
-                    f"paths.mlruns={tmp}/mlruns", "diagnostics=none", "tracking.log_model=false", "n_jobs=1",
-                    "quiet=true"]
+            base = ["+experiment=recovery", *scratch_overrides(tmp), "quiet=true"]
             base += [f"search.n_trials={trials}"] if trials else []
             base += [f"data={data}"] if data else []
             base += [f"cv.n_splits={folds}"] if folds else []
         else:
-            base = [f"data={data or 'workflow_evidence'}", *PART_OVERRIDES, f"cv.n_splits={folds or 3}"]
-        base.append(f"paths.cache_dir={tmp}/cache")
+            base = [f"data={data or 'workflow_evidence'}", *PART_OVERRIDES, f"cv.n_splits={folds or 3}",
+                    f"paths.cache_dir={tmp}/cache"]
         if history is not None:
             base.append(f"data.path={history}")
         parts, cfgs, datasets = {}, {}, {}

@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from wtc.bench.scratch import scratch_overrides
+
 #: What each measured recipe overrides: the champion preset (binary), and the heaviest job of the
 #: default sweep (``+experiment=default_sweep``: 4 GP trials x 3 grouped folds; xgboost, combined, no resampling).
 RECIPES = {"champion": ["+experiment=champion", "target=binary"],
@@ -56,9 +58,7 @@ def measure(recipe: str, path: Path, tmp: Path, trials: int | None) -> dict:
     """One run of ``recipe`` on the history at ``path`` in a child process: its figures (see :func:`_child`)."""
     conf = Path(__file__).resolve().parents[2] / "conf"
     out = tmp / f"{recipe}-{path.stem}.json"
-    overrides = [*RECIPES[recipe], f"data.path={path}", f"tracking.uri=sqlite:///{tmp}/mlruns/mlflow.db",
-                 f"paths.mlruns={tmp}/mlruns", f"paths.cache_dir={tmp}/cache", "diagnostics=none",
-                 "tracking.log_model=false", "n_jobs=1", "quiet=true"]
+    overrides = [*RECIPES[recipe], f"data.path={path}", *scratch_overrides(tmp), "quiet=true"]
     if trials is not None:
         overrides.append(f"search.n_trials={trials}")
     spec = json.dumps({"conf": str(conf), "overrides": overrides, "out": str(out)})
