@@ -68,3 +68,37 @@ def test_a_run_whose_sigterm_was_swallowed_ends_killed(tracking_uri):
     assert raised.value.run_id == tracker.run_id
     assert [p.info.status for p in parents] == ["KILLED"]
     assert parents[0].data.tags["error"] == "Terminated: SIGTERM"
+
+
+def _sigterm_during(obj, name: str, after: bool) -> None:
+    """Make ``obj.name`` receive a SIGTERM just before (or just after) its real call writes."""
+    real = getattr(obj, name)
+
+    def call(*args, **kwargs):
+        if not after:
+            os.kill(os.getpid(), signal.SIGTERM)
+        result = real(*args, **kwargs)
+        if after:
+            os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs between bytecodes, here
+            pass
+        return result
+
+    setattr(obj, name, call)
+
+
+@pytest.mark.parametrize("where", ["create_run after", "set_terminated before", "set_terminated after"])
+def test_a_sigterm_inside_a_child_runs_start_or_end_leaves_no_run_running(tracking_uri, where):
+    from tests.factories import runs_of
+    from wtc.store.runs import RunTracker
+
+    name, when = where.split()
+    with pytest.raises(Terminated), interrupts_unwind():
+        with RunTracker(tracking_uri, "mid-child") as tracker:
+            tracker.child_run("trial-0", {"C": 1.0}, {"cv/loss": 0.5})
+            _sigterm_during(tracker._client, name, after=when == "after")
+            tracker.child_run("trial-1", {"C": 2.0}, {"cv/loss": 0.4})
+    _, parents, children = runs_of(tracking_uri, "mid-child")
+    assert [p.info.status for p in parents] == ["KILLED"]
+    assert len(children) == 2 and "RUNNING" not in {c.info.status for c in children}, \
+        [(c.info.run_name, c.info.status) for c in children]

@@ -331,15 +331,16 @@ class RunTracker(RunLogger):
         really ran, for a child logged after the fact (a finished search trial).
         """
         child_tags = {MLFLOW_PARENT_RUN_ID: self._run_id, **(tags or {})}
-        with self._timed():
+        # A SIGTERM between creating the run and recording it as open would leave it RUNNING for good.
+        with interrupt.deferred(), self._timed():
             run = self._client.create_run(
                 self._experiment_id,
                 start_time=None if start_time is None else int(start_time * 1000),
                 run_name=name,
                 tags={str(k): str(v) for k, v in child_tags.items()},
             )
-        child = RunLogger(self._client, run.info.run_id, self._timed)
-        self._open_children[child.run_id] = child
+            child = RunLogger(self._client, run.info.run_id, self._timed)
+            self._open_children[child.run_id] = child
         try:
             yield child
         except BaseException as exc:
@@ -367,10 +368,10 @@ class RunTracker(RunLogger):
         return child.run_id
 
     def _end_child(self, run_id: str, status: str, end_time: float | None = None) -> None:
-        self._open_children.pop(run_id, None)
-        with self._timed():
+        with interrupt.deferred(), self._timed():  # not forgotten as open while its end is still unwritten
             self._client.set_terminated(run_id, status=status,
                                         end_time=None if end_time is None else int(end_time * 1000))
+            self._open_children.pop(run_id, None)
 
     # ------------------------------------------------------------------------- models
     def log_model(
