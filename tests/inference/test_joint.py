@@ -59,7 +59,7 @@ def test_the_gate_decides_on_the_whole_and_in_mode_action_on_the_action_alone(th
     assert auto.tolist() == [True, True, True] and mode.tolist() == ["action", "joint", "action"]
     never = JointGate(math.inf, math.inf, "action")
     auto, mode, reasons = never.decide(three)
-    assert not auto.any() and reasons[1] == "whole 0.7<none (weakest: action 0.7); action 0.7<none"
+    assert not auto.any() and reasons[1] == "whole 0.7, no threshold certified (weakest: action 0.7); action 0.7, no threshold certified"
 
 
 def test_a_bad_mode_is_refused():

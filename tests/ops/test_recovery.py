@@ -79,7 +79,7 @@ def test_a_non_acdc_gets_no_splitting_xrootd_or_memory():
 
 
 @pytest.mark.parametrize("thresholds, memory, reason", [
-    ((0.8, math.inf, 0.6, 0.4), (0.5, 0.3, 0.2), "splitting 0.95<none"),
+    ((0.8, math.inf, 0.6, 0.4), (0.5, 0.3, 0.2), "splitting 0.95, no threshold certified"),
     ((0.8, 0.9, 0.6, 0.4), (0.2, 0.3, 0.5), "memory: other (a rare value)"),
     ((0.95, 0.9, 0.6, 0.4), (0.5, 0.3, 0.2), "action 0.9<0.95"),
 ])

@@ -170,15 +170,19 @@ class JointGate:
                 reasons.append(f"{part}: other (a rare value)")
                 continue
             part, p = combined.weakest(i)
-            text = f"whole {combined.confidence[i]:.3g}<{_short(self.joint_threshold)} (weakest: {part} {p:.3g})"
+            text = f"{below('whole', combined.confidence[i], self.joint_threshold)} (weakest: {part} {p:.3g})"
             if self.mode == "action" and not action_ok[i]:
-                text += f"; action {action_p[i]:.3g}<{_short(self.action_threshold)}"
+                text += f"; {below('action', action_p[i], self.action_threshold)}"
             reasons.append(text)
         return whole | by_action, auto_mode, reasons
 
 
-def _short(threshold: float) -> str:
-    return "none" if not math.isfinite(threshold) else f"{threshold:.3g}"
+def below(what: str, confidence: float, threshold: float | None) -> str:
+    """What held a task back, for an operator: ``action 0.82<0.9``, or ``action 0.82, no threshold
+    certified`` where the gate found none (then nothing of that kind is ever AUTO)."""
+    if threshold is None or not math.isfinite(threshold):
+        return f"{what} {confidence:.3g}, no threshold certified"
+    return f"{what} {confidence:.3g}<{threshold:.3g}"
 
 
 def certify_gate(combined: Combined, truth: Sequence[tuple], groups, mode: str = "joint", alpha: float = 0.05,

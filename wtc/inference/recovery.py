@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from wtc.data.dataset import OTHER_CLASS
-from wtc.inference.joint import Combined, JointGate, combine
+from wtc.inference.joint import Combined, JointGate, below, combine
 from wtc.inference.tasks import AUTO, REVIEW, TaskModelSpec, read_tasks, task_probabilities
 
 __all__ = ["ACDC", "ACDC_PARTS", "RECOVERY_TARGETS", "RecoveryPart", "recommend_tasks", "recovery_columns"]
@@ -83,17 +83,13 @@ def _meets(confidence: np.ndarray, threshold: float | None) -> np.ndarray:
     return confidence >= threshold
 
 
-def _short(threshold: float | None) -> str:
-    return "none" if threshold is None or not math.isfinite(threshold) else f"{threshold:.3g}"
-
-
 def _per_part_decision(parts: Mapping[str, RecoveryPart], combined: Combined) -> tuple[np.ndarray, list[str]]:
     """The older rule (a bundle without a joint gate): every part used meets its own threshold."""
     action, action_p = combined.values["action"], combined.probabilities["action"]
     auto = _meets(action_p, parts["action"].threshold) & (action != OTHER_CLASS)
     reasons: list[list[str]] = [[] for _ in range(action.size)]
     for i in np.flatnonzero(~auto):
-        reasons[i].append(f"action {action_p[i]:.3g}<{_short(parts['action'].threshold)}"
+        reasons[i].append(below("action", action_p[i], parts["action"].threshold)
                           if action[i] != OTHER_CLASS else "action: other (a rare action)")
     acdc = combined.acdc
     for name in ACDC_PARTS:
@@ -102,7 +98,7 @@ def _per_part_decision(parts: Mapping[str, RecoveryPart], combined: Combined) ->
         values, value_p = combined.values[name], combined.probabilities[name]
         ok = _meets(np.nan_to_num(value_p), parts[name].threshold) & (values != OTHER_CLASS)
         for i in np.flatnonzero(acdc & ~ok):
-            reasons[i].append(f"{name} {value_p[i]:.3g}<{_short(parts[name].threshold)}" if values[i] != OTHER_CLASS
+            reasons[i].append(below(name, value_p[i], parts[name].threshold) if values[i] != OTHER_CLASS
                               else f"{name}: other (a rare value)")
         auto &= ~acdc | ok
     return auto, ["; ".join(r) for r in reasons]
