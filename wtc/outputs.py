@@ -10,7 +10,7 @@ from pathlib import Path
 
 from wtc.errors import WtcError, one_line
 
-__all__ = ["check_output", "write_atomic"]
+__all__ = ["check_output", "replace_atomically", "write_atomic"]
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -35,23 +35,35 @@ def check_output(path: Path | str, force: bool = False, inputs: Iterable[Path | 
     return path
 
 
-def write_atomic(path: Path | str, content: str | bytes | Callable[[Path], object], encoding: str = "utf-8") -> Path:
-    """Write ``content`` (text, bytes, or a function that writes the file it is given) to ``path`` through
-    a temp file in the same folder and ``os.replace``: the file is whole or as it was. A failure is one
-    WtcError naming the file; the temp file is removed."""
+def replace_atomically(path: Path | str, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temp file in ``path``'s folder, then ``os.replace`` it onto ``path``: a
+    reader sees the old file or the whole new one. The temp name is unique per process and call, so
+    concurrent writers never clash (the last replace wins); unlike ``mkstemp`` it keeps the umask's
+    permissions. Any failure removes the temp file and propagates unchanged."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            tmp.write_text(content, encoding=encoding)
-        elif isinstance(content, bytes):
-            tmp.write_bytes(content)
-        else:
-            content(tmp)
+        write(tmp)
         os.replace(tmp, path)
-    except OSError as exc:
-        raise WtcError(f"cannot write {path}: {one_line(exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_atomic(path: Path | str, content: str | bytes | Callable[[Path], object], encoding: str = "utf-8") -> Path:
+    """Write ``content`` (text, bytes, or a function that writes the file it is given) to ``path``
+    with :func:`replace_atomically`, making its folder first. A failure is one WtcError naming the file."""
+    path = Path(path)
+    if isinstance(content, str):
+        def write(tmp: Path) -> object:
+            return tmp.write_text(content, encoding=encoding)
+    elif isinstance(content, bytes):
+        def write(tmp: Path) -> object:
+            return tmp.write_bytes(content)
+    else:
+        write = content
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return replace_atomically(path, write)
+    except OSError as exc:
+        raise WtcError(f"cannot write {path}: {one_line(exc)}") from None

@@ -18,13 +18,13 @@ import io
 import json
 import logging
 import os
-import tempfile
 import uuid
 from pathlib import Path
 
 import numpy as np
 
 from wtc.data.files import read_regular
+from wtc.outputs import replace_atomically
 
 __all__ = ["FIELDS", "atomic_write", "cache_dir", "content_hash", "read", "write"]
 
@@ -173,13 +173,10 @@ def write(digest: str, payload: dict, folder: Path) -> None:
 
 
 def atomic_write(target: Path, write_to) -> None:
-    """Write ``target`` through ``write_to(binary file)`` into a temporary file beside it, renamed
-    into place: a reader sees the old file or the whole new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    """Write ``target`` through ``write_to(binary file)`` with :func:`wtc.outputs.replace_atomically`:
+    a reader sees the old file or the whole new one, never a part."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             write_to(fh)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    replace_atomically(target, write)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
 
 from wtc.data.synthetic.sampling import generate_history
 from wtc.data.synthetic.world import DEFAULT_TASKS, GENERATOR_VERSION
+from wtc.outputs import replace_atomically
 
 
 def oracle_path(history_path, blind: bool = False, workflow: bool = False) -> Path:
@@ -23,22 +23,6 @@ def oracle_path(history_path, blind: bool = False, workflow: bool = False) -> Pa
     kind = {(False, False): "oracle", (True, False): "blind_oracle", (False, True): "workflow_oracle",
             (True, True): "workflow_blind_oracle"}[bool(blind), bool(workflow)]
     return path.with_name(f"{path.stem}.{kind}.parquet")
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temp file in the same folder and ``os.replace``: readers never see half a file.
-
-    The temp name is unique per process and call, so concurrent writers (e.g. test workers
-    generating the default benchmark at once) never clash; the last ``os.replace`` wins with
-    identical bytes. Unlike ``mkstemp`` it keeps the usual umask-based permissions.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_benchmark(path, n_tasks: int = DEFAULT_TASKS, seed: int = 0) -> Path:
@@ -61,8 +45,8 @@ def write_benchmark(path, n_tasks: int = DEFAULT_TASKS, seed: int = 0) -> Path:
     history, oracle = generate_history(n_tasks, seed)
     text = json.dumps(history, separators=(",", ":"))
     # The oracle lands first: whoever sees the history also finds its sidecar.
-    _atomic_write(oracle_path(path), lambda tmp: oracle.to_parquet(tmp, index=False))
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    replace_atomically(oracle_path(path), lambda tmp: oracle.to_parquet(tmp, index=False))
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path
 
 
@@ -128,7 +112,7 @@ def _ensure_sidecar(history_path, sidecar: Path, compute) -> Path:
     if sidecar.exists() and list(pd.read_parquet(sidecar, columns=["task"])["task"]) == list(history):
         return sidecar
     table = compute(history)
-    _atomic_write(sidecar, lambda tmp: table.to_parquet(tmp, index=False))
+    replace_atomically(sidecar, lambda tmp: table.to_parquet(tmp, index=False))
     return sidecar
 
 
