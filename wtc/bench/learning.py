@@ -174,11 +174,9 @@ def bench_learning(sizes: list[int], seeds: list[int], holdout: int, world: int 
         held = _take(shuffled, members, holdout)
         pool = shuffled[len(held):]
         held_path = _write_subset(raw, held, members, tmp / "holdout.json", load_oracle_table(world_path))
-        ensure = LIMITS[limit][1]
-        if ensure in ("ensure_blind_oracle", "ensure_workflow_blind_oracle"):
-            getattr(synthetic, ensure)(held_path, samples=blind_samples)
-        elif ensure is not None:
-            getattr(synthetic, ensure)(held_path)
+        kwargs, ensure = LIMITS[limit]
+        if ensure is not None:  # a name-blind oracle is estimated from samples
+            getattr(synthetic, ensure)(held_path, **({"samples": blind_samples} if kwargs.get("blind") else {}))
         print(f"world {world}: {len(raw)} tasks, {len(order)} workflows; held out {sum(len(members[w]) for w in held)} "
               f"tasks of {len(held)} workflows; limit {limit} ({time.perf_counter() - start:.0f} s)", flush=True)
         print(f"{'size':>7} {'seed':>4} {'train':>7} {'test':>6} {'log_loss':>9} {'limit':>8} {'excess%':>8} "
