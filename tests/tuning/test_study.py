@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from tests.factories import compose_cfg
+from wtc.process import process_started
 from wtc.tuning import GPSearcher, StudySpec, TPESearcher, search, study_name, tune
 from wtc.tuning.study import GRACE_BEATS
 
@@ -118,7 +119,8 @@ def test_a_dead_processs_trial_is_failed_at_once_and_a_live_ones_kept(pipeline, 
     distributions = TPESearcher(SPACE, 4, 0).distributions
     numbers = [shared.create_running({"C": c}, distributions) for c in (0.1, 0.2)]
     shared.set_attrs(numbers[0], {"wtc.owner": {"host": shared.host, "pid": dead.pid, "worker": 0}})
-    shared.set_attrs(numbers[1], {"wtc.owner": {"host": shared.host, "pid": os.getppid(), "worker": 0}})
+    shared.set_attrs(numbers[1], {"wtc.owner": {"host": shared.host, "pid": os.getppid(),
+                                                "started": process_started(os.getppid()), "worker": 0}})
     assert shared.reap() == [numbers[0]]
     states = {t.number: t.state for t in study.get_trials()}
     assert states == {numbers[0]: TrialState.FAIL, numbers[1]: TrialState.RUNNING}
@@ -151,12 +153,13 @@ def test_a_trial_names_its_owner_from_its_creation(kind, spec, monkeypatch):
         searcher.ask()
     (trial,) = shared.study.get_trials()
     assert trial.state.name == "RUNNING"
-    assert trial.user_attrs["wtc.owner"] == {"host": shared.host, "pid": os.getpid(), "worker": 0}
+    assert trial.user_attrs["wtc.owner"] == {"host": shared.host, "pid": os.getpid(),
+                                             "started": process_started(os.getpid()), "worker": 0}
     monkeypatch.undo()
     # The next process (another pid, on this host) finds the owner dead and fails the trial.
     later = spec.open(4)
     later.pid = -1
-    monkeypatch.setattr("wtc.tuning.study.process_alive", lambda host, pid: pid != os.getpid())
+    monkeypatch.setattr("wtc.tuning.study.process_alive", lambda host, pid, started: pid != os.getpid())
     assert later.reap() == [trial.number] and later.remaining() == 4
     shared.close()
     later.close()
@@ -309,3 +312,13 @@ def test_derived_seeds_keep_the_first_worker_of_a_fresh_study():
     seeds = {derive_seed(7, existing, worker) for existing in range(3) for worker in range(3)}
     assert len(seeds) == 9 and all(isinstance(s, int) and 0 <= s < 2**32 for s in seeds)
     assert np.random.RandomState(derive_seed(7, 3, 0)).rand() != np.random.RandomState(7).rand()
+
+
+def test_a_trial_whose_pid_was_given_to_another_process_is_failed(pipeline, data, spec):
+    """The owner's pid runs, but it is another process (started at another time): the trial is reaped."""
+    shared = spec.open(2)
+    number = shared.create_running({"C": 0.1}, TPESearcher(SPACE, 2, 0).distributions)
+    shared.set_attrs(number, {"wtc.owner": {"host": shared.host, "pid": os.getppid(), "started": "0", "worker": 0}})
+    assert shared.reap() == [number]
+    assert shared.study.get_trials()[0].user_attrs["wtc.failed"] == "its process is gone"
+    shared.close()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wtc.errors import ConfigError, one_line
-from wtc.process import process_alive
+from wtc.process import process_alive, process_started
 from wtc.sqlite import sqlite_db_path, sqlite_lock
 from wtc.tuning.naming import IN_MEMORY, RUN_KEYS, direction, study_name
 from wtc.tuning.trial import TrialRecord
@@ -136,6 +136,7 @@ class SharedStudy:
         self.spec = spec
         self.n_trials = int(n_trials)
         self.host, self.pid = socket.gethostname(), os.getpid()
+        self.started = process_started(self.pid)  # with the pid: a pid reused since is not the owner
         # SQLite: wait for a busy file instead of failing at once (several workers write to it).
         engine = {"connect_args": {"timeout": 60}} if spec.url.startswith("sqlite") else {"pool_pre_ping": True}
         heartbeat = spec.heartbeat_s
@@ -225,7 +226,7 @@ class SharedStudy:
             owner = trial.user_attrs.get("wtc.owner", {})
             if (self.spec.url, self.spec.name, trial.number) in _OPEN_HERE or owner.get("host") != self.host:
                 continue
-            if owner.get("pid") == self.pid or process_alive(self.host, owner.get("pid")) is False:
+            if owner.get("pid") == self.pid or process_alive(self.host, owner.get("pid"), owner.get("started")) is False:
                 self.fail(trial.number, "its process is gone")
                 failed.append(trial.number)
         if self.spec.heartbeat_s is not None:
@@ -302,8 +303,10 @@ class SharedStudy:
         return self.storage.get_trial_number_from_id(self.storage.create_new_trial(self.study_id, template))
 
     def owner_attrs(self, worker: int = 0) -> dict[str, Any]:
-        """``wtc.owner``: the host, pid and worker index evaluating a trial (how a dead one is recognised)."""
-        return {"wtc.owner": {"host": self.host, "pid": self.pid, "worker": int(worker)}}
+        """``wtc.owner``: the host, pid (with its start time, where known) and worker index evaluating a trial
+        (how a dead one is recognised, even when its pid was given to another process since)."""
+        started = {} if self.started is None else {"started": self.started}
+        return {"wtc.owner": {"host": self.host, "pid": self.pid, **started, "worker": int(worker)}}
 
     def start_heartbeat(self, number: int) -> None:
         """Beat for a running trial every ``heartbeat_s`` seconds until :meth:`stop_heartbeat`."""
