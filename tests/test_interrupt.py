@@ -102,3 +102,20 @@ def test_a_sigterm_inside_a_child_runs_start_or_end_leaves_no_run_running(tracki
     assert [p.info.status for p in parents] == ["KILLED"]
     assert len(children) == 2 and "RUNNING" not in {c.info.status for c in children}, \
         [(c.info.run_name, c.info.status) for c in children]
+
+
+def test_a_sigterm_while_the_run_starts_ends_it_killed(tracking_uri, monkeypatch):
+    import mlflow
+
+    from tests.factories import runs_of
+    from wtc.store.runs import RunTracker
+
+    monkeypatch.setattr(mlflow, "start_run", mlflow.start_run)  # so that the test's end puts the real one back
+    _sigterm_during(mlflow, "start_run", after=True)
+    tracker = RunTracker(tracking_uri, "mid-start")
+    with pytest.raises(Terminated) as raised, interrupts_unwind():
+        with tracker:
+            raise AssertionError("not reached: the run is interrupted as it starts")
+    _, parents, _ = runs_of(tracking_uri, "mid-start")
+    assert [p.info.status for p in parents] == ["KILLED"] and raised.value.run_id == parents[0].info.run_id
+    assert mlflow.active_run() is None

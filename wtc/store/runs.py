@@ -262,12 +262,19 @@ class RunTracker(RunLogger):
             # The fluent API is used for the parent run only, because log_model attaches
             # the model to the *active* run; everything else goes through the client.
             mlflow.set_tracking_uri(self.uri)
-            run = mlflow.start_run(
-                experiment_id=self._experiment_id,
-                run_name=self.run_name,
-                tags={str(k): str(v) for k, v in self.tags.items()},
-            )
-        self._run_id = run.info.run_id
+        try:
+            with interrupt.deferred(), self._timed():  # the run is known here before an interruption unwinds
+                run = mlflow.start_run(
+                    experiment_id=self._experiment_id,
+                    run_name=self.run_name,
+                    tags={str(k): str(v) for k, v in self.tags.items()},
+                )
+                self._run_id = run.info.run_id
+        except KeyboardInterrupt as exc:
+            if not self._run_id:  # the run was not created
+                raise
+            self.__exit__(type(exc), exc, exc.__traceback__)  # __exit__ is not called when __enter__ raises
+            raise
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
