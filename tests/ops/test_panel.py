@@ -268,7 +268,8 @@ def test_a_joint_gated_model_shows_its_auto_mode(built, tmp_path):
     inner = model.unwrap_python_model()
     # Low thresholds: some tasks clear the whole's, others only the action's.
     gated = LoadedModel(WTCRecoveryModel(inner.parts, JointGate(joint_threshold=0.5, action_threshold=0.6,
-                                                                mode="action")))
+                                                                mode="action", joint_coverage=0.2,
+                                                                action_coverage=0.7)))
     app = build_panel(history, "models:/test-recovery@champion", None, tmp_path / "d.json", operator="alice",
                       model=gated, allowed_hosts={HOST})
     client = app.test_client()
@@ -278,6 +279,11 @@ def test_a_joint_gated_model_shows_its_auto_mode(built, tmp_path):
                           r'<span class="mode"[^>]*>action only', page).group(1)
     shown = get(client, f"/task?name={html.unescape(by_action)}").get_data(as_text=True)
     assert "AUTO for the action only: the parameters are suggestions." in shown
+    assert "the whole recommendation held back by: <b>whole " in shown  # not "held back by" on an AUTO task
+    from wtc.ops.predict import predict_history
+
+    # What `wtc predict` expects of it: AUTO by the action too, so at least the action's share, not the whole's.
+    assert predict_history(history, "models:/test-recovery@champion", model=gated).expected_coverage == 0.7
     # Bulk accept pre-selects the wholly AUTO tasks only: an action-only task's parameters need a look.
     seen = {"whole": [], "action only": []}
     for workflow in {t.strip("/").split("/")[0] for t in tasks_in(page)}:

@@ -263,3 +263,29 @@ def test_wtc_serve_without_uvicorn_is_one_line(monkeypatch, capsys, tmp_path):
     assert main(["serve", "--model", "models:/wtc-p@champion", "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: uvicorn is not installed beside ")
+
+
+def test_an_action_mode_report_promises_and_measures_the_action():
+    """A recommender gated in mode action promises the action's precision: the summary says so, gives the
+    coverage it expects (not the whole's 0%) and the realised precision of the action beside the whole's."""
+    import math
+
+    from wtc.inference.joint import JointGate
+    from wtc.ops.predict import Prediction, format_report
+
+    table = pd.DataFrame({"task": ["/w/a", "/w/b"], "error": ["", ""], "decision": ["AUTO", "REVIEW"],
+                          "auto_mode": ["action", ""], "recommendation": ["acdc splitting=2x", "clone"],
+                          "action": ["acdc", "clone"], "confidence": [0.5, 0.4], "runner_up": ["clone", "acdc"],
+                          "runner_up_p": [0.05, 0.3],
+                          "below_threshold": ["whole 0.5, no threshold certified (weakest: splitting 0.6)",
+                                              "whole 0.4, no threshold certified (weakest: action 0.4); action 0.4<0.9"]})
+    gate = JointGate(math.inf, 0.9, "action", joint_coverage=0.0, action_coverage=0.74)
+    realised = {"labelled": 2, "correct": 0, "accuracy": 0.0, "auto": 1, "auto_correct": 0, "auto_coverage": 0.5,
+                "auto_precision": 0.0, "action_accuracy": 0.5, "auto_action_precision": 1.0, "auto_action_correct": 1}
+    report = format_report(Prediction(table, "models:/r@champion", math.inf, 0.95, "the joint gate", 0.74,
+                                      realised=realised, gate=gate.to_dict()))
+    assert "[whole recommendation held back by: whole 0.5, no threshold certified" in report
+    assert "[held back by: whole 0.4, no threshold certified (weakest: action 0.4); action 0.4<0.9]" in report
+    assert "expected precision of AUTO decisions (the action): 95%" in report
+    assert "expected coverage 74% or more (the action alone 74%, the whole recommendation 0%)" in report
+    assert "realised precision of AUTO 0.0% (0/1) for the whole recommendation, 100.0% (1/1) for the action" in report

@@ -158,6 +158,7 @@ def _realised(history: Any, table: pd.DataFrame, inner: Any) -> dict[str, Any] |
         action_right = np.asarray(action_right, dtype=bool)
         out["action_accuracy"] = float(action_right.mean())
         out["auto_action_precision"] = float(action_right[auto].mean()) if auto.any() else None
+        out["auto_action_correct"] = int(action_right[auto].sum())
     return out
 
 
@@ -220,6 +221,8 @@ def predict_history(path: Path | str, model_uri: str, tracking_uri: str | None =
     gate = getattr(inner, "gate", None) if hasattr(inner, "parts") else None
     if gate is not None:  # the recovery recommender's joint gate (and the action's, in mode action)
         threshold, coverage = gate.joint_threshold, gate.joint_coverage
+        if gate.mode == "action":  # AUTO: the whole clears its gate or the action its own; at least the larger share
+            coverage = max(gate.joint_coverage, gate.action_coverage)
         source = (f"the joint gate, certified at promotion on the parts' out-of-fold tasks with probability "
                   f">= {1 - gate.delta:.0%} (mode {gate.mode})")
         precision = 1 - gate.alpha
@@ -281,7 +284,9 @@ def format_report(prediction: Prediction) -> str:
         line = (f"{row.decision:<6}  {row.recommendation} {row.confidence:.2f}  "
                 f"(runner-up {row.runner_up} {row.runner_up_p:.2f})  {row.task}")
         if held and row.below_threshold:
-            line += f"  [held back by: {row.below_threshold}]"
+            # An action-only AUTO: what held back the whole recommendation (its parameters are suggestions).
+            what = "whole recommendation held back by" if getattr(row, "auto_mode", "") == "action" else "held back by"
+            line += f"  [{what}: {row.below_threshold}]"
         lines.append(line)
     summary = prediction.summary()
     lines.append("")
@@ -304,13 +309,22 @@ def format_report(prediction: Prediction) -> str:
                  f"({share:.0%}), {summary['review']} REVIEW" + rule)
     expected = f"expected precision of AUTO decisions: {summary['expected_precision']:.0%} (from " \
                f"{summary['expected_precision_from']})"
+    gate = prediction.gate
+    by_action = gate is not None and gate["mode"] == "action"
+    if by_action:
+        expected = expected.replace("of AUTO decisions:", "of AUTO decisions (the action):", 1)
     if summary["expected_coverage"] is not None:
-        expected += f"; expected coverage {summary['expected_coverage']:.0%}"
+        expected += f"; expected coverage {summary['expected_coverage']:.0%}" + (
+            f" or more (the action alone {gate['action_coverage']:.0%}, the whole recommendation "
+            f"{gate['joint_coverage']:.0%})" if by_action else "")
     lines.append(expected)
     realised = summary["realised"]
     if realised is not None:
         auto = (f"realised precision of AUTO {realised['auto_precision']:.1%} ({realised['auto_correct']}/"
                 f"{realised['auto']})" if realised["auto"] else "no AUTO decision")
+        if realised["auto"] and "auto_action_correct" in realised:  # a recommender: the whole, and the action alone
+            auto += (f" for the whole recommendation, {realised['auto_action_precision']:.1%} "
+                     f"({realised['auto_action_correct']}/{realised['auto']}) for the action")
         lines.append(f"labelled tasks (the file records the operators' decisions): {realised['labelled']}; "
                      f"recommendation right for {realised['accuracy']:.1%}; AUTO {realised['auto_coverage']:.1%} "
                      f"of them, {auto}")
