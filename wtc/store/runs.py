@@ -224,15 +224,9 @@ class RunTracker(RunLogger):
     ...     tracker.log_metrics({"test/gmean": 0.8})
     """
 
-    def __init__(
-        self,
-        uri: str | None,
-        experiment_name: str,
-        run_name: str | None = None,
-        tags: Mapping[str, Any] | None = None,
-        mlruns: Path | str | None = None,
-        objective: str | None = None,
-    ) -> None:
+    def __init__(self, uri: str | None, experiment_name: str, run_name: str | None = None,
+                 tags: Mapping[str, Any] | None = None, mlruns: Path | str | None = None,
+                 objective: str | None = None) -> None:
         self.uri = resolve_tracking_uri(uri, mlruns)
         self.objective = objective
         self.experiment_name = experiment_name
