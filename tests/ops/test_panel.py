@@ -278,7 +278,8 @@ def test_a_joint_gated_model_shows_its_auto_mode(built, tmp_path):
     by_action = re.search(r'<tr class="task" data-task="([^"]+)">\s*<td><span class="badge auto">AUTO</span> '
                           r'<span class="mode"[^>]*>action only', page).group(1)
     shown = get(client, f"/task?name={html.unescape(by_action)}").get_data(as_text=True)
-    assert "AUTO for the action only: the parameters are suggestions." in shown
+    assert re.search(r"AUTO for the action only \(\w+ [0-9.]+\): the parameters are suggestions; the confidence below "
+                     "is the whole recommendation's.", shown)
     assert "the whole recommendation held back by: <b>whole " in shown  # not "held back by" on an AUTO task
     from wtc.ops.predict import predict_history
 
