@@ -119,3 +119,31 @@ def test_a_sigterm_while_the_run_starts_ends_it_killed(tracking_uri, monkeypatch
     _, parents, _ = runs_of(tracking_uri, "mid-start")
     assert [p.info.status for p in parents] == ["KILLED"] and raised.value.run_id == parents[0].info.run_id
     assert mlflow.active_run() is None
+
+
+def test_another_threads_deferred_block_neither_holds_nor_receives_the_interruption():
+    import threading
+
+    inside, release, raised_there = threading.Event(), threading.Event(), []
+
+    def bookkeeping():
+        try:
+            with interrupt.deferred():
+                inside.set()
+                release.wait(10)
+        except BaseException as exc:  # noqa: BLE001 - what the test looks for
+            raised_there.append(exc)
+
+    worker = threading.Thread(target=bookkeeping)
+    worker.start()
+    inside.wait(10)
+    try:
+        with pytest.raises(Terminated), interrupts_unwind():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # raised here, in the main thread, while the other block is still open
+                pass
+            raise AssertionError("not reached")
+    finally:
+        release.set()
+        worker.join(10)
+    assert raised_there == []

@@ -83,8 +83,14 @@ def check() -> None:
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Hold an interruption (under :func:`interrupts_unwind`) until the block ends, so that a
-    bookkeeping step (a trial created and recorded as ours, a value stored) is never cut in half."""
+    bookkeeping step (a trial created and recorded as ours, a value stored) is never cut in half.
+
+    Only the main thread receives the interruption, so only its blocks hold it: another thread's
+    block (a server's request, say) neither delays it nor has it raised there."""
     global _held, _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _held += 1
     try:
         yield
