@@ -292,11 +292,12 @@ def format_report(prediction: Prediction) -> str:
     lines.append("")
     share = summary["auto"] / summary["predicted"] if summary["predicted"] else 0.0
     threshold = summary["threshold"]
-    if prediction.gate is not None:
-        gate = prediction.gate
+    gate = prediction.gate
+    by_action = gate is not None and gate["mode"] == "action"  # AUTO promises the action; the parameters are suggestions
+    if gate is not None:
         rule = f"; AUTO when the whole recommendation's confidence {_threshold_text(gate['joint_threshold'])}" + (
             f", or the action's {_threshold_text(gate['action_threshold'])} (the parameters as suggestions)"
-            if gate["mode"] == "action" else "")
+            if by_action else "")
         if prediction.part_thresholds is not None and any(v is not None for v in prediction.part_thresholds.values()):
             rule += " (the parts' own thresholds, reported in what held a task back: " + ", ".join(
                 f"{part} {_threshold_text(value)}" for part, value in prediction.part_thresholds.items()) + ")"
@@ -307,12 +308,8 @@ def format_report(prediction: Prediction) -> str:
         rule = f"; AUTO when confidence >= {threshold:.3g}" if threshold is not None and np.isfinite(threshold) else ""
     lines.append(f"{summary['predicted']} of {summary['tasks']} task(s) predicted; {summary['auto']} AUTO "
                  f"({share:.0%}), {summary['review']} REVIEW" + rule)
-    expected = f"expected precision of AUTO decisions: {summary['expected_precision']:.0%} (from " \
-               f"{summary['expected_precision_from']})"
-    gate = prediction.gate
-    by_action = gate is not None and gate["mode"] == "action"
-    if by_action:
-        expected = expected.replace("of AUTO decisions:", "of AUTO decisions (the action):", 1)
+    expected = (f"expected precision of AUTO decisions{' (the action)' if by_action else ''}: "
+                f"{summary['expected_precision']:.0%} (from {summary['expected_precision_from']})")
     if summary["expected_coverage"] is not None:
         expected += f"; expected coverage {summary['expected_coverage']:.0%}" + (
             f" or more (the action alone {gate['action_coverage']:.0%}, the whole recommendation "
