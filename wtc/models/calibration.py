@@ -291,12 +291,17 @@ class CalibratedClassifier(ProbabilisticClassifierMixin, MetaEstimatorMixin, Cla
         calibrator = IdentityCalibrator()
         proba = np.tile(np.bincount(encoded) / encoded.size, (encoded.size, 1))
         if n_folds >= 2:
-            calibrator = copy.deepcopy(self.calibrator) if self.calibrator is not None else TemperatureCalibrator()
+            calibrator = self.new_calibrator()
             folds = StratifiedKFold(n_folds, shuffle=True, random_state=self.random_state)
             proba = cross_val_predict(clone(self.estimator), X, encoded, cv=folds, method="predict_proba")
         self.calibrator_ = calibrator.fit(proba, encoded)
         self.estimator_ = clone(self.estimator).fit(X, encoded)
         return self
+
+    def new_calibrator(self):
+        """An unfitted copy of the calibrator this model fits on out-of-fold rows (temperature scaling when
+        ``calibrator`` is None)."""
+        return copy.deepcopy(self.calibrator) if self.calibrator is not None else TemperatureCalibrator()
 
     def predict_proba(self, X):
         """Calibrated class probabilities, columns in the order of ``classes_``."""

@@ -12,7 +12,6 @@ its calibrator); those out-of-fold rows certify the joint and the action thresho
 
 from __future__ import annotations
 
-import copy
 import logging
 
 import numpy as np
@@ -37,13 +36,10 @@ def _recipe(model) -> tuple[object, object | None]:
     calibrating those rows the same way gives that, on the action run's folds (cloning the whole wrapper
     would fit every member on the same rows and calibrate on folds that split workflows).
     """
-    from wtc.models.calibration import CalibratedClassifier, TemperatureCalibrator
+    from wtc.models.calibration import CalibratedClassifier
     from wtc.run.refit import inner_pipeline
 
-    calibrator = None
-    if isinstance(model, CalibratedClassifier):
-        calibrator = model.calibrator if model.calibrator is not None else TemperatureCalibrator()  # as its fit
-    return inner_pipeline(model), calibrator
+    return inner_pipeline(model), model.new_calibrator() if isinstance(model, CalibratedClassifier) else None
 
 
 def out_of_fold(pipeline, X, y, groups, folds, n_classes: int) -> np.ndarray:
@@ -58,7 +54,7 @@ def out_of_fold(pipeline, X, y, groups, folds, n_classes: int) -> np.ndarray:
         model = fit_grouped(clone(recipe), X[fit_rows], y[fit_rows], groups[fit_rows])
         proba[valid_rows] = full_proba(model, X[valid_rows], n_classes)
     if calibrator is not None:
-        proba = copy.deepcopy(calibrator).fit(proba, y).transform(proba)
+        proba = calibrator.fit(proba, y).transform(proba)
     return proba
 
 
